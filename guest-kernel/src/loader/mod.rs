@@ -1,0 +1,217 @@
+//! `execve`'s loader: read an ELF from the container, map it, build the stack.
+
+pub mod elf;
+pub mod stack;
+
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::abi::linux::*;
+use crate::abi::{page_down, page_up, Errno, PAGE_SIZE};
+use crate::kernel::Kernel;
+use crate::mm::{Vma, VmaKind};
+use crate::platform::{HostOps, Platform, Prot};
+
+/// Top of the initial stack (Linux's layout without randomisation).
+pub const STACK_TOP: u64 = 0x7fff_ffff_e000;
+/// Default and maximum size of the main thread's stack reservation.
+pub const DEFAULT_STACK: u64 = 8 << 20;
+pub const MAX_STACK: u64 = 1 << 30;
+/// Gap kept between the stack reservation and the mmap area.
+const STACK_GAP: u64 = 128 << 20;
+/// Largest executable the loader reads.
+const MAX_EXE_BYTES: u64 = 1 << 30;
+
+/// Where a loaded program starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub rip: u64,
+    pub rsp: u64,
+}
+
+/// Why a program could not be loaded (for the user-facing error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadError {
+    pub errno: Errno,
+    pub reason: &'static str,
+}
+
+impl From<Errno> for LoadError {
+    fn from(errno: Errno) -> Self {
+        LoadError { errno, reason: "" }
+    }
+}
+
+fn fail(errno: Errno, reason: &'static str) -> LoadError {
+    LoadError { errno, reason }
+}
+
+impl<P: Platform> Kernel<'_, P> {
+    /// Read a whole host file of the container.
+    fn read_container_file(&self, path: &[u8]) -> Result<Vec<u8>, LoadError> {
+        let host = self.plat.host();
+        let h = host.open(path).map_err(|e| fail(e, "cannot open"))?;
+        let result = (|| {
+            let st = host.fstat(h).map_err(|e| fail(e, "cannot stat"))?;
+            if st.st_mode & S_IFMT != S_IFREG {
+                return Err(fail(Errno::EACCES, "not a regular file"));
+            }
+            if st.st_mode & 0o111 == 0 {
+                return Err(fail(Errno::EACCES, "permission denied (no execute bit)"));
+            }
+            let size = st.st_size as u64;
+            if size > MAX_EXE_BYTES {
+                return Err(fail(Errno::E2BIG, "executable too large"));
+            }
+            let mut data = vec![0u8; size as usize];
+            let mut off = 0usize;
+            while off < data.len() {
+                match host.pread(h, &mut data[off..], off as u64) {
+                    Ok(0) => break,
+                    Ok(n) => off += n,
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(fail(e, "read error")),
+                }
+            }
+            data.truncate(off);
+            Ok(data)
+        })();
+        host.close(h);
+        result
+    }
+
+    /// Find `args[0]` the way runc does: a name with a slash is a path
+    /// (relative to the cwd), otherwise search `PATH` from the environment.
+    pub fn resolve_program(&self, name: &[u8], env: &[Vec<u8>], cwd: &[u8]) -> Result<Vec<u8>, LoadError> {
+        if name.is_empty() {
+            return Err(fail(Errno::ENOENT, "empty program name"));
+        }
+        if name.contains(&b'/') {
+            return Ok(join(cwd, name));
+        }
+        let path = env
+            .iter()
+            .find_map(|e| e.strip_prefix(b"PATH="))
+            .unwrap_or(b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        for dir in path.split(|b| *b == b':') {
+            let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
+            let cand = join(cwd, &join(dir, name));
+            let host = self.plat.host();
+            if let Ok(h) = host.open(&cand) {
+                let st = host.fstat(h);
+                host.close(h);
+                if matches!(st, Ok(s) if s.st_mode & S_IFMT == S_IFREG && s.st_mode & 0o111 != 0) {
+                    return Ok(cand);
+                }
+            }
+        }
+        Err(fail(Errno::ENOENT, "executable file not found in $PATH"))
+    }
+
+    /// Replace the address space with `path`'s image and a fresh stack.
+    pub fn load_program(&mut self, path: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>]) -> Result<Entry, LoadError> {
+        let data = self.read_container_file(path)?;
+        if data.starts_with(b"#!") {
+            return Err(fail(Errno::ENOEXEC, "interpreter scripts need the filesystem layer (not yet supported)"));
+        }
+        let info = elf::parse(&data).map_err(|e| fail(e, "not a valid x86-64 ELF executable"))?;
+        if info.interp.is_some() {
+            return Err(fail(Errno::ENOEXEC, "dynamically linked programs are not supported yet"));
+        }
+        self.mm.teardown(self.plat, &mut self.frames);
+
+        // Page permissions, unioned where two segments share a page.
+        let mut page_prot: BTreeMap<u64, Prot> = BTreeMap::new();
+        for s in &info.segments {
+            let end = page_up(s.vaddr + s.memsz).ok_or(fail(Errno::ENOEXEC, "segment overflows"))?;
+            for page in (page_down(s.vaddr)..end).step_by(PAGE_SIZE as usize) {
+                let p = page_prot.entry(page).or_insert(Prot::NONE);
+                *p = Prot { read: p.read || s.prot.read, write: p.write || s.prot.write, exec: p.exec || s.prot.exec };
+            }
+        }
+        let mut run: Option<Vma> = None;
+        for (page, prot) in page_prot {
+            match run.as_mut() {
+                Some(v) if v.end == page && v.prot == prot => v.end += PAGE_SIZE,
+                _ => {
+                    if let Some(v) = run.take() {
+                        self.mm.insert_vma(v);
+                    }
+                    run = Some(Vma { start: page, end: page + PAGE_SIZE, prot, kind: VmaKind::Image });
+                }
+            }
+        }
+        if let Some(v) = run {
+            self.mm.insert_vma(v);
+        }
+        for s in &info.segments {
+            let bytes = &data[s.offset as usize..(s.offset + s.filesz) as usize];
+            self.mm.write_force(self.plat, &mut self.frames, s.vaddr, bytes)?;
+        }
+
+        // Stack and heap.
+        let stack_size = self.rlimits[RLIMIT_STACK as usize].0.clamp(128 << 10, MAX_STACK);
+        let stack_size = page_up(stack_size).unwrap_or(DEFAULT_STACK);
+        let stack_bottom = STACK_TOP - stack_size;
+        self.mm.insert_vma(Vma { start: stack_bottom, end: STACK_TOP, prot: Prot::RW, kind: VmaKind::Stack });
+        self.mm.mmap_base = stack_bottom - STACK_GAP;
+        self.mm.brk_start = page_up(info.end).unwrap_or(info.end);
+        self.mm.brk = self.mm.brk_start;
+
+        let mut random = [0u8; 16];
+        self.plat.random(&mut random);
+        let creds = self.task.creds;
+        let mut auxv = vec![
+            (AT_HWCAP, 0x178b_fbff),
+            (AT_PAGESZ, PAGE_SIZE),
+            (AT_CLKTCK, 100),
+            (AT_PHENT, u64::from(info.phentsize)),
+            (AT_PHNUM, u64::from(info.phnum)),
+            (AT_BASE, 0),
+            (AT_FLAGS, 0),
+            (AT_ENTRY, info.entry),
+            (AT_UID, u64::from(creds.uid)),
+            (AT_EUID, u64::from(creds.euid)),
+            (AT_GID, u64::from(creds.gid)),
+            (AT_EGID, u64::from(creds.egid)),
+            (AT_SECURE, 0),
+            (AT_MINSIGSTKSZ, 2048),
+        ];
+        if let Some(phdr) = info.phdr {
+            auxv.insert(0, (AT_PHDR, phdr));
+        }
+        let argv_refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+        let envp_refs: Vec<&[u8]> = envp.iter().map(|a| a.as_slice()).collect();
+        let img = stack::build(
+            STACK_TOP,
+            &stack::StackInputs {
+                argv: &argv_refs,
+                envp: &envp_refs,
+                auxv: &auxv,
+                random,
+                platform: b"x86_64",
+                execfn: path,
+                max_bytes: (stack_size / 4) as usize,
+            },
+        )
+        .map_err(|e| fail(e, "argument list too long"))?;
+        self.mm.copy_out(self.plat, &mut self.frames, img.sp, &img.bytes)?;
+        self.exe_path = path.to_vec();
+        Ok(Entry { rip: info.entry, rsp: img.sp })
+    }
+}
+
+/// `base` joined with `rel`, unless `rel` is absolute. Keeps `..` for the
+/// host to resolve inside the root.
+pub fn join(base: &[u8], rel: &[u8]) -> Vec<u8> {
+    if rel.starts_with(b"/") {
+        return rel.to_vec();
+    }
+    let mut out = base.to_vec();
+    if !out.ends_with(b"/") {
+        out.push(b'/');
+    }
+    out.extend_from_slice(rel.strip_prefix(b"./").unwrap_or(rel));
+    out
+}

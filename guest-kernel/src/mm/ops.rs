@@ -1,0 +1,105 @@
+//! Address-space operations behind `mmap`, `munmap`, `mprotect` and `brk`.
+
+use super::{FrameAllocator, MmStruct, Vma, VmaKind};
+use crate::abi::linux::TASK_SIZE;
+use crate::abi::{page_up, Errno, KResult, PAGE_SIZE};
+use crate::platform::{Platform, Prot};
+
+/// Lowest address an `mmap` may return (Linux's default `mmap_min_addr`).
+pub const MMAP_MIN_ADDR: u64 = 0x10000;
+
+impl<P: Platform> MmStruct<P> {
+    /// Highest free gap of `len` bytes below `below`, searching down.
+    pub fn find_free(&self, len: u64, below: u64) -> Option<u64> {
+        let mut top = below;
+        for v in self.vmas.values().rev() {
+            if v.start >= top {
+                continue;
+            }
+            if v.end <= top && top - v.end >= len {
+                return Some(top - len);
+            }
+            top = top.min(v.start);
+        }
+        (top >= MMAP_MIN_ADDR + len).then(|| top - len)
+    }
+
+    /// Map anonymous memory. `addr` is a hint unless `fixed`; with
+    /// `noreplace` an existing mapping makes it fail with `EEXIST`.
+    pub fn mmap_anon(&mut self, plat: &P, frames: &mut FrameAllocator, addr: u64, len: u64, prot: Prot, fixed: bool, noreplace: bool) -> KResult<u64> {
+        let len = page_up(len).filter(|l| *l != 0 && *l <= TASK_SIZE).ok_or(Errno::ENOMEM)?;
+        let start = if fixed || noreplace {
+            if addr % PAGE_SIZE != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let end = addr.checked_add(len).filter(|e| *e <= TASK_SIZE).ok_or(Errno::ENOMEM)?;
+            if addr < MMAP_MIN_ADDR {
+                return Err(Errno::EPERM);
+            }
+            if noreplace && self.overlaps(addr, end) {
+                return Err(Errno::EEXIST);
+            }
+            self.unmap_range(plat, frames, addr, end)?;
+            addr
+        } else {
+            let hint = addr & !(PAGE_SIZE - 1);
+            match hint.checked_add(len) {
+                Some(end) if hint >= MMAP_MIN_ADDR && end <= TASK_SIZE && !self.overlaps(hint, end) => hint,
+                _ => self.find_free(len, self.mmap_base).ok_or(Errno::ENOMEM)?,
+            }
+        };
+        self.insert_vma(Vma { start, end: start + len, prot, kind: VmaKind::Anon });
+        Ok(start)
+    }
+
+    /// `munmap(2)`.
+    pub fn munmap(&mut self, plat: &P, frames: &mut FrameAllocator, addr: u64, len: u64) -> KResult<()> {
+        if addr % PAGE_SIZE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_up(len).filter(|l| *l != 0).ok_or(Errno::EINVAL)?;
+        let end = addr.checked_add(len).filter(|e| *e <= TASK_SIZE).ok_or(Errno::EINVAL)?;
+        self.unmap_range(plat, frames, addr, end)
+    }
+
+    /// `mprotect(2)`.
+    pub fn mprotect(&mut self, plat: &P, addr: u64, len: u64, prot: Prot) -> KResult<()> {
+        if addr % PAGE_SIZE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_up(len).ok_or(Errno::ENOMEM)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let end = addr.checked_add(len).filter(|e| *e <= TASK_SIZE).ok_or(Errno::ENOMEM)?;
+        self.protect_range(plat, addr, end, prot)
+    }
+
+    /// `brk(2)`: returns the new break, or the old one when the request fails.
+    pub fn set_brk(&mut self, plat: &P, frames: &mut FrameAllocator, want: u64, limit: u64) -> u64 {
+        if want < self.brk_start || want - self.brk_start > limit {
+            return self.brk;
+        }
+        let (Some(old_top), Some(new_top)) = (page_up(self.brk), page_up(want)) else {
+            return self.brk;
+        };
+        if new_top > old_top {
+            if new_top > TASK_SIZE || self.overlaps(old_top, new_top) {
+                return self.brk;
+            }
+            // Grow the heap VMA in place, or start it.
+            match self.find_vma(old_top.wrapping_sub(1)) {
+                Some(v) if v.kind == VmaKind::Heap && v.end == old_top => {
+                    if let Some(h) = self.vmas.get_mut(&v.start) {
+                        h.end = new_top;
+                    }
+                }
+                _ => self.insert_vma(Vma { start: old_top, end: new_top, prot: Prot::RW, kind: VmaKind::Heap }),
+            }
+        } else if new_top < old_top && self.unmap_range(plat, frames, new_top, old_top).is_err() {
+            return self.brk;
+        }
+        self.brk = want;
+        want
+    }
+}

@@ -1,0 +1,177 @@
+//! The seam between the sentry and the machine it runs on.
+//!
+//! The sentry is written once against [`Platform`]. The KVM platform runs it
+//! as the guest kernel (ring 0 of a PVM guest); the ptrace platform links it
+//! into the sandbox process and runs application threads in stub processes.
+//! The interface is deliberately small, after gVisor's `platform.Platform`:
+//! switching into the application, editing its address space, reaching
+//! "physical" memory, host calls, blocking, and time.
+//!
+//! Physical memory is a flat range of frames (`phys_range`) owned by the
+//! sentry (guest RAM on KVM, a memfd on ptrace). The sentry resolves user
+//! virtual addresses to frames itself (it owns the mappings), so copying to
+//! and from user memory is a physical copy on both platforms and never
+//! faults inside the sentry.
+
+use crate::abi::{Errno, KResult, UserRegs};
+
+/// A guest-physical address inside the platform's memory.
+pub type PhysAddr = u64;
+
+/// Access permissions of a user mapping.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Prot {
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+}
+
+impl Prot {
+    pub const NONE: Prot = Prot { read: false, write: false, exec: false };
+    pub const RW: Prot = Prot { read: true, write: true, exec: false };
+
+    /// From `PROT_*` bits.
+    pub fn from_bits(bits: u32) -> Prot {
+        Prot {
+            read: bits & crate::abi::linux::PROT_READ != 0,
+            write: bits & crate::abi::linux::PROT_WRITE != 0,
+            exec: bits & crate::abi::linux::PROT_EXEC != 0,
+        }
+    }
+
+    /// As `PROT_*` bits.
+    pub fn bits(self) -> u32 {
+        (self.read as u32) | (self.write as u32) << 1 | (self.exec as u32) << 2
+    }
+}
+
+/// Why [`Platform::switch`] returned to the sentry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trap {
+    /// The application executed `syscall`; the number is in `orig_rax`.
+    Syscall,
+    /// A page fault at `addr`. `write` is `None` where the platform cannot tell.
+    PageFault { addr: u64, write: Option<bool> },
+    /// A synchronous exception that becomes a signal (#GP, #UD, #DE, int3...).
+    Exception { signo: i32, code: i32, addr: u64 },
+    /// Interrupted (timer, a wakeup, or a host signal): nothing for the task to do.
+    Interrupt,
+}
+
+/// Failure of the platform itself: the sandbox cannot go on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlatformError {
+    /// The application's host-side vessel (stub process, vCPU) died or misbehaved.
+    Lost(&'static str, i32),
+    /// Out of host resources.
+    Resource(&'static str, i32),
+}
+
+impl core::fmt::Display for PlatformError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PlatformError::Lost(what, e) => write!(f, "{what} (errno {e})"),
+            PlatformError::Resource(what, e) => write!(f, "out of host resources: {what} (errno {e})"),
+        }
+    }
+}
+
+/// Clocks the platform can read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// Wall-clock time since the Unix epoch.
+    Realtime,
+    /// Monotonic time since an arbitrary point before the sandbox started.
+    Monotonic,
+}
+
+/// A host object the sentry may use through host calls. Opaque: on KVM it is
+/// an index into the VMM's handle table, on ptrace a host fd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HostHandle(pub u32);
+
+/// The container's standard streams, opened by the host before boot.
+pub const HOST_STDIN: HostHandle = HostHandle(0);
+pub const HOST_STDOUT: HostHandle = HostHandle(1);
+pub const HOST_STDERR: HostHandle = HostHandle(2);
+
+/// Metadata of a host file, in the guest's `struct stat` terms.
+pub type HostStat = crate::abi::linux::Stat;
+
+/// Services only the host can provide. Every argument crosses a trust
+/// boundary on the host side and is validated there.
+pub trait HostOps {
+    /// Open `path` (absolute, inside the container root) read-only.
+    /// The host confines resolution beneath the root.
+    fn open(&self, path: &[u8]) -> KResult<HostHandle>;
+    /// Read at the current offset.
+    fn read(&self, h: HostHandle, buf: &mut [u8]) -> KResult<usize>;
+    /// Read at `offset`.
+    fn pread(&self, h: HostHandle, buf: &mut [u8], offset: u64) -> KResult<usize>;
+    /// Write at the current offset.
+    fn write(&self, h: HostHandle, data: &[u8]) -> KResult<usize>;
+    /// Metadata of the object.
+    fn fstat(&self, h: HostHandle) -> KResult<HostStat>;
+    /// The terminal attributes (`TCGETS`), or `ENOTTY`.
+    fn tcgets(&self, h: HostHandle) -> KResult<[u8; crate::abi::linux::TERMIOS_SIZE]>;
+    /// Drop the handle.
+    fn close(&self, h: HostHandle);
+}
+
+/// What the sentry needs from the machine.
+pub trait Platform {
+    /// A user address space (page tables on KVM, a stub process on ptrace).
+    type AddressSpace: core::fmt::Debug;
+    /// Per-thread platform state (the stub thread on ptrace).
+    type Thread: core::fmt::Debug;
+    /// Host calls.
+    type Host: HostOps;
+
+    /// The physical range `(base, len)` whose frames the sentry allocates
+    /// for user memory. The platform keeps whatever it needs elsewhere.
+    fn phys_range(&self) -> (PhysAddr, u64);
+    /// Copy out of physical memory. `pa..pa+buf.len()` lies within `phys_range`.
+    fn phys_read(&self, pa: PhysAddr, buf: &mut [u8]);
+    /// Copy into physical memory.
+    fn phys_write(&self, pa: PhysAddr, data: &[u8]);
+    /// Zero a page-aligned physical range.
+    fn phys_zero(&self, pa: PhysAddr, len: u64);
+
+    /// A new, empty user address space.
+    fn new_address_space(&self) -> Result<Self::AddressSpace, PlatformError>;
+    /// Map `len` bytes of physical memory at `pa` to user address `va`.
+    /// Both are page-aligned; any earlier mapping of the range is replaced.
+    fn map(&self, space: &mut Self::AddressSpace, va: u64, pa: PhysAddr, len: u64, prot: Prot) -> KResult<()>;
+    /// Remove any mapping of `[va, va+len)`.
+    fn unmap(&self, space: &mut Self::AddressSpace, va: u64, len: u64) -> KResult<()>;
+    /// Change the permissions of mapped pages in `[va, va+len)`.
+    fn protect(&self, space: &mut Self::AddressSpace, va: u64, len: u64, prot: Prot) -> KResult<()>;
+
+    /// A thread able to run in `space`.
+    fn new_thread(&self, space: &mut Self::AddressSpace) -> Result<Self::Thread, PlatformError>;
+    /// Run `regs` in user mode in `space` until a syscall, fault or interrupt.
+    fn switch(
+        &self,
+        space: &mut Self::AddressSpace,
+        thread: &mut Self::Thread,
+        regs: &mut UserRegs,
+    ) -> Result<Trap, PlatformError>;
+    /// Tear down a thread (it will never run again).
+    fn release_thread(&self, space: &mut Self::AddressSpace, thread: Self::Thread);
+
+    /// Host calls.
+    fn host(&self) -> &Self::Host;
+    /// Read a clock, in nanoseconds.
+    fn now(&self, clock: Clock) -> u64;
+    /// Block the CPU until `deadline` (monotonic ns) or until woken.
+    fn idle(&self, deadline: Option<u64>);
+    /// Fill `buf` with random bytes from the host's entropy.
+    fn random(&self, buf: &mut [u8]);
+}
+
+/// Errno for a platform failure seen by a syscall.
+impl From<PlatformError> for Errno {
+    fn from(_: PlatformError) -> Errno {
+        Errno::EFAULT
+    }
+}

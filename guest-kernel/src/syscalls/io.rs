@@ -1,0 +1,221 @@
+//! read, write, readv, writev, close, fstat, ioctl, readlink.
+
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::{arg_fd, arg_i32, Args};
+use crate::abi::linux::{TCGETS, TERMIOS_SIZE};
+use crate::abi::{Errno, KResult};
+use crate::fs::File;
+use crate::kernel::Kernel;
+use crate::platform::{HostOps, Platform};
+
+/// Linux caps one transfer at `MAX_RW_COUNT` (2 GiB minus a page).
+const MAX_RW_COUNT: u64 = 0x7fff_f000;
+/// Bounce-buffer size for host I/O.
+const CHUNK: usize = 64 * 1024;
+/// `UIO_MAXIOV`.
+const IOV_MAX: u64 = 1024;
+
+/// Drop a file reference; the last one releases its host handle.
+pub fn release_file<P: Platform>(k: &mut Kernel<'_, P>, file: Arc<File>) {
+    if let Ok(File::HostStream { handle }) = Arc::try_unwrap(file) {
+        k.plat.host().close(handle);
+    }
+}
+
+fn write_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64) -> KResult<u64> {
+    let len = len.min(MAX_RW_COUNT);
+    match file {
+        File::HostStream { handle } => {
+            let mut done = 0u64;
+            let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
+            while done < len {
+                let n = ((len - done) as usize).min(CHUNK);
+                if let Err(e) = k.copy_in(buf + done, &mut tmp[..n]) {
+                    return if done > 0 { Ok(done) } else { Err(e) };
+                }
+                match k.plat.host().write(*handle, &tmp[..n]) {
+                    Ok(w) => {
+                        done += w as u64;
+                        if w < n {
+                            break;
+                        }
+                    }
+                    Err(e) if done == 0 => return Err(e),
+                    Err(_) => break,
+                }
+            }
+            Ok(done)
+        }
+    }
+}
+
+fn read_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64) -> KResult<u64> {
+    let len = len.min(MAX_RW_COUNT);
+    match file {
+        File::HostStream { handle } => {
+            let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
+            let n = k.plat.host().read(*handle, &mut tmp)?;
+            k.copy_out(buf, &tmp[..n])?;
+            Ok(n as u64)
+        }
+    }
+}
+
+/// read(2).
+pub fn sys_read<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let file = k.fds.get(arg_fd(a[0]))?;
+    if a[2] == 0 {
+        return Ok(0);
+    }
+    read_file(k, &file, a[1], a[2])
+}
+
+/// write(2).
+pub fn sys_write<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let file = k.fds.get(arg_fd(a[0]))?;
+    if a[2] == 0 {
+        return Ok(0);
+    }
+    write_file(k, &file, a[1], a[2])
+}
+
+/// Read an iovec array from user memory.
+fn read_iovecs<P: Platform>(k: &mut Kernel<'_, P>, iov: u64, cnt: u64) -> KResult<Vec<(u64, u64)>> {
+    if cnt > IOV_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let mut raw = vec![0u8; cnt as usize * 16];
+    k.copy_in(iov, &mut raw)?;
+    let mut out = Vec::with_capacity(cnt as usize);
+    let mut total: u64 = 0;
+    for c in raw.chunks_exact(16) {
+        let base = u64::from_le_bytes(c[..8].try_into().map_err(|_| Errno::EFAULT)?);
+        let len = u64::from_le_bytes(c[8..].try_into().map_err(|_| Errno::EFAULT)?);
+        if len > i64::MAX as u64 {
+            return Err(Errno::EINVAL);
+        }
+        total = total.checked_add(len).filter(|t| *t <= i64::MAX as u64).ok_or(Errno::EINVAL)?;
+        out.push((base, len));
+    }
+    Ok(out)
+}
+
+/// writev(2). Gathers into one host write so a line is not split.
+pub fn sys_writev<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let file = k.fds.get(arg_fd(a[0]))?;
+    let iovs = read_iovecs(k, a[1], a[2])?;
+    let total: u64 = iovs.iter().map(|v| v.1).sum();
+    if total <= CHUNK as u64 {
+        let mut buf = vec![0u8; total as usize];
+        let mut off = 0usize;
+        for (base, len) in &iovs {
+            let len = *len as usize;
+            k.copy_in(*base, &mut buf[off..off + len])?;
+            off += len;
+        }
+        let File::HostStream { handle } = &*file;
+        return k.plat.host().write(*handle, &buf).map(|n| n as u64);
+    }
+    let mut done = 0;
+    for (base, len) in iovs {
+        if len == 0 {
+            continue;
+        }
+        let n = match write_file(k, &file, base, len) {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        done += n;
+        if n < len {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// readv(2).
+pub fn sys_readv<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let file = k.fds.get(arg_fd(a[0]))?;
+    let iovs = read_iovecs(k, a[1], a[2])?;
+    let mut done = 0;
+    for (base, len) in iovs {
+        if len == 0 {
+            continue;
+        }
+        let n = match read_file(k, &file, base, len) {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        done += n;
+        if n < len {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// close(2).
+pub fn sys_close<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let entry = k.fds.remove(arg_fd(a[0]))?;
+    release_file(k, entry.file);
+    Ok(0)
+}
+
+/// fstat(2).
+pub fn sys_fstat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let file = k.fds.get(arg_fd(a[0]))?;
+    let st = match &*file {
+        File::HostStream { handle } => k.plat.host().fstat(*handle)?,
+    };
+    k.copy_out(a[1], &st.to_bytes())?;
+    Ok(0)
+}
+
+/// ioctl(2): terminal queries on host streams.
+pub fn sys_ioctl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let file = k.fds.get(arg_fd(a[0]))?;
+    let File::HostStream { handle } = &*file;
+    match a[1] & 0xffff_ffff {
+        TCGETS => {
+            let t: [u8; TERMIOS_SIZE] = k.plat.host().tcgets(*handle)?;
+            k.copy_out(a[2], &t)?;
+            Ok(0)
+        }
+        _ => Err(Errno::ENOTTY),
+    }
+}
+
+fn readlink_common<P: Platform>(k: &mut Kernel<'_, P>, path: u64, buf: u64, size: u64) -> KResult<u64> {
+    let size = arg_i32(size);
+    if size <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = k.read_cstr(path, 4096)?;
+    if path == b"/proc/self/exe" || path == b"/proc/1/exe" || path == b"/proc/thread-self/exe" {
+        let exe = k.exe_path.clone();
+        let n = exe.len().min(size as usize);
+        k.copy_out(buf, &exe[..n])?;
+        return Ok(n as u64);
+    }
+    // The filesystem layer (procfs, host symlinks) is not there yet.
+    Err(Errno::ENOENT)
+}
+
+/// readlink(2).
+pub fn sys_readlink<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    readlink_common(k, a[0], a[1], a[2])
+}
+
+/// readlinkat(2), with `AT_FDCWD` or an absolute path.
+pub fn sys_readlinkat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    const AT_FDCWD: i32 = -100;
+    if arg_fd(a[0]) != AT_FDCWD {
+        k.fds.get(arg_fd(a[0]))?;
+    }
+    readlink_common(k, a[1], a[2], a[3])
+}

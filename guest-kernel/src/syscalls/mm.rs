@@ -1,0 +1,67 @@
+//! brk, mmap, munmap, mprotect, madvise.
+
+use log::debug;
+
+use super::{arg_fd, arg_i32, Args};
+use crate::abi::linux::*;
+use crate::abi::{Errno, KResult, PAGE_SIZE};
+use crate::kernel::Kernel;
+use crate::platform::{Platform, Prot};
+
+/// brk(2).
+pub fn sys_brk<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let limit = k.rlimits[2].0; // RLIMIT_DATA
+    Ok(k.mm.set_brk(k.plat, &mut k.frames, a[0], limit))
+}
+
+fn check_prot(bits: u64) -> KResult<Prot> {
+    // PROT_GROWSDOWN/PROT_GROWSUP are accepted and ignored.
+    if bits & !(0x7 | 0x0100_0000 | 0x0200_0000) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Prot::from_bits(bits as u32))
+}
+
+/// mmap(2). Anonymous mappings only until the VFS arrives.
+pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let (addr, len, flags, fd, off) = (a[0], a[1], a[3] as u32, arg_fd(a[4]), a[5]);
+    let prot = check_prot(a[2])?;
+    if len == 0 || off % PAGE_SIZE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    match flags & MAP_TYPE {
+        MAP_PRIVATE | MAP_SHARED | MAP_SHARED_VALIDATE => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    if flags & MAP_ANONYMOUS == 0 {
+        k.fds.get(fd)?;
+        debug!("mmap of fd {fd}: file mappings need the VFS");
+        return Err(Errno::ENODEV);
+    }
+    if flags & MAP_HUGETLB != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let _ = arg_i32(a[4]);
+    k.mm.mmap_anon(k.plat, &mut k.frames, addr, len, prot, flags & MAP_FIXED != 0, flags & MAP_FIXED_NOREPLACE != 0)
+}
+
+/// munmap(2).
+pub fn sys_munmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    k.mm.munmap(k.plat, &mut k.frames, a[0], a[1])?;
+    Ok(0)
+}
+
+/// mprotect(2).
+pub fn sys_mprotect<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let prot = check_prot(a[2])?;
+    k.mm.mprotect(k.plat, a[0], a[1], prot)?;
+    Ok(0)
+}
+
+/// madvise(2): advice only; `MADV_DONTNEED` semantics arrive with the memory work.
+pub fn sys_madvise<P: Platform>(_k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    if a[0] % PAGE_SIZE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
