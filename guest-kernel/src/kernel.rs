@@ -82,7 +82,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
         Ok(Kernel {
             plat,
             frames: FrameAllocator::new(base, len),
-            mm: MmStruct::new(space),
+            mm: MmStruct::new(space, plat.max_user_address()),
             task: Task::new(1, thread, creds),
             fds,
             hostname: params.hostname.clone(),

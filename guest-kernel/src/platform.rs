@@ -130,6 +130,10 @@ pub trait Platform {
     /// The physical range `(base, len)` whose frames the sentry allocates
     /// for user memory. The platform keeps whatever it needs elsewhere.
     fn phys_range(&self) -> (PhysAddr, u64);
+    /// One past the highest address the application may map. At most
+    /// Linux's `TASK_SIZE`; a platform may keep the top for itself (the
+    /// ptrace stub's code page).
+    fn max_user_address(&self) -> u64;
     /// Copy out of physical memory. `pa..pa+buf.len()` lies within `phys_range`.
     fn phys_read(&self, pa: PhysAddr, buf: &mut [u8]);
     /// Copy into physical memory.

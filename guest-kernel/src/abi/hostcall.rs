@@ -151,7 +151,7 @@ pub mod boot_info {
     /// Hardware flavour (VT-x/AMD-V, real ring 0). Not supported yet.
     pub const FLAVOUR_HW: u64 = 2;
     /// Value of [`BOOT_STATE`] once the arch layer is up.
-    pub const BOOTED: u64 = 0xb007_ed;
+    pub const BOOTED: u64 = 0x00b0_07ed;
 }
 
 /// I/O ports the sentry writes (32-bit `out`).

@@ -13,8 +13,6 @@ use crate::kernel::Kernel;
 use crate::mm::{Vma, VmaKind};
 use crate::platform::{HostOps, Platform, Prot};
 
-/// Top of the initial stack (Linux's layout without randomisation).
-pub const STACK_TOP: u64 = 0x7fff_ffff_e000;
 /// Default and maximum size of the main thread's stack reservation.
 pub const DEFAULT_STACK: u64 = 8 << 20;
 pub const MAX_STACK: u64 = 1 << 30;
@@ -150,11 +148,16 @@ impl<P: Platform> Kernel<'_, P> {
             self.mm.write_force(self.plat, &mut self.frames, s.vaddr, bytes)?;
         }
 
-        // Stack and heap.
+        if info.end > self.mm.task_size {
+            return Err(fail(Errno::ENOEXEC, "segments reach above the user address range"));
+        }
+        // Stack and heap. The stack top sits one guard page below the top
+        // of the user range, as Linux places it without randomisation.
+        let stack_top = self.mm.task_size - 2 * PAGE_SIZE;
         let stack_size = self.rlimits[RLIMIT_STACK as usize].0.clamp(128 << 10, MAX_STACK);
         let stack_size = page_up(stack_size).unwrap_or(DEFAULT_STACK);
-        let stack_bottom = STACK_TOP - stack_size;
-        self.mm.insert_vma(Vma { start: stack_bottom, end: STACK_TOP, prot: Prot::RW, kind: VmaKind::Stack });
+        let stack_bottom = stack_top - stack_size;
+        self.mm.insert_vma(Vma { start: stack_bottom, end: stack_top, prot: Prot::RW, kind: VmaKind::Stack });
         self.mm.mmap_base = stack_bottom - STACK_GAP;
         self.mm.brk_start = page_up(info.end).unwrap_or(info.end);
         self.mm.brk = self.mm.brk_start;
@@ -184,7 +187,7 @@ impl<P: Platform> Kernel<'_, P> {
         let argv_refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
         let envp_refs: Vec<&[u8]> = envp.iter().map(|a| a.as_slice()).collect();
         let img = stack::build(
-            STACK_TOP,
+            stack_top,
             &stack::StackInputs {
                 argv: &argv_refs,
                 envp: &envp_refs,

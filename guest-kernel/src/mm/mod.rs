@@ -77,11 +77,14 @@ pub struct MmStruct<P: Platform> {
     pub brk: u64,
     /// Top-down allocation of unhinted mmaps starts below this address.
     pub mmap_base: u64,
+    /// One past the highest user address.
+    pub task_size: u64,
 }
 
 impl<P: Platform> MmStruct<P> {
-    pub fn new(space: P::AddressSpace) -> Self {
+    pub fn new(space: P::AddressSpace, task_size: u64) -> Self {
         MmStruct {
+            task_size,
             space,
             vmas: BTreeMap::new(),
             pages: BTreeMap::new(),
@@ -319,6 +322,6 @@ impl<P: Platform> MmStruct<P> {
 
     /// Release every mapping (process exit).
     pub fn teardown(&mut self, plat: &P, frames: &mut FrameAllocator) {
-        let _ = self.unmap_range(plat, frames, 0, crate::abi::linux::TASK_SIZE);
+        let _ = self.unmap_range(plat, frames, 0, self.task_size);
     }
 }

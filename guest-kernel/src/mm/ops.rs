@@ -1,7 +1,6 @@
 //! Address-space operations behind `mmap`, `munmap`, `mprotect` and `brk`.
 
 use super::{FrameAllocator, MmStruct, Vma, VmaKind};
-use crate::abi::linux::TASK_SIZE;
 use crate::abi::{page_up, Errno, KResult, PAGE_SIZE};
 use crate::platform::{Platform, Prot};
 
@@ -27,12 +26,12 @@ impl<P: Platform> MmStruct<P> {
     /// Map anonymous memory. `addr` is a hint unless `fixed`; with
     /// `noreplace` an existing mapping makes it fail with `EEXIST`.
     pub fn mmap_anon(&mut self, plat: &P, frames: &mut FrameAllocator, addr: u64, len: u64, prot: Prot, fixed: bool, noreplace: bool) -> KResult<u64> {
-        let len = page_up(len).filter(|l| *l != 0 && *l <= TASK_SIZE).ok_or(Errno::ENOMEM)?;
+        let len = page_up(len).filter(|l| *l != 0 && *l <= self.task_size).ok_or(Errno::ENOMEM)?;
         let start = if fixed || noreplace {
             if addr % PAGE_SIZE != 0 {
                 return Err(Errno::EINVAL);
             }
-            let end = addr.checked_add(len).filter(|e| *e <= TASK_SIZE).ok_or(Errno::ENOMEM)?;
+            let end = addr.checked_add(len).filter(|e| *e <= self.task_size).ok_or(Errno::ENOMEM)?;
             if addr < MMAP_MIN_ADDR {
                 return Err(Errno::EPERM);
             }
@@ -44,7 +43,7 @@ impl<P: Platform> MmStruct<P> {
         } else {
             let hint = addr & !(PAGE_SIZE - 1);
             match hint.checked_add(len) {
-                Some(end) if hint >= MMAP_MIN_ADDR && end <= TASK_SIZE && !self.overlaps(hint, end) => hint,
+                Some(end) if hint >= MMAP_MIN_ADDR && end <= self.task_size && !self.overlaps(hint, end) => hint,
                 _ => self.find_free(len, self.mmap_base).ok_or(Errno::ENOMEM)?,
             }
         };
@@ -58,7 +57,7 @@ impl<P: Platform> MmStruct<P> {
             return Err(Errno::EINVAL);
         }
         let len = page_up(len).filter(|l| *l != 0).ok_or(Errno::EINVAL)?;
-        let end = addr.checked_add(len).filter(|e| *e <= TASK_SIZE).ok_or(Errno::EINVAL)?;
+        let end = addr.checked_add(len).filter(|e| *e <= self.task_size).ok_or(Errno::EINVAL)?;
         self.unmap_range(plat, frames, addr, end)
     }
 
@@ -71,7 +70,7 @@ impl<P: Platform> MmStruct<P> {
         if len == 0 {
             return Ok(());
         }
-        let end = addr.checked_add(len).filter(|e| *e <= TASK_SIZE).ok_or(Errno::ENOMEM)?;
+        let end = addr.checked_add(len).filter(|e| *e <= self.task_size).ok_or(Errno::ENOMEM)?;
         self.protect_range(plat, addr, end, prot)
     }
 
@@ -84,7 +83,7 @@ impl<P: Platform> MmStruct<P> {
             return self.brk;
         };
         if new_top > old_top {
-            if new_top > TASK_SIZE || self.overlaps(old_top, new_top) {
+            if new_top > self.task_size || self.overlaps(old_top, new_top) {
                 return self.brk;
             }
             // Grow the heap VMA in place, or start it.

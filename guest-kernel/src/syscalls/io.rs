@@ -176,6 +176,16 @@ pub fn sys_fstat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     Ok(0)
 }
 
+/// newfstatat(2): only `AT_EMPTY_PATH` on a descriptor until the VFS arrives.
+pub fn sys_newfstatat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    const AT_EMPTY_PATH: u64 = 0x1000;
+    let path = k.read_cstr(a[1], 4096)?;
+    if path.is_empty() && a[3] & AT_EMPTY_PATH != 0 {
+        return sys_fstat(k, [a[0], a[2], 0, 0, 0, 0]);
+    }
+    Err(if path.is_empty() { Errno::ENOENT } else { Errno::ENOSYS })
+}
+
 /// ioctl(2): terminal queries on host streams.
 pub fn sys_ioctl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let file = k.fds.get(arg_fd(a[0]))?;

@@ -40,6 +40,7 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         WRITEV => io::sys_writev(k, a),
         CLOSE => io::sys_close(k, a),
         FSTAT => io::sys_fstat(k, a),
+        NEWFSTATAT => io::sys_newfstatat(k, a),
         IOCTL => io::sys_ioctl(k, a),
         READLINK => io::sys_readlink(k, a),
         READLINKAT => io::sys_readlinkat(k, a),

@@ -1,0 +1,187 @@
+//! The handle table and the host operations behind it.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::sync::Mutex;
+
+use guest_kernel::abi::linux::{Stat, TERMIOS_SIZE};
+use guest_kernel::abi::{Errno, KResult};
+use guest_kernel::platform::{HostHandle, HostOps, HostStat, HOST_STDERR, HOST_STDIN, HOST_STDOUT};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+/// Longest path the sentry may ask for (Linux's `PATH_MAX`).
+const PATH_MAX: usize = 4096;
+/// Bound on open handles, so a guest cannot exhaust the VMM's fds.
+const MAX_HANDLES: usize = 16384;
+
+/// Host objects opened on the sentry's behalf.
+#[derive(Debug)]
+pub struct HostServices {
+    root: OwnedFd,
+    table: Mutex<Table>,
+}
+
+#[derive(Debug)]
+struct Table {
+    fds: BTreeMap<u32, OwnedFd>,
+    next: u32,
+}
+
+fn errno_of(e: rustix::io::Errno) -> Errno {
+    Errno(e.raw_os_error())
+}
+
+impl HostServices {
+    /// Serve the container rooted at `root`, with `stdio` as its standard
+    /// streams (duplicated, so the guest closing them leaves ours alone).
+    pub fn new(root: &Path, stdio: [BorrowedFd<'_>; 3]) -> io::Result<Self> {
+        let root = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        let mut fds = BTreeMap::new();
+        for (h, fd) in [HOST_STDIN, HOST_STDOUT, HOST_STDERR].into_iter().zip(stdio) {
+            fds.insert(h.0, rustix::io::fcntl_dupfd_cloexec(fd, 3)?);
+        }
+        Ok(HostServices { root, table: Mutex::new(Table { fds, next: 3 }) })
+    }
+
+    fn with_fd<T>(&self, h: HostHandle, f: impl FnOnce(BorrowedFd<'_>) -> KResult<T>) -> KResult<T> {
+        let table = self.table.lock().map_err(|_| Errno::EIO)?;
+        let fd = table.fds.get(&h.0).ok_or(Errno::EBADF)?;
+        f(fd.as_fd())
+    }
+}
+
+impl HostOps for HostServices {
+    fn open(&self, path: &[u8]) -> KResult<HostHandle> {
+        if path.len() >= PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        if path.contains(&0) {
+            return Err(Errno::EINVAL);
+        }
+        let rel = std::ffi::OsStr::new(std::str::from_utf8(path).map_err(|_| Errno::ENOENT)?);
+        let fd = rustix::fs::openat2(
+            &self.root,
+            rel,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(errno_of)?;
+        let mut table = self.table.lock().map_err(|_| Errno::EIO)?;
+        if table.fds.len() >= MAX_HANDLES {
+            return Err(Errno::ENFILE);
+        }
+        let mut h = table.next;
+        while table.fds.contains_key(&h) {
+            h = h.wrapping_add(1).max(3);
+        }
+        table.next = h.wrapping_add(1).max(3);
+        table.fds.insert(h, fd);
+        Ok(HostHandle(h))
+    }
+
+    fn read(&self, h: HostHandle, buf: &mut [u8]) -> KResult<usize> {
+        self.with_fd(h, |fd| rustix::io::read(fd, buf).map_err(errno_of))
+    }
+
+    fn pread(&self, h: HostHandle, buf: &mut [u8], offset: u64) -> KResult<usize> {
+        self.with_fd(h, |fd| rustix::io::pread(fd, buf, offset).map_err(errno_of))
+    }
+
+    fn write(&self, h: HostHandle, data: &[u8]) -> KResult<usize> {
+        self.with_fd(h, |fd| loop {
+            match rustix::io::write(fd, data) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => return r.map_err(errno_of),
+            }
+        })
+    }
+
+    fn fstat(&self, h: HostHandle) -> KResult<HostStat> {
+        self.with_fd(h, |fd| {
+            let st = rustix::fs::fstat(fd).map_err(errno_of)?;
+            Ok(Stat {
+                st_dev: st.st_dev,
+                st_ino: st.st_ino,
+                st_nlink: st.st_nlink,
+                st_mode: st.st_mode,
+                st_uid: st.st_uid,
+                st_gid: st.st_gid,
+                pad0: 0,
+                st_rdev: st.st_rdev,
+                st_size: st.st_size,
+                st_blksize: st.st_blksize,
+                st_blocks: st.st_blocks,
+                st_atime: st.st_atime,
+                st_atime_nsec: st.st_atime_nsec as i64,
+                st_mtime: st.st_mtime,
+                st_mtime_nsec: st.st_mtime_nsec as i64,
+                st_ctime: st.st_ctime,
+                st_ctime_nsec: st.st_ctime_nsec as i64,
+                reserved: [0; 3],
+            })
+        })
+    }
+
+    fn tcgets(&self, h: HostHandle) -> KResult<[u8; TERMIOS_SIZE]> {
+        self.with_fd(h, |fd| {
+            let t = nix::sys::termios::tcgetattr(fd).map_err(|e| Errno(e as i32))?;
+            let raw: libc::termios = t.into();
+            // The kernel's `struct termios`: four flag words, c_line, c_cc[19].
+            let mut out = [0u8; TERMIOS_SIZE];
+            out[0..4].copy_from_slice(&raw.c_iflag.to_le_bytes());
+            out[4..8].copy_from_slice(&raw.c_oflag.to_le_bytes());
+            out[8..12].copy_from_slice(&raw.c_cflag.to_le_bytes());
+            out[12..16].copy_from_slice(&raw.c_lflag.to_le_bytes());
+            out[16] = raw.c_line;
+            out[17..36].copy_from_slice(&raw.c_cc[..19]);
+            Ok(out)
+        })
+    }
+
+    fn close(&self, h: HostHandle) {
+        if let Ok(mut t) = self.table.lock() {
+            t.fds.remove(&h.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn services(root: &Path) -> HostServices {
+        let null = std::fs::File::open("/dev/null").unwrap();
+        HostServices::new(root, [null.as_fd(), null.as_fd(), null.as_fd()]).unwrap()
+    }
+
+    #[test]
+    fn paths_stay_beneath_the_root() {
+        let base = std::env::temp_dir().join(format!("rf-devices-{}", std::process::id()));
+        let root = base.join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/inside"), b"in").unwrap();
+        std::fs::write(base.join("outside"), b"secret").unwrap();
+        std::os::unix::fs::symlink("/outside", root.join("abs-link")).unwrap();
+        std::os::unix::fs::symlink("../../outside", root.join("etc/rel-link")).unwrap();
+        let s = services(&root);
+
+        let h = s.open(b"/etc/inside").unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(s.pread(h, &mut buf, 0), Ok(2));
+        assert_eq!(&buf[..2], b"in");
+        s.close(h);
+        // `..`, absolute symlinks and relative escapes all resolve inside.
+        for p in [&b"/../outside"[..], b"../../outside", b"/abs-link", b"/etc/rel-link", b"/proc/self/root/outside"] {
+            assert_eq!(s.open(p), Err(Errno::ENOENT), "{}", String::from_utf8_lossy(p));
+        }
+        assert_eq!(s.open(&[b'a'; 5000]), Err(Errno::ENAMETOOLONG));
+        assert_eq!(s.open(b"/etc/\0x"), Err(Errno::EINVAL));
+        assert_eq!(s.read(HostHandle(999), &mut buf), Err(Errno::EBADF));
+        assert_eq!(s.tcgets(HOST_STDOUT), Err(Errno::ENOTTY));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

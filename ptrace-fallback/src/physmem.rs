@@ -1,0 +1,98 @@
+//! The sandbox's "physical" memory: a memfd mapped once into the sentry.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+
+use nix::sys::memfd::{memfd_create, MFdFlags};
+use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+
+/// A memfd of fixed size, mapped shared into this process.
+#[derive(Debug)]
+pub struct PhysMemory {
+    fd: OwnedFd,
+    base: NonNull<u8>,
+    len: u64,
+}
+
+// SAFETY: the mapping is plain shared memory owned by this value; all access
+// goes through bounds-checked copies, and concurrent writers to the same
+// frame are the guest's own race, as on real hardware.
+unsafe impl Send for PhysMemory {}
+// SAFETY: as above; `&self` methods only perform volatile-free byte copies
+// within bounds.
+unsafe impl Sync for PhysMemory {}
+
+/// Ranges at least this large are zeroed by punching a hole, which also
+/// returns the memory to the host.
+const PUNCH_MIN: u64 = 64 * 1024;
+
+impl PhysMemory {
+    pub fn new(len: u64) -> nix::Result<Self> {
+        let fd = memfd_create(c"ringfence-memory", MFdFlags::MFD_CLOEXEC)?;
+        nix::unistd::ftruncate(&fd, i64::try_from(len).map_err(|_| nix::Error::EINVAL)?)?;
+        let size = std::num::NonZeroUsize::new(usize::try_from(len).map_err(|_| nix::Error::EINVAL)?).ok_or(nix::Error::EINVAL)?;
+        // SAFETY: a fresh shared mapping of our own memfd at a kernel-chosen
+        // address; nothing else refers to that range.
+        let base = unsafe {
+            mmap(None, size, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED | MapFlags::MAP_NORESERVE, &fd, 0)?
+        };
+        Ok(PhysMemory { fd, base: base.cast(), len })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Bounds check: `[pa, pa+n)` inside the memory. The sentry only passes
+    /// frames it allocated from `phys_range`, so a failure is a sentry bug.
+    fn check(&self, pa: u64, n: usize) -> usize {
+        let end = pa.checked_add(n as u64);
+        assert!(matches!(end, Some(e) if e <= self.len), "physical access {pa:#x}+{n:#x} outside memory");
+        pa as usize
+    }
+
+    pub fn read(&self, pa: u64, buf: &mut [u8]) {
+        let off = self.check(pa, buf.len());
+        // SAFETY: `check` proved the source lies inside our live mapping and
+        // `buf` is a distinct, writable host buffer.
+        unsafe { std::ptr::copy_nonoverlapping(self.base.as_ptr().add(off), buf.as_mut_ptr(), buf.len()) }
+    }
+
+    pub fn write(&self, pa: u64, data: &[u8]) {
+        let off = self.check(pa, data.len());
+        // SAFETY: `check` proved the destination lies inside our live mapping.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.as_ptr().add(off), data.len()) }
+    }
+
+    pub fn zero(&self, pa: u64, len: u64) {
+        let off = self.check(pa, len as usize);
+        if len >= PUNCH_MIN {
+            let mode = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+            if nix::fcntl::fallocate(&self.fd, mode, pa as i64, len as i64).is_ok() {
+                return;
+            }
+        }
+        // SAFETY: `check` proved the range lies inside our live mapping.
+        unsafe { std::ptr::write_bytes(self.base.as_ptr().add(off), 0, len as usize) }
+    }
+}
+
+impl Drop for PhysMemory {
+    fn drop(&mut self) {
+        // SAFETY: we created this mapping in `new` and no reference into it
+        // outlives `self`.
+        let _ = unsafe { munmap(self.base.cast(), self.len as usize) };
+    }
+}
