@@ -2,6 +2,7 @@
 //! (register frames, host-call types). Plain data only.
 
 pub mod errno;
+pub mod hostcall;
 pub mod linux;
 pub mod regs;
 pub mod sysno;

@@ -1,0 +1,210 @@
+//! User address spaces as KPTI PGD pairs.
+//!
+//! Each space owns an 8 KiB-aligned pair: the kernel PGD (CR3, bit 12
+//! clear) maps only the upper half, copied from the boot PGD; the user PGD
+//! (CR3 | 0x1000) maps only the application's lower half. The host flips
+//! between them on every transition. Page-table pages come from the kernel
+//! heap and are reached through the direct map. Under PVM every kernel PTE
+//! carries U (the kernel runs at hardware CPL 3), and the isolation comes
+//! from the user PGD not mapping the upper half at all.
+
+use alloc::alloc::{alloc_zeroed, dealloc, Layout};
+
+use super::{phys_to_virt, pvm, virt_to_phys};
+use crate::abi::hostcall::gpa;
+
+pub const PTE_P: u64 = 1;
+pub const PTE_W: u64 = 2;
+pub const PTE_U: u64 = 4;
+pub const PTE_PS: u64 = 1 << 7;
+/// Software bit: the entry holds a frame even while not present (PROT_NONE).
+pub const PTE_MAPPED: u64 = 1 << 9;
+pub const PTE_NX: u64 = 1 << 63;
+const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+/// End of the user half.
+pub const USER_END: u64 = 0x0000_8000_0000_0000;
+
+const PAGE: Layout = match Layout::from_size_align(4096, 4096) {
+    Ok(l) => l,
+    Err(_) => panic!(),
+};
+const PAIR: Layout = match Layout::from_size_align(8192, 8192) {
+    Ok(l) => l,
+    Err(_) => panic!(),
+};
+
+/// A user address space: the GPA of its kernel PGD (the user PGD follows).
+#[derive(Debug)]
+pub struct PgdPair {
+    pub cr3: u64,
+    /// Page-table pages below the PGD (statistics).
+    pub tables: u64,
+}
+
+fn table(gpa: u64) -> *mut u64 {
+    phys_to_virt(gpa) as *mut u64
+}
+
+impl PgdPair {
+    /// A new pair with the kernel half shared from the boot PGD.
+    pub fn new() -> Option<PgdPair> {
+        // SAFETY: PAIR has a non-zero size.
+        let p = unsafe { alloc_zeroed(PAIR) };
+        if p.is_null() {
+            return None;
+        }
+        let cr3 = virt_to_phys(p as u64);
+        let boot = table(gpa::BOOT_PGD);
+        for i in 256..512 {
+            // SAFETY: both are valid, page-sized tables; index < 512.
+            unsafe { *table(cr3).add(i) = *boot.add(i) };
+        }
+        Some(PgdPair { cr3, tables: 0 })
+    }
+
+    fn user_pgd(&self) -> *mut u64 {
+        table(self.cr3 + 0x1000)
+    }
+
+    /// The leaf PTE for `va`, creating tables when `create`.
+    fn walk(&mut self, va: u64, create: bool) -> Result<Option<*mut u64>, ()> {
+        let mut t = self.user_pgd();
+        for level in [39u32, 30, 21] {
+            let idx = ((va >> level) & 511) as usize;
+            // SAFETY: `t` is a live table page of this space; idx < 512.
+            let e = unsafe { t.add(idx) };
+            // SAFETY: as above.
+            let v = unsafe { *e };
+            if v & PTE_P == 0 {
+                if !create {
+                    return Ok(None);
+                }
+                // SAFETY: PAGE has a non-zero size.
+                let n = unsafe { alloc_zeroed(PAGE) };
+                if n.is_null() {
+                    return Err(());
+                }
+                self.tables += 1;
+                let g = virt_to_phys(n as u64);
+                // SAFETY: `e` points into a live table.
+                unsafe { *e = g | PTE_P | PTE_W | PTE_U };
+                t = n as *mut u64;
+            } else {
+                t = table(v & ADDR_MASK);
+            }
+        }
+        // SAFETY: `t` is the page table; index < 512.
+        Ok(Some(unsafe { t.add(((va >> 12) & 511) as usize) }))
+    }
+
+    fn flush(&self, va: u64, pages: u64) {
+        // SAFETY: reading our own per-CPU data.
+        let current = unsafe { (*super::percpu()).cr3 } == self.cr3;
+        if !current {
+            // Switching to this space reloads CR3, which syncs it.
+            return;
+        }
+        if pages <= 4 {
+            for i in 0..pages {
+                pvm::flush_one(va + i * 4096);
+            }
+        } else {
+            pvm::flush_all();
+        }
+    }
+
+    /// Map `[va, va+len)` to GPAs from `gpa_base` with leaf flags `flags`.
+    pub fn map(&mut self, va: u64, gpa_base: u64, len: u64, flags: u64) -> Result<(), ()> {
+        let mut replaced = false;
+        for off in (0..len).step_by(4096) {
+            let e = self.walk(va + off, true)?.ok_or(())?;
+            // SAFETY: `e` is a live leaf entry of this space.
+            unsafe {
+                replaced |= *e & PTE_MAPPED != 0;
+                *e = (gpa_base + off) | flags | PTE_MAPPED;
+            }
+        }
+        if replaced {
+            self.flush(va, len / 4096);
+        }
+        Ok(())
+    }
+
+    /// Clear `[va, va+len)`.
+    pub fn unmap(&mut self, va: u64, len: u64) {
+        self.update(va, len, |_| 0);
+    }
+
+    /// Re-flag mapped pages of `[va, va+len)`.
+    pub fn protect(&mut self, va: u64, len: u64, flags: u64) {
+        self.update(va, len, |old| (old & ADDR_MASK) | flags | PTE_MAPPED);
+    }
+
+    fn update(&mut self, va: u64, len: u64, f: impl Fn(u64) -> u64) {
+        let mut touched = false;
+        let mut off = 0;
+        while off < len {
+            let a = va + off;
+            match self.walk(a, false) {
+                Ok(Some(e)) => {
+                    // SAFETY: `e` is a live leaf entry.
+                    unsafe {
+                        if *e & PTE_MAPPED != 0 {
+                            *e = f(*e);
+                            touched = true;
+                        }
+                    }
+                    off += 4096;
+                }
+                // No table here: skip to the next 2 MiB boundary.
+                _ => off = ((a | 0x1f_ffff) + 1) - va,
+            }
+        }
+        if touched {
+            self.flush(va, len / 4096);
+        }
+    }
+
+    /// Make this space current (kernel CR3; the host derives the user one).
+    pub fn activate(&self) {
+        // SAFETY: per-CPU data of this CPU.
+        unsafe {
+            if (*super::percpu()).cr3 != self.cr3 {
+                pvm::set_cr3(self.cr3);
+                (*super::percpu()).cr3 = self.cr3;
+            }
+        }
+    }
+}
+
+impl Drop for PgdPair {
+    fn drop(&mut self) {
+        // SAFETY: per-CPU data of this CPU.
+        unsafe {
+            if (*super::percpu()).cr3 == self.cr3 {
+                pvm::set_cr3(gpa::BOOT_PGD);
+                (*super::percpu()).cr3 = gpa::BOOT_PGD;
+            }
+        }
+        free_level(self.user_pgd(), 3, 256);
+        // SAFETY: allocated with PAIR in `new`.
+        unsafe { dealloc(phys_to_virt(self.cr3) as *mut u8, PAIR) };
+    }
+}
+
+/// Free the tables below the first `n` entries of `t` (a level-`level` table).
+fn free_level(t: *mut u64, level: u32, n: usize) {
+    if level == 0 {
+        return;
+    }
+    for i in 0..n {
+        // SAFETY: `t` is a live table; i < 512.
+        let v = unsafe { *t.add(i) };
+        if v & PTE_P != 0 && v & PTE_PS == 0 {
+            let child = table(v & ADDR_MASK);
+            free_level(child, level - 1, 512);
+            // SAFETY: table pages are allocated with PAGE in `walk`.
+            unsafe { dealloc(child as *mut u8, PAGE) };
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! The sentry's side of the host-call queue (see `abi::hostcall::queue`).
+//!
+//! Synchronous calls post a request that points at the caller's buffer
+//! (zero copy: the VMM reads or writes it in place) and spin until the
+//! host marks it done. Writes to the standard streams are asynchronous:
+//! the bytes are copied into the queue's arena and the call returns at
+//! once, so a burst of small writes costs at most one doorbell, and none
+//! while the host thread is still busy.
+
+use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use crate::abi::hostcall::{gpa, port, queue as q};
+use crate::abi::{Errno, KResult};
+use crate::arch::x86_64::{kva, pvm, virt_to_phys};
+
+/// Give up on the host after this long (the VMM's I/O thread is gone).
+const HOST_TIMEOUT_NS: u64 = 30_000_000_000;
+
+fn qptr(off: u64) -> u64 {
+    kva(gpa::QUEUE + off)
+}
+
+fn slot_off(seq: u64) -> u64 {
+    q::SLOTS + (seq % q::NR_SLOTS) * q::SLOT_SIZE
+}
+
+fn a32(off: u64) -> &'static AtomicU32 {
+    // SAFETY: the queue area is mapped for the sentry's lifetime; `off` is a
+    // 4-byte aligned field inside it.
+    unsafe { &*(qptr(off) as *const AtomicU32) }
+}
+
+fn a64(off: u64) -> &'static AtomicU64 {
+    // SAFETY: as for `a32`, 8-byte aligned.
+    unsafe { &*(qptr(off) as *const AtomicU64) }
+}
+
+struct State {
+    head: u64,
+    reclaimed: u64,
+    arena_head: u64,
+    arena_free: u64,
+}
+
+/// The queue. One per sandbox (one vCPU for now).
+pub struct HostQueue {
+    lock: AtomicBool,
+    state: core::cell::UnsafeCell<State>,
+}
+
+// SAFETY: `state` is only touched under `lock`.
+unsafe impl Sync for HostQueue {}
+
+pub static QUEUE: HostQueue = HostQueue {
+    lock: AtomicBool::new(false),
+    state: core::cell::UnsafeCell::new(State {
+        head: 0,
+        reclaimed: 0,
+        arena_head: 0,
+        arena_free: 0,
+    }),
+};
+
+/// Statistics: doorbells rung and requests posted.
+pub static DOORBELLS: AtomicU64 = AtomicU64::new(0);
+pub static REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+struct Req {
+    op: u32,
+    handle: u32,
+    addr: u64,
+    len: u64,
+    offset: u64,
+}
+
+impl HostQueue {
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        while self
+            .lock
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            core::hint::spin_loop();
+        }
+        // SAFETY: exclusive under the lock.
+        let r = f(unsafe { &mut *self.state.get() });
+        self.lock.store(false, Ordering::Release);
+        r
+    }
+}
+
+fn doorbell() {
+    fence(Ordering::SeqCst);
+    if a32(q::HOST_WAITING).load(Ordering::SeqCst) != 0 {
+        DOORBELLS.fetch_add(1, Ordering::Relaxed);
+        a64(q::NOTIFIES).fetch_add(1, Ordering::Relaxed);
+        pvm::outl(port::NOTIFY, 1);
+    }
+}
+
+fn wait_until(mut done: impl FnMut() -> bool) {
+    let start = crate::arch::x86_64::monotonic_ns();
+    let mut spins = 0u32;
+    while !done() {
+        core::hint::spin_loop();
+        spins = spins.wrapping_add(1);
+        if spins % 4096 == 0 {
+            if crate::arch::x86_64::monotonic_ns() - start > HOST_TIMEOUT_NS {
+                crate::console::fatal(format_args!(
+                    "host call timed out: the VMM's I/O thread does not answer"
+                ));
+            }
+            // Make sure a sleeping host has heard of us.
+            doorbell();
+        }
+    }
+}
+
+impl State {
+    /// Free done slots in order, releasing their arena bytes.
+    fn reclaim(&mut self) {
+        while self.reclaimed < self.head {
+            let s = slot_off(self.reclaimed);
+            if a32(s + q::SLOT_STATE).load(Ordering::Acquire) != q::STATE_DONE {
+                break;
+            }
+            let arena_end = a64(s + q::SLOT_PRIV).load(Ordering::Relaxed);
+            if arena_end != 0 {
+                self.arena_free = arena_end;
+            }
+            a32(s + q::SLOT_STATE).store(q::STATE_FREE, Ordering::Relaxed);
+            self.reclaimed += 1;
+        }
+    }
+
+    /// Post a request; returns its sequence number.
+    fn post(&mut self, r: &Req, arena_end: u64) -> u64 {
+        if self.head - self.reclaimed >= q::NR_SLOTS {
+            self.reclaim();
+            if self.head - self.reclaimed >= q::NR_SLOTS {
+                doorbell();
+                let s = slot_off(self.reclaimed);
+                wait_until(|| a32(s + q::SLOT_STATE).load(Ordering::Acquire) == q::STATE_DONE);
+                self.reclaim();
+            }
+        }
+        let seq = self.head;
+        let s = slot_off(seq);
+        a32(s + q::SLOT_OP).store(r.op, Ordering::Relaxed);
+        a32(s + q::SLOT_HANDLE).store(r.handle, Ordering::Relaxed);
+        a64(s + q::SLOT_ADDR).store(r.addr, Ordering::Relaxed);
+        a64(s + q::SLOT_LEN).store(r.len, Ordering::Relaxed);
+        a64(s + q::SLOT_OFFSET).store(r.offset, Ordering::Relaxed);
+        a64(s + q::SLOT_RESULT).store(0, Ordering::Relaxed);
+        a64(s + q::SLOT_PRIV).store(arena_end, Ordering::Relaxed);
+        a32(s + q::SLOT_STATE).store(q::STATE_POSTED, Ordering::Release);
+        self.head += 1;
+        a64(q::HEAD).store(self.head, Ordering::Release);
+        REQUESTS.fetch_add(1, Ordering::Relaxed);
+        doorbell();
+        seq
+    }
+}
+
+/// A synchronous call: post, wait, reclaim. Returns the raw result.
+fn call(r: Req) -> i64 {
+    let seq = QUEUE.with(|st| st.post(&r, 0));
+    let s = slot_off(seq);
+    wait_until(|| a32(s + q::SLOT_STATE).load(Ordering::Acquire) == q::STATE_DONE);
+    let res = a64(s + q::SLOT_RESULT).load(Ordering::Relaxed) as i64;
+    QUEUE.with(|st| st.reclaim());
+    res
+}
+
+fn to_result(res: i64) -> KResult<usize> {
+    if res < 0 {
+        Err(Errno((-res) as i32))
+    } else {
+        Ok(res as usize)
+    }
+}
+
+/// Queue a write of `data` to `handle` without waiting. `false` if it does
+/// not fit in the arena (the caller then writes synchronously).
+fn write_async(handle: u32, data: &[u8]) -> bool {
+    let len = data.len() as u64;
+    if len == 0 || len > q::ARENA_SIZE / 4 {
+        return false;
+    }
+    QUEUE.with(|st| {
+        loop {
+            let mut start = st.arena_head;
+            let pos = start % q::ARENA_SIZE;
+            if pos + len > q::ARENA_SIZE {
+                start += q::ARENA_SIZE - pos; // skip the tail; never wrap a payload
+            }
+            if start + len - st.arena_free <= q::ARENA_SIZE {
+                let at = start % q::ARENA_SIZE;
+                // SAFETY: `[at, at+len)` lies inside the arena and is not in use by
+                // any posted request (it is past `arena_free` modulo the size).
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        data.as_ptr(),
+                        qptr(q::ARENA + at) as *mut u8,
+                        data.len(),
+                    );
+                }
+                st.arena_head = start + len;
+                let r = Req {
+                    op: q::OP_WRITE,
+                    handle,
+                    addr: gpa::QUEUE + q::ARENA + at,
+                    len,
+                    offset: 0,
+                };
+                st.post(&r, start + len);
+                return;
+            }
+            // Wait for the oldest request, then try again.
+            st.reclaim();
+            if st.reclaimed < st.head && start + len - st.arena_free > q::ARENA_SIZE {
+                doorbell();
+                let s = slot_off(st.reclaimed);
+                wait_until(|| a32(s + q::SLOT_STATE).load(Ordering::Acquire) == q::STATE_DONE);
+                st.reclaim();
+            } else if st.reclaimed == st.head {
+                st.arena_free = st.arena_head;
+            }
+        }
+    });
+    true
+}
+
+/// Wait until every posted request is served (before exit or panic). Bounded.
+pub fn flush_for_exit() {
+    let head = a64(q::HEAD).load(Ordering::Acquire);
+    let start = crate::arch::x86_64::monotonic_ns();
+    doorbell();
+    while a64(q::TAIL).load(Ordering::Acquire) < head {
+        core::hint::spin_loop();
+        if crate::arch::x86_64::monotonic_ns() - start > 2_000_000_000 {
+            return;
+        }
+    }
+}
+
+/// The `HostOps` of the KVM platform.
+#[derive(Debug, Default)]
+pub struct QueueHost;
+
+fn buf_gpa(p: *const u8) -> u64 {
+    virt_to_phys(p as u64)
+}
+
+impl crate::sentry::platform::HostOps for QueueHost {
+    fn open(&self, path: &[u8]) -> KResult<crate::sentry::platform::HostHandle> {
+        if path.len() as u64 > q::PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let r = call(Req {
+            op: q::OP_OPEN,
+            handle: 0,
+            addr: buf_gpa(path.as_ptr()),
+            len: path.len() as u64,
+            offset: 0,
+        });
+        to_result(r).map(|h| crate::sentry::platform::HostHandle(h as u32))
+    }
+
+    fn read(&self, h: crate::sentry::platform::HostHandle, buf: &mut [u8]) -> KResult<usize> {
+        to_result(call(Req {
+            op: q::OP_READ,
+            handle: h.0,
+            addr: buf_gpa(buf.as_ptr()),
+            len: buf.len() as u64,
+            offset: 0,
+        }))
+    }
+
+    fn pread(
+        &self,
+        h: crate::sentry::platform::HostHandle,
+        buf: &mut [u8],
+        offset: u64,
+    ) -> KResult<usize> {
+        to_result(call(Req {
+            op: q::OP_PREAD,
+            handle: h.0,
+            addr: buf_gpa(buf.as_ptr()),
+            len: buf.len() as u64,
+            offset,
+        }))
+    }
+
+    fn write(&self, h: crate::sentry::platform::HostHandle, data: &[u8]) -> KResult<usize> {
+        if (h == crate::sentry::platform::HOST_STDOUT || h == crate::sentry::platform::HOST_STDERR)
+            && write_async(h.0, data)
+        {
+            return Ok(data.len());
+        }
+        to_result(call(Req {
+            op: q::OP_WRITE,
+            handle: h.0,
+            addr: buf_gpa(data.as_ptr()),
+            len: data.len() as u64,
+            offset: 0,
+        }))
+    }
+
+    fn fstat(
+        &self,
+        h: crate::sentry::platform::HostHandle,
+    ) -> KResult<crate::sentry::platform::HostStat> {
+        let raw = [0u8; 144];
+        to_result(call(Req {
+            op: q::OP_FSTAT,
+            handle: h.0,
+            addr: buf_gpa(raw.as_ptr()),
+            len: 144,
+            offset: 0,
+        }))?;
+        Ok(stat_from_bytes(&raw))
+    }
+
+    fn tcgets(
+        &self,
+        h: crate::sentry::platform::HostHandle,
+    ) -> KResult<[u8; crate::abi::linux::TERMIOS_SIZE]> {
+        let t = [0u8; crate::abi::linux::TERMIOS_SIZE];
+        to_result(call(Req {
+            op: q::OP_TCGETS,
+            handle: h.0,
+            addr: buf_gpa(t.as_ptr()),
+            len: t.len() as u64,
+            offset: 0,
+        }))?;
+        Ok(t)
+    }
+
+    fn close(&self, h: crate::sentry::platform::HostHandle) {
+        let _ = call(Req {
+            op: q::OP_CLOSE,
+            handle: h.0,
+            addr: 0,
+            len: 0,
+            offset: 0,
+        });
+    }
+}
+
+/// A nop round trip (latency probe for the self-test).
+pub fn nop() -> i64 {
+    call(Req {
+        op: q::OP_NOP,
+        handle: 0,
+        addr: 0,
+        len: 0,
+        offset: 0,
+    })
+}
+
+fn stat_from_bytes(b: &[u8; 144]) -> crate::sentry::platform::HostStat {
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
+    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or([0; 4]));
+    crate::abi::linux::Stat {
+        st_dev: u64_at(0),
+        st_ino: u64_at(8),
+        st_nlink: u64_at(16),
+        st_mode: u32_at(24),
+        st_uid: u32_at(28),
+        st_gid: u32_at(32),
+        pad0: 0,
+        st_rdev: u64_at(40),
+        st_size: u64_at(48) as i64,
+        st_blksize: u64_at(56) as i64,
+        st_blocks: u64_at(64) as i64,
+        st_atime: u64_at(72) as i64,
+        st_atime_nsec: u64_at(80) as i64,
+        st_mtime: u64_at(88) as i64,
+        st_mtime_nsec: u64_at(96) as i64,
+        st_ctime: u64_at(104) as i64,
+        st_ctime_nsec: u64_at(112) as i64,
+        reserved: [0; 3],
+    }
+}

@@ -1,0 +1,455 @@
+//! One sandbox VM on KVM (PVM flavour): guest RAM, the in-kernel irqchip,
+//! one vCPU in long mode, the sentry image, the host-call I/O thread, and
+//! the run loop with its exit dispatch and boot watchdog.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kvm_bindings::{
+    kvm_msr_entry, kvm_segment, kvm_userspace_memory_region, kvm_xcrs, Msrs, KVM_MAX_CPUID_ENTRIES,
+};
+use kvm_ioctls::{IoEventAddress, Kvm, NoDatamatch, VcpuExit, VcpuFd, VmFd};
+use memory::GuestRam;
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::abi::{boot_info, gdt, gpa, port, KERNEL_BASE};
+use crate::hostcall::{HostBackend, HostCallServer};
+use crate::layout::{self, BootInfo};
+use crate::VcpuError;
+
+/// The PVM signature MSR and its value ("PVM").
+const MSR_PVM_SIGNATURE: u32 = 0x4b56_4d11;
+const PVM_SIGNATURE: u64 = 0x4d_5650;
+/// How long the arch layer may take to come up before the VM is declared hung.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Counts of exits to this process, by kind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStats {
+    /// Calls of `KVM_RUN`.
+    pub runs: u64,
+    /// Port writes that reached the VMM.
+    pub io: u64,
+    /// `EINTR` from kicks.
+    pub interrupted: u64,
+    /// Debug lines.
+    pub debug: u64,
+}
+
+/// What `run` reports besides the exit status.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunReport {
+    /// The sentry's exit status.
+    pub status: i32,
+    /// Exit counters.
+    pub exits: ExitStats,
+    /// Host-call requests served.
+    pub hostcalls: u64,
+    /// Doorbell wake-ups of the I/O thread.
+    pub hostcall_wakeups: u64,
+    /// Wall time from the first `KVM_RUN` to the exit.
+    pub elapsed: Duration,
+}
+
+/// A VM ready to boot the sentry.
+#[derive(Debug)]
+pub struct KvmVm {
+    _kvm: Kvm,
+    _vm: VmFd,
+    vcpu: VcpuFd,
+    ram: GuestRam,
+    doorbell: Arc<EventFd>,
+    tsc_khz: u64,
+    selftest: (u64, u64),
+}
+
+fn kvm_err(what: &'static str) -> impl Fn(kvm_ioctls::Error) -> VcpuError {
+    move |e| VcpuError::Kvm {
+        what,
+        errno: e.errno(),
+    }
+}
+
+/// Whether `/dev/kvm` is this host's PVM (as opposed to VT-x/AMD-V).
+pub fn is_pvm(vcpu: &VcpuFd) -> bool {
+    let Ok(mut msrs) = Msrs::from_entries(&[kvm_msr_entry {
+        index: MSR_PVM_SIGNATURE,
+        ..Default::default()
+    }]) else {
+        return false;
+    };
+    matches!(vcpu.get_msrs(&mut msrs), Ok(1)) && msrs.as_slice()[0].data == PVM_SIGNATURE
+}
+
+impl KvmVm {
+    /// Create the VM with `mem_bytes` of guest RAM (see `memory::DEFAULT_MEM_BYTES`).
+    pub fn new(mem_bytes: u64) -> Result<KvmVm, VcpuError> {
+        let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
+        let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
+        let ram = GuestRam::new(mem_bytes)?;
+        let region = kvm_userspace_memory_region {
+            slot: 0,
+            flags: 0,
+            guest_phys_addr: 0,
+            memory_size: ram.size(),
+            userspace_addr: ram.host_base(),
+        };
+        // SAFETY: the region is a live mapping of `memory_size` bytes owned by
+        // `ram`, which the VM keeps alive (field order drops `vm` first).
+        unsafe { vm.set_user_memory_region(region) }
+            .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+        vm.create_irq_chip()
+            .map_err(kvm_err("KVM_CREATE_IRQCHIP"))?;
+        let vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
+        if !is_pvm(&vcpu) {
+            return Err(VcpuError::NotPvm);
+        }
+        let cpuid = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
+        vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
+        let tsc_khz = u64::from(vcpu.get_tsc_khz().map_err(kvm_err("KVM_GET_TSC_KHZ"))?);
+        let doorbell = Arc::new(EventFd::new(0).map_err(|e| VcpuError::Io("eventfd", e))?);
+        vm.register_ioevent(
+            &doorbell,
+            &IoEventAddress::Pio(u64::from(port::NOTIFY)),
+            NoDatamatch,
+        )
+        .map_err(kvm_err("KVM_IOEVENTFD"))?;
+        Ok(KvmVm {
+            _kvm: kvm,
+            _vm: vm,
+            vcpu,
+            ram,
+            doorbell,
+            tsc_khz,
+            selftest: (0, 0),
+        })
+    }
+
+    /// Guest RAM.
+    pub fn ram(&self) -> &GuestRam {
+        &self.ram
+    }
+
+    /// Run arch self-test `which` with `arg` instead of the sentry (tests, benchmarks).
+    pub fn set_selftest(&mut self, which: u64, arg: u64) {
+        self.selftest = (which, arg);
+    }
+
+    /// Load `image` and `params` (the encoded `BootParams`) and set the vCPU
+    /// up to enter the image.
+    pub fn boot(&mut self, image: &[u8], params: &[u8]) -> Result<(), VcpuError> {
+        let info = crate::image::inspect(image, self.ram.size())?;
+        if params.len() as u64 > gpa::PARAMS_MAX {
+            return Err(VcpuError::ParamsTooLarge(params.len()));
+        }
+        if info.end + (64 << 20) > self.ram.size() {
+            return Err(VcpuError::BadImage("guest RAM too small for the image"));
+        }
+        let mut cursor = std::io::Cursor::new(image);
+        use linux_loader::loader::KernelLoader;
+        linux_loader::loader::Elf::load(self.ram.mem(), None, &mut cursor, None)
+            .map_err(|e| VcpuError::Load(e.to_string()))?;
+        // Zero .bss explicitly (RAM starts zeroed, but a reboot must not see stale data).
+        self.ram.write_bytes(gpa::PARAMS, params)?;
+        layout::write_page_tables(&self.ram)?;
+        layout::write_gdt_tss(&self.ram, 1)?;
+        let mut seed = [0u64; 4];
+        let mut bytes = [0u8; 32];
+        if std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+            .is_ok()
+        {
+            for (i, s) in seed.iter_mut().enumerate() {
+                *s = u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+            }
+        }
+        let realtime_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        layout::write_boot_info(
+            &self.ram,
+            &BootInfo {
+                mem_size: self.ram.size(),
+                image_end: info.end,
+                params_len: params.len() as u64,
+                tsc_khz: self.tsc_khz,
+                realtime_ns,
+                nr_vcpus: 1,
+                seed,
+                selftest: self.selftest.0,
+                selftest_arg: self.selftest.1,
+            },
+        )?;
+        self.setup_vcpu(info.entry)
+    }
+
+    fn setup_vcpu(&self, entry: u64) -> Result<(), VcpuError> {
+        let mut s = self.vcpu.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
+        s.cr0 = 0x8005_0033; // PG | AM | WP | NE | ET | MP | PE
+        s.cr3 = gpa::BOOT_PGD;
+        s.cr4 = 0x20 | 0x200 | 0x400 | 0x1_0000 | 0x4_0000; // PAE | OSFXSR | OSXMMEXCPT | FSGSBASE | OSXSAVE
+        s.efer = 0xd01; // SCE | LME | LMA | NXE
+        s.cs = kvm_segment {
+            base: 0,
+            limit: 0xffff_ffff,
+            selector: gdt::KERNEL_CS,
+            type_: 11,
+            present: 1,
+            dpl: 0,
+            db: 0,
+            s: 1,
+            l: 1,
+            g: 1,
+            ..Default::default()
+        };
+        s.ss = kvm_segment {
+            base: 0,
+            limit: 0xffff_ffff,
+            selector: gdt::KERNEL_SS,
+            type_: 3,
+            present: 1,
+            dpl: 0,
+            db: 1,
+            s: 1,
+            l: 0,
+            g: 1,
+            ..Default::default()
+        };
+        let null = kvm_segment {
+            unusable: 1,
+            ..Default::default()
+        };
+        s.ds = null;
+        s.es = null;
+        s.fs = null;
+        s.gs = null;
+        s.tr = kvm_segment {
+            base: KERNEL_BASE + gpa::TSS,
+            limit: gdt::TSS_LIMIT,
+            selector: gdt::TSS_SEL,
+            type_: 11,
+            present: 1,
+            ..Default::default()
+        };
+        s.ldt = kvm_segment {
+            unusable: 1,
+            type_: 2,
+            ..Default::default()
+        };
+        s.gdt.base = KERNEL_BASE + gpa::GDT;
+        s.gdt.limit = 0x4f;
+        s.idt.base = KERNEL_BASE + gpa::IDT;
+        s.idt.limit = 0xfff;
+        self.vcpu.set_sregs(&s).map_err(kvm_err("KVM_SET_SREGS"))?;
+        let mut x = kvm_xcrs {
+            nr_xcrs: 1,
+            ..Default::default()
+        };
+        x.xcrs[0].xcr = 0;
+        x.xcrs[0].value = 7; // x87 | SSE | AVX
+        self.vcpu.set_xcrs(&x).map_err(kvm_err("KVM_SET_XCRS"))?;
+        let regs = kvm_bindings::kvm_regs {
+            rip: entry,
+            rflags: 2,
+            ..Default::default()
+        };
+        self.vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
+        Ok(())
+    }
+
+    fn text(&self) -> String {
+        let base = gpa::BOOT_INFO;
+        let len = self
+            .ram
+            .read_u64(base + boot_info::PANIC_LEN)
+            .unwrap_or(0)
+            .min(boot_info::PANIC_MAX);
+        let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
+        let _ = self.ram.read_bytes(base + boot_info::PANIC_TEXT, &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    fn dump(&self) -> String {
+        match (self.vcpu.get_regs(), self.vcpu.get_sregs()) {
+            (Ok(r), Ok(s)) => format!(
+                "rip={:#x} rsp={:#x} rax={:#x} rflags={:#x} cs={:#x} cr2={:#x} cr3={:#x}",
+                r.rip, r.rsp, r.rax, r.rflags, s.cs.selector, s.cr2, s.cr3
+            ),
+            _ => "registers unavailable".into(),
+        }
+    }
+
+    /// Self-test results (boot info `RESULTS`).
+    pub fn results(&self) -> [u64; 8] {
+        let mut r = [0u64; 8];
+        for (i, v) in r.iter_mut().enumerate() {
+            *v = self
+                .ram
+                .read_u64(gpa::BOOT_INFO + boot_info::RESULTS + i as u64 * 8)
+                .unwrap_or(0);
+        }
+        r
+    }
+
+    /// TSC frequency of the vCPU in kHz.
+    pub fn tsc_khz(&self) -> u64 {
+        self.tsc_khz
+    }
+
+    /// Run until the sentry exits; host calls go to `backend`.
+    pub fn run(&mut self, backend: Box<dyn HostBackend>) -> Result<RunReport, VcpuError> {
+        let server = HostCallServer::start(self.ram.clone(), self.doorbell.clone(), backend)
+            .map_err(|e| VcpuError::Io("spawn the host-call thread", e))?;
+        let kicker = Kicker::arm(self.ram.clone())?;
+        let start = Instant::now();
+        let mut exits = ExitStats::default();
+        let result = self.run_loop(&mut exits, &kicker);
+        kicker.disarm();
+        let q = server.stop();
+        let status = result?;
+        Ok(RunReport {
+            status,
+            exits,
+            hostcalls: q.served,
+            hostcall_wakeups: q.wakeups,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    fn run_loop(&mut self, exits: &mut ExitStats, kicker: &Kicker) -> Result<i32, VcpuError> {
+        loop {
+            exits.runs += 1;
+            let exit = self.vcpu.run();
+            let exit = match exit {
+                Ok(e) => e,
+                Err(e) if e.errno() == libc::EINTR => {
+                    exits.interrupted += 1;
+                    self.vcpu.set_kvm_immediate_exit(0);
+                    if kicker.fired() {
+                        return Err(VcpuError::BootTimeout(BOOT_TIMEOUT, self.dump()));
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    return Err(VcpuError::Kvm {
+                        what: "KVM_RUN",
+                        errno: e.errno(),
+                    })
+                }
+            };
+            match exit {
+                VcpuExit::IoOut(p, data) => {
+                    exits.io += 1;
+                    let v = data
+                        .iter()
+                        .rev()
+                        .fold(0u32, |a, b| (a << 8) | u32::from(*b));
+                    match p {
+                        port::EXIT => return Ok(v as i32),
+                        port::PANIC => return Err(VcpuError::GuestPanic(self.text())),
+                        port::DEBUG => {
+                            exits.debug += 1;
+                            log::info!("sentry: {}", self.text());
+                        }
+                        port::NOTIFY => {
+                            let _ = self.doorbell.write(1);
+                        }
+                        0x80 => {}
+                        _ => {
+                            return Err(VcpuError::UnexpectedExit(
+                                format!("out to port {p:#x}"),
+                                self.dump(),
+                            ))
+                        }
+                    }
+                }
+                VcpuExit::Shutdown => return Err(VcpuError::GuestShutdown(self.dump())),
+                VcpuExit::InternalError => {
+                    return Err(VcpuError::UnexpectedExit(
+                        "internal error".into(),
+                        self.dump(),
+                    ));
+                }
+                VcpuExit::FailEntry(reason, _) => {
+                    return Err(VcpuError::UnexpectedExit(
+                        format!("failed entry {reason:#x}"),
+                        self.dump(),
+                    ));
+                }
+                VcpuExit::Hlt => return Err(VcpuError::UnexpectedExit("halt".into(), self.dump())),
+                other => return Err(VcpuError::UnexpectedExit(format!("{other:?}"), self.dump())),
+            }
+        }
+    }
+}
+
+/// The boot watchdog: if the sentry has not reported `BOOTED` within
+/// [`BOOT_TIMEOUT`], it kicks the vCPU thread out of `KVM_RUN` with a
+/// signal, again and again until the run loop notices.
+#[derive(Debug)]
+struct Kicker {
+    done: Arc<AtomicBool>,
+    fired: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    std::sync::atomic::fence(Ordering::Acquire);
+}
+
+fn kick_signal() -> i32 {
+    vmm_sys_util::signal::SIGRTMIN() + 2
+}
+
+impl Kicker {
+    fn arm(ram: GuestRam) -> Result<Kicker, VcpuError> {
+        vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick)
+            .map_err(|e| VcpuError::Io("kick signal handler", e.into()))?;
+        let done = Arc::new(AtomicBool::new(false));
+        let fired = Arc::new(AtomicBool::new(false));
+        // SAFETY: pthread_self has no preconditions.
+        let target = unsafe { libc::pthread_self() };
+        let (d, f) = (done.clone(), fired.clone());
+        let thread = std::thread::Builder::new()
+            .name("rf-watchdog".into())
+            .spawn(move || {
+                let deadline = Instant::now() + BOOT_TIMEOUT;
+                while !d.load(Ordering::SeqCst) {
+                    let booted = matches!(
+                        ram.read_u64(gpa::BOOT_INFO + boot_info::BOOT_STATE),
+                        Ok(boot_info::BOOTED)
+                    );
+                    if booted {
+                        return;
+                    }
+                    if Instant::now() >= deadline {
+                        f.store(true, Ordering::SeqCst);
+                        // SAFETY: `target` is the vCPU thread, alive until `disarm` joins us.
+                        unsafe { libc::pthread_kill(target, kick_signal()) };
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+            .map_err(|e| VcpuError::Io("spawn the watchdog", e))?;
+        Ok(Kicker {
+            done,
+            fired,
+            thread: Some(thread),
+        })
+    }
+
+    fn fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+
+    fn disarm(mut self) {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
