@@ -14,9 +14,9 @@ mod stub;
 
 use std::time::Duration;
 
+use devices::HostServices;
 use guest_kernel::abi::{KResult, UserRegs};
 use guest_kernel::platform::{Clock, PhysAddr, Platform, PlatformError, Prot, Trap};
-use devices::HostServices;
 use nix::sys::signal::Signal;
 use nix::sys::time::TimeSpec;
 use nix::time::{clock_gettime, ClockId};

@@ -30,11 +30,19 @@ impl PhysMemory {
     pub fn new(len: u64) -> nix::Result<Self> {
         let fd = memfd_create(c"ringfence-memory", MFdFlags::MFD_CLOEXEC)?;
         nix::unistd::ftruncate(&fd, i64::try_from(len).map_err(|_| nix::Error::EINVAL)?)?;
-        let size = std::num::NonZeroUsize::new(usize::try_from(len).map_err(|_| nix::Error::EINVAL)?).ok_or(nix::Error::EINVAL)?;
+        let size = std::num::NonZeroUsize::new(usize::try_from(len).map_err(|_| nix::Error::EINVAL)?)
+            .ok_or(nix::Error::EINVAL)?;
         // SAFETY: a fresh shared mapping of our own memfd at a kernel-chosen
         // address; nothing else refers to that range.
         let base = unsafe {
-            mmap(None, size, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED | MapFlags::MAP_NORESERVE, &fd, 0)?
+            mmap(
+                None,
+                size,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED | MapFlags::MAP_NORESERVE,
+                &fd,
+                0,
+            )?
         };
         Ok(PhysMemory { fd, base: base.cast(), len })
     }
@@ -79,7 +87,8 @@ impl PhysMemory {
     pub fn zero(&self, pa: u64, len: u64) {
         let off = self.check(pa, len as usize);
         if len >= PUNCH_MIN {
-            let mode = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+            let mode =
+                nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
             if nix::fcntl::fallocate(&self.fd, mode, pa as i64, len as i64).is_ok() {
                 return;
             }

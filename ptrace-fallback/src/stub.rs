@@ -165,19 +165,65 @@ fn lost(what: &'static str, e: nix::Error) -> PlatformError {
 
 fn to_host(r: &UserRegs) -> libc::user_regs_struct {
     libc::user_regs_struct {
-        r15: r.r15, r14: r.r14, r13: r.r13, r12: r.r12, rbp: r.rbp, rbx: r.rbx, r11: r.r11, r10: r.r10,
-        r9: r.r9, r8: r.r8, rax: r.rax, rcx: r.rcx, rdx: r.rdx, rsi: r.rsi, rdi: r.rdi, orig_rax: r.orig_rax,
-        rip: r.rip, cs: r.cs, eflags: r.rflags, rsp: r.rsp, ss: r.ss, fs_base: r.fs_base, gs_base: r.gs_base,
-        ds: r.ds, es: r.es, fs: r.fs, gs: r.gs,
+        r15: r.r15,
+        r14: r.r14,
+        r13: r.r13,
+        r12: r.r12,
+        rbp: r.rbp,
+        rbx: r.rbx,
+        r11: r.r11,
+        r10: r.r10,
+        r9: r.r9,
+        r8: r.r8,
+        rax: r.rax,
+        rcx: r.rcx,
+        rdx: r.rdx,
+        rsi: r.rsi,
+        rdi: r.rdi,
+        orig_rax: r.orig_rax,
+        rip: r.rip,
+        cs: r.cs,
+        eflags: r.rflags,
+        rsp: r.rsp,
+        ss: r.ss,
+        fs_base: r.fs_base,
+        gs_base: r.gs_base,
+        ds: r.ds,
+        es: r.es,
+        fs: r.fs,
+        gs: r.gs,
     }
 }
 
 fn from_host(r: &libc::user_regs_struct) -> UserRegs {
     UserRegs {
-        r15: r.r15, r14: r.r14, r13: r.r13, r12: r.r12, rbp: r.rbp, rbx: r.rbx, r11: r.r11, r10: r.r10,
-        r9: r.r9, r8: r.r8, rax: r.rax, rcx: r.rcx, rdx: r.rdx, rsi: r.rsi, rdi: r.rdi, orig_rax: r.orig_rax,
-        rip: r.rip, cs: r.cs, rflags: r.eflags, rsp: r.rsp, ss: r.ss, fs_base: r.fs_base, gs_base: r.gs_base,
-        ds: r.ds, es: r.es, fs: r.fs, gs: r.gs,
+        r15: r.r15,
+        r14: r.r14,
+        r13: r.r13,
+        r12: r.r12,
+        rbp: r.rbp,
+        rbx: r.rbx,
+        r11: r.r11,
+        r10: r.r10,
+        r9: r.r9,
+        r8: r.r8,
+        rax: r.rax,
+        rcx: r.rcx,
+        rdx: r.rdx,
+        rsi: r.rsi,
+        rdi: r.rdi,
+        orig_rax: r.orig_rax,
+        rip: r.rip,
+        cs: r.cs,
+        rflags: r.eflags,
+        rsp: r.rsp,
+        ss: r.ss,
+        fs_base: r.fs_base,
+        gs_base: r.gs_base,
+        ds: r.ds,
+        es: r.es,
+        fs: r.fs,
+        gs: r.gs,
     }
 }
 
@@ -199,7 +245,12 @@ fn check_no_rseq(pid: Pid) -> Result<(), PlatformError> {
     // SAFETY: the kernel writes at most `size_of::<RseqConfiguration>()`
     // bytes (the size we pass) into `conf`, which lives across the call.
     let r = unsafe {
-        libc::ptrace(PTRACE_GET_RSEQ_CONFIGURATION, pid.as_raw(), std::mem::size_of::<RseqConfiguration>(), &mut conf as *mut RseqConfiguration)
+        libc::ptrace(
+            PTRACE_GET_RSEQ_CONFIGURATION,
+            pid.as_raw(),
+            std::mem::size_of::<RseqConfiguration>(),
+            &mut conf as *mut RseqConfiguration,
+        )
     };
     if r >= 0 && conf.rseq_abi_pointer != 0 {
         return Err(PlatformError::Lost("the stub kept an rseq registration", 0));
@@ -256,7 +307,8 @@ impl Stub {
             }
         }
         let pid = Pid::from_raw(pid);
-        let mut stub = Stub { pid, syscall_addr: base + page.syscall_off, memfd, inject_regs: to_host(&UserRegs::default()) };
+        let mut stub =
+            Stub { pid, syscall_addr: base + page.syscall_off, memfd, inject_regs: to_host(&UserRegs::default()) };
         match waitpid(pid, Some(WaitPidFlag::__WALL)) {
             Ok(WaitStatus::Stopped(_, Signal::SIGSTOP)) => {}
             Ok(other) => {
@@ -293,7 +345,10 @@ impl Stub {
                     let si = ptrace::getsiginfo(self.pid).map_err(|e| lost("inject siginfo", e))?;
                     // SAFETY: fault signals fill `si_addr`.
                     let addr = unsafe { si.si_addr() } as u64;
-                    debug!("stub {} faulted with {sig:?} (code {}, addr {addr:#x}) during syscall {nr} at rip {:#x}", self.pid, si.si_code, r.rip);
+                    debug!(
+                        "stub {} faulted with {sig:?} (code {}, addr {addr:#x}) during syscall {nr} at rip {:#x}",
+                        self.pid, si.si_code, r.rip
+                    );
                     return Err(PlatformError::Lost("stub faulted during a host call", sig as i32));
                 }
                 // An unrelated signal arrived first: drop it and go on.
@@ -307,7 +362,14 @@ impl Stub {
             }
         }
         let out = ptrace::getregs(self.pid).map_err(|e| lost("inject getregs", e))?;
-        log::trace!("stub {}: syscall {nr}({:#x}, {:#x}, {:#x}, ..) = {:#x}", self.pid, args[0], args[1], args[2], out.rax);
+        log::trace!(
+            "stub {}: syscall {nr}({:#x}, {:#x}, {:#x}, ..) = {:#x}",
+            self.pid,
+            args[0],
+            args[1],
+            args[2],
+            out.rax
+        );
         Ok(out.rax as i64)
     }
 
@@ -363,7 +425,9 @@ impl Stub {
                 }
                 WaitStatus::Stopped(_, _) | WaitStatus::PtraceEvent(..) => return Ok(Trap::Interrupt),
                 WaitStatus::Exited(_, code) => return Err(PlatformError::Lost("stub exited", code)),
-                WaitStatus::Signaled(_, sig, _) => return Err(PlatformError::Lost("stub killed by signal", sig as i32)),
+                WaitStatus::Signaled(_, sig, _) => {
+                    return Err(PlatformError::Lost("stub killed by signal", sig as i32))
+                }
                 _ => continue,
             }
         }

@@ -43,11 +43,7 @@ pub struct ElfInfo {
 }
 
 fn prot_of(flags: elf::ProgramFlags) -> Prot {
-    Prot {
-        read: flags.0 & elf::PF_R.0 != 0,
-        write: flags.0 & elf::PF_W.0 != 0,
-        exec: flags.0 & elf::PF_X.0 != 0,
-    }
+    Prot { read: flags.0 & elf::PF_R.0 != 0, write: flags.0 & elf::PF_W.0 != 0, exec: flags.0 & elf::PF_X.0 != 0 }
 }
 
 /// Parse an x86-64 executable. Every malformed or unsupported input is

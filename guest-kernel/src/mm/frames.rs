@@ -104,11 +104,7 @@ impl FrameAllocator {
         self.high_water = self.high_water.max(start + n);
         self.cursor = (start + n) % self.count;
         self.free -= n;
-        Some(FrameRun {
-            pa: self.base + start * PAGE_SIZE,
-            pages: n,
-            dirty,
-        })
+        Some(FrameRun { pa: self.base + start * PAGE_SIZE, pages: n, dirty })
     }
 
     /// Return one frame.

@@ -7,7 +7,7 @@
 //! a fault on a user pointer.
 
 pub mod frames;
-mod ops;
+pub mod ops;
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -83,15 +83,7 @@ pub struct MmStruct<P: Platform> {
 
 impl<P: Platform> MmStruct<P> {
     pub fn new(space: P::AddressSpace, task_size: u64) -> Self {
-        MmStruct {
-            task_size,
-            space,
-            vmas: BTreeMap::new(),
-            pages: BTreeMap::new(),
-            brk_start: 0,
-            brk: 0,
-            mmap_base: 0,
-        }
+        MmStruct { task_size, space, vmas: BTreeMap::new(), pages: BTreeMap::new(), brk_start: 0, brk: 0, mmap_base: 0 }
     }
 
     /// The VMA containing `addr`.
@@ -189,7 +181,13 @@ impl<P: Platform> MmStruct<P> {
 
     /// Handle an application fault at `addr`: populate the page (and its
     /// neighbours) when the VMA allows the access.
-    pub fn handle_fault(&mut self, plat: &P, frames: &mut FrameAllocator, addr: u64, write: Option<bool>) -> Result<(), FaultError> {
+    pub fn handle_fault(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        addr: u64,
+        write: Option<bool>,
+    ) -> Result<(), FaultError> {
         let vma = self.find_vma(addr).ok_or(FaultError::Unmapped)?;
         let page = page_down(addr);
         if self.pages.contains_key(&page) {
@@ -240,7 +238,13 @@ impl<P: Platform> MmStruct<P> {
     }
 
     /// The physical address behind `va` for an access, populating on demand.
-    fn translate(&mut self, plat: &P, frames: &mut FrameAllocator, va: u64, access: Access) -> Result<PhysAddr, FaultError> {
+    fn translate(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        va: u64,
+        access: Access,
+    ) -> Result<PhysAddr, FaultError> {
         let page = page_down(va);
         let vma = self.find_vma(va).ok_or(FaultError::Unmapped)?;
         let allowed = match access {
@@ -258,7 +262,15 @@ impl<P: Platform> MmStruct<P> {
         Ok(pa + (va - page))
     }
 
-    fn copy(&mut self, plat: &P, frames: &mut FrameAllocator, va: u64, len: usize, access: Access, mut f: impl FnMut(&P, PhysAddr, core::ops::Range<usize>)) -> Result<(), FaultError> {
+    fn copy(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        va: u64,
+        len: usize,
+        access: Access,
+        mut f: impl FnMut(&P, PhysAddr, core::ops::Range<usize>),
+    ) -> Result<(), FaultError> {
         let end = va.checked_add(len as u64).ok_or(FaultError::Unmapped)?;
         let mut cur = va;
         while cur < end {

@@ -4,6 +4,17 @@ use super::{FrameAllocator, MmStruct, Vma, VmaKind};
 use crate::abi::{page_up, Errno, KResult, PAGE_SIZE};
 use crate::platform::{Platform, Prot};
 
+/// How `mmap` treats its address argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// A hint: used if free, otherwise the kernel picks.
+    Hint,
+    /// `MAP_FIXED`: replace whatever is there.
+    Fixed,
+    /// `MAP_FIXED_NOREPLACE`: fail with `EEXIST` if anything is there.
+    FixedNoReplace,
+}
+
 /// Lowest address an `mmap` may return (Linux's default `mmap_min_addr`).
 pub const MMAP_MIN_ADDR: u64 = 0x10000;
 
@@ -23,19 +34,26 @@ impl<P: Platform> MmStruct<P> {
         (top >= MMAP_MIN_ADDR + len).then(|| top - len)
     }
 
-    /// Map anonymous memory. `addr` is a hint unless `fixed`; with
-    /// `noreplace` an existing mapping makes it fail with `EEXIST`.
-    pub fn mmap_anon(&mut self, plat: &P, frames: &mut FrameAllocator, addr: u64, len: u64, prot: Prot, fixed: bool, noreplace: bool) -> KResult<u64> {
+    /// Map anonymous memory at `addr` as `placement` says.
+    pub fn mmap_anon(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        addr: u64,
+        len: u64,
+        prot: Prot,
+        placement: Placement,
+    ) -> KResult<u64> {
         let len = page_up(len).filter(|l| *l != 0 && *l <= self.task_size).ok_or(Errno::ENOMEM)?;
-        let start = if fixed || noreplace {
-            if addr % PAGE_SIZE != 0 {
+        let start = if placement != Placement::Hint {
+            if !addr.is_multiple_of(PAGE_SIZE) {
                 return Err(Errno::EINVAL);
             }
             let end = addr.checked_add(len).filter(|e| *e <= self.task_size).ok_or(Errno::ENOMEM)?;
             if addr < MMAP_MIN_ADDR {
                 return Err(Errno::EPERM);
             }
-            if noreplace && self.overlaps(addr, end) {
+            if placement == Placement::FixedNoReplace && self.overlaps(addr, end) {
                 return Err(Errno::EEXIST);
             }
             self.unmap_range(plat, frames, addr, end)?;
@@ -53,7 +71,7 @@ impl<P: Platform> MmStruct<P> {
 
     /// `munmap(2)`.
     pub fn munmap(&mut self, plat: &P, frames: &mut FrameAllocator, addr: u64, len: u64) -> KResult<()> {
-        if addr % PAGE_SIZE != 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
         let len = page_up(len).filter(|l| *l != 0).ok_or(Errno::EINVAL)?;
@@ -63,7 +81,7 @@ impl<P: Platform> MmStruct<P> {
 
     /// `mprotect(2)`.
     pub fn mprotect(&mut self, plat: &P, addr: u64, len: u64, prot: Prot) -> KResult<()> {
-        if addr % PAGE_SIZE != 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
         let len = page_up(len).ok_or(Errno::ENOMEM)?;

@@ -9,7 +9,8 @@ use crate::abi::linux::{TCGETS, TERMIOS_SIZE};
 use crate::abi::{Errno, KResult};
 use crate::fs::File;
 use crate::kernel::Kernel;
-use crate::platform::{HostOps, Platform};
+use crate::platform::{HostHandle, HostOps, Platform};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Linux caps one transfer at `MAX_RW_COUNT` (2 GiB minus a page).
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
@@ -20,14 +21,15 @@ const IOV_MAX: u64 = 1024;
 
 /// Drop a file reference; the last one releases its host handle.
 pub fn release_file<P: Platform>(k: &mut Kernel<'_, P>, file: Arc<File>) {
-    if let Ok(File::HostStream { handle }) = Arc::try_unwrap(file) {
-        k.plat.host().close(handle);
+    if let Ok(f) = Arc::try_unwrap(file) {
+        k.plat.host().close(f.handle());
     }
 }
 
 fn write_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64) -> KResult<u64> {
     let len = len.min(MAX_RW_COUNT);
     match file {
+        File::HostFile { .. } => Err(Errno::EBADF),
         File::HostStream { handle } => {
             let mut done = 0u64;
             let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
@@ -55,6 +57,12 @@ fn write_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u6
 fn read_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64) -> KResult<u64> {
     let len = len.min(MAX_RW_COUNT);
     match file {
+        File::HostFile { handle, offset } => {
+            let off = offset.load(Ordering::Relaxed);
+            let n = pread_host(k, *handle, buf, len, off)?;
+            offset.store(off + n, Ordering::Relaxed);
+            Ok(n)
+        }
         File::HostStream { handle } => {
             let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
             let n = k.plat.host().read(*handle, &mut tmp)?;
@@ -62,6 +70,31 @@ fn read_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64
             Ok(n as u64)
         }
     }
+}
+
+/// Read from a host file at `off` into user memory, in bounce-buffer chunks.
+fn pread_host<P: Platform>(k: &mut Kernel<'_, P>, handle: HostHandle, buf: u64, len: u64, off: u64) -> KResult<u64> {
+    let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
+    let mut done = 0u64;
+    while done < len {
+        let want = ((len - done) as usize).min(CHUNK);
+        let n = match k.plat.host().pread(handle, &mut tmp[..want], off + done) {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        if n == 0 {
+            break;
+        }
+        if let Err(e) = k.copy_out(buf + done, &tmp[..n]) {
+            return if done > 0 { Ok(done) } else { Err(e) };
+        }
+        done += n as u64;
+        if n < want {
+            break;
+        }
+    }
+    Ok(done)
 }
 
 /// read(2).
@@ -116,7 +149,9 @@ pub fn sys_writev<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             k.copy_in(*base, &mut buf[off..off + len])?;
             off += len;
         }
-        let File::HostStream { handle } = &*file;
+        let File::HostStream { handle } = &*file else {
+            return Err(Errno::EBADF);
+        };
         return k.plat.host().write(*handle, &buf).map(|n| n as u64);
     }
     let mut done = 0;
@@ -169,9 +204,7 @@ pub fn sys_close<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
 /// fstat(2).
 pub fn sys_fstat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let file = k.fds.get(arg_fd(a[0]))?;
-    let st = match &*file {
-        File::HostStream { handle } => k.plat.host().fstat(*handle)?,
-    };
+    let st = k.plat.host().fstat(file.handle())?;
     k.copy_out(a[1], &st.to_bytes())?;
     Ok(0)
 }
@@ -189,7 +222,9 @@ pub fn sys_newfstatat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u6
 /// ioctl(2): terminal queries on host streams.
 pub fn sys_ioctl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let file = k.fds.get(arg_fd(a[0]))?;
-    let File::HostStream { handle } = &*file;
+    let File::HostStream { handle } = &*file else {
+        return Err(Errno::ENOTTY);
+    };
     match a[1] & 0xffff_ffff {
         TCGETS => {
             let t: [u8; TERMIOS_SIZE] = k.plat.host().tcgets(*handle)?;
@@ -228,4 +263,92 @@ pub fn sys_readlinkat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u6
         k.fds.get(arg_fd(a[0]))?;
     }
     readlink_common(k, a[1], a[2], a[3])
+}
+
+const AT_FDCWD: i32 = -100;
+const O_ACCMODE: u64 = 3;
+const O_CREAT: u64 = 0o100;
+const O_TRUNC: u64 = 0o1000;
+const O_DIRECTORY: u64 = 0o200000;
+const O_CLOEXEC: u64 = 0o2000000;
+
+/// openat(2). The root is served read-only until the VFS and its overlay
+/// arrive, so any request to write or create is `EROFS`.
+pub fn sys_openat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let (dirfd, flags) = (arg_fd(a[0]), a[2]);
+    let path = k.read_cstr(a[1], 4095)?;
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    if dirfd != AT_FDCWD && !path.starts_with(b"/") {
+        k.fds.get(dirfd)?;
+        return Err(Errno::ENOSYS);
+    }
+    if path.split(|b| *b == b'/').any(|c| c.len() > 255) {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    let full = crate::loader::join(&k.cwd, &path);
+    let handle = match k.plat.host().open(&full) {
+        Ok(h) => h,
+        Err(Errno::ENOENT) if flags & O_CREAT != 0 => return Err(Errno::EROFS),
+        Err(e) => return Err(e),
+    };
+    let check = (|| {
+        if flags & O_ACCMODE != 0 || flags & O_TRUNC != 0 {
+            return Err(Errno::EROFS);
+        }
+        let st = k.plat.host().fstat(handle)?;
+        if flags & O_DIRECTORY != 0 && st.st_mode & crate::abi::linux::S_IFMT != crate::abi::linux::S_IFDIR {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok(())
+    })();
+    if let Err(e) = check {
+        k.plat.host().close(handle);
+        return Err(e);
+    }
+    let limit = k.rlimits[crate::abi::linux::RLIMIT_NOFILE as usize].0;
+    let file = Arc::new(File::HostFile { handle, offset: AtomicU64::new(0) });
+    match k.fds.install(file.clone(), flags & O_CLOEXEC != 0, limit) {
+        Ok(fd) => Ok(fd as u64),
+        Err(e) => {
+            release_file(k, file);
+            Err(e)
+        }
+    }
+}
+
+/// open(2).
+pub fn sys_open<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    sys_openat(k, [AT_FDCWD as u32 as u64, a[0], a[1], a[2], 0, 0])
+}
+
+/// lseek(2).
+pub fn sys_lseek<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let file = k.fds.get(arg_fd(a[0]))?;
+    let File::HostFile { handle, offset } = &*file else {
+        return Err(Errno::ESPIPE);
+    };
+    let off = a[1] as i64;
+    let base = match a[2] {
+        0 => 0,
+        1 => offset.load(Ordering::Relaxed) as i64,
+        2 => k.plat.host().fstat(*handle)?.st_size,
+        _ => return Err(Errno::EINVAL),
+    };
+    let new = base.checked_add(off).filter(|n| *n >= 0).ok_or(Errno::EINVAL)?;
+    offset.store(new as u64, Ordering::Relaxed);
+    Ok(new as u64)
+}
+
+/// pread64(2).
+pub fn sys_pread64<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let file = k.fds.get(arg_fd(a[0]))?;
+    let File::HostFile { handle, .. } = &*file else {
+        return Err(Errno::ESPIPE);
+    };
+    if (a[3] as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    pread_host(k, *handle, a[1], a[2].min(MAX_RW_COUNT), a[3])
 }

@@ -6,6 +6,7 @@ use super::{arg_fd, arg_i32, Args};
 use crate::abi::linux::*;
 use crate::abi::{Errno, KResult, PAGE_SIZE};
 use crate::kernel::Kernel;
+use crate::mm::ops::Placement;
 use crate::platform::{Platform, Prot};
 
 /// brk(2).
@@ -42,7 +43,14 @@ pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         return Err(Errno::EINVAL);
     }
     let _ = arg_i32(a[4]);
-    k.mm.mmap_anon(k.plat, &mut k.frames, addr, len, prot, flags & MAP_FIXED != 0, flags & MAP_FIXED_NOREPLACE != 0)
+    let placement = if flags & MAP_FIXED_NOREPLACE != 0 {
+        Placement::FixedNoReplace
+    } else if flags & MAP_FIXED != 0 {
+        Placement::Fixed
+    } else {
+        Placement::Hint
+    };
+    k.mm.mmap_anon(k.plat, &mut k.frames, addr, len, prot, placement)
 }
 
 /// munmap(2).
@@ -60,7 +68,7 @@ pub fn sys_mprotect<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64>
 
 /// madvise(2): advice only; `MADV_DONTNEED` semantics arrive with the memory work.
 pub fn sys_madvise<P: Platform>(_k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    if a[0] % PAGE_SIZE != 0 {
+    if !a[0].is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
     Ok(0)

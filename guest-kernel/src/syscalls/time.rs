@@ -10,9 +10,13 @@ fn read_clock<P: Platform>(k: &Kernel<'_, P>, id: i32) -> KResult<u64> {
     let id = u32::try_from(id).map_err(|_| Errno::EINVAL)?;
     match id {
         CLOCK_REALTIME | CLOCK_REALTIME_COARSE => Ok(k.plat.now(Clock::Realtime)),
-        CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME => Ok(k.plat.now(Clock::Monotonic)),
+        CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME => {
+            Ok(k.plat.now(Clock::Monotonic))
+        }
         // Until tasks are charged for their CPU time, time since boot bounds it.
-        CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => Ok(k.plat.now(Clock::Monotonic).saturating_sub(k.boot_ns)),
+        CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => {
+            Ok(k.plat.now(Clock::Monotonic).saturating_sub(k.boot_ns))
+        }
         _ => Err(Errno::EINVAL),
     }
 }

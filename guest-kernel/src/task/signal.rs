@@ -101,7 +101,8 @@ impl SignalState {
     /// Queue `sig`; an ignored signal is dropped at once, as on Linux.
     pub fn post(&mut self, sig: i32) {
         let act = self.action(sig);
-        let ignored = act.handler == SIG_IGN || (act.handler == SIG_DFL && default_action(sig) == DefaultAction::Ignore);
+        let ignored =
+            act.handler == SIG_IGN || (act.handler == SIG_DFL && default_action(sig) == DefaultAction::Ignore);
         if ignored && sig != SIGKILL && sig != SIGSTOP {
             return;
         }
