@@ -37,15 +37,29 @@ impl HostServices {
     /// Serve the container rooted at `root`, with `stdio` as its standard
     /// streams (duplicated, so the guest closing them leaves ours alone).
     pub fn new(root: &Path, stdio: [BorrowedFd<'_>; 3]) -> io::Result<Self> {
-        let root = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        let root = rustix::fs::open(
+            root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
         let mut fds = BTreeMap::new();
-        for (h, fd) in [HOST_STDIN, HOST_STDOUT, HOST_STDERR].into_iter().zip(stdio) {
+        for (h, fd) in [HOST_STDIN, HOST_STDOUT, HOST_STDERR]
+            .into_iter()
+            .zip(stdio)
+        {
             fds.insert(h.0, rustix::io::fcntl_dupfd_cloexec(fd, 3)?);
         }
-        Ok(HostServices { root, table: Mutex::new(Table { fds, next: 3 }) })
+        Ok(HostServices {
+            root,
+            table: Mutex::new(Table { fds, next: 3 }),
+        })
     }
 
-    fn with_fd<T>(&self, h: HostHandle, f: impl FnOnce(BorrowedFd<'_>) -> KResult<T>) -> KResult<T> {
+    fn with_fd<T>(
+        &self,
+        h: HostHandle,
+        f: impl FnOnce(BorrowedFd<'_>) -> KResult<T>,
+    ) -> KResult<T> {
         let table = self.table.lock().map_err(|_| Errno::EIO)?;
         let fd = table.fds.get(&h.0).ok_or(Errno::EBADF)?;
         f(fd.as_fd())
@@ -175,8 +189,19 @@ mod tests {
         assert_eq!(&buf[..2], b"in");
         s.close(h);
         // `..`, absolute symlinks and relative escapes all resolve inside.
-        for p in [&b"/../outside"[..], b"../../outside", b"/abs-link", b"/etc/rel-link", b"/proc/self/root/outside"] {
-            assert_eq!(s.open(p), Err(Errno::ENOENT), "{}", String::from_utf8_lossy(p));
+        for p in [
+            &b"/../outside"[..],
+            b"../../outside",
+            b"/abs-link",
+            b"/etc/rel-link",
+            b"/proc/self/root/outside",
+        ] {
+            assert_eq!(
+                s.open(p),
+                Err(Errno::ENOENT),
+                "{}",
+                String::from_utf8_lossy(p)
+            );
         }
         assert_eq!(s.open(&[b'a'; 5000]), Err(Errno::ENAMETOOLONG));
         assert_eq!(s.open(b"/etc/\0x"), Err(Errno::EINVAL));

@@ -6,7 +6,9 @@ use alloc::vec::Vec;
 
 use log::{debug, info, warn};
 
-use crate::abi::linux::{RLIMIT_NOFILE, RLIMIT_STACK, RLIM_INFINITY, RLIM_NLIMITS, SIGKILL, SIGSEGV};
+use crate::abi::linux::{
+    RLIMIT_NOFILE, RLIMIT_STACK, RLIM_INFINITY, RLIM_NLIMITS, SIGKILL, SIGSEGV,
+};
 use crate::abi::UserRegs;
 use crate::boot::{BootParams, ExitStatus};
 use crate::fs::{FdTable, File};
@@ -66,7 +68,12 @@ impl<'p, P: Platform> Kernel<'p, P> {
         let (base, len) = plat.phys_range();
         let mut space = plat.new_address_space()?;
         let thread = plat.new_thread(&mut space)?;
-        let creds = Credentials { uid: params.uid, euid: params.uid, gid: params.gid, egid: params.gid };
+        let creds = Credentials {
+            uid: params.uid,
+            euid: params.uid,
+            gid: params.gid,
+            egid: params.gid,
+        };
         let mut rlimits = [(RLIM_INFINITY, RLIM_INFINITY); RLIM_NLIMITS as usize];
         rlimits[RLIMIT_STACK as usize] = (8 << 20, RLIM_INFINITY);
         rlimits[RLIMIT_NOFILE as usize] = (1024, 4096);
@@ -86,7 +93,11 @@ impl<'p, P: Platform> Kernel<'p, P> {
             task: Task::new(1, thread, creds),
             fds,
             hostname: params.hostname.clone(),
-            cwd: if params.cwd.is_empty() { b"/".to_vec() } else { params.cwd.clone() },
+            cwd: if params.cwd.is_empty() {
+                b"/".to_vec()
+            } else {
+                params.cwd.clone()
+            },
             exe_path: Vec::new(),
             rlimits,
             boot_ns: plat.now(Clock::Monotonic),
@@ -100,14 +111,26 @@ impl<'p, P: Platform> Kernel<'p, P> {
         let name = params.args.first().cloned().unwrap_or_default();
         let loaded = self
             .resolve_program(&name, &params.env, &self.cwd.clone())
-            .and_then(|path| self.load_program(&path, &params.args, &params.env).map(|e| (path, e)));
+            .and_then(|path| {
+                self.load_program(&path, &params.args, &params.env)
+                    .map(|e| (path, e))
+            });
         match loaded {
             Ok((path, entry)) => {
-                info!("init {} entry {:#x} sp {:#x}", core::str::from_utf8(&path).unwrap_or("?"), entry.rip, entry.rsp);
+                info!(
+                    "init {} entry {:#x} sp {:#x}",
+                    core::str::from_utf8(&path).unwrap_or("?"),
+                    entry.rip,
+                    entry.rsp
+                );
                 self.task.regs = UserRegs::new_user(entry.rip, entry.rsp);
                 None
             }
-            Err(e) => Some(ExitStatus::ExecFailed { path: name, errno: e.errno, reason: e.reason }),
+            Err(e) => Some(ExitStatus::ExecFailed {
+                path: name,
+                errno: e.errno,
+                reason: e.reason,
+            }),
         }
     }
 
@@ -116,7 +139,11 @@ impl<'p, P: Platform> Kernel<'p, P> {
             if let Some(status) = self.exiting.take() {
                 return status;
             }
-            let trap = match self.plat.switch(&mut self.mm.space, &mut self.task.thread, &mut self.task.regs) {
+            let trap = match self.plat.switch(
+                &mut self.mm.space,
+                &mut self.task.thread,
+                &mut self.task.regs,
+            ) {
                 Ok(t) => t,
                 Err(e) => return ExitStatus::PlatformFailed(format!("{e}")),
             };
@@ -127,15 +154,28 @@ impl<'p, P: Platform> Kernel<'p, P> {
                 }
                 Trap::PageFault { addr, write } => {
                     self.stats.faults += 1;
-                    if let Err(e) = self.mm.handle_fault(self.plat, &mut self.frames, addr, write) {
-                        debug!("fault at {addr:#x} (write {write:?}) rip {:#x}: {e:?}", self.task.regs.rip);
-                        let sig = if e == FaultError::NoMemory { SIGKILL } else { SIGSEGV };
+                    if let Err(e) = self
+                        .mm
+                        .handle_fault(self.plat, &mut self.frames, addr, write)
+                    {
+                        debug!(
+                            "fault at {addr:#x} (write {write:?}) rip {:#x}: {e:?}",
+                            self.task.regs.rip
+                        );
+                        let sig = if e == FaultError::NoMemory {
+                            SIGKILL
+                        } else {
+                            SIGSEGV
+                        };
                         self.task.signals.post(sig);
                         self.force_signal(sig);
                     }
                 }
                 Trap::Exception { signo, addr, .. } => {
-                    debug!("exception: signal {signo} at {addr:#x} rip {:#x}", self.task.regs.rip);
+                    debug!(
+                        "exception: signal {signo} at {addr:#x} rip {:#x}",
+                        self.task.regs.rip
+                    );
                     self.task.signals.post(signo);
                     self.force_signal(signo);
                 }

@@ -27,8 +27,16 @@ pub struct Prot {
 }
 
 impl Prot {
-    pub const NONE: Prot = Prot { read: false, write: false, exec: false };
-    pub const RW: Prot = Prot { read: true, write: true, exec: false };
+    pub const NONE: Prot = Prot {
+        read: false,
+        write: false,
+        exec: false,
+    };
+    pub const RW: Prot = Prot {
+        read: true,
+        write: true,
+        exec: false,
+    };
 
     /// From `PROT_*` bits.
     pub fn from_bits(bits: u32) -> Prot {
@@ -71,7 +79,9 @@ impl core::fmt::Display for PlatformError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             PlatformError::Lost(what, e) => write!(f, "{what} (errno {e})"),
-            PlatformError::Resource(what, e) => write!(f, "out of host resources: {what} (errno {e})"),
+            PlatformError::Resource(what, e) => {
+                write!(f, "out of host resources: {what} (errno {e})")
+            }
         }
     }
 }
@@ -145,11 +155,19 @@ pub trait Platform {
     fn new_address_space(&self) -> Result<Self::AddressSpace, PlatformError>;
     /// Map `len` bytes of physical memory at `pa` to user address `va`.
     /// Both are page-aligned; any earlier mapping of the range is replaced.
-    fn map(&self, space: &mut Self::AddressSpace, va: u64, pa: PhysAddr, len: u64, prot: Prot) -> KResult<()>;
+    fn map(
+        &self,
+        space: &mut Self::AddressSpace,
+        va: u64,
+        pa: PhysAddr,
+        len: u64,
+        prot: Prot,
+    ) -> KResult<()>;
     /// Remove any mapping of `[va, va+len)`.
     fn unmap(&self, space: &mut Self::AddressSpace, va: u64, len: u64) -> KResult<()>;
     /// Change the permissions of mapped pages in `[va, va+len)`.
-    fn protect(&self, space: &mut Self::AddressSpace, va: u64, len: u64, prot: Prot) -> KResult<()>;
+    fn protect(&self, space: &mut Self::AddressSpace, va: u64, len: u64, prot: Prot)
+        -> KResult<()>;
 
     /// A thread able to run in `space`.
     fn new_thread(&self, space: &mut Self::AddressSpace) -> Result<Self::Thread, PlatformError>;

@@ -50,14 +50,23 @@ impl PtracePlatform {
     /// A platform with `mem_bytes` of memory serving `host`.
     pub fn new(mem_bytes: u64, host: HostServices) -> Result<Self, PtraceError> {
         stub::pin_to_current_cpu().map_err(PtraceError::Affinity)?;
-        let mem = PhysMemory::new(mem_bytes).map_err(|source| PtraceError::Memory { bytes: mem_bytes, source })?;
+        let mem = PhysMemory::new(mem_bytes).map_err(|source| PtraceError::Memory {
+            bytes: mem_bytes,
+            source,
+        })?;
         let stub_page = stub::StubPage::new().map_err(PtraceError::StubPage)?;
-        Ok(PtracePlatform { mem, host, stub_page })
+        Ok(PtracePlatform {
+            mem,
+            host,
+            stub_page,
+        })
     }
 }
 
 fn ts_ns(t: TimeSpec) -> u64 {
-    (t.tv_sec() as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec() as u64)
+    (t.tv_sec() as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec() as u64)
 }
 
 impl Platform for PtracePlatform {
@@ -105,7 +114,12 @@ impl Platform for PtracePlatform {
         Ok(space.main_thread())
     }
 
-    fn switch(&self, space: &mut Stub, thread: &mut StubThread, regs: &mut UserRegs) -> Result<Trap, PlatformError> {
+    fn switch(
+        &self,
+        space: &mut Stub,
+        thread: &mut StubThread,
+        regs: &mut UserRegs,
+    ) -> Result<Trap, PlatformError> {
         space.switch(thread, regs)
     }
 
@@ -139,5 +153,8 @@ impl Platform for PtracePlatform {
 
 /// Signals that mean the stub hit a synchronous fault.
 fn fault_signal(sig: Signal) -> bool {
-    matches!(sig, Signal::SIGSEGV | Signal::SIGBUS | Signal::SIGILL | Signal::SIGFPE | Signal::SIGTRAP)
+    matches!(
+        sig,
+        Signal::SIGSEGV | Signal::SIGBUS | Signal::SIGILL | Signal::SIGFPE | Signal::SIGTRAP
+    )
 }

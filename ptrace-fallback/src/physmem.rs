@@ -30,8 +30,9 @@ impl PhysMemory {
     pub fn new(len: u64) -> nix::Result<Self> {
         let fd = memfd_create(c"ringfence-memory", MFdFlags::MFD_CLOEXEC)?;
         nix::unistd::ftruncate(&fd, i64::try_from(len).map_err(|_| nix::Error::EINVAL)?)?;
-        let size = std::num::NonZeroUsize::new(usize::try_from(len).map_err(|_| nix::Error::EINVAL)?)
-            .ok_or(nix::Error::EINVAL)?;
+        let size =
+            std::num::NonZeroUsize::new(usize::try_from(len).map_err(|_| nix::Error::EINVAL)?)
+                .ok_or(nix::Error::EINVAL)?;
         // SAFETY: a fresh shared mapping of our own memfd at a kernel-chosen
         // address; nothing else refers to that range.
         let base = unsafe {
@@ -44,7 +45,11 @@ impl PhysMemory {
                 0,
             )?
         };
-        Ok(PhysMemory { fd, base: base.cast(), len })
+        Ok(PhysMemory {
+            fd,
+            base: base.cast(),
+            len,
+        })
     }
 
     pub fn len(&self) -> u64 {
@@ -67,7 +72,10 @@ impl PhysMemory {
     /// frames it allocated from `phys_range`, so a failure is a sentry bug.
     fn check(&self, pa: u64, n: usize) -> usize {
         let end = pa.checked_add(n as u64);
-        assert!(matches!(end, Some(e) if e <= self.len), "physical access {pa:#x}+{n:#x} outside memory");
+        assert!(
+            matches!(end, Some(e) if e <= self.len),
+            "physical access {pa:#x}+{n:#x} outside memory"
+        );
         pa as usize
     }
 
@@ -75,20 +83,24 @@ impl PhysMemory {
         let off = self.check(pa, buf.len());
         // SAFETY: `check` proved the source lies inside our live mapping and
         // `buf` is a distinct, writable host buffer.
-        unsafe { std::ptr::copy_nonoverlapping(self.base.as_ptr().add(off), buf.as_mut_ptr(), buf.len()) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.base.as_ptr().add(off), buf.as_mut_ptr(), buf.len())
+        }
     }
 
     pub fn write(&self, pa: u64, data: &[u8]) {
         let off = self.check(pa, data.len());
         // SAFETY: `check` proved the destination lies inside our live mapping.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.as_ptr().add(off), data.len()) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.as_ptr().add(off), data.len())
+        }
     }
 
     pub fn zero(&self, pa: u64, len: u64) {
         let off = self.check(pa, len as usize);
         if len >= PUNCH_MIN {
-            let mode =
-                nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+            let mode = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
+                | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
             if nix::fcntl::fallocate(&self.fd, mode, pa as i64, len as i64).is_ok() {
                 return;
             }

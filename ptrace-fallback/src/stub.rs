@@ -113,9 +113,16 @@ impl StubPage {
         // symbols of one section) and the destination the fresh page above.
         unsafe {
             std::ptr::copy_nonoverlapping(start as *const u8, page.as_ptr().cast::<u8>(), len);
-            mprotect(page, PAGE_SIZE as usize, ProtFlags::PROT_READ | ProtFlags::PROT_EXEC)?;
+            mprotect(
+                page,
+                PAGE_SIZE as usize,
+                ProtFlags::PROT_READ | ProtFlags::PROT_EXEC,
+            )?;
         }
-        Ok(StubPage { addr: want, syscall_off: (sys - start) as u64 })
+        Ok(StubPage {
+            addr: want,
+            syscall_off: (sys - start) as u64,
+        })
     }
 
     pub fn addr(&self) -> u64 {
@@ -275,13 +282,18 @@ impl Stub {
         let (rseq_off, rseq_size) = unsafe { (__rseq_offset, __rseq_size) };
         let mut tp: u64;
         // SAFETY: reads this thread's FS base, the thread pointer.
-        unsafe { std::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags)) };
+        unsafe {
+            std::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags))
+        };
         let rseq_addr = tp.wrapping_add(rseq_off as u64);
         // SAFETY: the child only makes raw system calls (async-signal-safe)
         // and then jumps to the stub code, never returning into Rust.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
-            return Err(PlatformError::Resource("fork of the stub", nix::errno::Errno::last_raw()));
+            return Err(PlatformError::Resource(
+                "fork of the stub",
+                nix::errno::Errno::last_raw(),
+            ));
         }
         if pid == 0 {
             // SAFETY: raw syscalls in the forked child; see above.
@@ -307,8 +319,12 @@ impl Stub {
             }
         }
         let pid = Pid::from_raw(pid);
-        let mut stub =
-            Stub { pid, syscall_addr: base + page.syscall_off, memfd, inject_regs: to_host(&UserRegs::default()) };
+        let mut stub = Stub {
+            pid,
+            syscall_addr: base + page.syscall_off,
+            memfd,
+            inject_regs: to_host(&UserRegs::default()),
+        };
         match waitpid(pid, Some(WaitPidFlag::__WALL)) {
             Ok(WaitStatus::Stopped(_, Signal::SIGSTOP)) => {}
             Ok(other) => {
@@ -317,8 +333,11 @@ impl Stub {
             }
             Err(e) => return Err(lost("waiting for the stub", e)),
         }
-        ptrace::setoptions(pid, ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESYSGOOD)
-            .map_err(|e| lost("ptrace options", e))?;
+        ptrace::setoptions(
+            pid,
+            ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESYSGOOD,
+        )
+        .map_err(|e| lost("ptrace options", e))?;
         stub.inject_regs = ptrace::getregs(pid).map_err(|e| lost("stub registers", e))?;
         check_no_rseq(pid)?;
         Ok(stub)
@@ -334,7 +353,8 @@ impl Stub {
         r.rip = self.syscall_addr;
         r.rax = nr as u64;
         r.orig_rax = u64::MAX;
-        (r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9) = (args[0], args[1], args[2], args[3], args[4], args[5]);
+        (r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9) =
+            (args[0], args[1], args[2], args[3], args[4], args[5]);
         ptrace::setregs(self.pid, r).map_err(|e| lost("inject setregs", e))?;
         ptrace::cont(self.pid, None).map_err(|e| lost("inject cont", e))?;
         loop {
@@ -349,10 +369,15 @@ impl Stub {
                         "stub {} faulted with {sig:?} (code {}, addr {addr:#x}) during syscall {nr} at rip {:#x}",
                         self.pid, si.si_code, r.rip
                     );
-                    return Err(PlatformError::Lost("stub faulted during a host call", sig as i32));
+                    return Err(PlatformError::Lost(
+                        "stub faulted during a host call",
+                        sig as i32,
+                    ));
                 }
                 // An unrelated signal arrived first: drop it and go on.
-                Ok(WaitStatus::Stopped(_, _)) => ptrace::cont(self.pid, None).map_err(|e| lost("inject cont", e))?,
+                Ok(WaitStatus::Stopped(_, _)) => {
+                    ptrace::cont(self.pid, None).map_err(|e| lost("inject cont", e))?
+                }
                 Ok(other) => {
                     debug!("stub {} lost during injection: {other:?}", self.pid);
                     return Err(PlatformError::Lost("stub exited", 0));
@@ -384,7 +409,10 @@ impl Stub {
     pub fn map(&mut self, va: u64, pa: u64, len: u64, prot: Prot, memfd: RawFd) -> KResult<()> {
         debug_assert_eq!(memfd, self.memfd);
         let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
-        self.inject_checked(libc::SYS_mmap, [va, len, prot_bits(prot), flags, self.memfd as u64, pa])
+        self.inject_checked(
+            libc::SYS_mmap,
+            [va, len, prot_bits(prot), flags, self.memfd as u64, pa],
+        )
     }
 
     pub fn unmap(&mut self, va: u64, len: u64) -> KResult<()> {
@@ -396,7 +424,11 @@ impl Stub {
     }
 
     /// Run `regs` until the next syscall, fault or interruption.
-    pub fn switch(&mut self, thread: &mut StubThread, regs: &mut UserRegs) -> Result<Trap, PlatformError> {
+    pub fn switch(
+        &mut self,
+        thread: &mut StubThread,
+        regs: &mut UserRegs,
+    ) -> Result<Trap, PlatformError> {
         let tid = thread.tid;
         ptrace::setregs(tid, to_host(regs)).map_err(|e| lost("setregs", e))?;
         ptrace::sysemu(tid, None).map_err(|e| lost("sysemu", e))?;
@@ -421,10 +453,18 @@ impl Stub {
                     if sig == Signal::SIGSEGV && (code == 1 || code == 2) {
                         return Ok(Trap::PageFault { addr, write: None });
                     }
-                    return Ok(Trap::Exception { signo: sig as i32, code, addr });
+                    return Ok(Trap::Exception {
+                        signo: sig as i32,
+                        code,
+                        addr,
+                    });
                 }
-                WaitStatus::Stopped(_, _) | WaitStatus::PtraceEvent(..) => return Ok(Trap::Interrupt),
-                WaitStatus::Exited(_, code) => return Err(PlatformError::Lost("stub exited", code)),
+                WaitStatus::Stopped(_, _) | WaitStatus::PtraceEvent(..) => {
+                    return Ok(Trap::Interrupt)
+                }
+                WaitStatus::Exited(_, code) => {
+                    return Err(PlatformError::Lost("stub exited", code))
+                }
                 WaitStatus::Signaled(_, sig, _) => {
                     return Err(PlatformError::Lost("stub killed by signal", sig as i32))
                 }

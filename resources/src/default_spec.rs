@@ -224,7 +224,14 @@ mod tests {
         assert_eq!(value["mounts"].as_array().map(Vec::len), Some(7));
         // runc's key order: ociVersion, process, root, hostname, mounts, linux.
         let pos = |k: &str| text.find(&format!("\n\t\"{k}\"")).unwrap();
-        let keys = ["ociVersion", "process", "root", "hostname", "mounts", "linux"];
+        let keys = [
+            "ociVersion",
+            "process",
+            "root",
+            "hostname",
+            "mounts",
+            "linux",
+        ];
         assert!(keys.windows(2).all(|w| pos(w[0]) < pos(w[1])));
         // oci-spec's own parser accepts every field.
         let spec: oci_spec::runtime::Spec = serde_json::from_str(&text).unwrap();
@@ -237,7 +244,13 @@ mod tests {
         std::fs::create_dir(dir.path().join("rootfs")).unwrap();
         let spec = parse_config(&default_spec_json(), dir.path()).unwrap();
         assert_eq!(spec.args, ["sh"]);
-        assert_eq!(spec.env, ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"]);
+        assert_eq!(
+            spec.env,
+            [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "TERM=xterm"
+            ]
+        );
         assert_eq!(spec.cwd, "/");
         assert_eq!(spec.hostname, DEFAULT_HOSTNAME);
         assert_eq!((spec.uid, spec.gid), (0, 0));
@@ -254,7 +267,10 @@ mod tests {
         assert_eq!(spec.mounts[0].destination, "/proc");
         assert_eq!(spec.mounts[0].typ.as_deref(), Some("proc"));
         assert!(spec.mounts[0].options.is_empty());
-        assert_eq!(spec.mounts[6].options.last().map(String::as_str), Some("ro"));
+        assert_eq!(
+            spec.mounts[6].options.last().map(String::as_str),
+            Some("ro")
+        );
         assert!(spec.annotations.is_empty());
     }
 

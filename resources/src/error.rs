@@ -75,7 +75,10 @@ pub enum SpecError {
 impl SpecError {
     /// Builds an [`SpecError::InvalidField`].
     pub(crate) fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::InvalidField { field: field.into(), reason: reason.into() }
+        Self::InvalidField {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 

@@ -12,7 +12,12 @@ pub const MAX_CONTAINER_ID_LEN: usize = 1024;
 /// Ids become directory names under the state root, so this also keeps
 /// them free of `/`, NUL and path traversal.
 pub fn validate_container_id(id: &str) -> Result<(), SpecError> {
-    let reject = |reason| Err(SpecError::InvalidContainerId { id: id.to_owned(), reason });
+    let reject = |reason| {
+        Err(SpecError::InvalidContainerId {
+            id: id.to_owned(),
+            reason,
+        })
+    };
     if id.is_empty() {
         return reject("must not be empty");
     }
@@ -36,7 +41,17 @@ mod tests {
     #[test]
     fn good_ids() {
         let long = "a".repeat(MAX_CONTAINER_ID_LEN);
-        for id in ["a", "abc", "my-container_1", "a.b+c-d_e", "...", ".hidden", "0123456789", "UPPER", &long] {
+        for id in [
+            "a",
+            "abc",
+            "my-container_1",
+            "a.b+c-d_e",
+            "...",
+            ".hidden",
+            "0123456789",
+            "UPPER",
+            &long,
+        ] {
             assert!(validate_container_id(id).is_ok(), "{id:?} should be valid");
         }
     }
@@ -44,8 +59,13 @@ mod tests {
     #[test]
     fn bad_ids() {
         let too_long = "a".repeat(MAX_CONTAINER_ID_LEN + 1);
-        for id in ["", ".", "..", "a/b", "../x", "a b", "a\0b", "a\nb", "é", "a:b", "a*", &too_long] {
-            assert!(validate_container_id(id).is_err(), "{id:?} should be invalid");
+        for id in [
+            "", ".", "..", "a/b", "../x", "a b", "a\0b", "a\nb", "é", "a:b", "a*", &too_long,
+        ] {
+            assert!(
+                validate_container_id(id).is_err(),
+                "{id:?} should be invalid"
+            );
         }
     }
 
@@ -58,7 +78,9 @@ mod tests {
         let msg = validate_container_id("..").unwrap_err().to_string();
         assert!(msg.contains("\"..\""), "{msg}");
         // A huge id is cut short in the message.
-        let msg = validate_container_id(&"x".repeat(5000)).unwrap_err().to_string();
+        let msg = validate_container_id(&"x".repeat(5000))
+            .unwrap_err()
+            .to_string();
         assert!(msg.len() < 200, "{msg}");
         assert!(msg.contains("5000 bytes"), "{msg}");
     }

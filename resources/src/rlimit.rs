@@ -100,7 +100,9 @@ impl RlimitResource {
 
     /// The resource with Linux number `n`, if there is one.
     pub fn from_linux_number(n: u32) -> Option<Self> {
-        usize::try_from(n).ok().and_then(|i| Self::ALL.get(i).copied())
+        usize::try_from(n)
+            .ok()
+            .and_then(|i| Self::ALL.get(i).copied())
     }
 
     /// The OCI / C name, e.g. `"RLIMIT_NOFILE"`.

@@ -101,8 +101,10 @@ pub fn parse_config(json: &str, bundle_dir: &Path) -> Result<SandboxSpec, SpecEr
 }
 
 fn parse_bytes(bytes: &[u8], bundle_dir: &Path) -> Result<SandboxSpec, SpecError> {
-    let spec =
-        deserialize_spec(bytes).map_err(|source| SpecError::Malformed { bundle: bundle_dir.to_path_buf(), source })?;
+    let spec = deserialize_spec(bytes).map_err(|source| SpecError::Malformed {
+        bundle: bundle_dir.to_path_buf(),
+        source,
+    })?;
     convert(&spec, bundle_dir)
 }
 
@@ -158,7 +160,10 @@ fn is_missing_defaulted_field(e: &serde_json::Error) -> bool {
 
 /// Turns a parsed spec into a [`SandboxSpec`], applying defaults and checks.
 fn convert(spec: &Spec, bundle_dir: &Path) -> Result<SandboxSpec, SpecError> {
-    let process = spec.process().as_ref().ok_or_else(|| SpecError::field("process", "is required"))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| SpecError::field("process", "is required"))?;
 
     let args = process.args().clone().unwrap_or_default();
     if args.is_empty() {
@@ -179,7 +184,10 @@ fn convert(spec: &Spec, bundle_dir: &Path) -> Result<SandboxSpec, SpecError> {
     let cwd = path_string(process.cwd());
     no_nul("process.cwd", &cwd)?;
     if !cwd.starts_with('/') {
-        return Err(SpecError::field("process.cwd", format!("{cwd:?} must be an absolute path")));
+        return Err(SpecError::field(
+            "process.cwd",
+            format!("{cwd:?} must be an absolute path"),
+        ));
     }
 
     let user = process.user();
@@ -191,10 +199,16 @@ fn convert(spec: &Spec, bundle_dir: &Path) -> Result<SandboxSpec, SpecError> {
     };
     no_nul("hostname", &hostname)?;
     if hostname.len() > MAX_HOSTNAME_LEN {
-        return Err(SpecError::field("hostname", format!("is longer than {MAX_HOSTNAME_LEN} bytes")));
+        return Err(SpecError::field(
+            "hostname",
+            format!("is longer than {MAX_HOSTNAME_LEN} bytes"),
+        ));
     }
 
-    let root_cfg = spec.root().as_ref().ok_or_else(|| SpecError::field("root", "is required"))?;
+    let root_cfg = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| SpecError::field("root", "is required"))?;
     let root = resolve_root(root_cfg.path(), bundle_dir)?;
 
     let mounts = spec
@@ -264,7 +278,10 @@ fn check_env(index: usize, var: &str) -> Result<(), SpecError> {
     no_nul(&field, var)?;
     match var.split_once('=') {
         None => Err(SpecError::field(field, format!("{var:?} lacks '='"))),
-        Some(("", _)) => Err(SpecError::field(field, format!("{var:?} has an empty name"))),
+        Some(("", _)) => Err(SpecError::field(
+            field,
+            format!("{var:?} has an empty name"),
+        )),
         Some(_) => Ok(()),
     }
 }
@@ -279,9 +296,16 @@ fn convert_rlimits(list: &[oci_spec::runtime::PosixRlimit]) -> Result<Vec<Rlimit
         }
         let (soft, hard) = (r.soft(), r.hard());
         if soft > hard {
-            return Err(SpecError::field(field, format!("({resource}) soft limit {soft} exceeds hard limit {hard}")));
+            return Err(SpecError::field(
+                field,
+                format!("({resource}) soft limit {soft} exceeds hard limit {hard}"),
+            ));
         }
-        out.push(Rlimit { resource, soft, hard });
+        out.push(Rlimit {
+            resource,
+            soft,
+            hard,
+        });
     }
     Ok(out)
 }
@@ -293,9 +317,15 @@ fn resolve_root(path: &Path, bundle_dir: &Path) -> Result<PathBuf, SpecError> {
         return Err(SpecError::field("root.path", "must not be empty"));
     }
     let joined = bundle_dir.join(path);
-    let canonical =
-        joined.canonicalize().map_err(|source| SpecError::RootUnresolvable { path: joined.clone(), source })?;
-    let is_dir = fs::metadata(&canonical).map(|m| m.is_dir()).unwrap_or(false);
+    let canonical = joined
+        .canonicalize()
+        .map_err(|source| SpecError::RootUnresolvable {
+            path: joined.clone(),
+            source,
+        })?;
+    let is_dir = fs::metadata(&canonical)
+        .map(|m| m.is_dir())
+        .unwrap_or(false);
     if !is_dir {
         return Err(SpecError::RootNotDirectory { path: canonical });
     }
@@ -316,7 +346,12 @@ fn convert_mount(index: usize, m: &oci_spec::runtime::Mount) -> Result<Mount, Sp
     if let Some(source) = &source {
         no_nul(&field("source"), source)?;
     }
-    Ok(Mount { destination, typ: m.typ().clone(), source, options: m.options().clone().unwrap_or_default() })
+    Ok(Mount {
+        destination,
+        typ: m.typ().clone(),
+        source,
+        options: m.options().clone().unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]

@@ -128,10 +128,17 @@ impl StateError {
 pub fn write_atomic(path: &Path, state: &ContainerState) -> Result<(), StateError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-    let data = serde_json::to_vec(state).map_err(|source| StateError::Encode { path: path.to_path_buf(), source })?;
-    let write_err = |source| StateError::Write { path: path.to_path_buf(), source };
-    let file_name =
-        path.file_name().ok_or_else(|| write_err(io::Error::new(io::ErrorKind::InvalidInput, "no file name")))?;
+    let data = serde_json::to_vec(state).map_err(|source| StateError::Encode {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let write_err = |source| StateError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| write_err(io::Error::new(io::ErrorKind::InvalidInput, "no file name")))?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -144,7 +151,11 @@ pub fn write_atomic(path: &Path, state: &ContainerState) -> Result<(), StateErro
     ));
 
     let result = (|| -> io::Result<()> {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
         file.write_all(&data)?;
         file.sync_all()?;
         fs::rename(&tmp, path)
@@ -162,8 +173,14 @@ pub fn write_atomic(path: &Path, state: &ContainerState) -> Result<(), StateErro
 
 /// Reads a state file written by [`write_atomic`] (or by runc).
 pub fn read(path: &Path) -> Result<ContainerState, StateError> {
-    let bytes = fs::read(path).map_err(|source| StateError::Read { path: path.to_path_buf(), source })?;
-    serde_json::from_slice(&bytes).map_err(|source| StateError::Malformed { path: path.to_path_buf(), source })
+    let bytes = fs::read(path).map_err(|source| StateError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| StateError::Malformed {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Formats `t` as RFC 3339 in UTC with Go's `RFC3339Nano` style (the form in
@@ -174,7 +191,12 @@ pub fn rfc3339_utc(t: SystemTime) -> String {
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days);
-    let mut out = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60);
+    let mut out = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
     let nanos = since.subsec_nanos();
     if nanos != 0 {
         let frac = format!("{nanos:09}");
@@ -233,7 +255,10 @@ mod tests {
         write_atomic(&path, &state).unwrap();
         assert_eq!(read(&path).unwrap(), state);
         // No temporary left behind.
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, ["state.json"]);
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(&path).unwrap().permissions().mode();
@@ -244,7 +269,17 @@ mod tests {
     fn json_field_names_match_runc() {
         let v = serde_json::to_value(sample()).unwrap();
         let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
-        for k in ["ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner", "annotations"] {
+        for k in [
+            "ociVersion",
+            "id",
+            "pid",
+            "status",
+            "bundle",
+            "rootfs",
+            "created",
+            "owner",
+            "annotations",
+        ] {
             assert!(keys.iter().any(|x| x == k), "missing {k}");
         }
         assert_eq!(keys.len(), 9);
@@ -291,7 +326,10 @@ mod tests {
         assert!(msg.contains("line 2"), "{msg}");
         // Writing into a directory that does not exist fails cleanly.
         let err = write_atomic(&dir.path().join("no/such/state.json"), &sample()).unwrap_err();
-        assert!(err.to_string().starts_with("cannot write state file"), "{err}");
+        assert!(
+            err.to_string().starts_with("cannot write state file"),
+            "{err}"
+        );
         assert!(write_atomic(Path::new("/"), &sample()).is_err());
     }
 
@@ -303,6 +341,9 @@ mod tests {
         assert_eq!(t(951_782_400, 1), "2000-02-29T00:00:00.000000001Z");
         assert_eq!(t(1_709_251_199, 120_000_000), "2024-02-29T23:59:59.12Z");
         assert_eq!(t(253_402_300_799, 0), "9999-12-31T23:59:59Z");
-        assert_eq!(rfc3339_utc(UNIX_EPOCH - Duration::from_secs(10)), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339_utc(UNIX_EPOCH - Duration::from_secs(10)),
+            "1970-01-01T00:00:00Z"
+        );
     }
 }

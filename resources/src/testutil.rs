@@ -12,7 +12,10 @@ impl TestDir {
     /// Creates a new, empty, uniquely named directory.
     pub fn new() -> Self {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         let path = std::env::temp_dir().join(format!(
             "ringfence-resources-{}-{nanos}-{}",
             std::process::id(),

@@ -59,7 +59,10 @@ impl Bundle {
     /// arguments, [`DEFAULT_ENV`], cwd `/`, hostname `ringfence`, uid/gid 0,
     /// `RLIMIT_NOFILE` 1024/1024 and a read-only root.
     pub fn builder(program: &Program) -> BundleBuilder {
-        BundleBuilder { program: Some(program.clone()), ..BundleBuilder::empty() }
+        BundleBuilder {
+            program: Some(program.clone()),
+            ..BundleBuilder::empty()
+        }
     }
 
     /// The bundle directory (what `--bundle` gets).
@@ -116,7 +119,10 @@ impl Bundle {
         let argv: Vec<String> = strings(&process["args"]);
         let env: Vec<String> = strings(&process["env"]);
         let first = argv.first().expect("process.args is empty");
-        assert!(first.starts_with('/'), "run_native needs an absolute args[0], got {first:?}");
+        assert!(
+            first.starts_with('/'),
+            "run_native needs an absolute args[0], got {first:?}"
+        );
         let exe = inside(&self.rootfs(), first);
         let cwd = inside(&self.rootfs(), process["cwd"].as_str().unwrap_or("/"));
 
@@ -127,13 +133,23 @@ impl Bundle {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
             cmd.env(k, v);
         }
-        let mut limits: Vec<(u32, libc::rlimit)> = vec![(libc::RLIMIT_CORE, libc::rlimit { rlim_cur: 0, rlim_max: 0 })];
+        let mut limits: Vec<(u32, libc::rlimit)> = vec![(
+            libc::RLIMIT_CORE,
+            libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            },
+        )];
         for r in process["rlimits"].as_array().into_iter().flatten() {
             let kind = r["type"].as_str().unwrap_or_default();
-            let resource = rlimit_resource(kind).unwrap_or_else(|| panic!("run_native: unknown rlimit type {kind:?}"));
+            let resource = rlimit_resource(kind)
+                .unwrap_or_else(|| panic!("run_native: unknown rlimit type {kind:?}"));
             limits.push((
                 resource,
-                libc::rlimit { rlim_cur: r["soft"].as_u64().unwrap_or(0), rlim_max: r["hard"].as_u64().unwrap_or(0) },
+                libc::rlimit {
+                    rlim_cur: r["soft"].as_u64().unwrap_or(0),
+                    rlim_max: r["hard"].as_u64().unwrap_or(0),
+                },
             ));
         }
         // SAFETY: geteuid has no preconditions.
@@ -141,7 +157,10 @@ impl Bundle {
         let ids = as_root.then(|| {
             let uid = process["user"]["uid"].as_u64().unwrap_or(0);
             let gid = process["user"]["gid"].as_u64().unwrap_or(0);
-            (u32::try_from(uid).expect("uid fits u32"), u32::try_from(gid).expect("gid fits u32"))
+            (
+                u32::try_from(uid).expect("uid fits u32"),
+                u32::try_from(gid).expect("gid fits u32"),
+            )
         });
         // SAFETY: the closure runs in the forked child before exec and only
         // makes async-signal-safe system calls (setrlimit, setgroups, setgid,
@@ -154,7 +173,10 @@ impl Bundle {
                     }
                 }
                 if let Some((uid, gid)) = ids {
-                    if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+                    if libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(gid) != 0
+                        || libc::setuid(uid) != 0
+                    {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
@@ -179,7 +201,11 @@ impl BundleBuilder {
             hostname: "ringfence".to_string(),
             uid: 0,
             gid: 0,
-            rlimits: vec![Rlimit { kind: "RLIMIT_NOFILE".into(), soft: 1024, hard: 1024 }],
+            rlimits: vec![Rlimit {
+                kind: "RLIMIT_NOFILE".into(),
+                soft: 1024,
+                hard: 1024,
+            }],
             readonly: true,
             files: Vec::new(),
             dirs: Vec::new(),
@@ -245,7 +271,11 @@ impl BundleBuilder {
     /// Sets (or replaces) one `process.rlimits` entry.
     pub fn rlimit(mut self, kind: &str, soft: u64, hard: u64) -> Self {
         self.rlimits.retain(|r| r.kind != kind);
-        self.rlimits.push(Rlimit { kind: kind.to_string(), soft, hard });
+        self.rlimits.push(Rlimit {
+            kind: kind.to_string(),
+            soft,
+            hard,
+        });
         self
     }
 
@@ -296,12 +326,16 @@ impl BundleBuilder {
             write(&inside(&rootfs, path), contents, *mode);
         }
 
-        let argv = self
-            .argv
-            .clone()
-            .unwrap_or_else(|| std::iter::once(self.prog_path.clone()).chain(self.args.iter().cloned()).collect());
-        let rlimits: Vec<Value> =
-            self.rlimits.iter().map(|r| json!({"type": r.kind, "hard": r.hard, "soft": r.soft})).collect();
+        let argv = self.argv.clone().unwrap_or_else(|| {
+            std::iter::once(self.prog_path.clone())
+                .chain(self.args.iter().cloned())
+                .collect()
+        });
+        let rlimits: Vec<Value> = self
+            .rlimits
+            .iter()
+            .map(|r| json!({"type": r.kind, "hard": r.hard, "soft": r.soft}))
+            .collect();
         let config = json!({
             "ociVersion": "1.0.2",
             "process": {
@@ -369,7 +403,11 @@ fn write(path: &Path, contents: &[u8], mode: u32) {
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(String::from)).collect()
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(String::from))
+        .collect()
 }
 
 fn rlimit_resource(kind: &str) -> Option<u32> {
@@ -390,8 +428,16 @@ fn rlimit_resource(kind: &str) -> Option<u32> {
 /// Copies the dynamic loader and shared libraries `ldd` lists for `exe`
 /// into `rootfs` at the same paths.
 fn copy_shared_libraries(exe: &Path, rootfs: &Path) {
-    let out = Command::new("ldd").arg(exe).output().unwrap_or_else(|e| panic!("cannot run ldd: {e}"));
-    assert!(out.status.success(), "ldd {} failed: {}", exe.display(), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ldd")
+        .arg(exe)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ldd: {e}"));
+    assert!(
+        out.status.success(),
+        "ldd {} failed: {}",
+        exe.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
         // "/lib64/ld-linux-x86-64.so.2 (0x...)"; linux-vdso has no path.

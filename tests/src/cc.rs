@@ -74,12 +74,18 @@ pub fn compile_with(name: &str, link: Link, extra: &[&str]) -> Program {
         Arc::clone(entries.entry(key.clone()).or_default())
     };
     let result = slot.get_or_init(|| {
-        let n = cache.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = cache
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let out = cache.dir.path().join(format!("{name}-{n}"));
         gcc(name, &flags, &out).map(|()| out)
     });
     match result {
-        Ok(path) => Program { name: name.to_string(), link, path: path.clone() },
+        Ok(path) => Program {
+            name: name.to_string(),
+            link,
+            path: path.clone(),
+        },
         Err(msg) => panic!("{msg}"),
     }
 }
@@ -99,7 +105,11 @@ fn cache() -> &'static Cache {
         // as atexit requires; it only touches `CACHE`, which lives for the
         // whole process, and never unwinds (errors are ignored).
         unsafe { libc::atexit(remove_cache) };
-        Cache { dir: TempDir::new("cc"), counter: Default::default(), entries: Mutex::default() }
+        Cache {
+            dir: TempDir::new("cc"),
+            counter: Default::default(),
+            entries: Mutex::default(),
+        }
     })
 }
 
@@ -121,7 +131,12 @@ fn gcc(name: &str, flags: &[String], out: &Path) -> Result<(), String> {
     }
     let mut cmd = Command::new("gcc");
     cmd.args(flags).arg("-o").arg(out).arg(&src);
-    let shown = format!("gcc {} -o {} {}", flags.join(" "), out.display(), src.display());
+    let shown = format!(
+        "gcc {} -o {} {}",
+        flags.join(" "),
+        out.display(),
+        src.display()
+    );
     let output = match cmd.output() {
         Ok(o) => o,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -136,7 +151,10 @@ fn gcc(name: &str, flags: &[String], out: &Path) -> Result<(), String> {
         } else {
             String::new()
         };
-        return Err(format!("compiling {name}.c failed ({}):\n$ {shown}\n{stderr}{hint}", output.status));
+        return Err(format!(
+            "compiling {name}.c failed ({}):\n$ {shown}\n{stderr}{hint}",
+            output.status
+        ));
     }
     Ok(())
 }

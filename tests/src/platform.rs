@@ -70,7 +70,10 @@ pub fn platforms() -> Vec<Platform> {
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let Some(p) = Platform::parse(name) else {
             let known: Vec<_> = Platform::ALL.iter().map(|p| p.name()).collect();
-            panic!("unknown platform {name:?} in {PLATFORMS_ENV}={list:?}; known: {}", known.join(", "));
+            panic!(
+                "unknown platform {name:?} in {PLATFORMS_ENV}={list:?}; known: {}",
+                known.join(", ")
+            );
         };
         if out.contains(&p) {
             continue;
@@ -102,5 +105,9 @@ pub fn for_each_platform(test: impl Fn(Platform)) {
             failed.push(p.name());
         }
     }
-    assert!(failed.is_empty(), "failed on platform(s): {}", failed.join(", "));
+    assert!(
+        failed.is_empty(),
+        "failed on platform(s): {}",
+        failed.join(", ")
+    );
 }

@@ -58,7 +58,11 @@ fn find_ringfence() -> Result<PathBuf, String> {
     }
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     // target/<profile>/deps/NAME-HASH -> target/<profile>/ringfence
-    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let bin = profile_dir.join("ringfence");
     if let Some(cargo) = std::env::var_os("CARGO") {
         if !crate::env_flag("RINGFENCE_TEST_NO_BUILD") {
@@ -90,7 +94,10 @@ fn build_ringfence(cargo: &OsStr, profile_dir: &Path) -> Result<(), String> {
         }
     }
     let shown = describe(&cmd);
-    let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("cannot run `{shown}`: {e}"))?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
     if !out.status.success() {
         return Err(format!(
             "`{shown}` failed ({}), so there is no ringfence binary to test \
@@ -107,9 +114,9 @@ pub fn timeout() -> Duration {
     let secs = std::env::var("RINGFENCE_TEST_TIMEOUT")
         .ok()
         .map(|s| {
-            s.trim()
-                .parse::<u64>()
-                .unwrap_or_else(|_| panic!("RINGFENCE_TEST_TIMEOUT={s:?} is not a number of seconds"))
+            s.trim().parse::<u64>().unwrap_or_else(|_| {
+                panic!("RINGFENCE_TEST_TIMEOUT={s:?} is not a number of seconds")
+            })
         })
         .unwrap_or(DEFAULT_TIMEOUT_SECS);
     Duration::from_secs(secs)
@@ -183,9 +190,22 @@ impl RunOutput {
     /// A description of the run for failure messages: command, status,
     /// streams (shortened) and the tail of the log.
     pub fn context(&self) -> String {
-        let mut s = format!("\n  ran: {}\n  ended: {} after {:.2?}\n", self.what, self.exit, self.elapsed);
-        let _ = write!(s, "  stdout ({} bytes):\n{}", self.stdout.len(), show(&self.stdout));
-        let _ = write!(s, "  stderr ({} bytes):\n{}", self.stderr.len(), show(&self.stderr));
+        let mut s = format!(
+            "\n  ran: {}\n  ended: {} after {:.2?}\n",
+            self.what, self.exit, self.elapsed
+        );
+        let _ = write!(
+            s,
+            "  stdout ({} bytes):\n{}",
+            self.stdout.len(),
+            show(&self.stdout)
+        );
+        let _ = write!(
+            s,
+            "  stderr ({} bytes):\n{}",
+            self.stderr.len(),
+            show(&self.stderr)
+        );
         if let Some(log) = &self.log {
             match fs::read_to_string(log) {
                 Ok(text) => {
@@ -213,7 +233,12 @@ impl RunOutput {
     /// Asserts how the process ended.
     #[track_caller]
     pub fn expect_exit(&self, exit: Exit) -> &Self {
-        assert!(self.exit == exit, "expected {exit}, got {}{}", self.exit, self.context());
+        assert!(
+            self.exit == exit,
+            "expected {exit}, got {}{}",
+            self.exit,
+            self.context()
+        );
         self
     }
 
@@ -228,7 +253,11 @@ impl RunOutput {
     #[track_caller]
     pub fn expect_stdout(&self, expected: &str) -> &Self {
         if self.stdout != expected.as_bytes() {
-            panic!("stdout differs\n{}{}", diff(expected, &self.stdout_str()), self.context());
+            panic!(
+                "stdout differs\n{}{}",
+                diff(expected, &self.stdout_str()),
+                self.context()
+            );
         }
         self
     }
@@ -237,7 +266,11 @@ impl RunOutput {
     #[track_caller]
     pub fn expect_stderr(&self, expected: &str) -> &Self {
         if self.stderr != expected.as_bytes() {
-            panic!("stderr differs\n{}{}", diff(expected, &self.stderr_str()), self.context());
+            panic!(
+                "stderr differs\n{}{}",
+                diff(expected, &self.stderr_str()),
+                self.context()
+            );
         }
         self
     }
@@ -246,7 +279,11 @@ impl RunOutput {
     #[track_caller]
     pub fn expect_no_panic(&self) -> &Self {
         let err = self.stderr_str();
-        assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "ringfence panicked{}", self.context());
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "ringfence panicked{}",
+            self.context()
+        );
         self
     }
 
@@ -318,7 +355,11 @@ impl Ringfence {
     /// The entries of `--root`, sorted.
     pub fn root_entries(&self) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(self.root())
-            .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         names.sort();
         names
@@ -363,7 +404,12 @@ impl Ringfence {
 
     /// `ringfence ... run --bundle DIR ID`.
     pub fn run(&self, bundle: &Bundle, id: &str) -> RunOutput {
-        self.invoke([OsStr::new("run"), OsStr::new("--bundle"), bundle.dir().as_os_str(), OsStr::new(id)])
+        self.invoke([
+            OsStr::new("run"),
+            OsStr::new("--bundle"),
+            bundle.dir().as_os_str(),
+            OsStr::new(id),
+        ])
     }
 }
 
@@ -394,9 +440,14 @@ fn describe(cmd: &Command) -> String {
 /// pipes stay open or members of its process group are still alive (a
 /// leaked child).
 pub fn run_with_timeout(mut cmd: Command, what: String, log: Option<PathBuf>) -> RunOutput {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
     let start = Instant::now();
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
     let pgid = i32::try_from(child.id()).expect("pid fits i32");
     let (tx_out, rx_out) = mpsc::channel();
     let (tx_err, rx_err) = mpsc::channel();
@@ -424,7 +475,10 @@ pub fn run_with_timeout(mut cmd: Command, what: String, log: Option<PathBuf>) ->
                     elapsed: start.elapsed(),
                     log,
                 };
-                panic!("timed out after {limit:?} (RINGFENCE_TEST_TIMEOUT); killed{}", partial.context());
+                panic!(
+                    "timed out after {limit:?} (RINGFENCE_TEST_TIMEOUT); killed{}",
+                    partial.context()
+                );
             }
             Ok(None) => thread::sleep(Duration::from_millis(5)),
             Err(e) => panic!("waiting for {what}: {e}"),
@@ -504,14 +558,19 @@ fn show(bytes: &[u8]) -> String {
 }
 
 fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("    | {l}")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|l| format!("    | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A line diff good enough for short outputs: the first differing line and
 /// both texts.
 fn diff(expected: &str, actual: &str) -> String {
     let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
-    let first = (0..e.len().max(a.len())).find(|&i| e.get(i) != a.get(i)).unwrap_or(e.len());
+    let first = (0..e.len().max(a.len()))
+        .find(|&i| e.get(i) != a.get(i))
+        .unwrap_or(e.len());
     let mut s = format!(
         "  first difference at line {}:\n    expected: {:?}\n    actual:   {:?}\n",
         first + 1,

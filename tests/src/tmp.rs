@@ -20,9 +20,15 @@ impl TempDir {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let base = std::env::temp_dir();
         loop {
-            let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path = base.join(format!("ringfence-{prefix}-{}-{n}-{nanos}", std::process::id()));
+            let path = base.join(format!(
+                "ringfence-{prefix}-{}-{n}-{nanos}",
+                std::process::id()
+            ));
             match fs::create_dir(&path) {
                 Ok(()) => return TempDir { path },
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,

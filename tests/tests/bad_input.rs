@@ -3,7 +3,9 @@
 
 use std::fs;
 
-use ringfence_tests::{compile, for_each_platform, Bundle, BundleBuilder, Exit, Link, Ringfence, RunOutput};
+use ringfence_tests::{
+    compile, for_each_platform, Bundle, BundleBuilder, Exit, Link, Ringfence, RunOutput,
+};
 
 /// Checks the common promises for a rejected run: exit code non-zero (and
 /// not a death by signal), exactly one non-empty line on stderr mentioning
@@ -20,12 +22,26 @@ fn expect_rejected(rf: &Ringfence, out: &RunOutput, mention: Option<&str>, befor
     );
     let stderr = out.stderr_str();
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert!(lines.len() == 1, "expected exactly one error line on stderr, got {}{}", lines.len(), out.context());
+    assert!(
+        lines.len() == 1,
+        "expected exactly one error line on stderr, got {}{}",
+        lines.len(),
+        out.context()
+    );
     if let Some(word) = mention {
-        assert!(lines[0].contains(word), "the error should mention {word:?}{}", out.context());
+        assert!(
+            lines[0].contains(word),
+            "the error should mention {word:?}{}",
+            out.context()
+        );
     }
     assert!(out.stdout.is_empty(), "unexpected stdout{}", out.context());
-    assert_eq!(rf.root_entries(), before, "--root changed after a rejected run{}", out.context());
+    assert_eq!(
+        rf.root_entries(),
+        before,
+        "--root changed after a rejected run{}",
+        out.context()
+    );
 }
 
 /// Runs `bundle` under `id` with a fresh root and expects a rejection.
@@ -76,7 +92,10 @@ fn config_json_has_wrong_types() {
 fn config_json_without_process() {
     let mut bundle = hello().build();
     let mut config = bundle.config().clone();
-    config.as_object_mut().expect("config is an object").remove("process");
+    config
+        .as_object_mut()
+        .expect("config is an object")
+        .remove("process");
     bundle.set_config(config);
     expect_bundle_rejected(&bundle, "no-process", None);
 }
@@ -92,7 +111,12 @@ fn missing_bundle_directory() {
     for_each_platform(|p| {
         let rf = Ringfence::new(p);
         let missing = rf.root().with_file_name("no-such-bundle");
-        let out = rf.invoke(["run".as_ref(), "--bundle".as_ref(), missing.as_os_str(), "no-bundle".as_ref()]);
+        let out = rf.invoke([
+            "run".as_ref(),
+            "--bundle".as_ref(),
+            missing.as_os_str(),
+            "no-bundle".as_ref(),
+        ]);
         expect_rejected(&rf, &out, Some("no-such-bundle"), &[]);
     });
 }
@@ -105,8 +129,10 @@ fn missing_program() {
 
 #[test]
 fn program_is_not_elf() {
-    let bundle =
-        hello().executable("/bin/notelf", "this is plain text, not an ELF file\n").argv(["/bin/notelf"]).build();
+    let bundle = hello()
+        .executable("/bin/notelf", "this is plain text, not an ELF file\n")
+        .argv(["/bin/notelf"])
+        .build();
     expect_bundle_rejected(&bundle, "not-elf", Some("/bin/notelf"));
 }
 
@@ -114,7 +140,10 @@ fn program_is_not_elf() {
 fn program_is_truncated_elf() {
     let prog = compile("hello", Link::Static);
     let bytes = fs::read(&prog.path).expect("read hello");
-    let bundle = hello().executable("/bin/truncated", &bytes[..100]).argv(["/bin/truncated"]).build();
+    let bundle = hello()
+        .executable("/bin/truncated", &bytes[..100])
+        .argv(["/bin/truncated"])
+        .build();
     expect_bundle_rejected(&bundle, "truncated-elf", Some("/bin/truncated"));
 }
 

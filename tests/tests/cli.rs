@@ -13,8 +13,13 @@ fn spec_in_temp_dir() -> (TempDir, Value) {
     let out = ringfence_in(dir.path(), ["spec"]);
     out.expect_no_panic().expect_code(0);
     let path = dir.path().join("config.json");
-    let text = fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("`ringfence spec` wrote no {}: {e}{}", path.display(), out.context()));
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "`ringfence spec` wrote no {}: {e}{}",
+            path.display(),
+            out.context()
+        )
+    });
     let config: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("config.json from `ringfence spec` is not JSON: {e}\n{text}"));
     (dir, config)
@@ -23,14 +28,21 @@ fn spec_in_temp_dir() -> (TempDir, Value) {
 #[test]
 fn spec_writes_a_valid_config_json() {
     let (_dir, config) = spec_in_temp_dir();
-    assert!(config["ociVersion"].is_string(), "no ociVersion: {config:#}");
-    let args =
-        config["process"]["args"].as_array().unwrap_or_else(|| panic!("process.args is not an array: {config:#}"));
+    assert!(
+        config["ociVersion"].is_string(),
+        "no ociVersion: {config:#}"
+    );
+    let args = config["process"]["args"]
+        .as_array()
+        .unwrap_or_else(|| panic!("process.args is not an array: {config:#}"));
     assert!(
         !args.is_empty() && args.iter().all(Value::is_string),
         "process.args must be a non-empty array of strings: {config:#}"
     );
-    assert!(config["process"]["cwd"].is_string(), "no process.cwd: {config:#}");
+    assert!(
+        config["process"]["cwd"].is_string(),
+        "no process.cwd: {config:#}"
+    );
     assert_eq!(config["root"]["path"], "rootfs", "root.path: {config:#}");
 }
 
@@ -55,6 +67,11 @@ fn spec_config_runs_a_program() {
         expected += &format!("env {e}\n");
     }
     for_each_platform(|p| {
-        bundle.run(p).expect_no_panic().expect_code(0).expect_stdout(&expected).expect_stderr("hello on stderr\n");
+        bundle
+            .run(p)
+            .expect_no_panic()
+            .expect_code(0)
+            .expect_stdout(&expected)
+            .expect_stderr("hello on stderr\n");
     });
 }

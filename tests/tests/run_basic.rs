@@ -21,10 +21,16 @@ const HELLO_ENV: &[&str] = &["A=1", "B=two words", "EMPTY=", "PATH=/bin"];
 
 fn hello_test(link: Link) {
     let prog = compile("hello", link);
-    let bundle = Bundle::builder(&prog).args(HELLO_ARGS.iter().copied()).env(HELLO_ENV.iter().copied()).build();
+    let bundle = Bundle::builder(&prog)
+        .args(HELLO_ARGS.iter().copied())
+        .env(HELLO_ENV.iter().copied())
+        .build();
     let native = bundle.run_native();
     let argv: Vec<&str> = ["/bin/prog"].iter().chain(HELLO_ARGS).copied().collect();
-    native.expect_code(0).expect_stdout(&hello_stdout(&argv, HELLO_ENV)).expect_stderr("hello on stderr\n");
+    native
+        .expect_code(0)
+        .expect_stdout(&hello_stdout(&argv, HELLO_ENV))
+        .expect_stderr("hello on stderr\n");
     for_each_platform(|p| {
         let out = bundle.run(p);
         out.expect_no_panic()
@@ -54,11 +60,19 @@ fn hello_dynamic_args_env_match_native() {
 #[test]
 fn hello_at_nested_path_with_empty_env() {
     let prog = compile("hello", Link::Static);
-    let bundle = Bundle::builder(&prog).prog_path("/usr/local/lib/tool/hello").env(Vec::<String>::new()).build();
+    let bundle = Bundle::builder(&prog)
+        .prog_path("/usr/local/lib/tool/hello")
+        .env(Vec::<String>::new())
+        .build();
     let expected = hello_stdout(&["/usr/local/lib/tool/hello"], &[]);
     bundle.run_native().expect_code(0).expect_stdout(&expected);
     for_each_platform(|p| {
-        bundle.run(p).expect_no_panic().expect_code(0).expect_stdout(&expected).expect_stderr("hello on stderr\n");
+        bundle
+            .run(p)
+            .expect_no_panic()
+            .expect_code(0)
+            .expect_stdout(&expected)
+            .expect_stderr("hello on stderr\n");
     });
 }
 
@@ -147,7 +161,12 @@ fn signal_handler_runs_and_program_continues() {
     let expected = "before handled\nhandler saw signal 10\n";
     native.expect_code(0).expect_stdout(expected);
     for_each_platform(|p| {
-        bundle.run(p).expect_no_panic().expect_code(0).expect_stdout(expected).expect_same_as_native(&native);
+        bundle
+            .run(p)
+            .expect_no_panic()
+            .expect_code(0)
+            .expect_stdout(expected)
+            .expect_same_as_native(&native);
     });
 }
 
@@ -159,7 +178,12 @@ fn ignored_signal_is_not_delivered() {
     let expected = "before ignored\nSIGTERM ignored\n";
     native.expect_code(0).expect_stdout(expected);
     for_each_platform(|p| {
-        bundle.run(p).expect_no_panic().expect_code(0).expect_stdout(expected).expect_same_as_native(&native);
+        bundle
+            .run(p)
+            .expect_no_panic()
+            .expect_code(0)
+            .expect_stdout(expected)
+            .expect_same_as_native(&native);
     });
 }
 
@@ -187,7 +211,10 @@ fn pid_1_ppid_0_and_hostname_from_spec() {
 #[test]
 fn user_from_spec() {
     let prog = compile("identity", Link::Static);
-    let bundle = Bundle::builder(&prog).hostname("rf-test-host").user(1234, 5678).build();
+    let bundle = Bundle::builder(&prog)
+        .hostname("rf-test-host")
+        .user(1234, 5678)
+        .build();
     // Natively (as root the harness switches to the spec's ids) the id lines
     // must agree; pids and hostname are the host's.
     let native = bundle.run_native();
@@ -227,9 +254,17 @@ fn stdio_pipe_checks_match_native() {
                     write(-1)=-1 errno=EBADF\n\
                     done\n";
     let native = bundle.run_native();
-    native.expect_code(0).expect_stdout(expected).expect_stderr("stderr line 1\nstderr line 2\n");
+    native
+        .expect_code(0)
+        .expect_stdout(expected)
+        .expect_stderr("stderr line 1\nstderr line 2\n");
     for_each_platform(|p| {
-        bundle.run(p).expect_no_panic().expect_code(0).expect_stdout(expected).expect_same_as_native(&native);
+        bundle
+            .run(p)
+            .expect_no_panic()
+            .expect_code(0)
+            .expect_stdout(expected)
+            .expect_same_as_native(&native);
     });
 }
 
@@ -237,7 +272,13 @@ fn stdio_pipe_checks_match_native() {
 /// that every 4096th byte is a newline.
 fn big_stream(len: usize) -> Vec<u8> {
     (0..len)
-        .map(|i| if i % 4096 == 4095 { b'\n' } else { b'a' + u8::try_from(i % 26).expect("less than 26") })
+        .map(|i| {
+            if i % 4096 == 4095 {
+                b'\n'
+            } else {
+                b'a' + u8::try_from(i % 26).expect("less than 26")
+            }
+        })
         .collect()
 }
 
@@ -246,7 +287,9 @@ fn large_stdout_and_stderr_arrive_whole() {
     const OUT: usize = 1 << 20;
     const ERR: usize = 300_000;
     let prog = compile("stdio", Link::Static);
-    let bundle = Bundle::builder(&prog).args(["big".to_string(), OUT.to_string(), ERR.to_string()]).build();
+    let bundle = Bundle::builder(&prog)
+        .args(["big".to_string(), OUT.to_string(), ERR.to_string()])
+        .build();
     let native = bundle.run_native();
     native.expect_code(0);
     assert!(native.stdout == big_stream(OUT) && native.stderr == big_stream(ERR));
@@ -260,8 +303,16 @@ fn large_stdout_and_stderr_arrive_whole() {
             out.stderr.len(),
             out.context()
         );
-        assert!(out.stdout == big_stream(OUT), "stdout content differs{}", out.context());
-        assert!(out.stderr == big_stream(ERR), "stderr content differs{}", out.context());
+        assert!(
+            out.stdout == big_stream(OUT),
+            "stdout content differs{}",
+            out.context()
+        );
+        assert!(
+            out.stderr == big_stream(ERR),
+            "stderr content differs{}",
+            out.context()
+        );
     });
 }
 
@@ -290,10 +341,16 @@ fn cwd_from_spec_resolves_relative_paths() {
 fn read_file_from_rootfs() {
     let prog = compile("files", Link::Static);
     let contents = "line 1\nline 2 with some more text\n".repeat(300);
-    let bundle =
-        Bundle::builder(&prog).file("/etc/some.conf", contents.clone()).args(["cat", "/etc/some.conf"]).build();
+    let bundle = Bundle::builder(&prog)
+        .file("/etc/some.conf", contents.clone())
+        .args(["cat", "/etc/some.conf"])
+        .build();
     for_each_platform(|p| {
-        bundle.run(p).expect_no_panic().expect_code(0).expect_stdout(&contents);
+        bundle
+            .run(p)
+            .expect_no_panic()
+            .expect_code(0)
+            .expect_stdout(&contents);
     });
 }
 
@@ -303,7 +360,10 @@ fn writes_in_readonly_root_never_reach_the_host() {
     // A name unique to this run, so a sandbox that wrongly passes the path
     // to the host can be caught (and cleaned up) at the host's `/` too.
     let name = format!("ringfence-test-created-{}", std::process::id());
-    let bundle = Bundle::builder(&prog).readonly(true).args(["create".to_string(), format!("/{name}")]).build();
+    let bundle = Bundle::builder(&prog)
+        .readonly(true)
+        .args(["create".to_string(), format!("/{name}")])
+        .build();
     for_each_platform(|p| {
         let out = bundle.run(p);
         let on_host_root = std::path::Path::new("/").join(&name);

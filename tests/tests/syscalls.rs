@@ -11,7 +11,12 @@ fn enosys_for_syscall_1000_matches_native() {
     let native = bundle.run_native();
     native.expect_code(0).expect_stdout(expected);
     for_each_platform(|p| {
-        bundle.run(p).expect_no_panic().expect_code(0).expect_stdout(expected).expect_same_as_native(&native);
+        bundle
+            .run(p)
+            .expect_no_panic()
+            .expect_code(0)
+            .expect_stdout(expected)
+            .expect_same_as_native(&native);
     });
 }
 
@@ -43,7 +48,12 @@ fn memory_test(mode: &str, expected: &str) {
     let native = bundle.run_native();
     native.expect_code(0).expect_stdout(expected);
     for_each_platform(|p| {
-        bundle.run(p).expect_no_panic().expect_code(0).expect_stdout(expected).expect_same_as_native(&native);
+        bundle
+            .run(p)
+            .expect_no_panic()
+            .expect_code(0)
+            .expect_stdout(expected)
+            .expect_same_as_native(&native);
     });
 }
 
@@ -98,9 +108,17 @@ fn misc_test(
     let prog = compile("misc", Link::Static);
     let bundle = bundle_extra(Bundle::builder(&prog).args([group])).build();
     let host_exe = bundle.rootfs().join("bin/prog");
-    bundle.run_native().expect_code(0).expect_stdout(&expected(&host_exe.to_string_lossy()));
+    bundle
+        .run_native()
+        .expect_code(0)
+        .expect_stdout(&expected(&host_exe.to_string_lossy()));
     for_each_platform(|p| {
-        bundle.run(p).expect_no_panic().expect_code(0).expect_stdout(&expected("/bin/prog")).expect_stderr("");
+        bundle
+            .run(p)
+            .expect_no_panic()
+            .expect_code(0)
+            .expect_stdout(&expected("/bin/prog"))
+            .expect_stderr("");
     });
 }
 
@@ -127,7 +145,16 @@ fn clocks_are_monotonic_and_nanosleep_sleeps() {
 
 #[test]
 fn getrandom_returns_random_bytes() {
-    misc_test("random", |b| b, |_| all_ok(&["ok getrandom returns 64 bytes", "ok getrandom bytes are random"]));
+    misc_test(
+        "random",
+        |b| b,
+        |_| {
+            all_ok(&[
+                "ok getrandom returns 64 bytes",
+                "ok getrandom bytes are random",
+            ])
+        },
+    );
 }
 
 #[test]
@@ -147,7 +174,11 @@ fn rlimit_nofile_from_spec() {
 
 #[test]
 fn proc_self_exe_is_the_path_inside_the_container() {
-    misc_test("exe", |b| b, |exe| all_ok(&["ok readlink(/proc/self/exe)", &format!("exe={exe}")]));
+    misc_test(
+        "exe",
+        |b| b,
+        |exe| all_ok(&["ok readlink(/proc/self/exe)", &format!("exe={exe}")]),
+    );
 }
 
 #[test]
@@ -172,7 +203,16 @@ fn sigaltstack_sigaction_sigprocmask() {
 
 #[test]
 fn thread_local_storage_and_arch_prctl() {
-    misc_test("tls", |b| b, |_| all_ok(&["ok __thread variables", "ok arch_prctl(ARCH_GET_FS) is the thread pointer"]));
+    misc_test(
+        "tls",
+        |b| b,
+        |_| {
+            all_ok(&[
+                "ok __thread variables",
+                "ok arch_prctl(ARCH_GET_FS) is the thread pointer",
+            ])
+        },
+    );
 }
 
 #[test]
@@ -186,6 +226,11 @@ fn tls_works_in_static_pie() {
         "ok arch_prctl(ARCH_GET_FS) is the thread pointer",
     ]);
     for_each_platform(|p| {
-        bundle.run(p).expect_no_panic().expect_code(0).expect_stdout(&expected).expect_stderr("");
+        bundle
+            .run(p)
+            .expect_no_panic()
+            .expect_code(0)
+            .expect_stdout(&expected)
+            .expect_stderr("");
     });
 }

@@ -20,7 +20,10 @@ pub enum ContainerError {
     #[error("cannot create state directory {path}: {source}")]
     StateDir { path: PathBuf, source: io::Error },
     #[error("cannot record state in {path}: {source}")]
-    State { path: PathBuf, source: state::StateError },
+    State {
+        path: PathBuf,
+        source: state::StateError,
+    },
     #[error("cannot write pid file {path}: {source}")]
     PidFile { path: PathBuf, source: io::Error },
 }
@@ -35,11 +38,16 @@ pub struct StateDir {
 impl StateDir {
     /// Claim `<root>/<id>`; fails if the id is taken.
     pub fn create(root: &Path, id: &str) -> Result<Self, ContainerError> {
-        fs::create_dir_all(root).map_err(|source| ContainerError::StateDir { path: root.to_path_buf(), source })?;
+        fs::create_dir_all(root).map_err(|source| ContainerError::StateDir {
+            path: root.to_path_buf(),
+            source,
+        })?;
         let path = root.join(id);
         match fs::create_dir(&path) {
             Ok(()) => Ok(StateDir { path }),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(ContainerError::Exists(id.to_string())),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(ContainerError::Exists(id.to_string()))
+            }
             Err(source) => Err(ContainerError::StateDir { path, source }),
         }
     }
@@ -60,7 +68,8 @@ impl Drop for StateDir {
 /// `ringfence run`: create, start and wait for a container, then delete it.
 pub fn run(cli: &Cli, bundle: &Path, pid_file: Option<&Path>, id: &str) -> Result<u8, CliError> {
     resources::validate_container_id(id)?;
-    let bundle = fs::canonicalize(bundle).map_err(|e| CliError::Io(format!("bundle {}: {e}", bundle.display())))?;
+    let bundle = fs::canonicalize(bundle)
+        .map_err(|e| CliError::Io(format!("bundle {}: {e}", bundle.display())))?;
     let spec = resources::load_bundle(&bundle)?;
     let dir = StateDir::create(&cli.root, id)?;
     let pid = std::process::id() as i32;
@@ -78,7 +87,10 @@ pub fn run(cli: &Cli, bundle: &Path, pid_file: Option<&Path>, id: &str) -> Resul
     let path = dir.state_file();
     state::write_atomic(&path, &st).map_err(|source| ContainerError::State { path, source })?;
     if let Some(p) = pid_file {
-        fs::write(p, pid.to_string()).map_err(|source| ContainerError::PidFile { path: p.to_path_buf(), source })?;
+        fs::write(p, pid.to_string()).map_err(|source| ContainerError::PidFile {
+            path: p.to_path_buf(),
+            source,
+        })?;
     }
     let status = sandbox::run(cli, &spec)?;
     debug!("container {id} ended: {status:?}");

@@ -39,7 +39,11 @@ impl Log for Logger {
         let time = resources::state::rfc3339_utc(SystemTime::now());
         let msg = record.args().to_string();
         let line = match self.format {
-            LogFormat::Text => format!("{time} {:<7} [{}] {msg}\n", level_name(record.level()), record.target()),
+            LogFormat::Text => format!(
+                "{time} {:<7} [{}] {msg}\n",
+                level_name(record.level()),
+                record.target()
+            ),
             LogFormat::Json => {
                 let v = serde_json::json!({ "level": level_name(record.level()), "msg": msg, "time": time });
                 format!("{v}\n")
@@ -68,7 +72,12 @@ pub fn init(file: Option<&std::path::Path>, format: LogFormat, debug: bool) -> s
         Err(_) if debug => LevelFilter::Debug,
         Err(_) => LevelFilter::Warn,
     };
-    if log::set_boxed_logger(Box::new(Logger { format, out: Mutex::new(out) })).is_ok() {
+    if log::set_boxed_logger(Box::new(Logger {
+        format,
+        out: Mutex::new(out),
+    }))
+    .is_ok()
+    {
         log::set_max_level(level);
     }
     Ok(())

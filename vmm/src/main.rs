@@ -45,11 +45,18 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: &Cli) -> Result<u8, CliError> {
     match &cli.command {
-        Command::Run { bundle, pid_file, id } => container::run(cli, bundle, pid_file.as_deref(), id),
+        Command::Run {
+            bundle,
+            pid_file,
+            id,
+        } => container::run(cli, bundle, pid_file.as_deref(), id),
         Command::Spec { bundle } => {
             let path = bundle.join("config.json");
             if path.exists() {
-                return Err(CliError::Io(format!("{}: file already exists", path.display())));
+                return Err(CliError::Io(format!(
+                    "{}: file already exists",
+                    path.display()
+                )));
             }
             std::fs::write(&path, resources::default_spec_json())
                 .map_err(|e| CliError::Io(format!("cannot write {}: {e}", path.display())))?;

@@ -66,7 +66,10 @@ pub struct Timespec {
 
 impl Timespec {
     pub fn from_ns(ns: u64) -> Self {
-        Timespec { tv_sec: (ns / 1_000_000_000) as i64, tv_nsec: (ns % 1_000_000_000) as i64 }
+        Timespec {
+            tv_sec: (ns / 1_000_000_000) as i64,
+            tv_nsec: (ns % 1_000_000_000) as i64,
+        }
     }
 
     /// Nanoseconds, or `None` when the value is not a valid timespec.
@@ -74,7 +77,9 @@ impl Timespec {
         if self.tv_sec < 0 || !(0..1_000_000_000).contains(&self.tv_nsec) {
             return None;
         }
-        (self.tv_sec as u64).checked_mul(1_000_000_000)?.checked_add(self.tv_nsec as u64)
+        (self.tv_sec as u64)
+            .checked_mul(1_000_000_000)?
+            .checked_add(self.tv_nsec as u64)
     }
 
     pub fn to_bytes(self) -> [u8; 16] {
@@ -89,7 +94,10 @@ impl Timespec {
         let mut n = [0u8; 8];
         s.copy_from_slice(&b[..8]);
         n.copy_from_slice(&b[8..]);
-        Timespec { tv_sec: i64::from_le_bytes(s), tv_nsec: i64::from_le_bytes(n) }
+        Timespec {
+            tv_sec: i64::from_le_bytes(s),
+            tv_nsec: i64::from_le_bytes(n),
+        }
     }
 }
 
@@ -133,9 +141,14 @@ impl Stat {
         w.i64(self.st_size);
         w.i64(self.st_blksize);
         w.i64(self.st_blocks);
-        for v in
-            [self.st_atime, self.st_atime_nsec, self.st_mtime, self.st_mtime_nsec, self.st_ctime, self.st_ctime_nsec]
-        {
+        for v in [
+            self.st_atime,
+            self.st_atime_nsec,
+            self.st_mtime,
+            self.st_mtime_nsec,
+            self.st_ctime,
+            self.st_ctime_nsec,
+        ] {
             w.i64(v);
         }
         out

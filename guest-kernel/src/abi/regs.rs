@@ -46,7 +46,14 @@ pub const USER_RFLAGS: u64 = 0x202;
 impl UserRegs {
     /// Registers for a new thread starting at `rip` with stack `rsp`.
     pub fn new_user(rip: u64, rsp: u64) -> Self {
-        UserRegs { rip, rsp, cs: USER_CS, ss: USER_SS, rflags: USER_RFLAGS, ..Default::default() }
+        UserRegs {
+            rip,
+            rsp,
+            cs: USER_CS,
+            ss: USER_SS,
+            rflags: USER_RFLAGS,
+            ..Default::default()
+        }
     }
 
     /// The syscall number of a syscall trap.

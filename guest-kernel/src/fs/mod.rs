@@ -16,7 +16,10 @@ pub enum File {
     /// A stream served by the host (stdio).
     HostStream { handle: HostHandle },
     /// A seekable host file opened read-only beneath the container root.
-    HostFile { handle: HostHandle, offset: AtomicU64 },
+    HostFile {
+        handle: HostHandle,
+        offset: AtomicU64,
+    },
 }
 
 impl File {
@@ -43,7 +46,10 @@ pub struct FdTable {
 
 impl FdTable {
     pub fn get(&self, fd: i32) -> KResult<Arc<File>> {
-        self.fds.get(&fd).map(|e| e.file.clone()).ok_or(Errno::EBADF)
+        self.fds
+            .get(&fd)
+            .map(|e| e.file.clone())
+            .ok_or(Errno::EBADF)
     }
 
     /// Install `file` at exactly `fd`, returning what was there.

@@ -43,7 +43,11 @@ pub struct ElfInfo {
 }
 
 fn prot_of(flags: elf::ProgramFlags) -> Prot {
-    Prot { read: flags.0 & elf::PF_R.0 != 0, write: flags.0 & elf::PF_W.0 != 0, exec: flags.0 & elf::PF_X.0 != 0 }
+    Prot {
+        read: flags.0 & elf::PF_R.0 != 0,
+        write: flags.0 & elf::PF_W.0 != 0,
+        exec: flags.0 & elf::PF_X.0 != 0,
+    }
 }
 
 /// Parse an x86-64 executable. Every malformed or unsupported input is
@@ -79,7 +83,11 @@ pub fn parse(data: &[u8]) -> KResult<ElfInfo> {
                 let vaddr = vaddr.checked_add(bias).ok_or(Errno::ENOEXEC)?;
                 let seg_end = vaddr.checked_add(memsz).ok_or(Errno::ENOEXEC)?;
                 let file_end = offset.checked_add(filesz).ok_or(Errno::ENOEXEC)?;
-                if filesz > memsz || file_end > data.len() as u64 || seg_end > TASK_SIZE || vaddr < PAGE_SIZE {
+                if filesz > memsz
+                    || file_end > data.len() as u64
+                    || seg_end > TASK_SIZE
+                    || vaddr < PAGE_SIZE
+                {
                     return Err(Errno::ENOEXEC);
                 }
                 // The program headers are visible if a segment maps them.
@@ -88,7 +96,13 @@ pub fn parse(data: &[u8]) -> KResult<ElfInfo> {
                     phdr_vaddr.get_or_insert(vaddr + (phoff - offset));
                 }
                 end = end.max(seg_end);
-                segments.push(LoadSegment { vaddr, memsz, offset, filesz, prot: prot_of(ph.p_flags(e)) });
+                segments.push(LoadSegment {
+                    vaddr,
+                    memsz,
+                    offset,
+                    filesz,
+                    prot: prot_of(ph.p_flags(e)),
+                });
             }
             elf::PT_INTERP => {
                 let bytes = ph.data(e, data).map_err(|_| Errno::ENOEXEC)?;
@@ -108,7 +122,10 @@ pub fn parse(data: &[u8]) -> KResult<ElfInfo> {
         return Err(Errno::ENOEXEC);
     }
     let entry = hdr.e_entry(e).checked_add(bias).ok_or(Errno::ENOEXEC)?;
-    if !segments.iter().any(|s| s.prot.exec && (s.vaddr..s.vaddr + s.memsz).contains(&entry)) {
+    if !segments
+        .iter()
+        .any(|s| s.prot.exec && (s.vaddr..s.vaddr + s.memsz).contains(&entry))
+    {
         return Err(Errno::ENOEXEC);
     }
     Ok(ElfInfo {
@@ -161,7 +178,14 @@ mod tests {
         assert_eq!(info.bias, 0);
         assert_eq!(info.phdr, Some(0x400040));
         assert_eq!(info.segments.len(), 1);
-        assert_eq!(info.segments[0].prot, Prot { read: true, write: false, exec: true });
+        assert_eq!(
+            info.segments[0].prot,
+            Prot {
+                read: true,
+                write: false,
+                exec: true
+            }
+        );
         assert_eq!(info.end, 0x401000);
         assert!(info.interp.is_none());
     }

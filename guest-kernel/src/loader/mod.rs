@@ -81,7 +81,12 @@ impl<P: Platform> Kernel<'_, P> {
 
     /// Find `args[0]` the way runc does: a name with a slash is a path
     /// (relative to the cwd), otherwise search `PATH` from the environment.
-    pub fn resolve_program(&self, name: &[u8], env: &[Vec<u8>], cwd: &[u8]) -> Result<Vec<u8>, LoadError> {
+    pub fn resolve_program(
+        &self,
+        name: &[u8],
+        env: &[Vec<u8>],
+        cwd: &[u8],
+    ) -> Result<Vec<u8>, LoadError> {
         if name.is_empty() {
             return Err(fail(Errno::ENOENT, "empty program name"));
         }
@@ -108,24 +113,40 @@ impl<P: Platform> Kernel<'_, P> {
     }
 
     /// Replace the address space with `path`'s image and a fresh stack.
-    pub fn load_program(&mut self, path: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>]) -> Result<Entry, LoadError> {
+    pub fn load_program(
+        &mut self,
+        path: &[u8],
+        argv: &[Vec<u8>],
+        envp: &[Vec<u8>],
+    ) -> Result<Entry, LoadError> {
         let data = self.read_container_file(path)?;
         if data.starts_with(b"#!") {
-            return Err(fail(Errno::ENOEXEC, "interpreter scripts need the filesystem layer (not yet supported)"));
+            return Err(fail(
+                Errno::ENOEXEC,
+                "interpreter scripts need the filesystem layer (not yet supported)",
+            ));
         }
         let info = elf::parse(&data).map_err(|e| fail(e, "not a valid x86-64 ELF executable"))?;
         if info.interp.is_some() {
-            return Err(fail(Errno::ENOEXEC, "dynamically linked programs are not supported yet"));
+            return Err(fail(
+                Errno::ENOEXEC,
+                "dynamically linked programs are not supported yet",
+            ));
         }
         self.mm.teardown(self.plat, &mut self.frames);
 
         // Page permissions, unioned where two segments share a page.
         let mut page_prot: BTreeMap<u64, Prot> = BTreeMap::new();
         for s in &info.segments {
-            let end = page_up(s.vaddr + s.memsz).ok_or(fail(Errno::ENOEXEC, "segment overflows"))?;
+            let end =
+                page_up(s.vaddr + s.memsz).ok_or(fail(Errno::ENOEXEC, "segment overflows"))?;
             for page in (page_down(s.vaddr)..end).step_by(PAGE_SIZE as usize) {
                 let p = page_prot.entry(page).or_insert(Prot::NONE);
-                *p = Prot { read: p.read || s.prot.read, write: p.write || s.prot.write, exec: p.exec || s.prot.exec };
+                *p = Prot {
+                    read: p.read || s.prot.read,
+                    write: p.write || s.prot.write,
+                    exec: p.exec || s.prot.exec,
+                };
             }
         }
         let mut run: Option<Vma> = None;
@@ -136,7 +157,12 @@ impl<P: Platform> Kernel<'_, P> {
                     if let Some(v) = run.take() {
                         self.mm.insert_vma(v);
                     }
-                    run = Some(Vma { start: page, end: page + PAGE_SIZE, prot, kind: VmaKind::Image });
+                    run = Some(Vma {
+                        start: page,
+                        end: page + PAGE_SIZE,
+                        prot,
+                        kind: VmaKind::Image,
+                    });
                 }
             }
         }
@@ -145,19 +171,30 @@ impl<P: Platform> Kernel<'_, P> {
         }
         for s in &info.segments {
             let bytes = &data[s.offset as usize..(s.offset + s.filesz) as usize];
-            self.mm.write_force(self.plat, &mut self.frames, s.vaddr, bytes)?;
+            self.mm
+                .write_force(self.plat, &mut self.frames, s.vaddr, bytes)?;
         }
 
         if info.end > self.mm.task_size {
-            return Err(fail(Errno::ENOEXEC, "segments reach above the user address range"));
+            return Err(fail(
+                Errno::ENOEXEC,
+                "segments reach above the user address range",
+            ));
         }
         // Stack and heap. The stack top sits one guard page below the top
         // of the user range, as Linux places it without randomisation.
         let stack_top = self.mm.task_size - 2 * PAGE_SIZE;
-        let stack_size = self.rlimits[RLIMIT_STACK as usize].0.clamp(128 << 10, MAX_STACK);
+        let stack_size = self.rlimits[RLIMIT_STACK as usize]
+            .0
+            .clamp(128 << 10, MAX_STACK);
         let stack_size = page_up(stack_size).unwrap_or(DEFAULT_STACK);
         let stack_bottom = stack_top - stack_size;
-        self.mm.insert_vma(Vma { start: stack_bottom, end: stack_top, prot: Prot::RW, kind: VmaKind::Stack });
+        self.mm.insert_vma(Vma {
+            start: stack_bottom,
+            end: stack_top,
+            prot: Prot::RW,
+            kind: VmaKind::Stack,
+        });
         self.mm.mmap_base = stack_bottom - STACK_GAP;
         self.mm.brk_start = page_up(info.end).unwrap_or(info.end);
         self.mm.brk = self.mm.brk_start;
@@ -199,9 +236,13 @@ impl<P: Platform> Kernel<'_, P> {
             },
         )
         .map_err(|e| fail(e, "argument list too long"))?;
-        self.mm.copy_out(self.plat, &mut self.frames, img.sp, &img.bytes)?;
+        self.mm
+            .copy_out(self.plat, &mut self.frames, img.sp, &img.bytes)?;
         self.exe_path = path.to_vec();
-        Ok(Entry { rip: info.entry, rsp: img.sp })
+        Ok(Entry {
+            rip: info.entry,
+            rsp: img.sp,
+        })
     }
 }
 

@@ -35,7 +35,12 @@ pub struct StackInputs<'a> {
 /// top, then the 16 random bytes, then (16-byte aligned) argc, argv, envp
 /// and auxv, with `sp` pointing at argc.
 pub fn build(top: u64, inp: &StackInputs<'_>) -> KResult<StackImage> {
-    if inp.argv.iter().chain(inp.envp).any(|s| s.len() >= MAX_ARG_STRLEN) {
+    if inp
+        .argv
+        .iter()
+        .chain(inp.envp)
+        .any(|s| s.len() >= MAX_ARG_STRLEN)
+    {
         return Err(Errno::E2BIG);
     }
     // Strings grow down from just below the top: execfn, envp, argv, platform.
@@ -115,7 +120,11 @@ mod tests {
 
     fn cstr(img: &StackImage, addr: u64) -> Vec<u8> {
         let o = (addr - img.sp) as usize;
-        img.bytes[o..].iter().take_while(|b| **b != 0).copied().collect()
+        img.bytes[o..]
+            .iter()
+            .take_while(|b| **b != 0)
+            .copied()
+            .collect()
     }
 
     #[test]
@@ -134,10 +143,14 @@ mod tests {
         assert_eq!(img.sp % 16, 0);
         assert_eq!(img.sp + img.bytes.len() as u64, top);
         assert_eq!(word(&img, img.sp), 3);
-        let argv: Vec<Vec<u8>> = (0..3).map(|i| cstr(&img, word(&img, img.sp + 8 + i * 8))).collect();
+        let argv: Vec<Vec<u8>> = (0..3)
+            .map(|i| cstr(&img, word(&img, img.sp + 8 + i * 8)))
+            .collect();
         assert_eq!(argv, [b"/bin/prog".to_vec(), b"one".to_vec(), b"".to_vec()]);
         assert_eq!(word(&img, img.sp + 32), 0);
-        let envp: Vec<Vec<u8>> = (0..2).map(|i| cstr(&img, word(&img, img.sp + 40 + i * 8))).collect();
+        let envp: Vec<Vec<u8>> = (0..2)
+            .map(|i| cstr(&img, word(&img, img.sp + 40 + i * 8)))
+            .collect();
         assert_eq!(envp, [b"A=1".to_vec(), b"PATH=/bin".to_vec()]);
         assert_eq!(word(&img, img.sp + 56), 0);
         let mut a = img.sp + 64;
@@ -177,7 +190,11 @@ mod tests {
         };
         assert_eq!(build(0x7fff_0000_0000, &inp), Err(Errno::E2BIG));
         let small = [b"abc".as_slice(); 100];
-        let inp = StackInputs { argv: &small, max_bytes: 512, ..inp };
+        let inp = StackInputs {
+            argv: &small,
+            max_bytes: 512,
+            ..inp
+        };
         assert_eq!(build(0x7fff_0000_0000, &inp), Err(Errno::E2BIG));
     }
 }

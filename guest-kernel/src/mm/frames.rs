@@ -104,7 +104,11 @@ impl FrameAllocator {
         self.high_water = self.high_water.max(start + n);
         self.cursor = (start + n) % self.count;
         self.free -= n;
-        Some(FrameRun { pa: self.base + start * PAGE_SIZE, pages: n, dirty })
+        Some(FrameRun {
+            pa: self.base + start * PAGE_SIZE,
+            pages: n,
+            dirty,
+        })
     }
 
     /// Return one frame.
@@ -128,7 +132,14 @@ mod tests {
     fn fresh_runs_are_contiguous_and_clean() {
         let mut a = FrameAllocator::new(0x10_0000, 64 * PAGE_SIZE);
         let r = a.alloc_run(16).unwrap();
-        assert_eq!(r, FrameRun { pa: 0x10_0000, pages: 16, dirty: false });
+        assert_eq!(
+            r,
+            FrameRun {
+                pa: 0x10_0000,
+                pages: 16,
+                dirty: false
+            }
+        );
         let r2 = a.alloc_run(16).unwrap();
         assert_eq!(r2.pa, 0x10_0000 + 16 * PAGE_SIZE);
         assert_eq!(a.free_frames(), 32);

@@ -83,7 +83,15 @@ pub struct MmStruct<P: Platform> {
 
 impl<P: Platform> MmStruct<P> {
     pub fn new(space: P::AddressSpace, task_size: u64) -> Self {
-        MmStruct { task_size, space, vmas: BTreeMap::new(), pages: BTreeMap::new(), brk_start: 0, brk: 0, mmap_base: 0 }
+        MmStruct {
+            task_size,
+            space,
+            vmas: BTreeMap::new(),
+            pages: BTreeMap::new(),
+            brk_start: 0,
+            brk: 0,
+            mmap_base: 0,
+        }
     }
 
     /// The VMA containing `addr`.
@@ -127,7 +135,13 @@ impl<P: Platform> MmStruct<P> {
     }
 
     /// Remove every mapping in `[start, end)`, freeing its frames.
-    pub fn unmap_range(&mut self, plat: &P, frames: &mut FrameAllocator, start: u64, end: u64) -> KResult<()> {
+    pub fn unmap_range(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        start: u64,
+        end: u64,
+    ) -> KResult<()> {
         if start >= end {
             return Ok(());
         }
@@ -137,7 +151,11 @@ impl<P: Platform> MmStruct<P> {
         for k in keys {
             self.vmas.remove(&k);
         }
-        let pages: Vec<(u64, PhysAddr)> = self.pages.range(start..end).map(|(k, v)| (*k, *v)).collect();
+        let pages: Vec<(u64, PhysAddr)> = self
+            .pages
+            .range(start..end)
+            .map(|(k, v)| (*k, *v))
+            .collect();
         if !pages.is_empty() {
             for (va, pa) in &pages {
                 self.pages.remove(va);
@@ -201,7 +219,13 @@ impl<P: Platform> MmStruct<P> {
     }
 
     /// Back the window around `page` with frames and map them.
-    fn populate(&mut self, plat: &P, frames: &mut FrameAllocator, vma: Vma, page: u64) -> Result<(), FaultError> {
+    fn populate(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        vma: Vma,
+        page: u64,
+    ) -> Result<(), FaultError> {
         let window = FAULT_AROUND_PAGES * PAGE_SIZE;
         let win_start = (page & !(window - 1)).max(vma.start);
         let win_end = (page & !(window - 1)).saturating_add(window).min(vma.end);
@@ -219,14 +243,19 @@ impl<P: Platform> MmStruct<P> {
             while done < n {
                 let Some(run) = frames.alloc_run(n - done) else {
                     // Neighbours are optional; the faulting page is not.
-                    return if self.pages.contains_key(&page) { Ok(()) } else { Err(FaultError::NoMemory) };
+                    return if self.pages.contains_key(&page) {
+                        Ok(())
+                    } else {
+                        Err(FaultError::NoMemory)
+                    };
                 };
                 if run.dirty {
                     plat.phys_zero(run.pa, run.pages * PAGE_SIZE);
                 }
                 let at = va + done * PAGE_SIZE;
                 for i in 0..run.pages {
-                    self.pages.insert(at + i * PAGE_SIZE, run.pa + i * PAGE_SIZE);
+                    self.pages
+                        .insert(at + i * PAGE_SIZE, run.pa + i * PAGE_SIZE);
                 }
                 plat.map(&mut self.space, at, run.pa, run.pages * PAGE_SIZE, vma.prot)
                     .map_err(|_| FaultError::NoMemory)?;
@@ -284,26 +313,56 @@ impl<P: Platform> MmStruct<P> {
     }
 
     /// Copy `buf.len()` bytes from user address `va`.
-    pub fn copy_in(&mut self, plat: &P, frames: &mut FrameAllocator, va: u64, buf: &mut [u8]) -> KResult<()> {
+    pub fn copy_in(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        va: u64,
+        buf: &mut [u8],
+    ) -> KResult<()> {
         let len = buf.len();
-        self.copy(plat, frames, va, len, Access::Read, |p, pa, r| p.phys_read(pa, &mut buf[r]))?;
+        self.copy(plat, frames, va, len, Access::Read, |p, pa, r| {
+            p.phys_read(pa, &mut buf[r])
+        })?;
         Ok(())
     }
 
     /// Copy `data` to user address `va`.
-    pub fn copy_out(&mut self, plat: &P, frames: &mut FrameAllocator, va: u64, data: &[u8]) -> KResult<()> {
-        self.copy(plat, frames, va, data.len(), Access::Write, |p, pa, r| p.phys_write(pa, &data[r]))?;
+    pub fn copy_out(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        va: u64,
+        data: &[u8],
+    ) -> KResult<()> {
+        self.copy(plat, frames, va, data.len(), Access::Write, |p, pa, r| {
+            p.phys_write(pa, &data[r])
+        })?;
         Ok(())
     }
 
     /// Write `data` at `va` regardless of the VMA's permissions (the loader).
-    pub fn write_force(&mut self, plat: &P, frames: &mut FrameAllocator, va: u64, data: &[u8]) -> KResult<()> {
-        self.copy(plat, frames, va, data.len(), Access::Force, |p, pa, r| p.phys_write(pa, &data[r]))?;
+    pub fn write_force(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        va: u64,
+        data: &[u8],
+    ) -> KResult<()> {
+        self.copy(plat, frames, va, data.len(), Access::Force, |p, pa, r| {
+            p.phys_write(pa, &data[r])
+        })?;
         Ok(())
     }
 
     /// Read a NUL-terminated string of at most `max` bytes (without the NUL).
-    pub fn read_cstr(&mut self, plat: &P, frames: &mut FrameAllocator, va: u64, max: usize) -> KResult<Vec<u8>> {
+    pub fn read_cstr(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        va: u64,
+        max: usize,
+    ) -> KResult<Vec<u8>> {
         let mut out = Vec::new();
         let mut cur = va;
         loop {

@@ -44,12 +44,17 @@ impl<P: Platform> MmStruct<P> {
         prot: Prot,
         placement: Placement,
     ) -> KResult<u64> {
-        let len = page_up(len).filter(|l| *l != 0 && *l <= self.task_size).ok_or(Errno::ENOMEM)?;
+        let len = page_up(len)
+            .filter(|l| *l != 0 && *l <= self.task_size)
+            .ok_or(Errno::ENOMEM)?;
         let start = if placement != Placement::Hint {
             if !addr.is_multiple_of(PAGE_SIZE) {
                 return Err(Errno::EINVAL);
             }
-            let end = addr.checked_add(len).filter(|e| *e <= self.task_size).ok_or(Errno::ENOMEM)?;
+            let end = addr
+                .checked_add(len)
+                .filter(|e| *e <= self.task_size)
+                .ok_or(Errno::ENOMEM)?;
             if addr < MMAP_MIN_ADDR {
                 return Err(Errno::EPERM);
             }
@@ -61,21 +66,41 @@ impl<P: Platform> MmStruct<P> {
         } else {
             let hint = addr & !(PAGE_SIZE - 1);
             match hint.checked_add(len) {
-                Some(end) if hint >= MMAP_MIN_ADDR && end <= self.task_size && !self.overlaps(hint, end) => hint,
+                Some(end)
+                    if hint >= MMAP_MIN_ADDR
+                        && end <= self.task_size
+                        && !self.overlaps(hint, end) =>
+                {
+                    hint
+                }
                 _ => self.find_free(len, self.mmap_base).ok_or(Errno::ENOMEM)?,
             }
         };
-        self.insert_vma(Vma { start, end: start + len, prot, kind: VmaKind::Anon });
+        self.insert_vma(Vma {
+            start,
+            end: start + len,
+            prot,
+            kind: VmaKind::Anon,
+        });
         Ok(start)
     }
 
     /// `munmap(2)`.
-    pub fn munmap(&mut self, plat: &P, frames: &mut FrameAllocator, addr: u64, len: u64) -> KResult<()> {
+    pub fn munmap(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        addr: u64,
+        len: u64,
+    ) -> KResult<()> {
         if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
         let len = page_up(len).filter(|l| *l != 0).ok_or(Errno::EINVAL)?;
-        let end = addr.checked_add(len).filter(|e| *e <= self.task_size).ok_or(Errno::EINVAL)?;
+        let end = addr
+            .checked_add(len)
+            .filter(|e| *e <= self.task_size)
+            .ok_or(Errno::EINVAL)?;
         self.unmap_range(plat, frames, addr, end)
     }
 
@@ -88,7 +113,10 @@ impl<P: Platform> MmStruct<P> {
         if len == 0 {
             return Ok(());
         }
-        let end = addr.checked_add(len).filter(|e| *e <= self.task_size).ok_or(Errno::ENOMEM)?;
+        let end = addr
+            .checked_add(len)
+            .filter(|e| *e <= self.task_size)
+            .ok_or(Errno::ENOMEM)?;
         self.protect_range(plat, addr, end, prot)
     }
 
@@ -111,7 +139,12 @@ impl<P: Platform> MmStruct<P> {
                         h.end = new_top;
                     }
                 }
-                _ => self.insert_vma(Vma { start: old_top, end: new_top, prot: Prot::RW, kind: VmaKind::Heap }),
+                _ => self.insert_vma(Vma {
+                    start: old_top,
+                    end: new_top,
+                    prot: Prot::RW,
+                    kind: VmaKind::Heap,
+                }),
             }
         } else if new_top < old_top && self.unmap_range(plat, frames, new_top, old_top).is_err() {
             return self.brk;

@@ -73,7 +73,13 @@ fn read_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64
 }
 
 /// Read from a host file at `off` into user memory, in bounce-buffer chunks.
-fn pread_host<P: Platform>(k: &mut Kernel<'_, P>, handle: HostHandle, buf: u64, len: u64, off: u64) -> KResult<u64> {
+fn pread_host<P: Platform>(
+    k: &mut Kernel<'_, P>,
+    handle: HostHandle,
+    buf: u64,
+    len: u64,
+    off: u64,
+) -> KResult<u64> {
     let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
     let mut done = 0u64;
     while done < len {
@@ -130,7 +136,10 @@ fn read_iovecs<P: Platform>(k: &mut Kernel<'_, P>, iov: u64, cnt: u64) -> KResul
         if len > i64::MAX as u64 {
             return Err(Errno::EINVAL);
         }
-        total = total.checked_add(len).filter(|t| *t <= i64::MAX as u64).ok_or(Errno::EINVAL)?;
+        total = total
+            .checked_add(len)
+            .filter(|t| *t <= i64::MAX as u64)
+            .ok_or(Errno::EINVAL)?;
         out.push((base, len));
     }
     Ok(out)
@@ -216,7 +225,11 @@ pub fn sys_newfstatat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u6
     if path.is_empty() && a[3] & AT_EMPTY_PATH != 0 {
         return sys_fstat(k, [a[0], a[2], 0, 0, 0, 0]);
     }
-    Err(if path.is_empty() { Errno::ENOENT } else { Errno::ENOSYS })
+    Err(if path.is_empty() {
+        Errno::ENOENT
+    } else {
+        Errno::ENOSYS
+    })
 }
 
 /// ioctl(2): terminal queries on host streams.
@@ -235,7 +248,12 @@ pub fn sys_ioctl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     }
 }
 
-fn readlink_common<P: Platform>(k: &mut Kernel<'_, P>, path: u64, buf: u64, size: u64) -> KResult<u64> {
+fn readlink_common<P: Platform>(
+    k: &mut Kernel<'_, P>,
+    path: u64,
+    buf: u64,
+    size: u64,
+) -> KResult<u64> {
     let size = arg_i32(size);
     if size <= 0 {
         return Err(Errno::EINVAL);
@@ -298,7 +316,9 @@ pub fn sys_openat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             return Err(Errno::EROFS);
         }
         let st = k.plat.host().fstat(handle)?;
-        if flags & O_DIRECTORY != 0 && st.st_mode & crate::abi::linux::S_IFMT != crate::abi::linux::S_IFDIR {
+        if flags & O_DIRECTORY != 0
+            && st.st_mode & crate::abi::linux::S_IFMT != crate::abi::linux::S_IFDIR
+        {
             return Err(Errno::ENOTDIR);
         }
         Ok(())
@@ -308,7 +328,10 @@ pub fn sys_openat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         return Err(e);
     }
     let limit = k.rlimits[crate::abi::linux::RLIMIT_NOFILE as usize].0;
-    let file = Arc::new(File::HostFile { handle, offset: AtomicU64::new(0) });
+    let file = Arc::new(File::HostFile {
+        handle,
+        offset: AtomicU64::new(0),
+    });
     match k.fds.install(file.clone(), flags & O_CLOEXEC != 0, limit) {
         Ok(fd) => Ok(fd as u64),
         Err(e) => {
@@ -336,7 +359,10 @@ pub fn sys_lseek<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         2 => k.plat.host().fstat(*handle)?.st_size,
         _ => return Err(Errno::EINVAL),
     };
-    let new = base.checked_add(off).filter(|n| *n >= 0).ok_or(Errno::EINVAL)?;
+    let new = base
+        .checked_add(off)
+        .filter(|n| *n >= 0)
+        .ok_or(Errno::EINVAL)?;
     offset.store(new as u64, Ordering::Relaxed);
     Ok(new as u64)
 }

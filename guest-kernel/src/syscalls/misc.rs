@@ -15,7 +15,14 @@ pub const UTS_VERSION: &[u8] = b"#1 SMP ringfence";
 /// uname(2).
 pub fn sys_uname<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let host = k.hostname.clone();
-    let img = utsname_bytes([b"Linux", &host, UTS_RELEASE, UTS_VERSION, b"x86_64", b"(none)"]);
+    let img = utsname_bytes([
+        b"Linux",
+        &host,
+        UTS_RELEASE,
+        UTS_VERSION,
+        b"x86_64",
+        b"(none)",
+    ]);
     k.copy_out(a[0], &img)?;
     Ok(0)
 }

@@ -25,7 +25,14 @@ pub fn dispatch<P: Platform>(k: &mut Kernel<'_, P>) {
     let nr = k.task.regs.syscall_nr();
     let a = k.task.regs.syscall_args();
     let r = call(k, nr, a);
-    trace!("{}({:#x}, {:#x}, {:#x}) = {:?}", sysno::name(nr), a[0], a[1], a[2], r);
+    trace!(
+        "{}({:#x}, {:#x}, {:#x}) = {:?}",
+        sysno::name(nr),
+        a[0],
+        a[1],
+        a[2],
+        r
+    );
     k.task.regs.rax = match r {
         Ok(v) => v,
         Err(e) => e.as_ret(),
@@ -92,7 +99,11 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         RSEQ => Err(Errno::ENOSYS),
 
         _ => {
-            debug!("unimplemented syscall {} ({nr}) at rip {:#x}", sysno::name(nr), k.task.regs.rip);
+            debug!(
+                "unimplemented syscall {} ({nr}) at rip {:#x}",
+                sysno::name(nr),
+                k.task.regs.rip
+            );
             Err(Errno::ENOSYS)
         }
     }

@@ -88,7 +88,11 @@ pub fn sys_clock_nanosleep<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResu
     let clock = arg_i32(a[0]);
     let now = read_clock(k, clock)?;
     let ns = read_timespec(k, a[2])?;
-    let delta = if a[1] & TIMER_ABSTIME != 0 { ns.saturating_sub(now) } else { ns };
+    let delta = if a[1] & TIMER_ABSTIME != 0 {
+        ns.saturating_sub(now)
+    } else {
+        ns
+    };
     let deadline = k.plat.now(Clock::Monotonic).saturating_add(delta);
     sleep_until(k, deadline);
     Ok(0)

@@ -24,12 +24,20 @@ impl SigAction {
             x.copy_from_slice(&b[i * 8..i * 8 + 8]);
             u64::from_le_bytes(x)
         };
-        SigAction { handler: w(0), flags: w(1), restorer: w(2), mask: w(3) }
+        SigAction {
+            handler: w(0),
+            flags: w(1),
+            restorer: w(2),
+            mask: w(3),
+        }
     }
 
     pub fn to_bytes(self) -> [u8; 32] {
         let mut b = [0u8; 32];
-        for (i, v) in [self.handler, self.flags, self.restorer, self.mask].into_iter().enumerate() {
+        for (i, v) in [self.handler, self.flags, self.restorer, self.mask]
+            .into_iter()
+            .enumerate()
+        {
             b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
         }
         b
@@ -101,8 +109,8 @@ impl SignalState {
     /// Queue `sig`; an ignored signal is dropped at once, as on Linux.
     pub fn post(&mut self, sig: i32) {
         let act = self.action(sig);
-        let ignored =
-            act.handler == SIG_IGN || (act.handler == SIG_DFL && default_action(sig) == DefaultAction::Ignore);
+        let ignored = act.handler == SIG_IGN
+            || (act.handler == SIG_DFL && default_action(sig) == DefaultAction::Ignore);
         if ignored && sig != SIGKILL && sig != SIGSTOP {
             return;
         }
@@ -148,10 +156,21 @@ mod tests {
         let mut s = SignalState::default();
         s.post(17);
         assert_eq!(s.pending, 0);
-        s.set_action(10, SigAction { handler: SIG_IGN, ..Default::default() });
+        s.set_action(
+            10,
+            SigAction {
+                handler: SIG_IGN,
+                ..Default::default()
+            },
+        );
         s.post(10);
         assert_eq!(s.pending, 0);
-        let a = SigAction { handler: 0x1234, flags: 4, restorer: 0x55, mask: 9 };
+        let a = SigAction {
+            handler: 0x1234,
+            flags: 4,
+            restorer: 0x55,
+            mask: 9,
+        };
         assert_eq!(SigAction::from_bytes(&a.to_bytes()), a);
     }
 }

@@ -64,12 +64,28 @@ fn full_config() {
     assert_eq!(
         spec.rlimits,
         [
-            Rlimit { resource: RlimitResource::Nofile, soft: 512, hard: 4096 },
-            Rlimit { resource: RlimitResource::Core, soft: 0, hard: 0 },
-            Rlimit { resource: RlimitResource::Rttime, soft: 10, hard: 20 },
+            Rlimit {
+                resource: RlimitResource::Nofile,
+                soft: 512,
+                hard: 4096
+            },
+            Rlimit {
+                resource: RlimitResource::Core,
+                soft: 0,
+                hard: 0
+            },
+            Rlimit {
+                resource: RlimitResource::Rttime,
+                soft: 10,
+                hard: 20
+            },
         ]
     );
-    let numbers: Vec<u32> = spec.rlimits.iter().map(|r| r.resource.linux_number()).collect();
+    let numbers: Vec<u32> = spec
+        .rlimits
+        .iter()
+        .map(|r| r.resource.linux_number())
+        .collect();
     assert_eq!(numbers, [7, 4, 15]);
     assert_eq!(spec.root, dir.path().join("rootfs").canonicalize().unwrap());
     assert!(spec.root.is_absolute());
@@ -92,7 +108,12 @@ fn full_config() {
                 source: Some("/srv/data".into()),
                 options: vec!["rbind".into(), "ro".into()],
             },
-            Mount { destination: "/run".into(), typ: None, source: None, options: vec![] },
+            Mount {
+                destination: "/run".into(),
+                typ: None,
+                source: None,
+                options: vec![]
+            },
         ]
     );
     let keys: Vec<_> = spec.annotations.keys().map(String::as_str).collect();
@@ -124,12 +145,19 @@ fn defaults_for_optional_fields() {
     assert_eq!(spec.cpu_limit, None);
 
     // Only one of the two defaulted fields missing.
-    let spec = parse_config(&with_process(r#"{"args":["x"],"user":{"uid":5,"gid":6}}"#), dir.path()).unwrap();
+    let spec = parse_config(
+        &with_process(r#"{"args":["x"],"user":{"uid":5,"gid":6}}"#),
+        dir.path(),
+    )
+    .unwrap();
     assert_eq!((spec.uid, spec.gid, spec.cwd.as_str()), (5, 6, "/"));
 
     // An empty hostname is treated as absent.
     let json = r#"{"root":{"path":"rootfs"},"hostname":"","process":{"args":["x"]}}"#;
-    assert_eq!(parse_config(json, dir.path()).unwrap().hostname, crate::DEFAULT_HOSTNAME);
+    assert_eq!(
+        parse_config(json, dir.path()).unwrap().hostname,
+        crate::DEFAULT_HOSTNAME
+    );
 }
 
 #[test]
@@ -164,7 +192,10 @@ fn missing_root() {
     let json = r#"{"process":{"args":["x"]}}"#;
     assert_eq!(err_of(json, dir.path()), "config.json: root is required");
     let json = r#"{"process":{"args":["x"]},"root":{}}"#;
-    assert_eq!(err_of(json, dir.path()), "config.json: root.path must not be empty");
+    assert_eq!(
+        err_of(json, dir.path()),
+        "config.json: root.path must not be empty"
+    );
 }
 
 #[test]
@@ -177,7 +208,10 @@ fn empty_args() {
             "{process}"
         );
     }
-    assert_eq!(err_of(&with_process(r#"{"args":[""]}"#), dir.path()), "config.json: process.args[0] must not be empty");
+    assert_eq!(
+        err_of(&with_process(r#"{"args":[""]}"#), dir.path()),
+        "config.json: process.args[0] must not be empty"
+    );
     assert_eq!(
         err_of(&with_process(r#"{"args":["a","b\u0000"]}"#), dir.path()),
         "config.json: process.args[1] must not contain a NUL byte"
@@ -198,7 +232,10 @@ fn relative_cwd() {
 #[test]
 fn bad_env() {
     let dir = bundle();
-    let msg = err_of(&with_process(r#"{"args":["x"],"env":["A=1","B"]}"#), dir.path());
+    let msg = err_of(
+        &with_process(r#"{"args":["x"],"env":["A=1","B"]}"#),
+        dir.path(),
+    );
     assert_eq!(msg, r#"config.json: process.env[1] "B" lacks '='"#);
     let msg = err_of(&with_process(r#"{"args":["x"],"env":["=1"]}"#), dir.path());
     assert_eq!(msg, r#"config.json: process.env[0] "=1" has an empty name"#);
@@ -241,18 +278,30 @@ fn relative_root_resolved_against_bundle() {
     let json = r#"{"root":{"path":"images/../images/alpine","readonly":true},
         "process":{"args":["sh"]}}"#;
     let spec = parse_config(json, dir.path()).unwrap();
-    assert_eq!(spec.root, dir.path().join("images/alpine").canonicalize().unwrap());
+    assert_eq!(
+        spec.root,
+        dir.path().join("images/alpine").canonicalize().unwrap()
+    );
     assert!(spec.root_readonly);
 
     // An absolute root.path ignores the bundle.
     let abs = dir.path().join("images").canonicalize().unwrap();
-    let json = format!(r#"{{"root":{{"path":{}}},"process":{{"args":["sh"]}}}}"#, serde_json::to_string(&abs).unwrap());
-    assert_eq!(parse_config(&json, Path::new("/nonexistent")).unwrap().root, abs);
+    let json = format!(
+        r#"{{"root":{{"path":{}}},"process":{{"args":["sh"]}}}}"#,
+        serde_json::to_string(&abs).unwrap()
+    );
+    assert_eq!(
+        parse_config(&json, Path::new("/nonexistent")).unwrap().root,
+        abs
+    );
 
     // A symlinked rootfs is canonicalized to its target.
     std::os::unix::fs::symlink("images/alpine", dir.path().join("rootfs")).unwrap();
     let spec = parse_config(&with_process(r#"{"args":["sh"]}"#), dir.path()).unwrap();
-    assert_eq!(spec.root, dir.path().join("images/alpine").canonicalize().unwrap());
+    assert_eq!(
+        spec.root,
+        dir.path().join("images/alpine").canonicalize().unwrap()
+    );
 }
 
 #[test]
@@ -260,13 +309,18 @@ fn missing_or_bad_rootfs() {
     let dir = TestDir::new();
     let json = with_process(r#"{"args":["sh"]}"#);
     let msg = err_of(&json, dir.path());
-    let expected = format!("config.json: root.path {:?} cannot be resolved: ", dir.path().join("rootfs"));
+    let expected = format!(
+        "config.json: root.path {:?} cannot be resolved: ",
+        dir.path().join("rootfs")
+    );
     assert!(msg.starts_with(&expected), "{msg}");
 
     fs::write(dir.path().join("rootfs"), b"not a dir").unwrap();
     let msg = err_of(&json, dir.path());
-    let expected =
-        format!("config.json: root.path {:?} is not a directory", dir.path().join("rootfs").canonicalize().unwrap());
+    let expected = format!(
+        "config.json: root.path {:?} is not a directory",
+        dir.path().join("rootfs").canonicalize().unwrap()
+    );
     assert_eq!(msg, expected);
 
     let json = r#"{"root":{"path":"a\u0000b"},"process":{"args":["sh"]}}"#;
@@ -279,7 +333,10 @@ fn rlimit_validation() {
     let process = r#"{"args":["x"],"rlimits":[
         {"type":"RLIMIT_NOFILE","soft":1,"hard":2},
         {"type":"RLIMIT_NOFILE","soft":1,"hard":2}]}"#;
-    assert_eq!(err_of(&with_process(process), dir.path()), "config.json: process.rlimits[1] duplicates RLIMIT_NOFILE");
+    assert_eq!(
+        err_of(&with_process(process), dir.path()),
+        "config.json: process.rlimits[1] duplicates RLIMIT_NOFILE"
+    );
     let process = r#"{"args":["x"],"rlimits":[{"type":"RLIMIT_STACK","soft":9,"hard":8}]}"#;
     assert_eq!(
         err_of(&with_process(process), dir.path()),
@@ -302,13 +359,24 @@ fn rlimit_validation() {
 fn hostname_and_mount_validation() {
     let dir = bundle();
     let long = "h".repeat(MAX_HOSTNAME_LEN + 1);
-    let json = format!(r#"{{"root":{{"path":"rootfs"}},"hostname":"{long}","process":{{"args":["x"]}}}}"#);
-    assert_eq!(err_of(&json, dir.path()), "config.json: hostname is longer than 64 bytes");
-    let json = r#"{"root":{"path":"rootfs"},"process":{"args":["x"]},"mounts":[{"destination":""}]}"#;
-    assert_eq!(err_of(json, dir.path()), "config.json: mounts[0].destination must not be empty");
+    let json =
+        format!(r#"{{"root":{{"path":"rootfs"}},"hostname":"{long}","process":{{"args":["x"]}}}}"#);
+    assert_eq!(
+        err_of(&json, dir.path()),
+        "config.json: hostname is longer than 64 bytes"
+    );
+    let json =
+        r#"{"root":{"path":"rootfs"},"process":{"args":["x"]},"mounts":[{"destination":""}]}"#;
+    assert_eq!(
+        err_of(json, dir.path()),
+        "config.json: mounts[0].destination must not be empty"
+    );
     let json = r#"{"root":{"path":"rootfs"},"process":{"args":["x"]},
         "mounts":[{"destination":"/a","source":"x\u0000"}]}"#;
-    assert_eq!(err_of(json, dir.path()), "config.json: mounts[0].source must not contain a NUL byte");
+    assert_eq!(
+        err_of(json, dir.path()),
+        "config.json: mounts[0].source must not contain a NUL byte"
+    );
     // Missing destination is a schema error.
     let json = r#"{"root":{"path":"rootfs"},"process":{"args":["x"]},"mounts":[{"type":"tmpfs"}]}"#;
     assert!(err_of(json, dir.path()).contains("destination"));
@@ -329,7 +397,10 @@ fn load_bundle_reads_config_json() {
     let other = bundle();
     fs::create_dir(other.path().join("config.json")).unwrap();
     let msg = load_bundle(other.path()).unwrap_err().to_string();
-    assert!(msg.starts_with("cannot read config.json in bundle"), "{msg}");
+    assert!(
+        msg.starts_with("cannot read config.json in bundle"),
+        "{msg}"
+    );
 
     // Invalid UTF-8 is a parse error, not a panic.
     fs::write(dir.path().join("config.json"), b"{\"hostname\": \"\xff\"}").unwrap();
