@@ -162,6 +162,7 @@ impl<P: Platform> Kernel<'_, P> {
                         end: page + PAGE_SIZE,
                         prot,
                         kind: VmaKind::Image,
+ shared: false,
                     });
                 }
             }
@@ -194,6 +195,7 @@ impl<P: Platform> Kernel<'_, P> {
             end: stack_top,
             prot: Prot::RW,
             kind: VmaKind::Stack,
+ shared: false,
         });
         self.mm.mmap_base = stack_bottom - STACK_GAP;
         self.mm.brk_start = page_up(info.end).unwrap_or(info.end);

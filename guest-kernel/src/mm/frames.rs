@@ -18,6 +18,8 @@ pub struct FrameAllocator {
     count: u64,
     /// One bit per frame: 1 = in use.
     used: Vec<u64>,
+    /// Extra references per frame beyond the first (copy-on-write sharing).
+    shares: alloc::collections::BTreeMap<u64, u32>,
     /// Frames at or above this index have never been allocated.
     high_water: u64,
     /// Where the next search starts (next-fit keeps runs contiguous).
@@ -42,6 +44,7 @@ impl FrameAllocator {
             base,
             count,
             used: vec![0; count.div_ceil(64) as usize],
+            shares: alloc::collections::BTreeMap::new(),
             high_water: 0,
             cursor: 0,
             free: count,
@@ -111,8 +114,25 @@ impl FrameAllocator {
         })
     }
 
-    /// Return one frame.
+    /// Take another reference to an allocated frame (copy-on-write).
+    pub fn share(&mut self, pa: PhysAddr) {
+        *self.shares.entry(pa).or_insert(0) += 1;
+    }
+
+    /// Whether more than one mapping refers to the frame.
+    pub fn is_shared(&self, pa: PhysAddr) -> bool {
+        self.shares.contains_key(&pa)
+    }
+
+    /// Drop one reference to a frame; the last one frees it.
     pub fn free_frame(&mut self, pa: PhysAddr) {
+        if let Some(n) = self.shares.get_mut(&pa) {
+            *n -= 1;
+            if *n == 0 {
+                self.shares.remove(&pa);
+            }
+            return;
+        }
         let Some(off) = pa.checked_sub(self.base) else {
             return;
         };
@@ -159,5 +179,18 @@ mod tests {
         a.free_frame(3 * PAGE_SIZE);
         a.free_frame(3 * PAGE_SIZE);
         assert_eq!(a.free_frames(), 1);
+    }
+
+    #[test]
+    fn shared_frames_are_freed_by_the_last_reference() {
+        let mut a = FrameAllocator::new(0, 4 * PAGE_SIZE);
+        let r = a.alloc_run(1).unwrap();
+        a.share(r.pa);
+        assert!(a.is_shared(r.pa));
+        a.free_frame(r.pa);
+        assert!(!a.is_shared(r.pa));
+        assert_eq!(a.free_frames(), 3);
+        a.free_frame(r.pa);
+        assert_eq!(a.free_frames(), 4);
     }
 }

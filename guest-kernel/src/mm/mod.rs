@@ -36,6 +36,16 @@ pub struct Vma {
     pub end: u64,
     pub prot: Prot,
     pub kind: VmaKind,
+    /// `MAP_SHARED`: pages stay shared across `fork` instead of copy-on-write.
+    pub shared: bool,
+}
+
+/// A present page: its frame, and whether it is mapped read-only for
+/// copy-on-write although its VMA allows writing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pte {
+    pub pa: PhysAddr,
+    pub cow: bool,
 }
 
 /// Why a user access could not be satisfied.
@@ -72,7 +82,7 @@ enum Access {
 pub struct MmStruct<P: Platform> {
     pub space: P::AddressSpace,
     vmas: BTreeMap<u64, Vma>,
-    pages: BTreeMap<u64, PhysAddr>,
+        pages: BTreeMap<u64, Pte>,
     pub brk_start: u64,
     pub brk: u64,
     /// Top-down allocation of unhinted mmaps starts below this address.
@@ -151,15 +161,11 @@ impl<P: Platform> MmStruct<P> {
         for k in keys {
             self.vmas.remove(&k);
         }
-        let pages: Vec<(u64, PhysAddr)> = self
-            .pages
-            .range(start..end)
-            .map(|(k, v)| (*k, *v))
-            .collect();
+        let pages: Vec<(u64, Pte)> = self.pages.range(start..end).map(|(k, v)| (*k, *v)).collect();
         if !pages.is_empty() {
-            for (va, pa) in &pages {
+            for (va, pte) in &pages {
                 self.pages.remove(va);
-                frames.free_frame(*pa);
+                frames.free_frame(pte.pa);
             }
             plat.unmap(&mut self.space, start, end - start)?;
         }
@@ -179,22 +185,90 @@ impl<P: Platform> MmStruct<P> {
         for (_, v) in self.vmas.range_mut(start..end) {
             v.prot = prot;
         }
-        for (va, len) in self.present_runs(start, end) {
-            plat.protect(&mut self.space, va, len, prot)?;
+                for (va, len, cow) in self.present_runs(start, end) {
+            plat.protect(&mut self.space, va, len, mapped_prot(prot, cow))?;
         }
         Ok(())
     }
 
-    /// Runs of consecutive present pages in `[start, end)`, as (va, len).
-    fn present_runs(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
-        let mut runs: Vec<(u64, u64)> = Vec::new();
-        for (va, _) in self.pages.range(start..end) {
+    /// Runs of consecutive present pages in `[start, end)` with the same
+    /// copy-on-write state, as (va, len, cow).
+    fn present_runs(&self, start: u64, end: u64) -> Vec<(u64, u64, bool)> {
+        let mut runs: Vec<(u64, u64, bool)> = Vec::new();
+        for (va, pte) in self.pages.range(start..end) {
             match runs.last_mut() {
-                Some((s, l)) if *s + *l == *va => *l += PAGE_SIZE,
-                _ => runs.push((*va, PAGE_SIZE)),
+                Some((s, l, c)) if *s + *l == *va && *c == pte.cow => *l += PAGE_SIZE,
+                _ => runs.push((*va, PAGE_SIZE, pte.cow)),
             }
         }
         runs
+    }
+
+    /// A copy of this address space for `fork`: private writable pages
+    /// become copy-on-write in both, shared ones stay shared.
+    pub fn fork(&mut self, plat: &P, frames: &mut FrameAllocator, child_space: P::AddressSpace) -> KResult<Self> {
+        let mut child = MmStruct {
+            space: child_space,
+            vmas: self.vmas.clone(),
+            pages: BTreeMap::new(),
+            brk_start: self.brk_start,
+            brk: self.brk,
+            mmap_base: self.mmap_base,
+            task_size: self.task_size,
+        };
+        let vmas: Vec<Vma> = self.vmas.values().copied().collect();
+        for v in vmas {
+            let make_cow = v.prot.write && !v.shared;
+            let entries: Vec<(u64, Pte)> = self.pages.range(v.start..v.end).map(|(k, p)| (*k, *p)).collect();
+            for (va, pte) in &entries {
+                frames.share(pte.pa);
+                let cow = pte.cow || make_cow;
+                child.pages.insert(*va, Pte { pa: pte.pa, cow });
+                if make_cow && !pte.cow {
+                    self.pages.insert(*va, Pte { pa: pte.pa, cow: true });
+                }
+            }
+            if make_cow {
+                for (va, len, _) in self.present_runs(v.start, v.end) {
+                    plat.protect(&mut self.space, va, len, mapped_prot(v.prot, true))?;
+                }
+            }
+            // Map the child's pages in runs of contiguous frames.
+            let mut run: Option<(u64, PhysAddr, u64, bool)> = None;
+            let child_entries: Vec<(u64, Pte)> = child.pages.range(v.start..v.end).map(|(k, p)| (*k, *p)).collect();
+            for (va, pte) in child_entries {
+                match run.as_mut() {
+                    Some((s, pa, l, c)) if *s + *l == va && *pa + *l == pte.pa && *c == pte.cow => *l += PAGE_SIZE,
+                    _ => {
+                        if let Some((s, pa, l, c)) = run.take() {
+                            plat.map(&mut child.space, s, pa, l, mapped_prot(v.prot, c))?;
+                        }
+                        run = Some((va, pte.pa, PAGE_SIZE, pte.cow));
+                    }
+                }
+            }
+            if let Some((s, pa, l, c)) = run {
+                plat.map(&mut child.space, s, pa, l, mapped_prot(v.prot, c))?;
+            }
+        }
+        Ok(child)
+    }
+
+    /// Give a copy-on-write page its own frame (or take back the only one).
+    fn break_cow(&mut self, plat: &P, frames: &mut FrameAllocator, vma: Vma, page: u64) -> Result<(), FaultError> {
+        let pte = *self.pages.get(&page).ok_or(FaultError::Unmapped)?;
+        let pa = if frames.is_shared(pte.pa) {
+            let run = frames.alloc_run(1).ok_or(FaultError::NoMemory)?;
+            let mut buf = alloc::vec![0u8; PAGE_SIZE as usize];
+            plat.phys_read(pte.pa, &mut buf);
+            plat.phys_write(run.pa, &buf);
+            frames.free_frame(pte.pa);
+            run.pa
+        } else {
+            pte.pa
+        };
+        self.pages.insert(page, Pte { pa, cow: false });
+        plat.map(&mut self.space, page, pa, PAGE_SIZE, vma.prot).map_err(|_| FaultError::NoMemory)
     }
 
     /// Handle an application fault at `addr`: populate the page (and its
@@ -208,8 +282,12 @@ impl<P: Platform> MmStruct<P> {
     ) -> Result<(), FaultError> {
         let vma = self.find_vma(addr).ok_or(FaultError::Unmapped)?;
         let page = page_down(addr);
-        if self.pages.contains_key(&page) {
-            // Present but faulted: the platform refused the access itself.
+                if let Some(pte) = self.pages.get(&page) {
+            // A write to a copy-on-write page; any other fault on a present
+            // page is an access the VMA forbids.
+            if pte.cow && vma.prot.write && write != Some(false) {
+                return self.break_cow(plat, frames, vma, page);
+            }
             return Err(FaultError::Denied);
         }
         if vma.prot == Prot::NONE || (write == Some(true) && !vma.prot.write) {
@@ -253,9 +331,8 @@ impl<P: Platform> MmStruct<P> {
                     plat.phys_zero(run.pa, run.pages * PAGE_SIZE);
                 }
                 let at = va + done * PAGE_SIZE;
-                for i in 0..run.pages {
-                    self.pages
-                        .insert(at + i * PAGE_SIZE, run.pa + i * PAGE_SIZE);
+                                for i in 0..run.pages {
+                    self.pages.insert(at + i * PAGE_SIZE, Pte { pa: run.pa + i * PAGE_SIZE, cow: false });
                 }
                 plat.map(&mut self.space, at, run.pa, run.pages * PAGE_SIZE, vma.prot)
                     .map_err(|_| FaultError::NoMemory)?;
@@ -284,11 +361,13 @@ impl<P: Platform> MmStruct<P> {
         if !allowed {
             return Err(FaultError::Denied);
         }
-        if !self.pages.contains_key(&page) {
-            self.populate(plat, frames, vma, page)?;
+                match self.pages.get(&page) {
+            None => self.populate(plat, frames, vma, page)?,
+            Some(pte) if pte.cow && access != Access::Read => self.break_cow(plat, frames, vma, page)?,
+            Some(_) => {}
         }
-        let pa = self.pages.get(&page).ok_or(FaultError::NoMemory)?;
-        Ok(pa + (va - page))
+        let pte = self.pages.get(&page).ok_or(FaultError::NoMemory)?;
+        Ok(pte.pa + (va - page))
     }
 
     fn copy(
@@ -395,4 +474,9 @@ impl<P: Platform> MmStruct<P> {
     pub fn teardown(&mut self, plat: &P, frames: &mut FrameAllocator) {
         let _ = self.unmap_range(plat, frames, 0, self.task_size);
     }
+}
+
+/// The permissions a page is mapped with: copy-on-write pages lose write.
+fn mapped_prot(prot: Prot, cow: bool) -> Prot {
+    Prot { write: prot.write && !cow, ..prot }
 }

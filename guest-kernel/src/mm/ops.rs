@@ -4,6 +4,17 @@ use super::{FrameAllocator, MmStruct, Vma, VmaKind};
 use crate::abi::{page_up, Errno, KResult, PAGE_SIZE};
 use crate::platform::{Platform, Prot};
 
+/// An anonymous mapping to make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmapRequest {
+    pub addr: u64,
+    pub len: u64,
+    pub prot: Prot,
+    pub placement: Placement,
+    /// `MAP_SHARED`: kept shared with children across `fork`.
+    pub shared: bool,
+}
+
 /// How `mmap` treats its address argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placement {
@@ -35,15 +46,8 @@ impl<P: Platform> MmStruct<P> {
     }
 
     /// Map anonymous memory at `addr` as `placement` says.
-    pub fn mmap_anon(
-        &mut self,
-        plat: &P,
-        frames: &mut FrameAllocator,
-        addr: u64,
-        len: u64,
-        prot: Prot,
-        placement: Placement,
-    ) -> KResult<u64> {
+        pub fn mmap_anon(&mut self, plat: &P, frames: &mut FrameAllocator, req: MmapRequest) -> KResult<u64> {
+        let MmapRequest { addr, len, prot, placement, shared } = req;
         let len = page_up(len)
             .filter(|l| *l != 0 && *l <= self.task_size)
             .ok_or(Errno::ENOMEM)?;
@@ -81,6 +85,7 @@ impl<P: Platform> MmStruct<P> {
             end: start + len,
             prot,
             kind: VmaKind::Anon,
+ shared,
         });
         Ok(start)
     }
@@ -144,6 +149,7 @@ impl<P: Platform> MmStruct<P> {
                     end: new_top,
                     prot: Prot::RW,
                     kind: VmaKind::Heap,
+ shared: false,
                 }),
             }
         } else if new_top < old_top && self.unmap_range(plat, frames, new_top, old_top).is_err() {

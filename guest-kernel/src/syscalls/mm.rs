@@ -6,7 +6,7 @@ use super::{arg_fd, arg_i32, Args};
 use crate::abi::linux::*;
 use crate::abi::{Errno, KResult, PAGE_SIZE};
 use crate::kernel::Kernel;
-use crate::mm::ops::Placement;
+use crate::mm::ops::{MmapRequest, Placement};
 use crate::platform::{Platform, Prot};
 
 /// brk(2).
@@ -50,7 +50,8 @@ pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     } else {
         Placement::Hint
     };
-    k.mm.mmap_anon(k.plat, &mut k.frames, addr, len, prot, placement)
+    let shared = flags & MAP_TYPE != MAP_PRIVATE;
+    k.mm.mmap_anon(k.plat, &mut k.frames, MmapRequest { addr, len, prot, placement, shared })
 }
 
 /// munmap(2).
