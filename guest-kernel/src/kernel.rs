@@ -1,22 +1,25 @@
-//! The sentry's top level: boot the container's init and run it to exit.
+//! The sentry's top level: the task tables, the scheduler, and the loop
+//! that runs tasks on the platform until the container's init exits.
 
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use log::{debug, info, warn};
+use log::{debug, info};
 
 use crate::abi::linux::{
     RLIMIT_NOFILE, RLIMIT_STACK, RLIM_INFINITY, RLIM_NLIMITS, SIGKILL, SIGSEGV,
 };
-use crate::abi::UserRegs;
+use crate::abi::{Errno, KResult, UserRegs};
 use crate::boot::{BootParams, ExitStatus};
 use crate::fs::{FdTable, File};
 use crate::mm::{FaultError, FrameAllocator, MmStruct};
 use crate::platform::{Clock, Platform, Trap, HOST_STDERR, HOST_STDIN, HOST_STDOUT};
 use crate::syscalls;
-use crate::task::signal::{default_action, DefaultAction, SIG_DFL, SIG_IGN};
-use crate::task::{Credentials, Task};
+use crate::task::{
+    Credentials, MmId, Restart, SigHand, Task, TaskState, ThreadGroup, Tid, WaitKey,
+};
 
 /// Counters for the debug log at exit.
 #[derive(Clone, Copy, Debug, Default)]
@@ -24,6 +27,14 @@ pub struct Stats {
     pub syscalls: u64,
     pub faults: u64,
     pub interrupts: u64,
+    pub switches: u64,
+}
+
+/// An address space and how many tasks use it.
+#[derive(Debug)]
+pub struct MmEntry<P: Platform> {
+    pub mm: MmStruct<P>,
+    pub users: u32,
 }
 
 /// The sentry's state for one sandbox.
@@ -31,31 +42,36 @@ pub struct Stats {
 pub struct Kernel<'p, P: Platform> {
     pub plat: &'p P,
     pub frames: FrameAllocator,
-    pub mm: MmStruct<P>,
-    pub task: Task<P>,
-    pub fds: FdTable,
+    pub tasks: BTreeMap<Tid, Task<P>>,
+    pub groups: BTreeMap<Tid, ThreadGroup>,
+    pub mms: BTreeMap<MmId, MmEntry<P>>,
+    next_mm: MmId,
+    next_tid: Tid,
+    /// Tasks ready to run, in order.
+    pub runq: VecDeque<Tid>,
+    /// Deadlines of blocked tasks: (monotonic ns, tid).
+    timers: BTreeMap<(u64, Tid), ()>,
+    wait_seq: u64,
+    /// The task whose syscall is being served.
+    pub cur: Tid,
     pub hostname: Vec<u8>,
-    pub cwd: Vec<u8>,
-    /// The running program's path inside the container (`/proc/self/exe`).
-    pub exe_path: Vec<u8>,
-    /// `(soft, hard)` per resource.
-    pub rlimits: [(u64, u64); RLIM_NLIMITS as usize],
     /// Monotonic time at boot.
     pub boot_ns: u64,
-    /// Set when the thread group must end.
-    pub exiting: Option<ExitStatus>,
+    /// Set when the container's init has ended.
+    pub init_exit: Option<ExitStatus>,
+    /// Set by `sched_yield`: the current task goes to the back of the queue.
+    pub yield_now: bool,
     pub stats: Stats,
 }
+
+/// The internal errno a handler returns after `Kernel::block`.
+pub const BLOCKED: Errno = Errno(530);
 
 /// Boot the container's first process from `params` and run it until it
 /// exits. This is the sentry's entry point on every platform.
 pub fn run<P: Platform>(plat: &P, params: BootParams) -> ExitStatus {
-    let mut k = match Kernel::new(plat, &params) {
-        Ok(k) => k,
-        Err(e) => return ExitStatus::PlatformFailed(format!("{e}")),
-    };
-    let status = k.start(&params);
-    if let Some(status) = status {
+    let mut k = Kernel::new(plat, &params);
+    if let Err(status) = k.start(&params) {
         return status;
     }
     let status = k.run_loop();
@@ -64,16 +80,36 @@ pub fn run<P: Platform>(plat: &P, params: BootParams) -> ExitStatus {
 }
 
 impl<'p, P: Platform> Kernel<'p, P> {
-    fn new(plat: &'p P, params: &BootParams) -> Result<Self, crate::platform::PlatformError> {
+    fn new(plat: &'p P, params: &BootParams) -> Self {
         let (base, len) = plat.phys_range();
-        let mut space = plat.new_address_space()?;
-        let thread = plat.new_thread(&mut space)?;
-        let creds = Credentials {
-            uid: params.uid,
-            euid: params.uid,
-            gid: params.gid,
-            egid: params.gid,
-        };
+        Kernel {
+            plat,
+            frames: FrameAllocator::new(base, len),
+            tasks: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            mms: BTreeMap::new(),
+            next_mm: 1,
+            next_tid: 1,
+            runq: VecDeque::new(),
+            timers: BTreeMap::new(),
+            wait_seq: 0,
+            cur: 1,
+            hostname: params.hostname.clone(),
+            boot_ns: plat.now(Clock::Monotonic),
+            init_exit: None,
+            yield_now: false,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Create init's thread group and load its program.
+    fn start(&mut self, params: &BootParams) -> Result<(), ExitStatus> {
+        let platform_failed =
+            |e: crate::platform::PlatformError| ExitStatus::PlatformFailed(format!("{e}"));
+        let mut space = self.plat.new_address_space().map_err(platform_failed)?;
+        let thread = self.plat.new_thread(&mut space).map_err(platform_failed)?;
+        let mm = self.add_mm(MmStruct::new(space, self.plat.max_user_address()));
+        let tid = self.alloc_tid();
         let mut rlimits = [(RLIM_INFINITY, RLIM_INFINITY); RLIM_NLIMITS as usize];
         rlimits[RLIMIT_STACK as usize] = (8 << 20, RLIM_INFINITY);
         rlimits[RLIMIT_NOFILE as usize] = (1024, 4096);
@@ -86,34 +122,48 @@ impl<'p, P: Platform> Kernel<'p, P> {
         for (fd, h) in [(0, HOST_STDIN), (1, HOST_STDOUT), (2, HOST_STDERR)] {
             fds.install_at(fd, Arc::new(File::HostStream { handle: h }), false);
         }
-        Ok(Kernel {
-            plat,
-            frames: FrameAllocator::new(base, len),
-            mm: MmStruct::new(space, plat.max_user_address()),
-            task: Task::new(1, thread, creds),
-            fds,
-            hostname: params.hostname.clone(),
-            cwd: if params.cwd.is_empty() {
-                b"/".to_vec()
-            } else {
-                params.cwd.clone()
+        let creds = Credentials {
+            uid: params.uid,
+            euid: params.uid,
+            gid: params.gid,
+            egid: params.gid,
+        };
+        self.groups.insert(
+            tid,
+            ThreadGroup {
+                tgid: tid,
+                parent: 0,
+                pgid: tid,
+                sid: tid,
+                threads: alloc::vec![tid],
+                children: Vec::new(),
+                sighand: SigHand::default(),
+                pending: 0,
+                siginfo: BTreeMap::new(),
+                creds,
+                fds,
+                cwd: if params.cwd.is_empty() {
+                    b"/".to_vec()
+                } else {
+                    params.cwd.clone()
+                },
+                exe_path: Vec::new(),
+                rlimits,
+                umask: 0o022,
+                exit_signal: 0,
+                group_exit: None,
+                zombie: None,
             },
-            exe_path: Vec::new(),
-            rlimits,
-            boot_ns: plat.now(Clock::Monotonic),
-            exiting: None,
-            stats: Stats::default(),
-        })
-    }
-
-    /// Load init. Returns an exit status if it cannot start.
-    fn start(&mut self, params: &BootParams) -> Option<ExitStatus> {
+        );
+        self.tasks.insert(tid, Task::new(tid, tid, mm, thread));
+        self.cur = tid;
         let name = params.args.first().cloned().unwrap_or_default();
+        let cwd = self.group().cwd.clone();
         let loaded = self
-            .resolve_program(&name, &params.env, &self.cwd.clone())
+            .resolve_program(&name, &params.env, &cwd)
             .and_then(|path| {
-                self.load_program(&path, &params.args, &params.env)
-                    .map(|e| (path, e))
+                let entry = self.load_program(mm, &path, &params.args, &params.env)?;
+                Ok((path, entry))
             });
         match loaded {
             Ok((path, entry)) => {
@@ -123,10 +173,12 @@ impl<'p, P: Platform> Kernel<'p, P> {
                     entry.rip,
                     entry.rsp
                 );
-                self.task.regs = UserRegs::new_user(entry.rip, entry.rsp);
-                None
+                self.group_mut().exe_path = path;
+                self.cur_mut().regs = UserRegs::new_user(entry.rip, entry.rsp);
+                self.runq.push_back(tid);
+                Ok(())
             }
-            Err(e) => Some(ExitStatus::ExecFailed {
+            Err(e) => Err(ExitStatus::ExecFailed {
                 path: name,
                 errno: e.errno,
                 reason: e.reason,
@@ -134,18 +186,103 @@ impl<'p, P: Platform> Kernel<'p, P> {
         }
     }
 
+    pub fn alloc_tid(&mut self) -> Tid {
+        let tid = self.next_tid;
+        self.next_tid += 1;
+        tid
+    }
+
+    pub fn add_mm(&mut self, mm: MmStruct<P>) -> MmId {
+        let id = self.next_mm;
+        self.next_mm += 1;
+        self.mms.insert(id, MmEntry { mm, users: 1 });
+        id
+    }
+
+    /// Drop one user of an address space; the last one tears it down.
+    pub fn put_mm(&mut self, id: MmId) {
+        let Some(e) = self.mms.get_mut(&id) else {
+            return;
+        };
+        e.users -= 1;
+        if e.users == 0 {
+            if let Some(mut e) = self.mms.remove(&id) {
+                e.mm.teardown(self.plat, &mut self.frames);
+            }
+        }
+    }
+
+    /// The current task.
+    pub fn cur(&self) -> &Task<P> {
+        self.tasks.get(&self.cur).expect("current task exists")
+    }
+
+    pub fn cur_mut(&mut self) -> &mut Task<P> {
+        self.tasks.get_mut(&self.cur).expect("current task exists")
+    }
+
+    /// The current thread group.
+    pub fn group(&self) -> &ThreadGroup {
+        let tgid = self.cur().tgid;
+        self.groups.get(&tgid).expect("current group exists")
+    }
+
+    pub fn group_mut(&mut self) -> &mut ThreadGroup {
+        let tgid = self.cur().tgid;
+        self.groups.get_mut(&tgid).expect("current group exists")
+    }
+
+    /// The current address space, with the frame allocator and platform.
+    pub fn mm_parts(&mut self) -> (&mut MmStruct<P>, &mut FrameAllocator, &'p P) {
+        let id = self.cur().mm;
+        let mm = &mut self.mms.get_mut(&id).expect("current mm exists").mm;
+        (mm, &mut self.frames, self.plat)
+    }
+
     fn run_loop(&mut self) -> ExitStatus {
         loop {
-            if let Some(status) = self.exiting.take() {
+            if let Some(status) = self.init_exit.take() {
                 return status;
             }
-            let trap = match self.plat.switch(
-                &mut self.mm.space,
-                &mut self.task.thread,
-                &mut self.task.regs,
-            ) {
-                Ok(t) => t,
-                Err(e) => return ExitStatus::PlatformFailed(format!("{e}")),
+            self.fire_timers();
+            let Some(tid) = self.runq.pop_front() else {
+                let next = self.timers.keys().next().map(|(d, _)| *d);
+                self.plat.idle(next);
+                continue;
+            };
+            match self.tasks.get(&tid) {
+                Some(t) if t.state == TaskState::Runnable => {}
+                _ => continue,
+            }
+            self.cur = tid;
+            self.run_current();
+        }
+    }
+
+    /// Run the current task until it blocks, exits or is preempted.
+    fn run_current(&mut self) {
+        loop {
+            crate::task::frame::deliver_signals(self);
+            let Some(t) = self.tasks.get_mut(&self.cur) else {
+                return;
+            };
+            if t.state != TaskState::Runnable {
+                return;
+            }
+            let mm = t.mm;
+            let Some(thread) = t.thread.as_mut() else {
+                return;
+            };
+            let Some(entry) = self.mms.get_mut(&mm) else {
+                return;
+            };
+            self.stats.switches += 1;
+            let trap = match self.plat.switch(&mut entry.mm.space, thread, &mut t.regs) {
+                Ok(trap) => trap,
+                Err(e) => {
+                    self.init_exit = Some(ExitStatus::PlatformFailed(format!("{e}")));
+                    return;
+                }
             };
             match trap {
                 Trap::Syscall => {
@@ -154,96 +291,195 @@ impl<'p, P: Platform> Kernel<'p, P> {
                 }
                 Trap::PageFault { addr, write } => {
                     self.stats.faults += 1;
-                    if let Err(e) = self
-                        .mm
-                        .handle_fault(self.plat, &mut self.frames, addr, write)
-                    {
+                    let (mm, frames, plat) = self.mm_parts();
+                    if let Err(e) = mm.handle_fault(plat, frames, addr, write) {
+                        let rip = self.cur().regs.rip;
                         debug!(
-                            "fault at {addr:#x} (write {write:?}) rip {:#x}: {e:?}",
-                            self.task.regs.rip
+                            "tid {}: fault at {addr:#x} (write {write:?}) rip {rip:#x}: {e:?}",
+                            self.cur
                         );
-                        let sig = if e == FaultError::NoMemory {
-                            SIGKILL
-                        } else {
-                            SIGSEGV
+                        let (sig, code) = match e {
+                            FaultError::NoMemory => (SIGKILL, 0),
+                            FaultError::Unmapped => (SIGSEGV, 1),
+                            FaultError::Denied => (SIGSEGV, 2),
                         };
-                        self.task.signals.post(sig);
-                        self.force_signal(sig);
+                        crate::task::frame::force_fault_signal(self, sig, code, addr);
                     }
                 }
-                Trap::Exception { signo, addr, .. } => {
+                Trap::Exception { signo, code, addr } => {
+                    let rip = self.cur().regs.rip;
                     debug!(
-                        "exception: signal {signo} at {addr:#x} rip {:#x}",
-                        self.task.regs.rip
+                        "tid {}: exception: signal {signo} at {addr:#x} rip {rip:#x}",
+                        self.cur
                     );
-                    self.task.signals.post(signo);
-                    self.force_signal(signo);
+                    crate::task::frame::force_fault_signal(self, signo, code, addr);
                 }
-                Trap::Interrupt => self.stats.interrupts += 1,
+                Trap::Interrupt => {
+                    self.stats.interrupts += 1;
+                    if !self.runq.is_empty() {
+                        self.runq.push_back(self.cur);
+                        return;
+                    }
+                }
             }
-            self.deliver_signals();
-        }
-    }
-
-    /// A synchronous fault signal that is blocked or ignored still kills, as on Linux.
-    fn force_signal(&mut self, sig: i32) {
-        let act = self.task.signals.action(sig);
-        if self.task.signals.blocked & (1 << (sig - 1)) != 0 || act.handler == SIG_IGN {
-            self.exiting = Some(ExitStatus::Signaled(sig));
-        }
-    }
-
-    /// Act on pending, unblocked signals.
-    pub fn deliver_signals(&mut self) {
-        while self.exiting.is_none() {
-            let Some(sig) = self.task.signals.take_deliverable() else {
+            if self.init_exit.is_some() {
                 return;
-            };
-            let act = self.task.signals.action(sig);
-            if act.handler == SIG_IGN {
-                continue;
             }
-            if act.handler != SIG_DFL && sig != SIGKILL {
-                // Handler frames arrive with the signals work; until then the
-                // process dies as if the handler were absent, loudly.
-                warn!("signal {sig}: user handlers are not supported yet; applying the default action");
+            if self.yield_now {
+                self.yield_now = false;
+                return;
             }
-            match default_action(sig) {
-                DefaultAction::Terminate => self.exiting = Some(ExitStatus::Signaled(sig)),
-                DefaultAction::Ignore | DefaultAction::Continue | DefaultAction::Stop => {}
+        }
+    }
+
+    /// Park the current task on `key` until woken, a signal, or `deadline`.
+    /// The handler then returns `Err(BLOCKED)`; the call is retried on wake.
+    pub fn block(&mut self, key: WaitKey, deadline: Option<u64>) -> Errno {
+        self.wait_seq += 1;
+        let seq = self.wait_seq;
+        let tid = self.cur;
+        let t = self.cur_mut();
+        let nr = t.regs.orig_rax;
+        t.state = TaskState::Blocked { key, seq };
+        let mut r = t.restart.unwrap_or(Restart {
+            nr,
+            deadline: None,
+            saved_mask: None,
+            interrupted: false,
+            timed_out: false,
+        });
+        r.deadline = deadline;
+        t.restart = Some(r);
+        if let Some(d) = deadline {
+            self.timers.insert((d, tid), ());
+        }
+        BLOCKED
+    }
+
+    /// Block without retrying: the call already has its result (vfork).
+    pub fn block_done(&mut self, key: WaitKey) {
+        self.wait_seq += 1;
+        let seq = self.wait_seq;
+        self.cur_mut().state = TaskState::Blocked { key, seq };
+    }
+
+    /// The deadline of the call being retried, or a new one `ns` from now.
+    pub fn deadline_after(&self, ns: u64) -> u64 {
+        match self.cur().restart {
+            Some(Restart {
+                deadline: Some(d), ..
+            }) => d,
+            _ => self.plat.now(Clock::Monotonic).saturating_add(ns),
+        }
+    }
+
+    /// Whether the call being retried has timed out.
+    pub fn timed_out(&self) -> bool {
+        matches!(
+            self.cur().restart,
+            Some(Restart {
+                timed_out: true,
+                ..
+            })
+        )
+    }
+
+    /// Make a blocked task runnable.
+    pub fn make_runnable(&mut self, tid: Tid) {
+        if let Some(t) = self.tasks.get_mut(&tid) {
+            if t.state != TaskState::Runnable {
+                t.state = TaskState::Runnable;
+                if let Some(d) = t.restart.and_then(|r| r.deadline) {
+                    self.timers.remove(&(d, tid));
+                }
+                self.runq.push_back(tid);
             }
+        }
+    }
+
+    /// Wake up to `max` tasks blocked on `key`, oldest first.
+    pub fn wake(&mut self, key: WaitKey, max: usize) -> usize {
+        let mut waiters: Vec<(u64, Tid)> = self
+            .tasks
+            .values()
+            .filter_map(|t| match t.state {
+                TaskState::Blocked { key: k, seq } if k == key => Some((seq, t.tid)),
+                _ => None,
+            })
+            .collect();
+        waiters.sort_unstable();
+        let n = waiters.len().min(max);
+        for (_, tid) in waiters.into_iter().take(n) {
+            self.make_runnable(tid);
+        }
+        n
+    }
+
+    fn fire_timers(&mut self) {
+        if self.timers.is_empty() {
+            return;
+        }
+        let now = self.plat.now(Clock::Monotonic);
+        while let Some(&(d, tid)) = self.timers.keys().next() {
+            if d > now {
+                break;
+            }
+            self.timers.remove(&(d, tid));
+            if let Some(r) = self.tasks.get_mut(&tid).and_then(|t| t.restart.as_mut()) {
+                r.timed_out = true;
+            }
+            self.make_runnable(tid);
         }
     }
 
     fn shutdown(&mut self) {
-        let fds: Vec<_> = self.fds.drain().collect();
-        for e in fds {
-            syscalls::io::release_file(self, e.file);
+        let tids: Vec<Tid> = self.tasks.keys().copied().collect();
+        for tid in tids {
+            crate::task::exit::release_task(self, tid);
         }
-        self.mm.teardown(self.plat, &mut self.frames);
+        let groups: Vec<Tid> = self.groups.keys().copied().collect();
+        for g in groups {
+            if let Some(mut group) = self.groups.remove(&g) {
+                let files: Vec<_> = group.fds.drain().collect();
+                for e in files {
+                    syscalls::io::release_file(self, e.file);
+                }
+            }
+        }
         info!(
-            "sentry exit: {} syscalls, {} faults, {} interrupts, {} frames in use",
+            "sentry exit: {} syscalls, {} faults, {} interrupts, {} switches, {} frames in use",
             self.stats.syscalls,
             self.stats.faults,
             self.stats.interrupts,
+            self.stats.switches,
             self.frames.used_frames()
         );
     }
 
     /// Copy helpers bound to the current address space.
-    pub fn copy_in(&mut self, va: u64, buf: &mut [u8]) -> crate::abi::KResult<()> {
-        self.mm.copy_in(self.plat, &mut self.frames, va, buf)
+    pub fn copy_in(&mut self, va: u64, buf: &mut [u8]) -> KResult<()> {
+        let (mm, frames, plat) = self.mm_parts();
+        mm.copy_in(plat, frames, va, buf)
     }
 
-    pub fn copy_out(&mut self, va: u64, data: &[u8]) -> crate::abi::KResult<()> {
-        self.mm.copy_out(self.plat, &mut self.frames, va, data)
+    pub fn copy_out(&mut self, va: u64, data: &[u8]) -> KResult<()> {
+        let (mm, frames, plat) = self.mm_parts();
+        mm.copy_out(plat, frames, va, data)
     }
 
-    pub fn read_u64(&mut self, va: u64) -> crate::abi::KResult<u64> {
-        self.mm.read_u64(self.plat, &mut self.frames, va)
+    pub fn read_u64(&mut self, va: u64) -> KResult<u64> {
+        let (mm, frames, plat) = self.mm_parts();
+        mm.read_u64(plat, frames, va)
     }
 
-    pub fn read_cstr(&mut self, va: u64, max: usize) -> crate::abi::KResult<Vec<u8>> {
-        self.mm.read_cstr(self.plat, &mut self.frames, va, max)
+    pub fn read_u32(&mut self, va: u64) -> KResult<u32> {
+        let mut b = [0u8; 4];
+        self.copy_in(va, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    pub fn read_cstr(&mut self, va: u64, max: usize) -> KResult<Vec<u8>> {
+        let (mm, frames, plat) = self.mm_parts();
+        mm.read_cstr(plat, frames, va, max)
     }
 }

@@ -178,6 +178,14 @@ pub trait Platform {
         thread: &mut Self::Thread,
         regs: &mut UserRegs,
     ) -> Result<Trap, PlatformError>;
+    /// The thread's x87/SSE state in `fxsave` layout (512 bytes), saved in
+    /// signal frames. `None` where the platform does not provide it yet:
+    /// the frame then carries no FPU state, as Linux allows.
+    fn fpu_state(&self, _thread: &Self::Thread) -> Option<[u8; 512]> {
+        None
+    }
+    /// Restore state saved by [`fpu_state`](Self::fpu_state).
+    fn set_fpu_state(&self, _thread: &mut Self::Thread, _state: &[u8; 512]) {}
     /// Tear down a thread (it will never run again).
     fn release_thread(&self, space: &mut Self::AddressSpace, thread: Self::Thread);
 

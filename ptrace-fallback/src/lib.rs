@@ -111,7 +111,7 @@ impl Platform for PtracePlatform {
     }
 
     fn new_thread(&self, space: &mut Stub) -> Result<StubThread, PlatformError> {
-        Ok(space.main_thread())
+        space.new_thread()
     }
 
     fn switch(
@@ -123,7 +123,17 @@ impl Platform for PtracePlatform {
         space.switch(thread, regs)
     }
 
-    fn release_thread(&self, _space: &mut Stub, _thread: StubThread) {}
+    fn release_thread(&self, space: &mut Stub, thread: StubThread) {
+        space.release_thread(thread);
+    }
+
+    fn fpu_state(&self, thread: &StubThread) -> Option<[u8; 512]> {
+        thread.fpu_state()
+    }
+
+    fn set_fpu_state(&self, thread: &mut StubThread, state: &[u8; 512]) {
+        thread.set_fpu_state(state);
+    }
 
     fn host(&self) -> &HostServices {
         &self.host

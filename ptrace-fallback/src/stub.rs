@@ -156,6 +156,35 @@ pub struct StubThread {
     tid: Pid,
 }
 
+impl StubThread {
+    /// The x87/SSE state (`user_fpregs_struct`, the 512-byte fxsave image).
+    pub fn fpu_state(&self) -> Option<[u8; 512]> {
+        let mut st = [0u8; 512];
+        // SAFETY: PTRACE_GETFPREGS writes exactly `sizeof(user_fpregs_struct)`
+        // = 512 bytes into the buffer, which lives across the call.
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_GETFPREGS,
+                self.tid.as_raw(),
+                0,
+                st.as_mut_ptr(),
+            )
+        };
+        (r == 0).then_some(st)
+    }
+
+    /// Restore state saved by [`fpu_state`](Self::fpu_state).
+    pub fn set_fpu_state(&self, st: &[u8; 512]) {
+        let mut copy = *st;
+        // The kernel rejects reserved MXCSR bits; keep only the defined ones.
+        let mxcsr = u32::from_le_bytes([copy[24], copy[25], copy[26], copy[27]]) & 0xffff;
+        copy[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+        // SAFETY: PTRACE_SETFPREGS reads 512 bytes from the buffer.
+        let _ =
+            unsafe { libc::ptrace(libc::PTRACE_SETFPREGS, self.tid.as_raw(), 0, copy.as_ptr()) };
+    }
+}
+
 /// A stub process: one application address space.
 #[derive(Debug)]
 pub struct Stub {
@@ -164,6 +193,12 @@ pub struct Stub {
     memfd: RawFd,
     /// Registers used as the base for injected syscalls.
     inject_regs: libc::user_regs_struct,
+    /// Whether the main thread is handed out to a task.
+    main_in_use: bool,
+    /// Threads released by their tasks, kept for reuse.
+    spare: Vec<Pid>,
+    /// Every thread but the main one, for reaping.
+    others: Vec<Pid>,
 }
 
 fn lost(what: &'static str, e: nix::Error) -> PlatformError {
@@ -324,6 +359,9 @@ impl Stub {
             syscall_addr: base + page.syscall_off,
             memfd,
             inject_regs: to_host(&UserRegs::default()),
+            main_in_use: false,
+            spare: Vec::new(),
+            others: Vec::new(),
         };
         match waitpid(pid, Some(WaitPidFlag::__WALL)) {
             Ok(WaitStatus::Stopped(_, Signal::SIGSTOP)) => {}
@@ -343,8 +381,57 @@ impl Stub {
         Ok(stub)
     }
 
-    pub fn main_thread(&self) -> StubThread {
-        StubThread { tid: self.pid }
+    /// A thread for a new task: the main thread first, then spare or new
+    /// threads cloned inside the stub.
+    pub fn new_thread(&mut self) -> Result<StubThread, PlatformError> {
+        if !self.main_in_use {
+            self.main_in_use = true;
+            return Ok(StubThread { tid: self.pid });
+        }
+        if let Some(tid) = self.spare.pop() {
+            return Ok(StubThread { tid });
+        }
+        // The new thread shares everything and is traced by us from birth;
+        // it stops at the `int3` after the `syscall`.
+        let flags = (libc::CLONE_VM
+            | libc::CLONE_FS
+            | libc::CLONE_FILES
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD
+            | libc::CLONE_SYSVSEM
+            | libc::CLONE_PTRACE) as u64;
+        let r = self.inject(libc::SYS_clone, [flags, 0, 0, 0, 0, 0])?;
+        if r <= 0 {
+            return Err(PlatformError::Resource("clone of a stub thread", -r as i32));
+        }
+        let tid = Pid::from_raw(r as i32);
+        loop {
+            match waitpid(tid, Some(WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::Stopped(..)) => break,
+                Err(nix::Error::EINTR) => continue,
+                Ok(other) => {
+                    debug!("stub thread {tid} did not stop: {other:?}");
+                    return Err(PlatformError::Lost("stub thread failed to start", 0));
+                }
+                Err(e) => return Err(lost("waiting for a stub thread", e)),
+            }
+        }
+        self.others.push(tid);
+        ptrace::setoptions(
+            tid,
+            ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESYSGOOD,
+        )
+        .map_err(|e| lost("ptrace options", e))?;
+        Ok(StubThread { tid })
+    }
+
+    /// A task is done with `thread`; keep it for the next one.
+    pub fn release_thread(&mut self, thread: StubThread) {
+        if thread.tid == self.pid {
+            self.main_in_use = false;
+        } else {
+            self.spare.push(thread.tid);
+        }
     }
 
     /// Run one host syscall inside the stub.
@@ -477,6 +564,11 @@ impl Stub {
 impl Drop for Stub {
     fn drop(&mut self) {
         let _ = kill(self.pid, Signal::SIGKILL);
+        // The leader is reported only after every other traced thread has
+        // been reaped.
+        for tid in &self.others {
+            let _ = waitpid(*tid, Some(WaitPidFlag::__WALL));
+        }
         let _ = waitpid(self.pid, Some(WaitPidFlag::__WALL));
     }
 }

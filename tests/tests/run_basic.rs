@@ -153,7 +153,6 @@ fn raise_sigterm_exits_143() {
 }
 
 #[test]
-#[ignore = "user signal handlers and signal frames arrive with issue 4"]
 fn signal_handler_runs_and_program_continues() {
     let prog = compile("signal_exit", Link::Static);
     let bundle = Bundle::builder(&prog).args(["handled"]).build();

@@ -72,7 +72,6 @@ fn memory_malloc_mmap_mprotect_brk_match_native() {
 }
 
 #[test]
-#[ignore = "user signal handlers and signal frames arrive with issue 4"]
 fn memory_faults_deliver_sigsegv_with_siginfo() {
     memory_test(
         "fault",
@@ -182,7 +181,6 @@ fn proc_self_exe_is_the_path_inside_the_container() {
 }
 
 #[test]
-#[ignore = "user signal handlers and signal frames arrive with issue 4"]
 fn sigaltstack_sigaction_sigprocmask() {
     misc_test(
         "signals",

@@ -1,14 +1,20 @@
 //! Open files and the per-process descriptor table.
 //!
-//! Until the VFS arrives, a file is a host stream (the container's stdio)
-//! or a read-only host file from the container root.
+//! Until the VFS arrives, a file is a host stream (the container's stdio),
+//! a read-only host file from the container root, or a pipe.
+
+pub mod pipe;
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
-use core::sync::atomic::AtomicU64;
+use core::sync::atomic::{AtomicU32, AtomicU64};
 
 use crate::abi::{Errno, KResult};
 use crate::platform::HostHandle;
+pub use pipe::Pipe;
+
+/// `O_NONBLOCK`, the one status flag kept per open file so far.
+pub const O_NONBLOCK: u32 = 0o4000;
 
 /// An open file description.
 #[derive(Debug)]
@@ -20,13 +26,41 @@ pub enum File {
         handle: HostHandle,
         offset: AtomicU64,
     },
+    /// One end of a pipe.
+    Pipe(PipeEnd),
+}
+
+/// A pipe end; dropping the last reference closes it.
+#[derive(Debug)]
+pub struct PipeEnd {
+    pub pipe: Arc<Pipe>,
+    pub write: bool,
+    pub flags: AtomicU32,
+}
+
+impl PipeEnd {
+    pub fn new(pipe: Arc<Pipe>, write: bool, flags: u32) -> Self {
+        pipe.open_end(write);
+        PipeEnd {
+            pipe,
+            write,
+            flags: AtomicU32::new(flags),
+        }
+    }
+}
+
+impl Drop for PipeEnd {
+    fn drop(&mut self) {
+        self.pipe.close_end(self.write);
+    }
 }
 
 impl File {
-    /// The host object behind the file.
-    pub fn handle(&self) -> HostHandle {
+    /// The host object behind the file, if any.
+    pub fn handle(&self) -> Option<HostHandle> {
         match self {
-            File::HostStream { handle } | File::HostFile { handle, .. } => *handle,
+            File::HostStream { handle } | File::HostFile { handle, .. } => Some(*handle),
+            File::Pipe(_) => None,
         }
     }
 }
@@ -39,7 +73,7 @@ pub struct FdEntry {
 }
 
 /// A process's descriptor table.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct FdTable {
     fds: BTreeMap<i32, FdEntry>,
 }
@@ -52,16 +86,26 @@ impl FdTable {
             .ok_or(Errno::EBADF)
     }
 
+    pub fn entry_mut(&mut self, fd: i32) -> KResult<&mut FdEntry> {
+        self.fds.get_mut(&fd).ok_or(Errno::EBADF)
+    }
+
     /// Install `file` at exactly `fd`, returning what was there.
     pub fn install_at(&mut self, fd: i32, file: Arc<File>, cloexec: bool) -> Option<FdEntry> {
         self.fds.insert(fd, FdEntry { file, cloexec })
     }
 
-    /// Install `file` at the lowest free descriptor below `limit`.
-    pub fn install(&mut self, file: Arc<File>, cloexec: bool, limit: u64) -> KResult<i32> {
-        let mut fd = 0i32;
-        for k in self.fds.keys() {
-            if *k != fd {
+    /// Install `file` at the lowest free descriptor at or above `min`, below `limit`.
+    pub fn install_from(
+        &mut self,
+        min: i32,
+        file: Arc<File>,
+        cloexec: bool,
+        limit: u64,
+    ) -> KResult<i32> {
+        let mut fd = min.max(0);
+        for k in self.fds.range(fd..).map(|(k, _)| *k) {
+            if k != fd {
                 break;
             }
             fd += 1;
@@ -73,9 +117,27 @@ impl FdTable {
         Ok(fd)
     }
 
+    /// Install `file` at the lowest free descriptor below `limit`.
+    pub fn install(&mut self, file: Arc<File>, cloexec: bool, limit: u64) -> KResult<i32> {
+        self.install_from(0, file, cloexec, limit)
+    }
+
     /// Remove `fd`, returning its entry.
     pub fn remove(&mut self, fd: i32) -> KResult<FdEntry> {
         self.fds.remove(&fd).ok_or(Errno::EBADF)
+    }
+
+    /// Remove the close-on-exec descriptors.
+    pub fn take_cloexec(&mut self) -> alloc::vec::Vec<FdEntry> {
+        let fds: alloc::vec::Vec<i32> = self
+            .fds
+            .iter()
+            .filter(|(_, e)| e.cloexec)
+            .map(|(k, _)| *k)
+            .collect();
+        fds.into_iter()
+            .filter_map(|fd| self.fds.remove(&fd))
+            .collect()
     }
 
     /// Remove every descriptor.

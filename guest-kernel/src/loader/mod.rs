@@ -12,6 +12,7 @@ use crate::abi::{page_down, page_up, Errno, PAGE_SIZE};
 use crate::kernel::Kernel;
 use crate::mm::{Vma, VmaKind};
 use crate::platform::{HostOps, Platform, Prot};
+use crate::task::MmId;
 
 /// Default and maximum size of the main thread's stack reservation.
 pub const DEFAULT_STACK: u64 = 8 << 20;
@@ -115,6 +116,7 @@ impl<P: Platform> Kernel<'_, P> {
     /// Replace the address space with `path`'s image and a fresh stack.
     pub fn load_program(
         &mut self,
+        mm_id: MmId,
         path: &[u8],
         argv: &[Vec<u8>],
         envp: &[Vec<u8>],
@@ -133,7 +135,15 @@ impl<P: Platform> Kernel<'_, P> {
                 "dynamically linked programs are not supported yet",
             ));
         }
-        self.mm.teardown(self.plat, &mut self.frames);
+        let stack_limit = self.group().rlimits[RLIMIT_STACK as usize].0;
+        let creds = self.group().creds;
+        let plat = self.plat;
+        let frames = &mut self.frames;
+        let mm = &mut self
+            .mms
+            .get_mut(&mm_id)
+            .ok_or(fail(Errno::ENOMEM, "no address space"))?
+            .mm;
 
         // Page permissions, unioned where two segments share a page.
         let mut page_prot: BTreeMap<u64, Prot> = BTreeMap::new();
@@ -155,28 +165,27 @@ impl<P: Platform> Kernel<'_, P> {
                 Some(v) if v.end == page && v.prot == prot => v.end += PAGE_SIZE,
                 _ => {
                     if let Some(v) = run.take() {
-                        self.mm.insert_vma(v);
+                        mm.insert_vma(v);
                     }
                     run = Some(Vma {
                         start: page,
                         end: page + PAGE_SIZE,
                         prot,
                         kind: VmaKind::Image,
- shared: false,
+                        shared: false,
                     });
                 }
             }
         }
         if let Some(v) = run {
-            self.mm.insert_vma(v);
+            mm.insert_vma(v);
         }
         for s in &info.segments {
             let bytes = &data[s.offset as usize..(s.offset + s.filesz) as usize];
-            self.mm
-                .write_force(self.plat, &mut self.frames, s.vaddr, bytes)?;
+            mm.write_force(plat, frames, s.vaddr, bytes)?;
         }
 
-        if info.end > self.mm.task_size {
+        if info.end > mm.task_size {
             return Err(fail(
                 Errno::ENOEXEC,
                 "segments reach above the user address range",
@@ -184,26 +193,23 @@ impl<P: Platform> Kernel<'_, P> {
         }
         // Stack and heap. The stack top sits one guard page below the top
         // of the user range, as Linux places it without randomisation.
-        let stack_top = self.mm.task_size - 2 * PAGE_SIZE;
-        let stack_size = self.rlimits[RLIMIT_STACK as usize]
-            .0
-            .clamp(128 << 10, MAX_STACK);
+        let stack_top = mm.task_size - 2 * PAGE_SIZE;
+        let stack_size = stack_limit.clamp(128 << 10, MAX_STACK);
         let stack_size = page_up(stack_size).unwrap_or(DEFAULT_STACK);
         let stack_bottom = stack_top - stack_size;
-        self.mm.insert_vma(Vma {
+        mm.insert_vma(Vma {
             start: stack_bottom,
             end: stack_top,
             prot: Prot::RW,
             kind: VmaKind::Stack,
- shared: false,
+            shared: false,
         });
-        self.mm.mmap_base = stack_bottom - STACK_GAP;
-        self.mm.brk_start = page_up(info.end).unwrap_or(info.end);
-        self.mm.brk = self.mm.brk_start;
+        mm.mmap_base = stack_bottom - STACK_GAP;
+        mm.brk_start = page_up(info.end).unwrap_or(info.end);
+        mm.brk = mm.brk_start;
 
         let mut random = [0u8; 16];
-        self.plat.random(&mut random);
-        let creds = self.task.creds;
+        plat.random(&mut random);
         let mut auxv = vec![
             (AT_HWCAP, 0x178b_fbff),
             (AT_PAGESZ, PAGE_SIZE),
@@ -238,9 +244,7 @@ impl<P: Platform> Kernel<'_, P> {
             },
         )
         .map_err(|e| fail(e, "argument list too long"))?;
-        self.mm
-            .copy_out(self.plat, &mut self.frames, img.sp, &img.bytes)?;
-        self.exe_path = path.to_vec();
+        mm.copy_out(plat, frames, img.sp, &img.bytes)?;
         Ok(Entry {
             rip: info.entry,
             rsp: img.sp,

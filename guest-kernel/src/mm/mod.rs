@@ -82,7 +82,7 @@ enum Access {
 pub struct MmStruct<P: Platform> {
     pub space: P::AddressSpace,
     vmas: BTreeMap<u64, Vma>,
-        pages: BTreeMap<u64, Pte>,
+    pages: BTreeMap<u64, Pte>,
     pub brk_start: u64,
     pub brk: u64,
     /// Top-down allocation of unhinted mmaps starts below this address.
@@ -161,7 +161,11 @@ impl<P: Platform> MmStruct<P> {
         for k in keys {
             self.vmas.remove(&k);
         }
-        let pages: Vec<(u64, Pte)> = self.pages.range(start..end).map(|(k, v)| (*k, *v)).collect();
+        let pages: Vec<(u64, Pte)> = self
+            .pages
+            .range(start..end)
+            .map(|(k, v)| (*k, *v))
+            .collect();
         if !pages.is_empty() {
             for (va, pte) in &pages {
                 self.pages.remove(va);
@@ -185,7 +189,7 @@ impl<P: Platform> MmStruct<P> {
         for (_, v) in self.vmas.range_mut(start..end) {
             v.prot = prot;
         }
-                for (va, len, cow) in self.present_runs(start, end) {
+        for (va, len, cow) in self.present_runs(start, end) {
             plat.protect(&mut self.space, va, len, mapped_prot(prot, cow))?;
         }
         Ok(())
@@ -206,7 +210,12 @@ impl<P: Platform> MmStruct<P> {
 
     /// A copy of this address space for `fork`: private writable pages
     /// become copy-on-write in both, shared ones stay shared.
-    pub fn fork(&mut self, plat: &P, frames: &mut FrameAllocator, child_space: P::AddressSpace) -> KResult<Self> {
+    pub fn fork(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        child_space: P::AddressSpace,
+    ) -> KResult<Self> {
         let mut child = MmStruct {
             space: child_space,
             vmas: self.vmas.clone(),
@@ -219,13 +228,23 @@ impl<P: Platform> MmStruct<P> {
         let vmas: Vec<Vma> = self.vmas.values().copied().collect();
         for v in vmas {
             let make_cow = v.prot.write && !v.shared;
-            let entries: Vec<(u64, Pte)> = self.pages.range(v.start..v.end).map(|(k, p)| (*k, *p)).collect();
+            let entries: Vec<(u64, Pte)> = self
+                .pages
+                .range(v.start..v.end)
+                .map(|(k, p)| (*k, *p))
+                .collect();
             for (va, pte) in &entries {
                 frames.share(pte.pa);
                 let cow = pte.cow || make_cow;
                 child.pages.insert(*va, Pte { pa: pte.pa, cow });
                 if make_cow && !pte.cow {
-                    self.pages.insert(*va, Pte { pa: pte.pa, cow: true });
+                    self.pages.insert(
+                        *va,
+                        Pte {
+                            pa: pte.pa,
+                            cow: true,
+                        },
+                    );
                 }
             }
             if make_cow {
@@ -235,10 +254,16 @@ impl<P: Platform> MmStruct<P> {
             }
             // Map the child's pages in runs of contiguous frames.
             let mut run: Option<(u64, PhysAddr, u64, bool)> = None;
-            let child_entries: Vec<(u64, Pte)> = child.pages.range(v.start..v.end).map(|(k, p)| (*k, *p)).collect();
+            let child_entries: Vec<(u64, Pte)> = child
+                .pages
+                .range(v.start..v.end)
+                .map(|(k, p)| (*k, *p))
+                .collect();
             for (va, pte) in child_entries {
                 match run.as_mut() {
-                    Some((s, pa, l, c)) if *s + *l == va && *pa + *l == pte.pa && *c == pte.cow => *l += PAGE_SIZE,
+                    Some((s, pa, l, c)) if *s + *l == va && *pa + *l == pte.pa && *c == pte.cow => {
+                        *l += PAGE_SIZE
+                    }
                     _ => {
                         if let Some((s, pa, l, c)) = run.take() {
                             plat.map(&mut child.space, s, pa, l, mapped_prot(v.prot, c))?;
@@ -255,7 +280,13 @@ impl<P: Platform> MmStruct<P> {
     }
 
     /// Give a copy-on-write page its own frame (or take back the only one).
-    fn break_cow(&mut self, plat: &P, frames: &mut FrameAllocator, vma: Vma, page: u64) -> Result<(), FaultError> {
+    fn break_cow(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        vma: Vma,
+        page: u64,
+    ) -> Result<(), FaultError> {
         let pte = *self.pages.get(&page).ok_or(FaultError::Unmapped)?;
         let pa = if frames.is_shared(pte.pa) {
             let run = frames.alloc_run(1).ok_or(FaultError::NoMemory)?;
@@ -268,7 +299,8 @@ impl<P: Platform> MmStruct<P> {
             pte.pa
         };
         self.pages.insert(page, Pte { pa, cow: false });
-        plat.map(&mut self.space, page, pa, PAGE_SIZE, vma.prot).map_err(|_| FaultError::NoMemory)
+        plat.map(&mut self.space, page, pa, PAGE_SIZE, vma.prot)
+            .map_err(|_| FaultError::NoMemory)
     }
 
     /// Handle an application fault at `addr`: populate the page (and its
@@ -282,7 +314,7 @@ impl<P: Platform> MmStruct<P> {
     ) -> Result<(), FaultError> {
         let vma = self.find_vma(addr).ok_or(FaultError::Unmapped)?;
         let page = page_down(addr);
-                if let Some(pte) = self.pages.get(&page) {
+        if let Some(pte) = self.pages.get(&page) {
             // A write to a copy-on-write page; any other fault on a present
             // page is an access the VMA forbids.
             if pte.cow && vma.prot.write && write != Some(false) {
@@ -331,8 +363,14 @@ impl<P: Platform> MmStruct<P> {
                     plat.phys_zero(run.pa, run.pages * PAGE_SIZE);
                 }
                 let at = va + done * PAGE_SIZE;
-                                for i in 0..run.pages {
-                    self.pages.insert(at + i * PAGE_SIZE, Pte { pa: run.pa + i * PAGE_SIZE, cow: false });
+                for i in 0..run.pages {
+                    self.pages.insert(
+                        at + i * PAGE_SIZE,
+                        Pte {
+                            pa: run.pa + i * PAGE_SIZE,
+                            cow: false,
+                        },
+                    );
                 }
                 plat.map(&mut self.space, at, run.pa, run.pages * PAGE_SIZE, vma.prot)
                     .map_err(|_| FaultError::NoMemory)?;
@@ -361,9 +399,11 @@ impl<P: Platform> MmStruct<P> {
         if !allowed {
             return Err(FaultError::Denied);
         }
-                match self.pages.get(&page) {
+        match self.pages.get(&page) {
             None => self.populate(plat, frames, vma, page)?,
-            Some(pte) if pte.cow && access != Access::Read => self.break_cow(plat, frames, vma, page)?,
+            Some(pte) if pte.cow && access != Access::Read => {
+                self.break_cow(plat, frames, vma, page)?
+            }
             Some(_) => {}
         }
         let pte = self.pages.get(&page).ok_or(FaultError::NoMemory)?;
@@ -463,6 +503,17 @@ impl<P: Platform> MmStruct<P> {
         }
     }
 
+    /// The physical address of a writable user word (shared futex keys):
+    /// a copy-on-write page gets its own frame first.
+    pub fn user_phys(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        va: u64,
+    ) -> KResult<PhysAddr> {
+        Ok(self.translate(plat, frames, va, Access::Write)?)
+    }
+
     /// Read a `u64` from user memory.
     pub fn read_u64(&mut self, plat: &P, frames: &mut FrameAllocator, va: u64) -> KResult<u64> {
         let mut b = [0u8; 8];
@@ -478,5 +529,8 @@ impl<P: Platform> MmStruct<P> {
 
 /// The permissions a page is mapped with: copy-on-write pages lose write.
 fn mapped_prot(prot: Prot, cow: bool) -> Prot {
-    Prot { write: prot.write && !cow, ..prot }
+    Prot {
+        write: prot.write && !cow,
+        ..prot
+    }
 }

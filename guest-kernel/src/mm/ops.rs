@@ -46,8 +46,19 @@ impl<P: Platform> MmStruct<P> {
     }
 
     /// Map anonymous memory at `addr` as `placement` says.
-        pub fn mmap_anon(&mut self, plat: &P, frames: &mut FrameAllocator, req: MmapRequest) -> KResult<u64> {
-        let MmapRequest { addr, len, prot, placement, shared } = req;
+    pub fn mmap_anon(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        req: MmapRequest,
+    ) -> KResult<u64> {
+        let MmapRequest {
+            addr,
+            len,
+            prot,
+            placement,
+            shared,
+        } = req;
         let len = page_up(len)
             .filter(|l| *l != 0 && *l <= self.task_size)
             .ok_or(Errno::ENOMEM)?;
@@ -85,7 +96,7 @@ impl<P: Platform> MmStruct<P> {
             end: start + len,
             prot,
             kind: VmaKind::Anon,
- shared,
+            shared,
         });
         Ok(start)
     }
@@ -149,7 +160,7 @@ impl<P: Platform> MmStruct<P> {
                     end: new_top,
                     prot: Prot::RW,
                     kind: VmaKind::Heap,
- shared: false,
+                    shared: false,
                 }),
             }
         } else if new_top < old_top && self.unmap_range(plat, frames, new_top, old_top).is_err() {

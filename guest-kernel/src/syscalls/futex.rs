@@ -1,33 +1,113 @@
-//! futex(2). With one thread, a wait can only time out and a wake finds no one.
+//! futex(2): wait, wake, requeue and wake-op on 32-bit words.
+//!
+//! Private futexes are keyed by (address space, address); shared ones by
+//! the physical address of the word, so processes sharing a mapping meet.
+//! A woken waiter returns 0 without rechecking the word, as Linux does.
 
 use super::{arg_i32, Args};
 use crate::abi::linux::Timespec;
 use crate::abi::{Errno, KResult};
 use crate::kernel::Kernel;
 use crate::platform::{Clock, Platform};
+use crate::task::{TaskState, WaitKey};
 
 const FUTEX_WAIT: i32 = 0;
 const FUTEX_WAKE: i32 = 1;
+const FUTEX_REQUEUE: i32 = 3;
+const FUTEX_CMP_REQUEUE: i32 = 4;
+const FUTEX_WAKE_OP: i32 = 5;
 const FUTEX_WAIT_BITSET: i32 = 9;
 const FUTEX_WAKE_BITSET: i32 = 10;
 const FUTEX_PRIVATE_FLAG: i32 = 128;
 const FUTEX_CLOCK_REALTIME: i32 = 256;
 
+fn key<P: Platform>(k: &mut Kernel<'_, P>, uaddr: u64, private: bool) -> KResult<WaitKey> {
+    if !uaddr.is_multiple_of(4) {
+        return Err(Errno::EINVAL);
+    }
+    if private {
+        return Ok(WaitKey::Futex(k.cur().mm, uaddr));
+    }
+    let (mm, frames, plat) = k.mm_parts();
+    Ok(WaitKey::Futex(0, mm.user_phys(plat, frames, uaddr)?))
+}
+
+/// Move up to `max` waiters from `from` to `to`.
+fn requeue<P: Platform>(k: &mut Kernel<'_, P>, from: WaitKey, to: WaitKey, max: usize) -> usize {
+    let mut n = 0;
+    for t in k.tasks.values_mut() {
+        if n >= max {
+            break;
+        }
+        if let TaskState::Blocked { key, seq } = t.state {
+            if key == from {
+                t.state = TaskState::Blocked { key: to, seq };
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+fn wake_op<P: Platform>(k: &mut Kernel<'_, P>, a: Args, private: bool) -> KResult<u64> {
+    let (uaddr, n1, n2, uaddr2, encoded) = (a[0], a[2] as usize, a[3] as usize, a[4], a[5] as u32);
+    let k1 = key(k, uaddr, private)?;
+    let k2 = key(k, uaddr2, private)?;
+    let op = (encoded >> 28) & 7;
+    let cmp = (encoded >> 24) & 15;
+    let mut oparg = (encoded >> 12) & 0xfff;
+    let cmparg = encoded & 0xfff;
+    if (encoded >> 31) & 1 != 0 {
+        oparg = 1u32.checked_shl(oparg).unwrap_or(0);
+    }
+    let old = k.read_u32(uaddr2)?;
+    let new = match op {
+        0 => oparg,
+        1 => old.wrapping_add(oparg),
+        2 => old | oparg,
+        3 => old & !oparg,
+        4 => old ^ oparg,
+        _ => return Err(Errno::ENOSYS),
+    };
+    k.copy_out(uaddr2, &new.to_le_bytes())?;
+    let cond = match cmp {
+        0 => old == cmparg,
+        1 => old != cmparg,
+        2 => (old as i32) < cmparg as i32,
+        3 => (old as i32) <= cmparg as i32,
+        4 => (old as i32) > cmparg as i32,
+        5 => (old as i32) >= cmparg as i32,
+        _ => return Err(Errno::ENOSYS),
+    };
+    let mut woken = k.wake(k1, n1);
+    if cond {
+        woken += k.wake(k2, n2);
+    }
+    Ok(woken as u64)
+}
+
 /// futex(2).
 pub fn sys_futex<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let (uaddr, op, val) = (a[0], arg_i32(a[1]), a[2] as u32);
-    if uaddr % 4 != 0 {
-        return Err(Errno::EINVAL);
-    }
+    let private = op & FUTEX_PRIVATE_FLAG != 0;
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
     match cmd {
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
             if cmd == FUTEX_WAIT_BITSET && a[5] as u32 == 0 {
                 return Err(Errno::EINVAL);
             }
-            let mut b = [0u8; 4];
-            k.copy_in(uaddr, &mut b)?;
-            if u32::from_le_bytes(b) != val {
+            let key = key(k, uaddr, private)?;
+            if let Some(r) = k.cur().restart {
+                // Retried after blocking: woken, timed out, or interrupted.
+                if r.timed_out {
+                    return Err(Errno::ETIMEDOUT);
+                }
+                if r.interrupted {
+                    return Err(Errno::EINTR);
+                }
+                return Ok(0);
+            }
+            if k.read_u32(uaddr)? != val {
                 return Err(Errno::EAGAIN);
             }
             let deadline = if a[3] == 0 {
@@ -45,25 +125,26 @@ pub fn sys_futex<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
                     ns
                 })
             };
-            // No other thread exists to wake us: only the timeout ends the wait.
-            loop {
-                k.plat.idle(deadline);
-                if let Some(d) = deadline {
-                    if k.plat.now(Clock::Monotonic) >= d {
-                        return Err(Errno::ETIMEDOUT);
-                    }
-                }
-            }
+            Err(k.block(key, deadline))
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET => {
             if cmd == FUTEX_WAKE_BITSET && a[5] as u32 == 0 {
                 return Err(Errno::EINVAL);
             }
-            Ok(0)
+            let key = key(k, uaddr, private)?;
+            Ok(k.wake(key, val as usize) as u64)
         }
-        _ => {
-            let _ = arg_i32(a[1]);
-            Err(Errno::ENOSYS)
+        FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
+            let from = key(k, uaddr, private)?;
+            let to = key(k, a[4], private)?;
+            if cmd == FUTEX_CMP_REQUEUE && k.read_u32(uaddr)? != a[5] as u32 {
+                return Err(Errno::EAGAIN);
+            }
+            let woken = k.wake(from, val as usize);
+            let moved = requeue(k, from, to, a[3] as u32 as usize);
+            Ok((woken + if cmd == FUTEX_CMP_REQUEUE { moved } else { 0 }) as u64)
         }
+        FUTEX_WAKE_OP => wake_op(k, a, private),
+        _ => Err(Errno::ENOSYS),
     }
 }

@@ -1,16 +1,19 @@
-//! read, write, readv, writev, close, fstat, ioctl, readlink.
+//! read, write, readv, writev, open, lseek, pread64, fstat, ioctl, readlink, getcwd.
 
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{arg_fd, arg_i32, Args};
-use crate::abi::linux::{TCGETS, TERMIOS_SIZE};
+use crate::abi::linux::{Stat, RLIMIT_NOFILE};
+use crate::abi::linux::{SIGPIPE, S_IFDIR, S_IFIFO, S_IFMT, TCGETS, TERMIOS_SIZE};
 use crate::abi::{Errno, KResult};
-use crate::fs::File;
+use crate::fs::pipe::PipeIo;
+use crate::fs::{File, PipeEnd, O_NONBLOCK};
 use crate::kernel::Kernel;
 use crate::platform::{HostHandle, HostOps, Platform};
-use core::sync::atomic::{AtomicU64, Ordering};
+use crate::task::{SigInfo, WaitKey, SI_KERNEL};
 
 /// Linux caps one transfer at `MAX_RW_COUNT` (2 GiB minus a page).
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
@@ -22,7 +25,60 @@ const IOV_MAX: u64 = 1024;
 /// Drop a file reference; the last one releases its host handle.
 pub fn release_file<P: Platform>(k: &mut Kernel<'_, P>, file: Arc<File>) {
     if let Ok(f) = Arc::try_unwrap(file) {
-        k.plat.host().close(f.handle());
+        if let Some(h) = f.handle() {
+            k.plat.host().close(h);
+        }
+    }
+}
+
+fn pipe_nonblock(end: &PipeEnd) -> bool {
+    end.flags.load(Ordering::Relaxed) & O_NONBLOCK != 0
+}
+
+fn write_pipe<P: Platform>(
+    k: &mut Kernel<'_, P>,
+    end: &PipeEnd,
+    buf: u64,
+    len: u64,
+) -> KResult<u64> {
+    let mut data = vec![0u8; len.min(crate::fs::pipe::PIPE_CAPACITY as u64) as usize];
+    k.copy_in(buf, &mut data)?;
+    match end.pipe.write(&data) {
+        PipeIo::Done(n) => {
+            k.wake(WaitKey::Pipe(end.pipe.id), usize::MAX);
+            Ok(n as u64)
+        }
+        PipeIo::Closed => {
+            let tid = k.cur;
+            let info = SigInfo {
+                signo: SIGPIPE,
+                code: SI_KERNEL,
+                ..Default::default()
+            };
+            crate::task::frame::send_to_thread(k, tid, SIGPIPE, info);
+            Err(Errno::EPIPE)
+        }
+        PipeIo::WouldBlock if pipe_nonblock(end) => Err(Errno::EAGAIN),
+        PipeIo::WouldBlock => Err(k.block(WaitKey::Pipe(end.pipe.id), None)),
+    }
+}
+
+fn read_pipe<P: Platform>(
+    k: &mut Kernel<'_, P>,
+    end: &PipeEnd,
+    buf: u64,
+    len: u64,
+) -> KResult<u64> {
+    let mut data = Vec::new();
+    match end.pipe.read(len.min(MAX_RW_COUNT) as usize, &mut data) {
+        PipeIo::Done(n) => {
+            k.wake(WaitKey::Pipe(end.pipe.id), usize::MAX);
+            k.copy_out(buf, &data)?;
+            Ok(n as u64)
+        }
+        PipeIo::Closed => Ok(0),
+        PipeIo::WouldBlock if pipe_nonblock(end) => Err(Errno::EAGAIN),
+        PipeIo::WouldBlock => Err(k.block(WaitKey::Pipe(end.pipe.id), None)),
     }
 }
 
@@ -30,6 +86,8 @@ fn write_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u6
     let len = len.min(MAX_RW_COUNT);
     match file {
         File::HostFile { .. } => Err(Errno::EBADF),
+        File::Pipe(end) if !end.write => Err(Errno::EBADF),
+        File::Pipe(end) => write_pipe(k, end, buf, len),
         File::HostStream { handle } => {
             let mut done = 0u64;
             let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
@@ -50,24 +108,6 @@ fn write_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u6
                 }
             }
             Ok(done)
-        }
-    }
-}
-
-fn read_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64) -> KResult<u64> {
-    let len = len.min(MAX_RW_COUNT);
-    match file {
-        File::HostFile { handle, offset } => {
-            let off = offset.load(Ordering::Relaxed);
-            let n = pread_host(k, *handle, buf, len, off)?;
-            offset.store(off + n, Ordering::Relaxed);
-            Ok(n)
-        }
-        File::HostStream { handle } => {
-            let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
-            let n = k.plat.host().read(*handle, &mut tmp)?;
-            k.copy_out(buf, &tmp[..n])?;
-            Ok(n as u64)
         }
     }
 }
@@ -103,9 +143,29 @@ fn pread_host<P: Platform>(
     Ok(done)
 }
 
+fn read_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64) -> KResult<u64> {
+    let len = len.min(MAX_RW_COUNT);
+    match file {
+        File::HostFile { handle, offset } => {
+            let off = offset.load(Ordering::Relaxed);
+            let n = pread_host(k, *handle, buf, len, off)?;
+            offset.store(off + n, Ordering::Relaxed);
+            Ok(n)
+        }
+        File::Pipe(end) if end.write => Err(Errno::EBADF),
+        File::Pipe(end) => read_pipe(k, end, buf, len),
+        File::HostStream { handle } => {
+            let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
+            let n = k.plat.host().read(*handle, &mut tmp)?;
+            k.copy_out(buf, &tmp[..n])?;
+            Ok(n as u64)
+        }
+    }
+}
+
 /// read(2).
 pub fn sys_read<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    let file = k.fds.get(arg_fd(a[0]))?;
+    let file = k.group().fds.get(arg_fd(a[0]))?;
     if a[2] == 0 {
         return Ok(0);
     }
@@ -114,7 +174,7 @@ pub fn sys_read<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
 
 /// write(2).
 pub fn sys_write<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    let file = k.fds.get(arg_fd(a[0]))?;
+    let file = k.group().fds.get(arg_fd(a[0]))?;
     if a[2] == 0 {
         return Ok(0);
     }
@@ -133,9 +193,6 @@ fn read_iovecs<P: Platform>(k: &mut Kernel<'_, P>, iov: u64, cnt: u64) -> KResul
     for c in raw.chunks_exact(16) {
         let base = u64::from_le_bytes(c[..8].try_into().map_err(|_| Errno::EFAULT)?);
         let len = u64::from_le_bytes(c[8..].try_into().map_err(|_| Errno::EFAULT)?);
-        if len > i64::MAX as u64 {
-            return Err(Errno::EINVAL);
-        }
         total = total
             .checked_add(len)
             .filter(|t| *t <= i64::MAX as u64)
@@ -145,9 +202,9 @@ fn read_iovecs<P: Platform>(k: &mut Kernel<'_, P>, iov: u64, cnt: u64) -> KResul
     Ok(out)
 }
 
-/// writev(2). Gathers into one host write so a line is not split.
+/// writev(2). Small vectors are gathered into one write so a line is not split.
 pub fn sys_writev<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    let file = k.fds.get(arg_fd(a[0]))?;
+    let file = k.group().fds.get(arg_fd(a[0]))?;
     let iovs = read_iovecs(k, a[1], a[2])?;
     let total: u64 = iovs.iter().map(|v| v.1).sum();
     if total <= CHUNK as u64 {
@@ -158,10 +215,34 @@ pub fn sys_writev<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             k.copy_in(*base, &mut buf[off..off + len])?;
             off += len;
         }
-        let File::HostStream { handle } = &*file else {
-            return Err(Errno::EBADF);
-        };
-        return k.plat.host().write(*handle, &buf).map(|n| n as u64);
+        match &*file {
+            File::HostStream { handle } => {
+                return k.plat.host().write(*handle, &buf).map(|n| n as u64)
+            }
+            File::Pipe(end) if end.write => {
+                // Write the gathered bytes through the pipe path via a
+                // single user-visible result.
+                return match end.pipe.write(&buf) {
+                    PipeIo::Done(n) => {
+                        k.wake(WaitKey::Pipe(end.pipe.id), usize::MAX);
+                        Ok(n as u64)
+                    }
+                    PipeIo::Closed => {
+                        let tid = k.cur;
+                        let info = SigInfo {
+                            signo: SIGPIPE,
+                            code: SI_KERNEL,
+                            ..Default::default()
+                        };
+                        crate::task::frame::send_to_thread(k, tid, SIGPIPE, info);
+                        Err(Errno::EPIPE)
+                    }
+                    PipeIo::WouldBlock if pipe_nonblock(end) => Err(Errno::EAGAIN),
+                    PipeIo::WouldBlock => Err(k.block(WaitKey::Pipe(end.pipe.id), None)),
+                };
+            }
+            _ => {}
+        }
     }
     let mut done = 0;
     for (base, len) in iovs {
@@ -183,7 +264,7 @@ pub fn sys_writev<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
 
 /// readv(2).
 pub fn sys_readv<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    let file = k.fds.get(arg_fd(a[0]))?;
+    let file = k.group().fds.get(arg_fd(a[0]))?;
     let iovs = read_iovecs(k, a[1], a[2])?;
     let mut done = 0;
     for (base, len) in iovs {
@@ -203,17 +284,24 @@ pub fn sys_readv<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     Ok(done)
 }
 
-/// close(2).
-pub fn sys_close<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    let entry = k.fds.remove(arg_fd(a[0]))?;
-    release_file(k, entry.file);
-    Ok(0)
+fn stat_of<P: Platform>(k: &Kernel<'_, P>, file: &File) -> KResult<Stat> {
+    match file {
+        File::Pipe(end) => Ok(Stat {
+            st_dev: 12,
+            st_ino: end.pipe.id,
+            st_nlink: 1,
+            st_mode: S_IFIFO | 0o600,
+            st_blksize: 4096,
+            ..Default::default()
+        }),
+        f => k.plat.host().fstat(f.handle().ok_or(Errno::EBADF)?),
+    }
 }
 
 /// fstat(2).
 pub fn sys_fstat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    let file = k.fds.get(arg_fd(a[0]))?;
-    let st = k.plat.host().fstat(file.handle())?;
+    let file = k.group().fds.get(arg_fd(a[0]))?;
+    let st = stat_of(k, &file)?;
     k.copy_out(a[1], &st.to_bytes())?;
     Ok(0)
 }
@@ -234,7 +322,7 @@ pub fn sys_newfstatat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u6
 
 /// ioctl(2): terminal queries on host streams.
 pub fn sys_ioctl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    let file = k.fds.get(arg_fd(a[0]))?;
+    let file = k.group().fds.get(arg_fd(a[0]))?;
     let File::HostStream { handle } = &*file else {
         return Err(Errno::ENOTTY);
     };
@@ -259,8 +347,9 @@ fn readlink_common<P: Platform>(
         return Err(Errno::EINVAL);
     }
     let path = k.read_cstr(path, 4096)?;
-    if path == b"/proc/self/exe" || path == b"/proc/1/exe" || path == b"/proc/thread-self/exe" {
-        let exe = k.exe_path.clone();
+    let own = alloc::format!("/proc/{}/exe", k.cur().tgid);
+    if path == b"/proc/self/exe" || path == own.as_bytes() || path == b"/proc/thread-self/exe" {
+        let exe = k.group().exe_path.clone();
         let n = exe.len().min(size as usize);
         k.copy_out(buf, &exe[..n])?;
         return Ok(n as u64);
@@ -276,11 +365,21 @@ pub fn sys_readlink<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64>
 
 /// readlinkat(2), with `AT_FDCWD` or an absolute path.
 pub fn sys_readlinkat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    const AT_FDCWD: i32 = -100;
     if arg_fd(a[0]) != AT_FDCWD {
-        k.fds.get(arg_fd(a[0]))?;
+        k.group().fds.get(arg_fd(a[0]))?;
     }
     readlink_common(k, a[1], a[2], a[3])
+}
+
+/// getcwd(2).
+pub fn sys_getcwd<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let mut cwd = k.group().cwd.clone();
+    cwd.push(0);
+    if (a[1] as usize) < cwd.len() {
+        return Err(Errno::ERANGE);
+    }
+    k.copy_out(a[0], &cwd)?;
+    Ok(cwd.len() as u64)
 }
 
 const AT_FDCWD: i32 = -100;
@@ -299,13 +398,13 @@ pub fn sys_openat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         return Err(Errno::ENOENT);
     }
     if dirfd != AT_FDCWD && !path.starts_with(b"/") {
-        k.fds.get(dirfd)?;
+        k.group().fds.get(dirfd)?;
         return Err(Errno::ENOSYS);
     }
     if path.split(|b| *b == b'/').any(|c| c.len() > 255) {
         return Err(Errno::ENAMETOOLONG);
     }
-    let full = crate::loader::join(&k.cwd, &path);
+    let full = crate::loader::join(&k.group().cwd, &path);
     let handle = match k.plat.host().open(&full) {
         Ok(h) => h,
         Err(Errno::ENOENT) if flags & O_CREAT != 0 => return Err(Errno::EROFS),
@@ -316,9 +415,7 @@ pub fn sys_openat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             return Err(Errno::EROFS);
         }
         let st = k.plat.host().fstat(handle)?;
-        if flags & O_DIRECTORY != 0
-            && st.st_mode & crate::abi::linux::S_IFMT != crate::abi::linux::S_IFDIR
-        {
+        if flags & O_DIRECTORY != 0 && st.st_mode & S_IFMT != S_IFDIR {
             return Err(Errno::ENOTDIR);
         }
         Ok(())
@@ -327,12 +424,16 @@ pub fn sys_openat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         k.plat.host().close(handle);
         return Err(e);
     }
-    let limit = k.rlimits[crate::abi::linux::RLIMIT_NOFILE as usize].0;
+    let limit = k.group().rlimits[RLIMIT_NOFILE as usize].0;
     let file = Arc::new(File::HostFile {
         handle,
         offset: AtomicU64::new(0),
     });
-    match k.fds.install(file.clone(), flags & O_CLOEXEC != 0, limit) {
+    match k
+        .group_mut()
+        .fds
+        .install(file.clone(), flags & O_CLOEXEC != 0, limit)
+    {
         Ok(fd) => Ok(fd as u64),
         Err(e) => {
             release_file(k, file);
@@ -348,7 +449,7 @@ pub fn sys_open<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
 
 /// lseek(2).
 pub fn sys_lseek<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    let file = k.fds.get(arg_fd(a[0]))?;
+    let file = k.group().fds.get(arg_fd(a[0]))?;
     let File::HostFile { handle, offset } = &*file else {
         return Err(Errno::ESPIPE);
     };
@@ -369,7 +470,7 @@ pub fn sys_lseek<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
 
 /// pread64(2).
 pub fn sys_pread64<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    let file = k.fds.get(arg_fd(a[0]))?;
+    let file = k.group().fds.get(arg_fd(a[0]))?;
     let File::HostFile { handle, .. } = &*file else {
         return Err(Errno::ESPIPE);
     };

@@ -11,8 +11,9 @@ use crate::platform::{Platform, Prot};
 
 /// brk(2).
 pub fn sys_brk<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    let limit = k.rlimits[2].0; // RLIMIT_DATA
-    Ok(k.mm.set_brk(k.plat, &mut k.frames, a[0], limit))
+    let limit = k.group().rlimits[2].0; // RLIMIT_DATA
+    let (mm, frames, plat) = k.mm_parts();
+    Ok(mm.set_brk(plat, frames, a[0], limit))
 }
 
 fn check_prot(bits: u64) -> KResult<Prot> {
@@ -35,7 +36,7 @@ pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         _ => return Err(Errno::EINVAL),
     }
     if flags & MAP_ANONYMOUS == 0 {
-        k.fds.get(fd)?;
+        k.group().fds.get(fd)?;
         debug!("mmap of fd {fd}: file mappings need the VFS");
         return Err(Errno::ENODEV);
     }
@@ -51,19 +52,32 @@ pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         Placement::Hint
     };
     let shared = flags & MAP_TYPE != MAP_PRIVATE;
-    k.mm.mmap_anon(k.plat, &mut k.frames, MmapRequest { addr, len, prot, placement, shared })
+    let (mm, frames, plat) = k.mm_parts();
+    mm.mmap_anon(
+        plat,
+        frames,
+        MmapRequest {
+            addr,
+            len,
+            prot,
+            placement,
+            shared,
+        },
+    )
 }
 
 /// munmap(2).
 pub fn sys_munmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    k.mm.munmap(k.plat, &mut k.frames, a[0], a[1])?;
+    let (mm, frames, plat) = k.mm_parts();
+    mm.munmap(plat, frames, a[0], a[1])?;
     Ok(0)
 }
 
 /// mprotect(2).
 pub fn sys_mprotect<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let prot = check_prot(a[2])?;
-    k.mm.mprotect(k.plat, a[0], a[1], prot)?;
+    let (mm, _, plat) = k.mm_parts();
+    mm.mprotect(plat, a[0], a[1], prot)?;
     Ok(0)
 }
 

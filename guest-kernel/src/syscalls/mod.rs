@@ -1,6 +1,7 @@
 //! The system-call table. Logic lives in one module per family; this file
 //! only maps numbers to handlers and turns errors into `-errno`.
 
+pub mod fd;
 pub mod futex;
 pub mod io;
 pub mod misc;
@@ -8,35 +9,56 @@ pub mod mm;
 pub mod process;
 pub mod signal;
 pub mod time;
+pub mod wait;
 
 use log::{debug, trace};
 
 use crate::abi::sysno::*;
 use crate::abi::{sysno, Errno, KResult};
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, BLOCKED};
 use crate::platform::Platform;
+use crate::task::TaskState;
 
 /// Arguments of a syscall, in ABI order.
 pub type Args = [u64; 6];
 
 /// Handle the syscall the current task trapped with, writing the result
-/// into its `rax`.
+/// into its `rax`, or parking the task to retry the call later.
 pub fn dispatch<P: Platform>(k: &mut Kernel<'_, P>) {
-    let nr = k.task.regs.syscall_nr();
-    let a = k.task.regs.syscall_args();
+    let nr = k.cur().regs.syscall_nr();
+    let a = k.cur().regs.syscall_args();
     let r = call(k, nr, a);
     trace!(
-        "{}({:#x}, {:#x}, {:#x}) = {:?}",
+        "[{}] {}({:#x}, {:#x}, {:#x}) = {:?}",
+        k.cur,
         sysno::name(nr),
         a[0],
         a[1],
         a[2],
         r
     );
-    k.task.regs.rax = match r {
-        Ok(v) => v,
-        Err(e) => e.as_ret(),
+    let Some(t) = k.tasks.get_mut(&k.cur) else {
+        return; // the task exited
     };
+    match r {
+        Err(BLOCKED) => {
+            // Retry the `syscall` instruction when woken.
+            t.regs.rax = nr;
+            t.regs.rip -= 2;
+        }
+        Ok(v) => {
+            t.regs.rax = v;
+            t.restart = None;
+        }
+        Err(e) => {
+            t.regs.rax = e.as_ret();
+            t.restart = None;
+        }
+    }
+    if r != Err(BLOCKED) && !matches!(t.state, TaskState::Runnable) {
+        // Parked without a retry (vfork): the result stands.
+        t.restart = None;
+    }
 }
 
 fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
@@ -45,7 +67,6 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         WRITE => io::sys_write(k, a),
         READV => io::sys_readv(k, a),
         WRITEV => io::sys_writev(k, a),
-        CLOSE => io::sys_close(k, a),
         OPEN => io::sys_open(k, a),
         OPENAT => io::sys_openat(k, a),
         LSEEK => io::sys_lseek(k, a),
@@ -55,6 +76,15 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         IOCTL => io::sys_ioctl(k, a),
         READLINK => io::sys_readlink(k, a),
         READLINKAT => io::sys_readlinkat(k, a),
+        GETCWD => io::sys_getcwd(k, a),
+
+        CLOSE => fd::sys_close(k, a),
+        DUP => fd::sys_dup(k, a),
+        DUP2 => fd::sys_dup2(k, a),
+        DUP3 => fd::sys_dup3(k, a),
+        FCNTL => fd::sys_fcntl(k, a),
+        PIPE => fd::sys_pipe2(k, [a[0], 0, 0, 0, 0, 0]),
+        PIPE2 => fd::sys_pipe2(k, a),
 
         BRK => mm::sys_brk(k, a),
         MMAP => mm::sys_mmap(k, a),
@@ -62,8 +92,13 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         MPROTECT => mm::sys_mprotect(k, a),
         MADVISE => mm::sys_madvise(k, a),
 
+        CLONE => process::sys_clone(k, a),
+        FORK => process::sys_clone(k, [17, 0, 0, 0, 0, 0]),
+        VFORK => process::sys_clone(k, [0x4000 | 0x100 | 17, 0, 0, 0, 0, 0]),
+        EXECVE => process::sys_execve(k, a),
         EXIT => process::sys_exit(k, a),
         EXIT_GROUP => process::sys_exit_group(k, a),
+        WAIT4 => wait::sys_wait4(k, a),
         GETPID => process::sys_getpid(k, a),
         GETPPID => process::sys_getppid(k, a),
         GETTID => process::sys_gettid(k, a),
@@ -71,19 +106,31 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         GETEUID => process::sys_geteuid(k, a),
         GETGID => process::sys_getgid(k, a),
         GETEGID => process::sys_getegid(k, a),
+        SETPGID => process::sys_setpgid(k, a),
+        GETPGID => process::sys_getpgid(k, a),
+        GETPGRP => process::sys_getpgid(k, [0; 6]),
+        SETSID => process::sys_setsid(k, a),
+        GETSID => process::sys_getsid(k, a),
         SET_TID_ADDRESS => process::sys_set_tid_address(k, a),
         SET_ROBUST_LIST => process::sys_set_robust_list(k, a),
         PRLIMIT64 => process::sys_prlimit64(k, a),
         GETRLIMIT => process::sys_getrlimit(k, a),
         ARCH_PRCTL => process::sys_arch_prctl(k, a),
-        SCHED_YIELD => Ok(0),
+        PRCTL => process::sys_prctl(k, a),
+        UMASK => process::sys_umask(k, a),
+        SCHED_YIELD => process::sys_sched_yield(k, a),
+        SCHED_GETAFFINITY => process::sys_sched_getaffinity(k, a),
 
         RT_SIGACTION => signal::sys_rt_sigaction(k, a),
         RT_SIGPROCMASK => signal::sys_rt_sigprocmask(k, a),
+        RT_SIGRETURN => crate::task::frame::sys_rt_sigreturn(k),
+        RT_SIGSUSPEND => signal::sys_rt_sigsuspend(k, a),
+        RT_SIGPENDING => signal::sys_rt_sigpending(k, a),
         SIGALTSTACK => signal::sys_sigaltstack(k, a),
         KILL => signal::sys_kill(k, a),
         TKILL => signal::sys_tkill(k, a),
         TGKILL => signal::sys_tgkill(k, a),
+        PAUSE => signal::sys_pause(k, a),
 
         CLOCK_GETTIME => time::sys_clock_gettime(k, a),
         CLOCK_GETRES => time::sys_clock_getres(k, a),
@@ -102,7 +149,7 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
             debug!(
                 "unimplemented syscall {} ({nr}) at rip {:#x}",
                 sysno::name(nr),
-                k.task.regs.rip
+                k.cur().regs.rip
             );
             Err(Errno::ENOSYS)
         }

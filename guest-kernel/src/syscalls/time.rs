@@ -5,6 +5,7 @@ use crate::abi::linux::*;
 use crate::abi::{Errno, KResult};
 use crate::kernel::Kernel;
 use crate::platform::{Clock, Platform};
+use crate::task::WaitKey;
 
 fn read_clock<P: Platform>(k: &Kernel<'_, P>, id: i32) -> KResult<u64> {
     let id = u32::try_from(id).map_err(|_| Errno::EINVAL)?;
@@ -67,19 +68,26 @@ fn read_timespec<P: Platform>(k: &mut Kernel<'_, P>, va: u64) -> KResult<u64> {
     Timespec::from_bytes(&b).to_ns().ok_or(Errno::EINVAL)
 }
 
-/// Sleep until `deadline` on the monotonic clock.
-fn sleep_until<P: Platform>(k: &mut Kernel<'_, P>, deadline: u64) {
-    while k.plat.now(Clock::Monotonic) < deadline {
-        k.plat.idle(Some(deadline));
+/// Sleep until `deadline` (monotonic): block, and finish once it passed.
+fn sleep_until<P: Platform>(k: &mut Kernel<'_, P>, deadline: u64, rem: u64) -> KResult<u64> {
+    let now = k.plat.now(Clock::Monotonic);
+    if now >= deadline || k.timed_out() {
+        return Ok(0);
     }
+    if matches!(k.cur().restart, Some(r) if r.interrupted) {
+        if rem != 0 {
+            k.copy_out(rem, &Timespec::from_ns(deadline - now).to_bytes())?;
+        }
+        return Err(Errno::EINTR);
+    }
+    Err(k.block(WaitKey::Sleep, Some(deadline)))
 }
 
 /// nanosleep(2).
 pub fn sys_nanosleep<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let ns = read_timespec(k, a[0])?;
-    let deadline = k.plat.now(Clock::Monotonic).saturating_add(ns);
-    sleep_until(k, deadline);
-    Ok(0)
+    let deadline = k.deadline_after(ns);
+    sleep_until(k, deadline, a[1])
 }
 
 /// clock_nanosleep(2).
@@ -88,12 +96,8 @@ pub fn sys_clock_nanosleep<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResu
     let clock = arg_i32(a[0]);
     let now = read_clock(k, clock)?;
     let ns = read_timespec(k, a[2])?;
-    let delta = if a[1] & TIMER_ABSTIME != 0 {
-        ns.saturating_sub(now)
-    } else {
-        ns
-    };
-    let deadline = k.plat.now(Clock::Monotonic).saturating_add(delta);
-    sleep_until(k, deadline);
-    Ok(0)
+    let abs = a[1] & TIMER_ABSTIME != 0;
+    let delta = if abs { ns.saturating_sub(now) } else { ns };
+    let deadline = k.deadline_after(delta);
+    sleep_until(k, deadline, if abs { 0 } else { a[3] })
 }

@@ -6,6 +6,14 @@ use crate::abi::linux::{SIGKILL, SIGRTMAX, SIGSTOP};
 pub const SIG_DFL: u64 = 0;
 pub const SIG_IGN: u64 = 1;
 
+/// `sa_flags` bits.
+pub const SA_SIGINFO: u64 = 0x4;
+pub const SA_ONSTACK: u64 = 0x0800_0000;
+pub const SA_RESTART: u64 = 0x1000_0000;
+pub const SA_NODEFER: u64 = 0x4000_0000;
+pub const SA_RESETHAND: u64 = 0x8000_0000;
+pub const SA_RESTORER: u64 = 0x0400_0000;
+
 /// The kernel's `struct sigaction` (x86-64: handler, flags, restorer, mask).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SigAction {
@@ -63,41 +71,34 @@ pub fn default_action(sig: i32) -> DefaultAction {
     }
 }
 
-fn bit(sig: i32) -> u64 {
+/// The mask bit of `sig`.
+pub fn bit(sig: i32) -> u64 {
     1u64 << (sig - 1)
 }
 
 /// Signals that can never be blocked or caught.
 pub const UNBLOCKABLE: u64 = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
 
-/// Per-thread signal state. (Dispositions move to the thread group when
-/// threads arrive.)
-#[derive(Clone, Debug)]
-pub struct SignalState {
-    pub actions: [SigAction; SIGRTMAX as usize],
-    pub blocked: u64,
-    pub pending: u64,
-    /// `sigaltstack`: (sp, flags, size).
-    pub altstack: (u64, i32, u64),
+/// Whether `sig` is a valid signal number.
+pub fn valid(sig: i32) -> bool {
+    (1..=SIGRTMAX).contains(&sig)
 }
 
-impl Default for SignalState {
+/// A thread group's signal handlers.
+#[derive(Clone, Debug)]
+pub struct SigHand {
+    pub actions: [SigAction; SIGRTMAX as usize],
+}
+
+impl Default for SigHand {
     fn default() -> Self {
-        SignalState {
+        SigHand {
             actions: [SigAction::default(); SIGRTMAX as usize],
-            blocked: 0,
-            pending: 0,
-            altstack: (0, 2, 0), // SS_DISABLE
         }
     }
 }
 
-impl SignalState {
-    /// Whether `sig` is a valid signal number.
-    pub fn valid(sig: i32) -> bool {
-        (1..=SIGRTMAX).contains(&sig)
-    }
-
+impl SigHand {
     pub fn action(&self, sig: i32) -> SigAction {
         self.actions[(sig - 1) as usize]
     }
@@ -106,32 +107,56 @@ impl SignalState {
         self.actions[(sig - 1) as usize] = act;
     }
 
-    /// Queue `sig`; an ignored signal is dropped at once, as on Linux.
-    pub fn post(&mut self, sig: i32) {
-        let act = self.action(sig);
-        let ignored = act.handler == SIG_IGN
-            || (act.handler == SIG_DFL && default_action(sig) == DefaultAction::Ignore);
-        if ignored && sig != SIGKILL && sig != SIGSTOP {
-            return;
+    /// Whether `sig` would be discarded on arrival.
+    pub fn ignores(&self, sig: i32) -> bool {
+        if sig == SIGKILL || sig == SIGSTOP {
+            return false;
         }
-        self.pending |= bit(sig);
+        let act = self.action(sig);
+        act.handler == SIG_IGN
+            || (act.handler == SIG_DFL && default_action(sig) == DefaultAction::Ignore)
     }
 
+    /// `execve` resets caught signals to their default action.
+    pub fn reset_for_exec(&mut self) {
+        for a in self.actions.iter_mut() {
+            if a.handler != SIG_IGN {
+                *a = SigAction::default();
+            }
+        }
+    }
+}
+
+/// Per-thread signal state.
+#[derive(Clone, Copy, Debug)]
+pub struct SigState {
+    pub blocked: u64,
+    /// Thread-directed pending signals.
+    pub pending: u64,
+    /// `sigaltstack`: (sp, flags, size).
+    pub altstack: (u64, i32, u64),
+}
+
+impl Default for SigState {
+    fn default() -> Self {
+        SigState {
+            blocked: 0,
+            pending: 0,
+            altstack: (0, 2, 0),
+        } // SS_DISABLE
+    }
+}
+
+impl SigState {
     /// Set the blocked mask (SIGKILL and SIGSTOP stay unblocked).
     pub fn set_blocked(&mut self, mask: u64) {
         self.blocked = mask & !UNBLOCKABLE;
     }
+}
 
-    /// Take the lowest-numbered deliverable signal.
-    pub fn take_deliverable(&mut self) -> Option<i32> {
-        let ready = self.pending & !self.blocked;
-        if ready == 0 {
-            return None;
-        }
-        let sig = ready.trailing_zeros() as i32 + 1;
-        self.pending &= !bit(sig);
-        Some(sig)
-    }
+/// The lowest-numbered signal in `set`.
+pub fn lowest(set: u64) -> Option<i32> {
+    (set != 0).then(|| set.trailing_zeros() as i32 + 1)
 }
 
 #[cfg(test)]
@@ -139,32 +164,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blocked_signals_wait_and_kill_cannot_be_blocked() {
-        let mut s = SignalState::default();
-        s.set_blocked(u64::MAX);
-        s.post(6);
-        assert_eq!(s.take_deliverable(), None);
-        s.post(SIGKILL);
-        assert_eq!(s.take_deliverable(), Some(SIGKILL));
-        s.set_blocked(0);
-        assert_eq!(s.take_deliverable(), Some(6));
-        assert_eq!(s.take_deliverable(), None);
-    }
-
-    #[test]
-    fn ignored_signals_are_dropped() {
-        let mut s = SignalState::default();
-        s.post(17);
-        assert_eq!(s.pending, 0);
-        s.set_action(
+    fn dispositions() {
+        let mut h = SigHand::default();
+        assert!(h.ignores(17));
+        assert!(!h.ignores(15));
+        h.set_action(
             10,
             SigAction {
                 handler: SIG_IGN,
                 ..Default::default()
             },
         );
-        s.post(10);
-        assert_eq!(s.pending, 0);
+        assert!(h.ignores(10));
+        h.set_action(
+            12,
+            SigAction {
+                handler: 0x1000,
+                ..Default::default()
+            },
+        );
+        h.reset_for_exec();
+        assert!(h.ignores(10));
+        assert_eq!(h.action(12).handler, SIG_DFL);
         let a = SigAction {
             handler: 0x1234,
             flags: 4,
@@ -172,5 +193,9 @@ mod tests {
             mask: 9,
         };
         assert_eq!(SigAction::from_bytes(&a.to_bytes()), a);
+        let mut s = SigState::default();
+        s.set_blocked(u64::MAX);
+        assert_eq!(s.blocked & UNBLOCKABLE, 0);
+        assert_eq!(lowest(bit(6) | bit(9)), Some(6));
     }
 }

@@ -1,0 +1,143 @@
+//! Pipes: a bounded byte queue with reader and writer counts.
+
+use alloc::collections::VecDeque;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use spin::Mutex;
+
+/// Linux's default pipe capacity.
+pub const PIPE_CAPACITY: usize = 65536;
+/// Writes up to this size are atomic.
+pub const PIPE_BUF: usize = 4096;
+
+static NEXT_PIPE: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Debug)]
+struct PipeState {
+    buf: VecDeque<u8>,
+    readers: usize,
+    writers: usize,
+}
+
+/// The shared part of a pipe.
+#[derive(Debug)]
+pub struct Pipe {
+    pub id: u64,
+    state: Mutex<PipeState>,
+}
+
+/// What a read or write could do right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PipeIo {
+    /// Moved this many bytes.
+    Done(usize),
+    /// Nothing possible yet: the caller blocks (or gets EAGAIN).
+    WouldBlock,
+    /// Read: no writers left and nothing buffered. Write: no readers left.
+    Closed,
+}
+
+impl Pipe {
+    pub fn new() -> Self {
+        Pipe {
+            id: NEXT_PIPE.fetch_add(1, Ordering::Relaxed),
+            state: Mutex::new(PipeState {
+                buf: VecDeque::new(),
+                readers: 0,
+                writers: 0,
+            }),
+        }
+    }
+
+    pub fn open_end(&self, write: bool) {
+        let mut s = self.state.lock();
+        if write {
+            s.writers += 1;
+        } else {
+            s.readers += 1;
+        }
+    }
+
+    pub fn close_end(&self, write: bool) {
+        let mut s = self.state.lock();
+        if write {
+            s.writers = s.writers.saturating_sub(1);
+        } else {
+            s.readers = s.readers.saturating_sub(1);
+        }
+    }
+
+    /// Take up to `max` bytes.
+    pub fn read(&self, max: usize, out: &mut alloc::vec::Vec<u8>) -> PipeIo {
+        let mut s = self.state.lock();
+        if s.buf.is_empty() {
+            return if s.writers == 0 {
+                PipeIo::Closed
+            } else {
+                PipeIo::WouldBlock
+            };
+        }
+        let n = max.min(s.buf.len());
+        out.extend(s.buf.drain(..n));
+        PipeIo::Done(n)
+    }
+
+    /// Append from `data`; writes of at most `PIPE_BUF` are all-or-nothing.
+    pub fn write(&self, data: &[u8]) -> PipeIo {
+        let mut s = self.state.lock();
+        if s.readers == 0 {
+            return PipeIo::Closed;
+        }
+        let room = PIPE_CAPACITY - s.buf.len();
+        if room == 0 || (data.len() <= PIPE_BUF && room < data.len()) {
+            return PipeIo::WouldBlock;
+        }
+        let n = room.min(data.len());
+        s.buf.extend(&data[..n]);
+        PipeIo::Done(n)
+    }
+
+    /// Bytes buffered.
+    pub fn len(&self) -> usize {
+        self.state.lock().buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Default for Pipe {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn pipe_semantics() {
+        let p = Pipe::new();
+        p.open_end(false);
+        p.open_end(true);
+        let mut out = Vec::new();
+        assert_eq!(p.read(10, &mut out), PipeIo::WouldBlock);
+        assert_eq!(p.write(b"hello"), PipeIo::Done(5));
+        assert_eq!(p.read(3, &mut out), PipeIo::Done(3));
+        assert_eq!(out, b"hel");
+        let big = vec![0u8; PIPE_CAPACITY];
+        assert_eq!(p.write(&big), PipeIo::Done(PIPE_CAPACITY - 2));
+        assert_eq!(p.write(b"x"), PipeIo::WouldBlock);
+        p.close_end(true);
+        out.clear();
+        assert_eq!(p.read(usize::MAX, &mut out), PipeIo::Done(PIPE_CAPACITY));
+        assert_eq!(p.read(1, &mut out), PipeIo::Closed);
+        p.close_end(false);
+        p.open_end(true);
+        assert_eq!(p.write(b"x"), PipeIo::Closed);
+    }
+}

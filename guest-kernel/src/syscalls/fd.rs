@@ -1,0 +1,175 @@
+//! Descriptor-table calls: close, dup, dup2, dup3, fcntl, pipe2.
+
+use alloc::sync::Arc;
+use core::sync::atomic::Ordering;
+
+use super::io::release_file;
+use super::{arg_fd, arg_i32, Args};
+use crate::abi::linux::RLIMIT_NOFILE;
+use crate::abi::{Errno, KResult};
+use crate::fs::pipe::PIPE_CAPACITY;
+use crate::fs::{File, Pipe, PipeEnd, O_NONBLOCK};
+use crate::kernel::Kernel;
+use crate::platform::Platform;
+use crate::task::WaitKey;
+
+const O_CLOEXEC: u64 = 0o2000000;
+const F_DUPFD: i32 = 0;
+const F_GETFD: i32 = 1;
+const F_SETFD: i32 = 2;
+const F_GETFL: i32 = 3;
+const F_SETFL: i32 = 4;
+const F_DUPFD_CLOEXEC: i32 = 1030;
+const F_GETPIPE_SZ: i32 = 1032;
+const FD_CLOEXEC: u64 = 1;
+const O_RDONLY: u64 = 0;
+const O_WRONLY: u64 = 1;
+
+fn nofile<P: Platform>(k: &Kernel<'_, P>) -> u64 {
+    k.group().rlimits[RLIMIT_NOFILE as usize].0
+}
+
+/// Close `fd`, waking pipe peers that may now see EOF or EPIPE.
+pub fn close_fd<P: Platform>(k: &mut Kernel<'_, P>, fd: i32) -> KResult<()> {
+    let entry = k.group_mut().fds.remove(fd)?;
+    let pipe_id = match &*entry.file {
+        File::Pipe(end) => Some(end.pipe.id),
+        _ => None,
+    };
+    release_file(k, entry.file);
+    if let Some(id) = pipe_id {
+        k.wake(WaitKey::Pipe(id), usize::MAX);
+    }
+    Ok(())
+}
+
+/// close(2).
+pub fn sys_close<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    close_fd(k, arg_fd(a[0]))?;
+    Ok(0)
+}
+
+/// dup(2).
+pub fn sys_dup<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let file = k.group().fds.get(arg_fd(a[0]))?;
+    let limit = nofile(k);
+    Ok(k.group_mut().fds.install(file, false, limit)? as u64)
+}
+
+fn dup_to<P: Platform>(k: &mut Kernel<'_, P>, old: i32, new: i32, cloexec: bool) -> KResult<u64> {
+    let file = k.group().fds.get(old)?;
+    if new < 0 || new as u64 >= nofile(k) {
+        return Err(Errno::EBADF);
+    }
+    if let Some(prev) = k.group_mut().fds.install_at(new, file, cloexec) {
+        let pipe_id = match &*prev.file {
+            File::Pipe(end) => Some(end.pipe.id),
+            _ => None,
+        };
+        release_file(k, prev.file);
+        if let Some(id) = pipe_id {
+            k.wake(WaitKey::Pipe(id), usize::MAX);
+        }
+    }
+    Ok(new as u64)
+}
+
+/// dup2(2).
+pub fn sys_dup2<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let (old, new) = (arg_fd(a[0]), arg_fd(a[1]));
+    if old == new {
+        k.group().fds.get(old)?;
+        return Ok(new as u64);
+    }
+    dup_to(k, old, new, false)
+}
+
+/// dup3(2).
+pub fn sys_dup3<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let (old, new) = (arg_fd(a[0]), arg_fd(a[1]));
+    if a[2] & !O_CLOEXEC != 0 || old == new {
+        return Err(Errno::EINVAL);
+    }
+    dup_to(k, old, new, a[2] & O_CLOEXEC != 0)
+}
+
+/// fcntl(2): descriptor flags, status flags and duplication.
+pub fn sys_fcntl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let fd = arg_fd(a[0]);
+    match arg_i32(a[1]) {
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let min = arg_i32(a[2]);
+            let limit = nofile(k);
+            if min < 0 || min as u64 >= limit {
+                return Err(Errno::EINVAL);
+            }
+            let file = k.group().fds.get(fd)?;
+            let cloexec = arg_i32(a[1]) == F_DUPFD_CLOEXEC;
+            Ok(k.group_mut().fds.install_from(min, file, cloexec, limit)? as u64)
+        }
+        F_GETFD => Ok(if k.group_mut().fds.entry_mut(fd)?.cloexec {
+            FD_CLOEXEC
+        } else {
+            0
+        }),
+        F_SETFD => {
+            k.group_mut().fds.entry_mut(fd)?.cloexec = a[2] & FD_CLOEXEC != 0;
+            Ok(0)
+        }
+        F_GETFL => {
+            let file = k.group().fds.get(fd)?;
+            Ok(match &*file {
+                File::Pipe(end) => {
+                    u64::from(end.flags.load(Ordering::Relaxed))
+                        | if end.write { O_WRONLY } else { O_RDONLY }
+                }
+                File::HostStream { handle } if handle.0 == 0 => O_RDONLY,
+                File::HostStream { .. } => O_WRONLY,
+                File::HostFile { .. } => O_RDONLY,
+            })
+        }
+        F_SETFL => {
+            let file = k.group().fds.get(fd)?;
+            if let File::Pipe(end) = &*file {
+                end.flags.store(a[2] as u32 & O_NONBLOCK, Ordering::Relaxed);
+            }
+            Ok(0)
+        }
+        F_GETPIPE_SZ => match &*k.group().fds.get(fd)? {
+            File::Pipe(_) => Ok(PIPE_CAPACITY as u64),
+            _ => Err(Errno::EBADF),
+        },
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// pipe2(2).
+pub fn sys_pipe2<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let flags = a[1];
+    if flags & !(O_CLOEXEC | u64::from(O_NONBLOCK)) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let cloexec = flags & O_CLOEXEC != 0;
+    let fl = flags as u32 & O_NONBLOCK;
+    let pipe = Arc::new(Pipe::new());
+    let r = Arc::new(File::Pipe(PipeEnd::new(pipe.clone(), false, fl)));
+    let w = Arc::new(File::Pipe(PipeEnd::new(pipe, true, fl)));
+    let limit = nofile(k);
+    let rfd = k.group_mut().fds.install(r, cloexec, limit)?;
+    let wfd = match k.group_mut().fds.install(w, cloexec, limit) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = close_fd(k, rfd);
+            return Err(e);
+        }
+    };
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&rfd.to_le_bytes());
+    b[4..].copy_from_slice(&wfd.to_le_bytes());
+    if let Err(e) = k.copy_out(a[0], &b) {
+        let _ = close_fd(k, rfd);
+        let _ = close_fd(k, wfd);
+        return Err(e);
+    }
+    Ok(0)
+}

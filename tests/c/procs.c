@@ -1,0 +1,230 @@
+/* procs MODE: processes, threads, pipes and signals inside the sandbox.
+ * Every mode prints deterministic lines so the output can be compared with
+ * a native run. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void check(int ok, const char *what) {
+    if (!ok) {
+        printf("FAIL %s: %s\n", what, strerror(errno));
+        exit(99);
+    }
+}
+
+static int mode_fork(void) {
+    pid_t me = getpid();
+    int n = 5, sum = 0;
+    for (int i = 1; i <= n; i++) {
+        pid_t c = fork();
+        check(c >= 0, "fork");
+        if (c == 0) {
+            if (getppid() != me)
+                _exit(100);
+            _exit(i * 10);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        int st;
+        pid_t w = wait(&st);
+        check(w > 0, "wait");
+        check(WIFEXITED(st), "exited");
+        sum += WEXITSTATUS(st);
+    }
+    printf("fork: %d children, status sum %d\n", n, sum);
+    check(wait(NULL) == -1 && errno == ECHILD, "ECHILD");
+    printf("fork: no more children (ECHILD)\n");
+    /* Copy-on-write: the child's writes stay in the child. */
+    static int shared_var = 7;
+    pid_t c = fork();
+    if (c == 0) {
+        shared_var = 42;
+        _exit(shared_var == 42 ? 0 : 1);
+    }
+    int st;
+    waitpid(c, &st, 0);
+    printf("fork: child saw its own copy %d, parent still has %d\n", WEXITSTATUS(st) == 0, shared_var);
+    return 0;
+}
+
+static int mode_pipe(void) {
+    int fds[2];
+    check(pipe(fds) == 0, "pipe");
+    pid_t c = fork();
+    check(c >= 0, "fork");
+    if (c == 0) {
+        close(fds[1]);
+        unsigned long total = 0, sum = 0;
+        unsigned char buf[8192];
+        ssize_t r;
+        while ((r = read(fds[0], buf, sizeof buf)) > 0) {
+            for (ssize_t i = 0; i < r; i++)
+                sum += buf[i];
+            total += (unsigned long)r;
+        }
+        printf("pipe: child read %lu bytes, sum %lu, then EOF\n", total, sum);
+        fflush(stdout);
+        _exit(0);
+    }
+    close(fds[0]);
+    unsigned char block[4096];
+    for (int i = 0; i < 4096; i++)
+        block[i] = (unsigned char)i;
+    for (int i = 0; i < 256; i++) {
+        ssize_t w = write(fds[1], block, sizeof block);
+        check(w == (ssize_t)sizeof block, "write");
+    }
+    close(fds[1]);
+    int st;
+    check(waitpid(c, &st, 0) == c, "waitpid");
+    /* EPIPE and SIGPIPE when no reader is left. */
+    check(pipe(fds) == 0, "pipe2");
+    signal(SIGPIPE, SIG_IGN);
+    close(fds[0]);
+    ssize_t w = write(fds[1], "x", 1);
+    printf("pipe: write without reader = %zd (%s)\n", w, w < 0 && errno == EPIPE ? "EPIPE" : "?");
+    /* dup2 onto stdout. */
+    check(pipe(fds) == 0, "pipe3");
+    int saved = dup(1);
+    dup2(fds[1], 1);
+    printf("through the pipe\n");
+    fflush(stdout);
+    dup2(saved, 1);
+    close(fds[1]);
+    char buf[64] = {0};
+    ssize_t r = read(fds[0], buf, sizeof buf - 1);
+    printf("pipe: dup2 captured %zd bytes: %s", r, buf);
+    return 0;
+}
+
+static int mode_exec(void) {
+    /* The program's own path, inside the sandbox and natively alike. */
+    static char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    check(n > 0, "readlink /proc/self/exe");
+    self[n] = 0;
+    pid_t c = fork();
+    check(c >= 0, "fork");
+    if (c == 0) {
+        char *argv[] = {self, "exec-child", "with", "args", NULL};
+        char *envp[] = {"FROM_EXEC=yes", NULL};
+        execve(self, argv, envp);
+        _exit(127);
+    }
+    int st;
+    check(waitpid(c, &st, 0) == c, "waitpid");
+    printf("exec: child exited %d\n", WEXITSTATUS(st));
+    errno = 0;
+    char *argv[] = {"/nonexistent", NULL};
+    int r = execve("/nonexistent", argv, NULL);
+    printf("exec: missing program = %d (%s)\n", r, errno == ENOENT ? "ENOENT" : "?");
+    return 0;
+}
+
+static int exec_child(int argc, char **argv) {
+    printf("exec-child: argc %d, %s %s, FROM_EXEC=%s, parent alive %d\n", argc, argv[2], argv[3],
+           getenv("FROM_EXEC"), getppid() > 0);
+    return 7;
+}
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static long counter;
+static int ready;
+
+static void *worker(void *arg) {
+    long n = (long)arg;
+    for (long i = 0; i < n; i++) {
+        pthread_mutex_lock(&mu);
+        counter++;
+        pthread_mutex_unlock(&mu);
+    }
+    pthread_mutex_lock(&mu);
+    ready++;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    return (void *)(n * 2);
+}
+
+static int mode_threads(void) {
+    enum { N = 4 };
+    pthread_t t[N];
+    for (int i = 0; i < N; i++)
+        check(pthread_create(&t[i], NULL, worker, (void *)20000L) == 0, "pthread_create");
+    pthread_mutex_lock(&mu);
+    while (ready < N)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+    long rets = 0;
+    for (int i = 0; i < N; i++) {
+        void *r;
+        check(pthread_join(t[i], &r) == 0, "pthread_join");
+        rets += (long)r;
+    }
+    printf("threads: counter %ld, returns %ld, all %d ready\n", counter, rets, ready);
+    return 0;
+}
+
+static volatile sig_atomic_t chld;
+static void on_chld(int s) {
+    (void)s;
+    chld++;
+}
+
+static int mode_signals(void) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_chld;
+    sigaction(SIGCHLD, &sa, NULL);
+    pid_t c = fork();
+    if (c == 0) {
+        for (;;)
+            pause();
+    }
+    kill(c, SIGTERM);
+    int st;
+    while (waitpid(c, &st, 0) < 0 && errno == EINTR) {
+    }
+    printf("signals: child killed by signal %d\n", WIFSIGNALED(st) ? WTERMSIG(st) : -1);
+    sigset_t none;
+    sigemptyset(&none);
+    while (!chld)
+        sigsuspend(&none);
+    printf("signals: SIGCHLD handled %d time(s)\n", (int)chld);
+    struct timespec t0, t1, d = {0, 50 * 1000 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    nanosleep(&d, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    printf("signals: slept at least 50 ms: %d\n", ms >= 50);
+    pid_t v = vfork();
+    if (v == 0)
+        _exit(3);
+    waitpid(v, &st, 0);
+    printf("signals: vfork child exited %d\n", WEXITSTATUS(st));
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc < 2)
+        return 2;
+    if (!strcmp(argv[1], "fork"))
+        return mode_fork();
+    if (!strcmp(argv[1], "pipe"))
+        return mode_pipe();
+    if (!strcmp(argv[1], "exec"))
+        return mode_exec();
+    if (!strcmp(argv[1], "exec-child"))
+        return exec_child(argc, argv);
+    if (!strcmp(argv[1], "threads"))
+        return mode_threads();
+    if (!strcmp(argv[1], "signals"))
+        return mode_signals();
+    return 2;
+}

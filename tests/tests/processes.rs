@@ -1,0 +1,46 @@
+//! Processes, threads, pipes and signals: `c/procs.c` in every mode, on
+//! every platform, compared with the same program run natively.
+
+use ringfence_tests::{compile, for_each_platform, Bundle, Exit, Link};
+
+fn procs_matches_native(mode: &str) {
+    let prog = compile("procs", Link::Static);
+    let bundle = Bundle::builder(&prog).args([mode]).build();
+    let native = bundle.run_native();
+    native.expect_exit(Exit::Code(0));
+    assert!(
+        !native.stdout_str().is_empty(),
+        "native run printed nothing:\n{}",
+        native.context()
+    );
+    for_each_platform(|p| {
+        let out = bundle.run(p);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(&native.stdout_str());
+    });
+}
+
+#[test]
+fn fork_wait_and_copy_on_write() {
+    procs_matches_native("fork");
+}
+
+#[test]
+fn pipes_eof_epipe_and_dup2() {
+    procs_matches_native("pipe");
+}
+
+#[test]
+fn fork_exec_wait() {
+    procs_matches_native("exec");
+}
+
+#[test]
+fn pthreads_mutex_condvar_join() {
+    procs_matches_native("threads");
+}
+
+#[test]
+fn signals_sigchld_sigsuspend_nanosleep_vfork() {
+    procs_matches_native("signals");
+}
