@@ -316,6 +316,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
                 }
                 Trap::Interrupt => {
                     self.stats.interrupts += 1;
+                    self.fire_timers();
                     if !self.runq.is_empty() {
                         self.runq.push_back(self.cur);
                         return;

@@ -11,6 +11,7 @@
 
 mod physmem;
 mod stub;
+mod ticker;
 
 use std::time::Duration;
 
@@ -33,6 +34,9 @@ pub enum PtraceError {
     /// Placing the stub's code page failed.
     #[error("cannot place the stub code page: {0}")]
     StubPage(nix::Error),
+    /// Starting the preemption ticker failed.
+    #[error("cannot start the preemption ticker: {0}")]
+    Ticker(String),
     /// Pinning the tracer failed.
     #[error("cannot pin the tracer to a CPU: {0}")]
     Affinity(nix::Error),
@@ -44,6 +48,7 @@ pub struct PtracePlatform {
     mem: PhysMemory,
     host: HostServices,
     stub_page: stub::StubPage,
+    running: std::sync::Arc<ticker::Running>,
 }
 
 impl PtracePlatform {
@@ -55,10 +60,13 @@ impl PtracePlatform {
             source,
         })?;
         let stub_page = stub::StubPage::new().map_err(PtraceError::StubPage)?;
+        let running = std::sync::Arc::new(ticker::Running::default());
+        ticker::start(&running).map_err(|e| PtraceError::Ticker(e.to_string()))?;
         Ok(PtracePlatform {
             mem,
             host,
             stub_page,
+            running,
         })
     }
 }
@@ -120,7 +128,7 @@ impl Platform for PtracePlatform {
         thread: &mut StubThread,
         regs: &mut UserRegs,
     ) -> Result<Trap, PlatformError> {
-        space.switch(thread, regs)
+        space.switch(thread, regs, &self.running)
     }
 
     fn release_thread(&self, space: &mut Stub, thread: StubThread) {

@@ -515,9 +515,17 @@ impl Stub {
         &mut self,
         thread: &mut StubThread,
         regs: &mut UserRegs,
+        running: &crate::ticker::Running,
     ) -> Result<Trap, PlatformError> {
         let tid = thread.tid;
         ptrace::setregs(tid, to_host(regs)).map_err(|e| lost("setregs", e))?;
+        running.enter(self.pid.as_raw(), tid.as_raw());
+        let r = self.run_until_trap(tid, regs);
+        running.leave();
+        r
+    }
+
+    fn run_until_trap(&mut self, tid: Pid, regs: &mut UserRegs) -> Result<Trap, PlatformError> {
         ptrace::sysemu(tid, None).map_err(|e| lost("sysemu", e))?;
         loop {
             let status = match waitpid(tid, Some(WaitPidFlag::__WALL)) {

@@ -210,6 +210,37 @@ static int mode_signals(void) {
     return 0;
 }
 
+static volatile int stop_spin;
+static void *spinner(void *arg) {
+    (void)arg;
+    while (!stop_spin) {
+    }
+    return NULL;
+}
+
+/* Tasks that never enter the kernel must not starve the others. */
+static int mode_spin(void) {
+    pid_t c = fork();
+    check(c >= 0, "fork");
+    if (c == 0) {
+        for (;;) {
+        }
+    }
+    struct timespec d = {0, 20 * 1000 * 1000};
+    nanosleep(&d, NULL);
+    kill(c, SIGKILL);
+    int st;
+    check(waitpid(c, &st, 0) == c, "waitpid");
+    printf("spin: spinning child killed by signal %d\n", WIFSIGNALED(st) ? WTERMSIG(st) : -1);
+    pthread_t t;
+    check(pthread_create(&t, NULL, spinner, NULL) == 0, "pthread_create");
+    nanosleep(&d, NULL);
+    stop_spin = 1;
+    pthread_join(t, NULL);
+    printf("spin: spinning thread stopped by the main thread\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2)
@@ -224,6 +255,8 @@ int main(int argc, char **argv) {
         return exec_child(argc, argv);
     if (!strcmp(argv[1], "threads"))
         return mode_threads();
+    if (!strcmp(argv[1], "spin"))
+        return mode_spin();
     if (!strcmp(argv[1], "signals"))
         return mode_signals();
     return 2;

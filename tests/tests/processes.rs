@@ -44,3 +44,8 @@ fn pthreads_mutex_condvar_join() {
 fn signals_sigchld_sigsuspend_nanosleep_vfork() {
     procs_matches_native("signals");
 }
+
+#[test]
+fn spinning_tasks_are_preempted() {
+    procs_matches_native("spin");
+}

@@ -9,7 +9,7 @@ use crate::abi::linux::Timespec;
 use crate::abi::{Errno, KResult};
 use crate::kernel::Kernel;
 use crate::platform::{Clock, Platform};
-use crate::task::{TaskState, WaitKey};
+use crate::task::{MmId, TaskState, WaitKey};
 
 const FUTEX_WAIT: i32 = 0;
 const FUTEX_WAKE: i32 = 1;
@@ -22,14 +22,31 @@ const FUTEX_PRIVATE_FLAG: i32 = 128;
 const FUTEX_CLOCK_REALTIME: i32 = 256;
 
 fn key<P: Platform>(k: &mut Kernel<'_, P>, uaddr: u64, private: bool) -> KResult<WaitKey> {
+    let mm = k.cur().mm;
+    key_in(k, mm, uaddr, private)
+}
+
+/// The key of the futex word at `uaddr` in address space `mm_id`. As on
+/// Linux, a word in private memory is keyed by (mm, address) even for
+/// shared operations; only `MAP_SHARED` memory is keyed physically.
+pub fn key_in<P: Platform>(
+    k: &mut Kernel<'_, P>,
+    mm_id: MmId,
+    uaddr: u64,
+    private: bool,
+) -> KResult<WaitKey> {
     if !uaddr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
-    if private {
-        return Ok(WaitKey::Futex(k.cur().mm, uaddr));
+    let entry = k.mms.get_mut(&mm_id).ok_or(Errno::EFAULT)?;
+    let vma = entry.mm.find_vma(uaddr).ok_or(Errno::EFAULT)?;
+    if private || !vma.shared {
+        return Ok(WaitKey::Futex(mm_id, uaddr));
     }
-    let (mm, frames, plat) = k.mm_parts();
-    Ok(WaitKey::Futex(0, mm.user_phys(plat, frames, uaddr)?))
+    Ok(WaitKey::Futex(
+        0,
+        entry.mm.user_phys(k.plat, &mut k.frames, uaddr)?,
+    ))
 }
 
 /// Move up to `max` waiters from `from` to `to`.

@@ -37,13 +37,18 @@ pub fn exit_thread<P: Platform>(k: &mut Kernel<'_, P>, tid: Tid, status: GroupEx
     // CLONE_CHILD_CLEARTID: zero the word and wake one futex waiter
     // (pthread_join), while the address space still exists.
     if ctid != 0 {
-        if let Some(e) = k.mms.get_mut(&mm) {
-            if e.users > 1
-                && e.mm
-                    .copy_out(k.plat, &mut k.frames, ctid, &0u32.to_le_bytes())
-                    .is_ok()
-            {
-                k.wake(WaitKey::Futex(mm, ctid), 1);
+        let cleared = match k.mms.get_mut(&mm) {
+            Some(e) => {
+                e.users > 1
+                    && e.mm
+                        .copy_out(k.plat, &mut k.frames, ctid, &0u32.to_le_bytes())
+                        .is_ok()
+            }
+            None => false,
+        };
+        if cleared {
+            if let Ok(key) = syscalls::futex::key_in(k, mm, ctid, false) {
+                k.wake(key, 1);
             }
         }
     }
