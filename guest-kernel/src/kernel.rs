@@ -245,6 +245,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
                 return status;
             }
             self.fire_timers();
+            self.take_host_signals();
             let Some(tid) = self.runq.pop_front() else {
                 let next = self.timers.keys().next().map(|(d, _)| *d);
                 self.plat.idle(next);
@@ -317,6 +318,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
                 Trap::Interrupt => {
                     self.stats.interrupts += 1;
                     self.fire_timers();
+                    self.take_host_signals();
                     if !self.runq.is_empty() {
                         self.runq.push_back(self.cur);
                         return;
@@ -414,6 +416,33 @@ impl<'p, P: Platform> Kernel<'p, P> {
             self.make_runnable(tid);
         }
         n
+    }
+
+    /// Deliver signals sent from outside the sandbox.
+    fn take_host_signals(&mut self) {
+        while let Some(hs) = self.plat.take_host_signal() {
+            if !crate::task::signal::valid(hs.sig) {
+                continue;
+            }
+            let targets: Vec<Tid> = if hs.all {
+                self.groups
+                    .values()
+                    .filter(|g| g.zombie.is_none())
+                    .map(|g| g.tgid)
+                    .collect()
+            } else {
+                alloc::vec![if hs.pid == 0 { 1 } else { hs.pid }]
+            };
+            debug!("host signal {} for {:?}", hs.sig, targets);
+            let info = crate::task::SigInfo {
+                signo: hs.sig,
+                code: crate::task::SI_USER,
+                ..Default::default()
+            };
+            for t in targets {
+                crate::task::frame::send_to_group(self, t, hs.sig, info);
+            }
+        }
     }
 
     fn fire_timers(&mut self) {

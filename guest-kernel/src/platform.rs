@@ -128,6 +128,16 @@ pub trait HostOps {
     fn close(&self, h: HostHandle);
 }
 
+/// A signal from outside the sandbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostSignal {
+    /// Container pid of the target; 0 means the container's init.
+    pub pid: i32,
+    pub sig: i32,
+    /// Signal every process of the container (`kill --all`).
+    pub all: bool,
+}
+
 /// What the sentry needs from the machine.
 pub trait Platform {
     /// A user address space (page tables on KVM, a stub process on ptrace).
@@ -186,6 +196,11 @@ pub trait Platform {
     }
     /// Restore state saved by [`fpu_state`](Self::fpu_state).
     fn set_fpu_state(&self, _thread: &mut Self::Thread, _state: &[u8; 512]) {}
+    /// A signal the host wants delivered to the container (from `kill`, or
+    /// forwarded from the sandbox process), if one is waiting.
+    fn take_host_signal(&self) -> Option<HostSignal> {
+        None
+    }
     /// Tear down a thread (it will never run again).
     fn release_thread(&self, space: &mut Self::AddressSpace, thread: Self::Thread);
 

@@ -24,6 +24,7 @@ use nix::time::{clock_gettime, ClockId};
 
 pub use physmem::PhysMemory;
 pub use stub::{Stub, StubThread};
+pub use ticker::SignalSender;
 
 /// Failure to set up the platform.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,7 @@ pub struct PtracePlatform {
     host: HostServices,
     stub_page: stub::StubPage,
     running: std::sync::Arc<ticker::Running>,
+    signals: std::sync::Arc<ticker::HostSignals>,
 }
 
 impl PtracePlatform {
@@ -67,6 +69,7 @@ impl PtracePlatform {
             host,
             stub_page,
             running,
+            signals: Default::default(),
         })
     }
 }
@@ -75,6 +78,13 @@ fn ts_ns(t: TimeSpec) -> u64 {
     (t.tv_sec() as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(t.tv_nsec() as u64)
+}
+
+impl PtracePlatform {
+    /// A handle through which other threads send the container signals.
+    pub fn signal_sender(&self) -> SignalSender {
+        SignalSender::new(self.signals.clone(), self.running.clone())
+    }
 }
 
 impl Platform for PtracePlatform {
@@ -161,7 +171,11 @@ impl Platform for PtracePlatform {
             Some(d) => Duration::from_nanos(d.saturating_sub(now)),
             None => Duration::from_secs(1),
         };
-        std::thread::sleep(wait);
+        self.signals.wait(wait);
+    }
+
+    fn take_host_signal(&self) -> Option<guest_kernel::platform::HostSignal> {
+        self.signals.take()
     }
 
     fn random(&self, buf: &mut [u8]) {

@@ -29,6 +29,68 @@ impl Running {
     pub fn leave(&self) {
         self.ids.store(0, Ordering::Release);
     }
+
+    /// Interrupt whatever stub thread is running now, if any.
+    pub fn kick(&self) {
+        let ids = self.ids.load(Ordering::Acquire);
+        if ids != 0 {
+            // SAFETY: as in the ticker: only a signal to a stub thread of ours.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_tgkill,
+                    (ids >> 32) as i32,
+                    ids as u32 as i32,
+                    libc::SIGURG,
+                )
+            };
+        }
+    }
+}
+
+/// Signals from outside the sandbox, waiting for the sentry.
+#[derive(Debug, Default)]
+pub struct HostSignals {
+    queue: std::sync::Mutex<std::collections::VecDeque<guest_kernel::platform::HostSignal>>,
+    wake: std::sync::Condvar,
+}
+
+/// A handle that other threads of the sandbox process use to signal the
+/// container (the control server, the host-signal forwarder).
+#[derive(Clone, Debug)]
+pub struct SignalSender {
+    signals: Arc<HostSignals>,
+    running: Arc<Running>,
+}
+
+impl SignalSender {
+    pub(crate) fn new(signals: Arc<HostSignals>, running: Arc<Running>) -> Self {
+        SignalSender { signals, running }
+    }
+
+    /// Queue `sig` for the container and wake the sentry.
+    pub fn send(&self, sig: guest_kernel::platform::HostSignal) {
+        if let Ok(mut q) = self.signals.queue.lock() {
+            q.push_back(sig);
+        }
+        self.signals.wake.notify_all();
+        self.running.kick();
+    }
+}
+
+impl HostSignals {
+    pub fn take(&self) -> Option<guest_kernel::platform::HostSignal> {
+        self.queue.lock().ok()?.pop_front()
+    }
+
+    /// Sleep up to `wait`, or until a signal is queued.
+    pub fn wait(&self, wait: std::time::Duration) {
+        let Ok(q) = self.queue.lock() else {
+            return;
+        };
+        if q.is_empty() {
+            let _ = self.wake.wait_timeout(q, wait);
+        }
+    }
 }
 
 /// Start the ticker thread; it ends when the platform drops `running`.
