@@ -30,7 +30,11 @@ pub enum ExitStatus {
     /// Killed by a signal.
     Signaled(i32),
     /// The program could not be started.
-    ExecFailed { path: Vec<u8>, errno: Errno, reason: &'static str },
+    ExecFailed {
+        path: Vec<u8>,
+        errno: Errno,
+        reason: &'static str,
+    },
     /// The platform failed underneath the sentry.
     PlatformFailed(alloc::string::String),
 }
@@ -147,7 +151,134 @@ impl BootParams {
         if !r.buf.is_empty() {
             return Err(DecodeError);
         }
-        Ok(BootParams { args, env, cwd, hostname, uid, gid, rlimits, log_level })
+        Ok(BootParams {
+            args,
+            env,
+            cwd,
+            hostname,
+            uid,
+            gid,
+            rlimits,
+            log_level,
+        })
+    }
+}
+
+/// "RFXS": an encoded [`ExitStatus`].
+const EXIT_MAGIC: u32 = 0x5246_5853;
+const TAG_EXITED: u32 = 1;
+const TAG_SIGNALED: u32 = 2;
+const TAG_EXEC_FAILED: u32 = 3;
+const TAG_PLATFORM_FAILED: u32 = 4;
+/// Bound on an encoded exit reason or message, so the report stays small.
+const MAX_EXIT_TEXT: usize = 4096;
+/// Bound on the program path in an exec failure.
+const MAX_EXIT_PATH: usize = 4096;
+
+/// The `reason`s the loader gives. Decoding maps a received reason back to
+/// one of these, so `ExecFailed` round-trips without allocating; an
+/// unknown reason is kept (leaked once: it is bounded and there is one
+/// exit per sandbox).
+static KNOWN_REASONS: &[&str] = &[
+    "",
+    "argument list too long",
+    "cannot open",
+    "cannot stat",
+    "dynamically linked programs are not supported yet",
+    "empty program name",
+    "executable file not found in $PATH",
+    "executable too large",
+    "interpreter scripts need the filesystem layer (not yet supported)",
+    "not a regular file",
+    "not a valid x86-64 ELF executable",
+    "permission denied (no execute bit)",
+    "read error",
+    "segment overflows",
+    "segments reach above the user address range",
+];
+
+fn truncated(b: &[u8], max: usize) -> &[u8] {
+    &b[..b.len().min(max)]
+}
+
+impl ExitStatus {
+    /// The byte encoding the KVM sentry hands to the VMM at exit. Texts
+    /// longer than the decoder accepts are truncated.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&EXIT_MAGIC.to_le_bytes());
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        match self {
+            ExitStatus::Exited(c) => {
+                out.extend_from_slice(&TAG_EXITED.to_le_bytes());
+                out.extend_from_slice(&c.to_le_bytes());
+            }
+            ExitStatus::Signaled(s) => {
+                out.extend_from_slice(&TAG_SIGNALED.to_le_bytes());
+                out.extend_from_slice(&s.to_le_bytes());
+            }
+            ExitStatus::ExecFailed {
+                path,
+                errno,
+                reason,
+            } => {
+                out.extend_from_slice(&TAG_EXEC_FAILED.to_le_bytes());
+                put_bytes(&mut out, truncated(path, MAX_EXIT_PATH));
+                out.extend_from_slice(&errno.0.to_le_bytes());
+                put_bytes(&mut out, truncated(reason.as_bytes(), MAX_EXIT_TEXT));
+            }
+            ExitStatus::PlatformFailed(msg) => {
+                out.extend_from_slice(&TAG_PLATFORM_FAILED.to_le_bytes());
+                put_bytes(&mut out, truncated(msg.as_bytes(), MAX_EXIT_TEXT));
+            }
+        }
+        out
+    }
+
+    /// Decode what [`encode`](Self::encode) wrote. Any other input is an
+    /// error; texts are bounded and invalid UTF-8 is replaced.
+    pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader { buf };
+        if r.u32()? != EXIT_MAGIC || r.u32()? != VERSION {
+            return Err(DecodeError);
+        }
+        let text = |r: &mut Reader<'_>, max: usize| -> Result<Vec<u8>, DecodeError> {
+            let b = r.bytes()?;
+            if b.len() > max {
+                return Err(DecodeError);
+            }
+            Ok(b)
+        };
+        let status = match r.u32()? {
+            TAG_EXITED => ExitStatus::Exited(r.u32()? as i32),
+            TAG_SIGNALED => ExitStatus::Signaled(r.u32()? as i32),
+            TAG_EXEC_FAILED => {
+                let path = text(&mut r, MAX_EXIT_PATH)?;
+                let errno = Errno(r.u32()? as i32);
+                let reason = text(&mut r, MAX_EXIT_TEXT)?;
+                let reason = alloc::string::String::from_utf8_lossy(&reason);
+                let reason: &'static str = match KNOWN_REASONS.iter().find(|k| **k == reason) {
+                    Some(k) => k,
+                    None => alloc::boxed::Box::leak(reason.into_owned().into_boxed_str()),
+                };
+                ExitStatus::ExecFailed {
+                    path,
+                    errno,
+                    reason,
+                }
+            }
+            TAG_PLATFORM_FAILED => {
+                let msg = text(&mut r, MAX_EXIT_TEXT)?;
+                ExitStatus::PlatformFailed(
+                    alloc::string::String::from_utf8_lossy(&msg).into_owned(),
+                )
+            }
+            _ => return Err(DecodeError),
+        };
+        if !r.buf.is_empty() {
+            return Err(DecodeError);
+        }
+        Ok(status)
     }
 }
 
@@ -177,5 +308,76 @@ mod tests {
         bad[8] = 0xff; // absurd argc
         bad[9] = 0xff;
         assert_eq!(BootParams::decode(&bad), Err(DecodeError));
+    }
+
+    #[test]
+    fn exit_status_round_trips_and_rejects_garbage() {
+        let cases = [
+            ExitStatus::Exited(0),
+            ExitStatus::Exited(-1),
+            ExitStatus::Exited(300),
+            ExitStatus::Signaled(11),
+            ExitStatus::ExecFailed {
+                path: b"/bin/nope".to_vec(),
+                errno: Errno::ENOENT,
+                reason: "",
+            },
+            ExitStatus::ExecFailed {
+                path: b"/bin/x\xff".to_vec(),
+                errno: Errno::ENOEXEC,
+                reason: "not a valid x86-64 ELF executable",
+            },
+            ExitStatus::ExecFailed {
+                path: Vec::new(),
+                errno: Errno::EIO,
+                reason: "a reason nobody knows",
+            },
+            ExitStatus::PlatformFailed("vCPU lost".into()),
+        ];
+        for st in cases {
+            let enc = st.encode();
+            assert_eq!(ExitStatus::decode(&enc), Ok(st.clone()));
+            for n in 0..enc.len() {
+                assert_eq!(ExitStatus::decode(&enc[..n]), Err(DecodeError));
+            }
+            let mut longer = enc.clone();
+            longer.push(0);
+            assert_eq!(ExitStatus::decode(&longer), Err(DecodeError));
+        }
+        // A known reason decodes to the loader's own string.
+        let st = ExitStatus::ExecFailed {
+            path: b"/p".to_vec(),
+            errno: Errno::EACCES,
+            reason: "cannot open",
+        };
+        match ExitStatus::decode(&st.encode()) {
+            Ok(ExitStatus::ExecFailed { reason, .. }) => {
+                assert!(core::ptr::eq(reason.as_ptr(), KNOWN_REASONS[2].as_ptr()))
+            }
+            other => panic!("{other:?}"),
+        }
+        // Unknown tag, bad magic, absurd lengths, invalid UTF-8 in a message.
+        let mut bad = ExitStatus::Signaled(9).encode();
+        bad[8] = 9;
+        assert_eq!(ExitStatus::decode(&bad), Err(DecodeError));
+        assert_eq!(
+            ExitStatus::decode(&BootParams::default().encode()),
+            Err(DecodeError)
+        );
+        let mut huge = ExitStatus::PlatformFailed("x".into()).encode();
+        huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(ExitStatus::decode(&huge), Err(DecodeError));
+        let mut lossy = ExitStatus::PlatformFailed("ab".into()).encode();
+        let n = lossy.len();
+        lossy[n - 1] = 0xff;
+        assert_eq!(
+            ExitStatus::decode(&lossy),
+            Ok(ExitStatus::PlatformFailed("a\u{fffd}".into()))
+        );
+        // Long texts are truncated by the encoder, never rejected.
+        let long = ExitStatus::PlatformFailed("y".repeat(10_000));
+        assert!(
+            matches!(ExitStatus::decode(&long.encode()), Ok(ExitStatus::PlatformFailed(m)) if m.len() == MAX_EXIT_TEXT)
+        );
     }
 }

@@ -402,6 +402,14 @@ impl<'p, P: Platform> Kernel<'p, P> {
 
     /// Wake up to `max` tasks blocked on `key`, oldest first.
     pub fn wake(&mut self, key: WaitKey, max: usize) -> usize {
+        if matches!(key, WaitKey::Pipe(_)) {
+            // Pollers wait on every file at once.
+            self.wake_exact(WaitKey::Poll, usize::MAX);
+        }
+        self.wake_exact(key, max)
+    }
+
+    fn wake_exact(&mut self, key: WaitKey, max: usize) -> usize {
         let mut waiters: Vec<(u64, Tid)> = self
             .tasks
             .values()

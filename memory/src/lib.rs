@@ -11,7 +11,9 @@
 
 use std::sync::atomic::Ordering;
 
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestRegionMmap, VolatileSlice};
+use vm_memory::{
+    Bytes, GuestAddress, GuestMemoryBackend, GuestRegionMmap, VolatileMemory, VolatileSlice,
+};
 
 pub use vm_memory;
 
@@ -151,6 +153,23 @@ impl GuestRam {
             .map_err(|_| MemoryError::OutOfRange { gpa, len: 4 })
     }
 
+    /// Atomic compare-and-exchange of an aligned `u32` shared with the
+    /// guest: `Ok(Ok(old))` if it held `old` and now holds `new`,
+    /// `Ok(Err(actual))` if it held something else.
+    pub fn cas_u32(
+        &self,
+        gpa: u64,
+        old: u32,
+        new: u32,
+        order: Ordering,
+    ) -> Result<Result<u32, u32>, MemoryError> {
+        let slice = self.slice(gpa, 4)?;
+        let cell = slice
+            .get_atomic_ref::<std::sync::atomic::AtomicU32>(0)
+            .map_err(|_| MemoryError::OutOfRange { gpa, len: 4 })?;
+        Ok(cell.compare_exchange(old, new, order, Ordering::Acquire))
+    }
+
     /// Atomic load of a `u64` shared with the guest.
     pub fn load_u64(&self, gpa: u64, order: Ordering) -> Result<u64, MemoryError> {
         self.mem
@@ -197,5 +216,18 @@ mod tests {
             ram.load_u32(0x2000, Ordering::Acquire).expect("in range"),
             7
         );
+        assert_eq!(
+            ram.cas_u32(0x2000, 7, 9, Ordering::AcqRel).ok(),
+            Some(Ok(7))
+        );
+        assert_eq!(
+            ram.cas_u32(0x2000, 7, 1, Ordering::AcqRel).ok(),
+            Some(Err(9))
+        );
+        assert!(
+            ram.cas_u32(0x2002, 9, 1, Ordering::AcqRel).is_err(),
+            "unaligned"
+        );
+        assert!(ram.cas_u32((64 << 20) - 2, 0, 1, Ordering::AcqRel).is_err());
     }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 /// The platforms tested when `RINGFENCE_TEST_PLATFORMS` is unset.
 ///
 /// Make this `"ptrace,kvm"` when the KVM platform runs programs.
-pub const DEFAULT_PLATFORMS: &str = "ptrace";
+pub const DEFAULT_PLATFORMS: &str = "ptrace,kvm";
 
 /// The environment variable with the comma-separated platform list.
 pub const PLATFORMS_ENV: &str = "RINGFENCE_TEST_PLATFORMS";

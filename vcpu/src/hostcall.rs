@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use guest_kernel::abi::Errno as GuestErrno;
+use guest_kernel::platform::{HostHandle, HostOps, HOST_STDERR, HOST_STDOUT};
 use memory::vm_memory::VolatileSlice;
 use memory::GuestRam;
 use vmm_sys_util::eventfd::EventFd;
@@ -21,31 +23,17 @@ use crate::abi::{gpa, queue as q};
 /// A Linux errno.
 pub type Errno = i32;
 
-/// The host operations behind the queue. Handles are small integers the
-/// backend owns; 0, 1 and 2 are the container's stdin, stdout and stderr.
-/// Each guest buffer arrives as a bounds-checked `VolatileSlice`.
-pub trait HostBackend: Send {
-    /// Open `path` read-only, confined beneath the container root.
-    fn open(&mut self, path: &[u8]) -> Result<u32, Errno>;
-    /// Read into `dst` at the current offset.
-    fn read(&mut self, h: u32, dst: &VolatileSlice<'_, ()>) -> Result<usize, Errno>;
-    /// Read into `dst` at `offset`.
-    fn pread(&mut self, h: u32, dst: &VolatileSlice<'_, ()>, offset: u64) -> Result<usize, Errno>;
-    /// Write `src` at the current offset.
-    fn write(&mut self, h: u32, src: &VolatileSlice<'_, ()>) -> Result<usize, Errno>;
-    /// Linux x86-64 `struct stat` of the handle.
-    fn fstat(&mut self, h: u32) -> Result<[u8; 144], Errno>;
-    /// Kernel `struct termios` (36 bytes) of the handle, or `ENOTTY`.
-    fn tcgets(&mut self, h: u32) -> Result<[u8; 36], Errno>;
-    /// Drop the handle.
-    fn close(&mut self, h: u32) -> Result<(), Errno>;
-}
+/// The host services behind the queue: the same [`HostOps`] the ptrace
+/// platform calls directly (`devices::HostServices` in the VMM). Handles
+/// 0, 1 and 2 are the container's stdin, stdout and stderr.
+pub type SharedHost = Arc<dyn HostOps + Send + Sync>;
 
 /// How long the I/O thread polls the ring after its last request.
 const POLL: std::time::Duration = std::time::Duration::from_micros(0);
 
 const EFAULT: Errno = 14;
 const EINVAL: Errno = 22;
+const ENAMETOOLONG: Errno = 36;
 const ENOSYS: Errno = 38;
 
 /// Statistics of the I/O thread.
@@ -55,7 +43,12 @@ pub struct QueueStats {
     pub served: u64,
     /// Times the thread woke up from the doorbell.
     pub wakeups: u64,
+    /// Wake-up interrupts sent to a halted sentry.
+    pub wakes: u64,
 }
+
+/// Wakes the vCPU when the sentry halts waiting for a completion.
+pub type Waker = Box<dyn Fn() + Send>;
 
 /// The running I/O thread.
 #[derive(Debug)]
@@ -70,13 +63,14 @@ impl HostCallServer {
     pub fn start(
         ram: GuestRam,
         doorbell: Arc<EventFd>,
-        mut backend: Box<dyn HostBackend>,
+        host: SharedHost,
+        wake: Waker,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let (s, d) = (stop.clone(), doorbell.clone());
         let thread = std::thread::Builder::new()
             .name("rf-hostcall".into())
-            .spawn(move || serve(&ram, &d, &s, backend.as_mut()))?;
+            .spawn(move || serve(&ram, &d, &s, &*host, &wake))?;
         Ok(HostCallServer {
             stop,
             doorbell,
@@ -115,12 +109,13 @@ fn serve(
     ram: &GuestRam,
     doorbell: &EventFd,
     stop: &AtomicBool,
-    backend: &mut dyn HostBackend,
+    host: &dyn HostOps,
+    wake: &Waker,
 ) -> QueueStats {
     let mut stats = QueueStats::default();
     let mut tail = ram.load_u64(qa(q::TAIL), Ordering::Acquire).unwrap_or(0);
     loop {
-        tail = drain(ram, backend, tail, &mut stats);
+        tail = drain(ram, host, wake, tail, &mut stats);
         if stop.load(Ordering::SeqCst) {
             return stats;
         }
@@ -159,20 +154,51 @@ fn slot(seq: u64) -> u64 {
 fn posted(ram: &GuestRam, tail: u64) -> bool {
     matches!(
         ram.load_u32(slot(tail) + q::SLOT_STATE, Ordering::Acquire),
-        Ok(q::STATE_POSTED)
+        Ok(q::STATE_POSTED | q::STATE_BUSY)
     )
+}
+
+/// Claim the posted slot `s` (POSTED -> TAKEN), waiting out a sentry that
+/// is appending to it. `false` if the slot holds no request.
+fn claim(ram: &GuestRam, s: u64) -> bool {
+    let mut spins = 0u32;
+    loop {
+        match ram.cas_u32(
+            s + q::SLOT_STATE,
+            q::STATE_POSTED,
+            q::STATE_TAKEN,
+            Ordering::AcqRel,
+        ) {
+            Ok(Ok(_)) => return true,
+            Ok(Err(q::STATE_BUSY)) => {
+                // The sentry holds it for a few instructions, unless its
+                // vCPU thread was preempted in between.
+                spins += 1;
+                if spins < 1000 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            _ => return false,
+        }
+    }
 }
 
 /// Serve posted slots in order from `tail`; returns the new tail.
 fn drain(
     ram: &GuestRam,
-    backend: &mut dyn HostBackend,
+    host: &dyn HostOps,
+    wake: &Waker,
     mut tail: u64,
     stats: &mut QueueStats,
 ) -> u64 {
     while posted(ram, tail) {
         let s = slot(tail);
-        let res = match serve_one(ram, backend, s) {
+        if !claim(ram, s) {
+            break;
+        }
+        let res = match serve_one(ram, host, s) {
             Ok(n) => n,
             Err(e) => -i64::from(e),
         };
@@ -181,15 +207,73 @@ fn drain(
         tail += 1;
         let _ = ram.store_u64(qa(q::TAIL), tail, Ordering::Release);
         stats.served += 1;
+        // Pairs with the sentry's fence between setting GUEST_WAITING and
+        // its last look at the slot before it halts.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if matches!(ram.load_u32(qa(q::GUEST_WAITING), Ordering::SeqCst), Ok(w) if w != 0) {
+            stats.wakes += 1;
+            wake();
+        }
     }
     tail
 }
 
-fn serve_one(ram: &GuestRam, backend: &mut dyn HostBackend, s: u64) -> Result<i64, Errno> {
+/// A guest buffer as a byte slice for the host call.
+///
+/// The range was bounds-checked by vm-memory (`GuestRam::slice`). Handing
+/// it to `HostOps` in place is the zero-copy path of the architecture: the
+/// host services only pass these bytes to host syscalls (`read`, `pread`,
+/// `write`) and never interpret them, so a guest that changes them
+/// concurrently can only change what is read or written.
+fn guest_bytes<'a>(v: &'a VolatileSlice<'a, ()>) -> &'a mut [u8] {
+    let guard = v.ptr_guard_mut();
+    // SAFETY: `v` is a bounds-checked view of `v.len()` bytes inside the
+    // guest RAM mapping, which lives as long as `GuestRam` (borrowed for
+    // 'a); any byte value is valid for u8. The sentry does not touch the
+    // buffer until the request is marked done (see the module doc).
+    unsafe { std::slice::from_raw_parts_mut(guard.as_ptr(), v.len()) }
+}
+
+fn result_of(r: Result<usize, GuestErrno>) -> Result<i64, Errno> {
+    match r {
+        Ok(n) => i64::try_from(n).map_err(|_| EINVAL),
+        Err(e) => Err(e.0),
+    }
+}
+
+/// Write all of `data` (asynchronous stdout/stderr writes have already been
+/// reported as complete to the application, so a short write must not lose
+/// the rest).
+fn write_all(host: &dyn HostOps, h: HostHandle, data: &[u8]) -> Result<i64, Errno> {
+    let mut done = 0;
+    while done < data.len() {
+        match host.write(h, &data[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if done == 0 => return Err(e.0),
+            Err(_) => break,
+        }
+    }
+    i64::try_from(done).map_err(|_| EINVAL)
+}
+
+/// Print a sentry log record through the VMM's logger.
+fn log_record(level: u32, text: &[u8]) {
+    let level = match level {
+        1 => log::Level::Error,
+        2 => log::Level::Warn,
+        3 => log::Level::Info,
+        4 => log::Level::Debug,
+        _ => log::Level::Trace,
+    };
+    log::log!(target: "sentry", level, "{}", String::from_utf8_lossy(text).trim_end());
+}
+
+fn serve_one(ram: &GuestRam, host: &dyn HostOps, s: u64) -> Result<i64, Errno> {
     let rd32 = |o: u64| ram.load_u32(s + o, Ordering::Relaxed).map_err(|_| EFAULT);
     let rd64 = |o: u64| ram.load_u64(s + o, Ordering::Relaxed).map_err(|_| EFAULT);
     let op = rd32(q::SLOT_OP)?;
-    let h = rd32(q::SLOT_HANDLE)?;
+    let h = HostHandle(rd32(q::SLOT_HANDLE)?);
     let addr = rd64(q::SLOT_ADDR)?;
     let len = rd64(q::SLOT_LEN)?;
     let offset = rd64(q::SLOT_OFFSET)?;
@@ -199,37 +283,208 @@ fn serve_one(ram: &GuestRam, backend: &mut dyn HostBackend, s: u64) -> Result<i6
         }
         ram.slice(addr, len).map_err(|_| EFAULT)
     };
-    let count = |n: usize| i64::try_from(n).map_err(|_| EINVAL);
     match op {
         q::OP_NOP => Ok(0),
         q::OP_OPEN => {
-            let mut path = vec![0u8; usize::try_from(len.min(q::PATH_MAX)).map_err(|_| EINVAL)?];
             if len > q::PATH_MAX {
-                return Err(36); // ENAMETOOLONG
+                return Err(ENAMETOOLONG);
             }
+            let mut path = vec![0u8; usize::try_from(len).map_err(|_| EINVAL)?];
             ram.read_bytes(addr, &mut path).map_err(|_| EFAULT)?;
-            backend.open(&path).map(i64::from)
+            host.open(&path).map(|h| i64::from(h.0)).map_err(|e| e.0)
         }
-        q::OP_READ => count(backend.read(h, &buf(q::IO_MAX)?)?),
-        q::OP_PREAD => count(backend.pread(h, &buf(q::IO_MAX)?, offset)?),
-        q::OP_WRITE => count(backend.write(h, &buf(q::IO_MAX)?)?),
+        q::OP_READ => result_of(host.read(h, guest_bytes(&buf(q::IO_MAX)?))),
+        q::OP_PREAD => result_of(host.pread(h, guest_bytes(&buf(q::IO_MAX)?), offset)),
+        q::OP_WRITE if h == HOST_STDOUT || h == HOST_STDERR => {
+            write_all(host, h, guest_bytes(&buf(q::IO_MAX)?))
+        }
+        q::OP_WRITE => result_of(host.write(h, guest_bytes(&buf(q::IO_MAX)?))),
         q::OP_FSTAT => {
-            let st = backend.fstat(h)?;
             if len < 144 {
                 return Err(EINVAL);
             }
-            ram.write_bytes(addr, &st).map_err(|_| EFAULT)?;
+            let st = host.fstat(h).map_err(|e| e.0)?;
+            ram.write_bytes(addr, &st.to_bytes()).map_err(|_| EFAULT)?;
             Ok(0)
         }
         q::OP_TCGETS => {
-            let t = backend.tcgets(h)?;
-            if len < 36 {
+            let t = host.tcgets(h).map_err(|e| e.0)?;
+            if len < t.len() as u64 {
                 return Err(EINVAL);
             }
             ram.write_bytes(addr, &t).map_err(|_| EFAULT)?;
             Ok(0)
         }
-        q::OP_CLOSE => backend.close(h).map(|()| 0),
+        q::OP_CLOSE => {
+            host.close(h);
+            Ok(0)
+        }
+        q::OP_LOG => {
+            if len > q::LOG_MAX {
+                return Err(EINVAL);
+            }
+            let mut text = vec![0u8; usize::try_from(len).map_err(|_| EINVAL)?];
+            ram.read_bytes(addr, &mut text).map_err(|_| EFAULT)?;
+            log_record(h.0, &text);
+            Ok(0)
+        }
         _ => Err(ENOSYS),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guest_kernel::abi::linux::TERMIOS_SIZE;
+    use guest_kernel::abi::KResult;
+    use guest_kernel::platform::HostStat;
+    use std::sync::Mutex;
+
+    /// Records what reaches the host.
+    #[derive(Debug, Default)]
+    struct Recorder {
+        out: Mutex<Vec<u8>>,
+        writes: Mutex<u32>,
+    }
+
+    impl HostOps for Recorder {
+        fn open(&self, path: &[u8]) -> KResult<HostHandle> {
+            if path == b"/ok" {
+                Ok(HostHandle(7))
+            } else {
+                Err(GuestErrno::ENOENT)
+            }
+        }
+        fn read(&self, _h: HostHandle, buf: &mut [u8]) -> KResult<usize> {
+            buf.fill(b'r');
+            Ok(buf.len())
+        }
+        fn pread(&self, h: HostHandle, buf: &mut [u8], _offset: u64) -> KResult<usize> {
+            self.read(h, buf)
+        }
+        fn write(&self, _h: HostHandle, data: &[u8]) -> KResult<usize> {
+            *self.writes.lock().unwrap() += 1;
+            self.out.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn fstat(&self, _h: HostHandle) -> KResult<HostStat> {
+            Err(GuestErrno::EBADF)
+        }
+        fn tcgets(&self, _h: HostHandle) -> KResult<[u8; TERMIOS_SIZE]> {
+            Err(GuestErrno::ENOTTY)
+        }
+        fn close(&self, _h: HostHandle) {}
+    }
+
+    /// Post a request in slot `seq` as the sentry does.
+    fn post(ram: &GuestRam, seq: u64, op: u32, h: u32, addr: u64, len: u64) {
+        let s = slot(seq);
+        ram.store_u32(s + q::SLOT_OP, op, Ordering::Relaxed)
+            .unwrap();
+        ram.store_u32(s + q::SLOT_HANDLE, h, Ordering::Relaxed)
+            .unwrap();
+        ram.store_u64(s + q::SLOT_ADDR, addr, Ordering::Relaxed)
+            .unwrap();
+        ram.store_u64(s + q::SLOT_LEN, len, Ordering::Relaxed)
+            .unwrap();
+        ram.store_u32(s + q::SLOT_STATE, q::STATE_POSTED, Ordering::Release)
+            .unwrap();
+    }
+
+    fn result(ram: &GuestRam, seq: u64) -> i64 {
+        assert_eq!(
+            ram.load_u32(slot(seq) + q::SLOT_STATE, Ordering::Acquire)
+                .unwrap(),
+            q::STATE_DONE
+        );
+        ram.load_u64(slot(seq) + q::SLOT_RESULT, Ordering::Acquire)
+            .unwrap() as i64
+    }
+
+    #[test]
+    fn requests_are_validated_and_served_in_order() {
+        let ram = GuestRam::new(64 << 20).unwrap();
+        let host = Recorder::default();
+        let woken = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let w = woken.clone();
+        let wake: Waker = Box::new(move || {
+            w.fetch_add(1, Ordering::SeqCst);
+        });
+        let arena = gpa::QUEUE + q::ARENA;
+        ram.write_bytes(arena, b"hello, ").unwrap();
+        ram.write_bytes(arena + 7, b"world\n").unwrap();
+        ram.write_bytes(0x30_0000, b"/ok").unwrap();
+        let size = ram.size();
+        post(&ram, 0, q::OP_WRITE, 1, arena, 7);
+        post(&ram, 1, q::OP_WRITE, 1, arena + 7, 6);
+        post(&ram, 2, q::OP_WRITE, 1, size - 4, 8); // past the end of RAM
+        post(&ram, 3, q::OP_READ, 0, u64::MAX - 2, 16); // wraps
+        post(&ram, 4, q::OP_READ, 0, 0x30_0000, q::IO_MAX + 1); // too long
+        post(&ram, 5, q::OP_OPEN, 0, 0x30_0000, 3);
+        post(&ram, 6, q::OP_OPEN, 0, 0x30_0000, q::PATH_MAX + 1);
+        post(&ram, 7, 999, 0, 0, 0);
+        post(&ram, 8, q::OP_LOG, 3, arena, q::LOG_MAX + 1);
+        post(&ram, 9, q::OP_READ, 0, 0x30_0000, 4);
+        ram.store_u32(qa(q::GUEST_WAITING), 1, Ordering::SeqCst)
+            .unwrap();
+        let mut stats = QueueStats::default();
+        let tail = drain(&ram, &host, &wake, 0, &mut stats);
+        assert_eq!(tail, 10);
+        assert_eq!(stats.served, 10);
+        assert_eq!(result(&ram, 0), 7);
+        assert_eq!(result(&ram, 1), 6);
+        assert_eq!(result(&ram, 2), -i64::from(EFAULT));
+        assert_eq!(result(&ram, 3), -i64::from(EFAULT));
+        assert_eq!(result(&ram, 4), -i64::from(EINVAL));
+        assert_eq!(result(&ram, 5), 7);
+        assert_eq!(result(&ram, 6), -i64::from(ENAMETOOLONG));
+        assert_eq!(result(&ram, 7), -i64::from(ENOSYS));
+        assert_eq!(result(&ram, 8), -i64::from(EINVAL));
+        assert_eq!(result(&ram, 9), 4);
+        let mut back = [0u8; 4];
+        ram.read_bytes(0x30_0000, &mut back).unwrap();
+        assert_eq!(&back, b"rrrr");
+        assert_eq!(&*host.out.lock().unwrap(), b"hello, world\n");
+        assert_eq!(
+            woken.load(Ordering::SeqCst),
+            10,
+            "a waiting sentry is woken after each completion"
+        );
+        assert_eq!(ram.load_u64(qa(q::TAIL), Ordering::Acquire).unwrap(), 10);
+    }
+
+    #[test]
+    fn a_slot_being_appended_to_is_waited_for() {
+        let ram = Arc::new(GuestRam::new(64 << 20).unwrap());
+        let host = Recorder::default();
+        let wake: Waker = Box::new(|| {});
+        let arena = gpa::QUEUE + q::ARENA;
+        ram.write_bytes(arena, b"ab").unwrap();
+        post(&ram, 0, q::OP_WRITE, 1, arena, 1);
+        // The sentry is appending "b": the host must not serve the slot yet.
+        ram.store_u32(slot(0) + q::SLOT_STATE, q::STATE_BUSY, Ordering::SeqCst)
+            .unwrap();
+        let r = ram.clone();
+        let appender = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            r.store_u64(slot(0) + q::SLOT_LEN, 2, Ordering::Relaxed)
+                .unwrap();
+            r.store_u32(slot(0) + q::SLOT_STATE, q::STATE_POSTED, Ordering::Release)
+                .unwrap();
+        });
+        let mut stats = QueueStats::default();
+        assert!(
+            posted(&ram, 0),
+            "a busy slot counts as posted, so the host does not sleep"
+        );
+        assert_eq!(drain(&ram, &host, &wake, 0, &mut stats), 1);
+        appender.join().unwrap();
+        assert_eq!(result(&ram, 0), 2);
+        assert_eq!(&*host.out.lock().unwrap(), b"ab");
+        assert_eq!(
+            *host.writes.lock().unwrap(),
+            1,
+            "one host write for the batch"
+        );
     }
 }

@@ -112,6 +112,7 @@ pub fn write_boot_info(ram: &GuestRam, b: &BootInfo) -> Result<(), VcpuError> {
         (boot_info::SELFTEST, b.selftest),
         (boot_info::SELFTEST_ARG, b.selftest_arg),
         (boot_info::BOOT_STATE, 0),
+        (boot_info::EXIT_LEN, 0),
     ];
     for (off, v) in fields {
         ram.write_u64(base + off, v)?;

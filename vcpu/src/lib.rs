@@ -5,15 +5,12 @@
 pub mod hostcall;
 pub mod image;
 pub mod layout;
-pub mod localhost;
 pub mod vm;
 
-/// The KVM platform ABI shared with the image (`guest_kernel::abi::hostcall`).
-#[path = "../../guest-kernel/src/abi/hostcall.rs"]
-pub mod abi;
+/// The KVM platform ABI shared with the image.
+pub use guest_kernel::abi::hostcall as abi;
 
-pub use hostcall::{HostBackend, HostCallServer};
-pub use localhost::{LocalHost, Stream};
+pub use hostcall::{HostCallServer, SharedHost};
 pub use vm::{is_pvm, ExitStats, KvmVm, RunReport};
 
 /// The sentry image (ELF), built from `guest-kernel/image` by `build.rs`.
@@ -43,6 +40,9 @@ pub enum VcpuError {
     /// The sentry reported a panic or a kernel-mode fault.
     #[error("the sentry crashed: {0}")]
     GuestPanic(String),
+    /// The sentry's exit report is not valid.
+    #[error("the sentry's exit report is {0}")]
+    BadExitReport(&'static str),
     /// The guest triple-faulted.
     #[error("the guest shut down (triple fault): {0}")]
     GuestShutdown(String),

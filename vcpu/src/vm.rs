@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kvm_bindings::{
-    kvm_msr_entry, kvm_segment, kvm_userspace_memory_region, kvm_xcrs, Msrs, KVM_MAX_CPUID_ENTRIES,
+    kvm_msi, kvm_msr_entry, kvm_segment, kvm_userspace_memory_region, kvm_xcrs, Msrs,
+    KVM_MAX_CPUID_ENTRIES,
 };
 use kvm_ioctls::{IoEventAddress, Kvm, NoDatamatch, VcpuExit, VcpuFd, VmFd};
 use memory::GuestRam;
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::abi::{boot_info, gdt, gpa, port, KERNEL_BASE};
-use crate::hostcall::{HostBackend, HostCallServer};
+use crate::hostcall::{HostCallServer, SharedHost};
 use crate::layout::{self, BootInfo};
 use crate::VcpuError;
 
@@ -38,16 +39,23 @@ pub struct ExitStats {
 }
 
 /// What `run` reports besides the exit status.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct RunReport {
-    /// The sentry's exit status.
+    /// The value the sentry wrote to the `EXIT` port (`ExitStatus::code`).
     pub status: i32,
+    /// The sentry's full exit status, when it left one (the sentry proper
+    /// does; the arch self-tests do not).
+    pub exit_status: Option<guest_kernel::ExitStatus>,
     /// Exit counters.
     pub exits: ExitStats,
     /// Host-call requests served.
     pub hostcalls: u64,
     /// Doorbell wake-ups of the I/O thread.
     pub hostcall_wakeups: u64,
+    /// Wake-up interrupts sent to the halted sentry.
+    pub guest_wakes: u64,
+    /// Doorbells the sentry rang (ioeventfd writes, no exit to the VMM).
+    pub doorbells: u64,
     /// Wall time from the first `KVM_RUN` to the exit.
     pub elapsed: Duration,
 }
@@ -56,7 +64,7 @@ pub struct RunReport {
 #[derive(Debug)]
 pub struct KvmVm {
     _kvm: Kvm,
-    _vm: VmFd,
+    vm: Arc<VmFd>,
     vcpu: VcpuFd,
     ram: GuestRam,
     doorbell: Arc<EventFd>,
@@ -119,7 +127,7 @@ impl KvmVm {
         .map_err(kvm_err("KVM_IOEVENTFD"))?;
         Ok(KvmVm {
             _kvm: kvm,
-            _vm: vm,
+            vm: Arc::new(vm),
             vcpu,
             ram,
             doorbell,
@@ -295,14 +303,42 @@ impl KvmVm {
         r
     }
 
+    /// The `ExitStatus` the sentry left in the parameter area, if any.
+    fn exit_status(&self) -> Result<Option<guest_kernel::ExitStatus>, VcpuError> {
+        let len = self
+            .ram
+            .read_u64(gpa::BOOT_INFO + boot_info::EXIT_LEN)
+            .unwrap_or(0);
+        if len == 0 {
+            return Ok(None);
+        }
+        if len > gpa::PARAMS_MAX {
+            return Err(VcpuError::BadExitReport("longer than its area"));
+        }
+        let mut blob = vec![0u8; usize::try_from(len).unwrap_or(0)];
+        self.ram.read_bytes(gpa::PARAMS, &mut blob)?;
+        guest_kernel::ExitStatus::decode(&blob)
+            .map(Some)
+            .map_err(|_| VcpuError::BadExitReport("malformed"))
+    }
+
     /// TSC frequency of the vCPU in kHz.
     pub fn tsc_khz(&self) -> u64 {
         self.tsc_khz
     }
 
-    /// Run until the sentry exits; host calls go to `backend`.
-    pub fn run(&mut self, backend: Box<dyn HostBackend>) -> Result<RunReport, VcpuError> {
-        let server = HostCallServer::start(self.ram.clone(), self.doorbell.clone(), backend)
+    /// Run until the sentry exits; host calls go to `host`.
+    pub fn run(&mut self, host: SharedHost) -> Result<RunReport, VcpuError> {
+        let vm = self.vm.clone();
+        let msi = kvm_msi {
+            address_lo: 0xfee0_0000, // the LAPIC of vCPU 0
+            data: crate::abi::queue::WAKE_VECTOR,
+            ..Default::default()
+        };
+        let wake = Box::new(move || {
+            let _ = vm.signal_msi(msi);
+        });
+        let server = HostCallServer::start(self.ram.clone(), self.doorbell.clone(), host, wake)
             .map_err(|e| VcpuError::Io("spawn the host-call thread", e))?;
         let kicker = Kicker::arm(self.ram.clone())?;
         let start = Instant::now();
@@ -311,11 +347,19 @@ impl KvmVm {
         kicker.disarm();
         let q = server.stop();
         let status = result?;
+        let exit_status = self.exit_status()?;
+        let doorbells = self
+            .ram
+            .load_u64(gpa::QUEUE + crate::abi::queue::NOTIFIES, Ordering::Relaxed)
+            .unwrap_or(0);
         Ok(RunReport {
             status,
+            exit_status,
+            doorbells,
             exits,
             hostcalls: q.served,
             hostcall_wakeups: q.wakeups,
+            guest_wakes: q.wakes,
             elapsed: start.elapsed(),
         })
     }
@@ -431,7 +475,8 @@ impl Kicker {
                         // SAFETY: `target` is the vCPU thread, alive until `disarm` joins us.
                         unsafe { libc::pthread_kill(target, kick_signal()) };
                     }
-                    std::thread::sleep(Duration::from_millis(20));
+                    // `disarm` unparks us, so a short run does not wait here.
+                    std::thread::park_timeout(Duration::from_millis(20));
                 }
             })
             .map_err(|e| VcpuError::Io("spawn the watchdog", e))?;
@@ -449,6 +494,7 @@ impl Kicker {
     fn disarm(mut self) {
         self.done.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }

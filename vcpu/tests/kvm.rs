@@ -1,9 +1,12 @@
 //! The sentry image on real `/dev/kvm` (PVM): boot, user mode, traps, host
 //! calls, and the failure paths. Skips (loudly) only when `/dev/kvm` is absent.
 
-use std::sync::{Arc, Mutex};
+use std::io::{Read, Seek};
+use std::os::fd::AsFd;
+use std::sync::Arc;
 
-use vcpu::{KvmVm, LocalHost, Stream, VcpuError, SENTRY_IMAGE};
+use guest_kernel::{BootParams, ExitStatus};
+use vcpu::{KvmVm, SharedHost, VcpuError, SENTRY_IMAGE};
 
 fn kvm_present() -> bool {
     if std::fs::OpenOptions::new()
@@ -18,21 +21,44 @@ fn kvm_present() -> bool {
     false
 }
 
-fn capture() -> (Box<LocalHost>, Arc<Mutex<Vec<u8>>>) {
-    let out = Arc::new(Mutex::new(Vec::new()));
-    let s = Stream::Capture(out.clone());
-    let host = LocalHost::new(std::path::Path::new("/"), s.clone(), s.clone(), s).expect("backend");
-    (Box::new(host), out)
+/// Output captured in an unlinked temporary file.
+struct Capture(std::fs::File);
+
+impl Capture {
+    fn text(&mut self) -> String {
+        let mut s = String::new();
+        self.0.rewind().expect("rewind");
+        self.0.read_to_string(&mut s).expect("read capture");
+        s
+    }
 }
 
-fn selftest(
-    which: u64,
-    arg: u64,
-) -> (
-    Result<vcpu::RunReport, VcpuError>,
-    KvmVm,
-    Arc<Mutex<Vec<u8>>>,
-) {
+/// `devices::HostServices` rooted at `root`, with stdout and stderr captured.
+fn host_at(root: &std::path::Path) -> (SharedHost, Capture) {
+    let path = std::env::temp_dir().join(format!(
+        "rf-vcpu-capture-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .expect("capture file");
+    let _ = std::fs::remove_file(&path);
+    let null = std::fs::File::open("/dev/null").expect("/dev/null");
+    let host = devices::HostServices::new(root, [null.as_fd(), file.as_fd(), file.as_fd()])
+        .expect("host services");
+    (Arc::new(host), Capture(file))
+}
+
+fn capture() -> (SharedHost, Capture) {
+    host_at(std::path::Path::new("/"))
+}
+
+fn selftest(which: u64, arg: u64) -> (Result<vcpu::RunReport, VcpuError>, KvmVm, Capture) {
     let mut vm = KvmVm::new(memory::DEFAULT_MEM_BYTES).expect("create VM");
     vm.set_selftest(which, arg);
     vm.boot(SENTRY_IMAGE, b"").expect("boot");
@@ -41,15 +67,64 @@ fn selftest(
     (r, vm, out)
 }
 
+/// Boot the sentry proper with `params` (raw bytes) on an empty root.
+fn sentry(params: &[u8]) -> (Result<vcpu::RunReport, VcpuError>, Capture) {
+    let root = std::env::temp_dir().join(format!("rf-vcpu-root-{}", std::process::id()));
+    std::fs::create_dir_all(&root).expect("root dir");
+    let mut vm = KvmVm::new(128 << 20).expect("create VM");
+    vm.boot(SENTRY_IMAGE, params).expect("boot");
+    let (host, out) = host_at(&root);
+    (vm.run(host), out)
+}
+
+#[test]
+fn sentry_reports_a_missing_program() {
+    if !kvm_present() {
+        return;
+    }
+    let params = BootParams {
+        args: vec![b"/bin/nope".to_vec()],
+        ..Default::default()
+    };
+    let (r, _) = sentry(&params.encode());
+    let r = r.expect("run");
+    match r.exit_status {
+        Some(ExitStatus::ExecFailed {
+            ref path, errno, ..
+        }) => {
+            assert_eq!(path, b"/bin/nope");
+            assert_eq!(errno, guest_kernel::abi::Errno::ENOENT);
+        }
+        ref other => panic!("expected an exec failure, got {other:?}"),
+    }
+    assert_eq!(r.status, 127);
+    assert!(r.exits.runs < 5, "{:?}", r.exits);
+}
+
+#[test]
+fn sentry_rejects_malformed_boot_parameters() {
+    if !kvm_present() {
+        return;
+    }
+    let (r, _) = sentry(b"not boot parameters");
+    let r = r.expect("run");
+    assert_eq!(
+        r.exit_status,
+        Some(ExitStatus::PlatformFailed(
+            "the boot parameters are malformed".into()
+        ))
+    );
+}
+
 #[test]
 fn hello_through_the_host_call_queue() {
     if !kvm_present() {
         return;
     }
-    let (r, _vm, out) = selftest(1, 0);
+    let (r, _vm, mut out) = selftest(1, 0);
     let r = r.expect("run");
     assert_eq!(r.status, 0);
-    let text = String::from_utf8(out.lock().expect("lock").clone()).expect("utf8");
+    let text = out.text();
     assert_eq!(text, "hello from the sentry, line 0\nhello from the sentry, line 1\nhello from the sentry, line 2\n");
     eprintln!("hello: {r:?}");
 }

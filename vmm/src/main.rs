@@ -1,15 +1,21 @@
 //! `ringfence`: the runtime binary. Thin verbs over the sandbox builder.
 
 mod cli;
+mod commands;
 mod container;
+mod control;
 mod logger;
 mod sandbox;
+mod server;
+mod signal;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 
 use cli::{Cli, Command};
+use commands::{create, info, lifecycle};
 
 /// A failure that ends the command with a one-line message.
 #[derive(Debug, thiserror::Error)]
@@ -20,12 +26,27 @@ pub enum CliError {
     Container(#[from] container::ContainerError),
     #[error(transparent)]
     Sandbox(#[from] sandbox::SandboxError),
+    #[error(transparent)]
+    Serve(#[from] server::ServeError),
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
+    #[error(transparent)]
+    Signal(#[from] signal::BadSignal),
     #[error("{0}")]
     Io(String),
 }
 
+/// Reports a failure as one line: to the log, and also on stderr when the
+/// log goes to a file, so that the user always sees it.
+pub fn report_error(cli: &Cli, msg: &str) {
+    log::error!("{msg}");
+    if cli.log.is_some() {
+        eprintln!("ringfence: {msg}");
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Arc::new(Cli::parse());
     if let Err(e) = logger::init(cli.log.as_deref(), cli.log_format, cli.debug) {
         eprintln!("ringfence: cannot open log file: {e}");
         return ExitCode::from(1);
@@ -33,34 +54,47 @@ fn main() -> ExitCode {
     match dispatch(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            log::error!("{e}");
-            // With --log the message must still reach the user.
-            if cli.log.is_some() {
-                eprintln!("ringfence: {e}");
-            }
+            report_error(&cli, &e.to_string());
             ExitCode::from(1)
         }
     }
 }
 
-fn dispatch(cli: &Cli) -> Result<u8, CliError> {
+fn dispatch(cli: &Arc<Cli>) -> Result<u8, CliError> {
+    if !matches!(cli.command, Command::Create(_) | Command::Run { .. }) {
+        create::note_ignored_flags(cli, None);
+    }
     match &cli.command {
-        Command::Run {
+        Command::Create(args) => create::create(cli, args),
+        Command::Run { create, detach } => create::run(Arc::clone(cli), create, *detach),
+        Command::SandboxInit {
             bundle,
+            ready_fd,
             pid_file,
             id,
-        } => container::run(cli, bundle, pid_file.as_deref(), id),
-        Command::Spec { bundle } => {
-            let path = bundle.join("config.json");
-            if path.exists() {
-                return Err(CliError::Io(format!(
-                    "{}: file already exists",
-                    path.display()
-                )));
-            }
-            std::fs::write(&path, resources::default_spec_json())
-                .map_err(|e| CliError::Io(format!("cannot write {}: {e}", path.display())))?;
-            Ok(0)
-        }
+        } => Ok(create::sandbox_init(
+            Arc::clone(cli),
+            bundle,
+            *ready_fd,
+            pid_file.as_deref(),
+            id,
+        )),
+        Command::Start { id } => lifecycle::start(cli, id),
+        Command::Kill { all, id, signal } => lifecycle::kill(cli, id, signal, *all),
+        Command::Delete { force, id } => lifecycle::delete(cli, id, *force),
+        Command::Pause { id } => lifecycle::unsupported(cli, id, "pause"),
+        Command::Resume { id } => lifecycle::unsupported(cli, id, "resume"),
+        Command::Exec { id, .. } => lifecycle::unsupported(cli, id, "exec"),
+        Command::Events { id, .. } => lifecycle::unsupported(cli, id, "events"),
+        Command::State { id } => info::state(cli, id),
+        Command::List { format, quiet } => info::list(cli, *format, *quiet),
+        Command::Wait { id } => info::wait(cli, id),
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => info::ps(cli, id, *format, ps_args),
+        Command::Features => info::features(),
+        Command::Spec { bundle } => info::spec(bundle),
     }
 }

@@ -1,25 +1,52 @@
 //! The sandbox builder: pick a platform, hand it the container, run the sentry.
 
 use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::Instant;
 
 use guest_kernel::{BootParams, ExitStatus};
-use log::{info, warn};
+use log::{debug, info, warn};
 use resources::SandboxSpec;
 
 use crate::cli::{Cli, PlatformKind};
 
 /// Guest memory when neither the spec nor the command line sets it.
-pub const DEFAULT_MEMORY_BYTES: u64 = 512 << 20;
+pub const DEFAULT_MEMORY_BYTES: u64 = memory::DEFAULT_MEM_BYTES;
 
-/// Failures to build a sandbox.
+/// The least guest RAM a KVM sandbox gets: the sentry image, its heap and
+/// page tables come out of guest RAM too.
+const KVM_MIN_MEMORY_BYTES: u64 = 96 << 20;
+
+/// Failures to build or run a sandbox.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     #[error("cannot serve the container root {path}: {source}")]
-    Root { path: std::path::PathBuf, source: std::io::Error },
+    Root {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("ptrace platform: {0}")]
     Ptrace(#[from] ptrace_fallback::PtraceError),
-    #[error("the kvm platform is not available yet; use --platform ptrace")]
-    KvmUnavailable,
+    #[error("kvm platform: cannot create the sandbox VM: {0}")]
+    KvmCreate(#[source] vcpu::VcpuError),
+    #[error("kvm platform: cannot boot the sentry image: {0}")]
+    KvmBoot(#[source] vcpu::VcpuError),
+    #[error("kvm platform: the sandbox VM failed: {0}")]
+    KvmRun(#[source] vcpu::VcpuError),
+    #[error("kvm platform: the sentry exited with status {0} but left no exit report")]
+    KvmNoExitReport(i32),
+}
+
+/// The sentry's log level (0 off .. 5 trace) for the host's log level.
+fn sentry_log_level() -> u32 {
+    match log::max_level() {
+        log::LevelFilter::Off => 0,
+        log::LevelFilter::Error => 1,
+        log::LevelFilter::Warn => 2,
+        log::LevelFilter::Info => 3,
+        log::LevelFilter::Debug => 4,
+        log::LevelFilter::Trace => 5,
+    }
 }
 
 /// What the sentry needs to boot the container's init.
@@ -31,44 +58,154 @@ pub fn boot_params(spec: &SandboxSpec, debug: bool) -> BootParams {
         hostname: spec.hostname.as_bytes().to_vec(),
         uid: spec.uid,
         gid: spec.gid,
-        rlimits: spec.rlimits.iter().map(|r| (r.resource.linux_number(), r.soft, r.hard)).collect(),
-        log_level: if debug { 4 } else { 2 },
+        rlimits: spec
+            .rlimits
+            .iter()
+            .map(|r| (r.resource.linux_number(), r.soft, r.hard))
+            .collect(),
+        log_level: if debug {
+            sentry_log_level().max(4)
+        } else {
+            sentry_log_level().min(2)
+        },
     }
 }
 
 /// Guest memory for `spec`.
 pub fn memory_bytes(cli: &Cli, spec: &SandboxSpec) -> u64 {
-    spec.memory_limit_bytes.or(cli.memory_mib.map(|m| m << 20)).unwrap_or(DEFAULT_MEMORY_BYTES)
+    spec.memory_limit_bytes
+        .or(cli.memory_mib.map(|m| m << 20))
+        .unwrap_or(DEFAULT_MEMORY_BYTES)
 }
 
-/// Run the container's init to completion on the chosen platform.
+/// Guest RAM for a KVM sandbox with `mem` bytes for the container: a
+/// multiple of 2 MiB, no less than what the sentry itself needs.
+fn kvm_ram_bytes(mem: u64) -> u64 {
+    let two_mib = 2 << 20;
+    mem.max(KVM_MIN_MEMORY_BYTES)
+        .div_ceil(two_mib)
+        .saturating_mul(two_mib)
+}
+
+/// The host services for `spec`: the container root and our stdio.
+fn host_services(spec: &SandboxSpec) -> Result<devices::HostServices, SandboxError> {
+    let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    devices::HostServices::new(&spec.root, [i.as_fd(), o.as_fd(), e.as_fd()]).map_err(|source| {
+        SandboxError::Root {
+            path: spec.root.clone(),
+            source,
+        }
+    })
+}
+
+/// Run the container's init to completion on the chosen platform: the one
+/// asked for, else KVM where `/dev/kvm` opens and is a KVM we support
+/// (PVM), else ptrace.
 pub fn run(cli: &Cli, spec: &SandboxSpec) -> Result<ExitStatus, SandboxError> {
-    let kind = cli.platform.unwrap_or(PlatformKind::Ptrace);
     let params = boot_params(spec, cli.debug);
     let mem = memory_bytes(cli, spec);
-    info!("platform {kind:?}, {} MiB of memory", mem >> 20);
-    match kind {
-        PlatformKind::Ptrace => {
-            let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
-            let host = devices::HostServices::new(&spec.root, [i.as_fd(), o.as_fd(), e.as_fd()])
-                .map_err(|source| SandboxError::Root { path: spec.root.clone(), source })?;
-            let plat = ptrace_fallback::PtracePlatform::new(mem, host)?;
-            Ok(guest_kernel::run(&plat, params))
+    match cli.platform {
+        Some(PlatformKind::Ptrace) => run_ptrace(spec, mem, params),
+        Some(PlatformKind::Kvm) => {
+            let t0 = Instant::now();
+            let vm = vcpu::KvmVm::new(kvm_ram_bytes(mem)).map_err(SandboxError::KvmCreate)?;
+            run_kvm(spec, vm, params, t0)
         }
-        PlatformKind::Kvm => Err(SandboxError::KvmUnavailable),
+        None => match (Instant::now(), vcpu::KvmVm::new(kvm_ram_bytes(mem))) {
+            (t0, Ok(vm)) => run_kvm(spec, vm, params, t0),
+            (_, Err(e)) => {
+                warn!("falling back to ptrace: {e}");
+                run_ptrace(spec, mem, params)
+            }
+        },
     }
+}
+
+fn run_ptrace(
+    spec: &SandboxSpec,
+    mem: u64,
+    params: BootParams,
+) -> Result<ExitStatus, SandboxError> {
+    info!("platform ptrace, {} MiB of memory", mem >> 20);
+    let host = host_services(spec)?;
+    let plat = ptrace_fallback::PtracePlatform::new(mem, host)?;
+    Ok(guest_kernel::run(&plat, params))
+}
+
+/// Run the sentry in `vm`, created at `t0`.
+fn run_kvm(
+    spec: &SandboxSpec,
+    mut vm: vcpu::KvmVm,
+    params: BootParams,
+    t0: Instant,
+) -> Result<ExitStatus, SandboxError> {
+    let created = t0.elapsed();
+    info!(
+        "platform kvm (PVM), {} MiB of guest memory",
+        vm.ram().size() >> 20
+    );
+    let host: vcpu::SharedHost = Arc::new(host_services(spec)?);
+    vm.boot(vcpu::SENTRY_IMAGE, &params.encode())
+        .map_err(SandboxError::KvmBoot)?;
+    let loaded = t0.elapsed();
+    let report = vm.run(host).map_err(SandboxError::KvmRun)?;
+    debug!(
+        "kvm start-up: VM created in {created:.2?}, sentry loaded at {loaded:.2?}, run ended at {:.2?}",
+        t0.elapsed()
+    );
+    let e = &report.exits;
+    debug!(
+        "kvm exits: {} KVM_RUN, {} port I/O ({} debug), {} interrupted; host calls: {} served, \
+         {} doorbells (ioeventfd, no exit), {} I/O-thread wake-ups, {} wake-ups of the halted sentry (MSI, no exit); \
+         {:.2?} in the guest",
+        e.runs,
+        e.io,
+        e.debug,
+        e.interrupted,
+        report.hostcalls,
+        report.doorbells,
+        report.hostcall_wakeups,
+        report.guest_wakes,
+        report.elapsed
+    );
+    report
+        .exit_status
+        .ok_or(SandboxError::KvmNoExitReport(report.status))
 }
 
 /// Tell the user why a container did not run its program.
 pub fn report(status: &ExitStatus) {
     match status {
-        ExitStatus::ExecFailed { path, errno, reason } => {
+        ExitStatus::ExecFailed {
+            path,
+            errno,
+            reason,
+        } => {
             let os = std::io::Error::from_raw_os_error(errno.0);
-            let why = if reason.is_empty() { os.to_string() } else { format!("{reason} ({os})") };
-            eprintln!("ringfence: exec \"{}\": {why}", String::from_utf8_lossy(path));
+            let why = if reason.is_empty() {
+                os.to_string()
+            } else {
+                format!("{reason} ({os})")
+            };
+            eprintln!(
+                "ringfence: exec \"{}\": {why}",
+                String::from_utf8_lossy(path)
+            );
         }
         ExitStatus::PlatformFailed(msg) => eprintln!("ringfence: sandbox failed: {msg}"),
         ExitStatus::Signaled(sig) => warn!("container init killed by signal {sig}"),
         ExitStatus::Exited(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kvm_ram_is_rounded_and_bounded_below() {
+        assert_eq!(kvm_ram_bytes(512 << 20), 512 << 20);
+        assert_eq!(kvm_ram_bytes(1), KVM_MIN_MEMORY_BYTES);
+        assert_eq!(kvm_ram_bytes((200 << 20) + 1), 202 << 20);
     }
 }

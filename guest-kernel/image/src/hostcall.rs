@@ -15,6 +15,10 @@ use crate::arch::x86_64::{kva, pvm, virt_to_phys};
 
 /// Give up on the host after this long (the VMM's I/O thread is gone).
 const HOST_TIMEOUT_NS: u64 = 30_000_000_000;
+/// Spin this long for a completion before halting.
+const SPIN_NS: u64 = 30_000;
+/// Longest halt while waiting (in case a wake-up interrupt is lost).
+const HALT_BACKSTOP_NS: u64 = 10_000_000;
 
 fn qptr(off: u64) -> u64 {
     kva(gpa::QUEUE + off)
@@ -64,6 +68,12 @@ pub static QUEUE: HostQueue = HostQueue {
 /// Statistics: doorbells rung and requests posted.
 pub static DOORBELLS: AtomicU64 = AtomicU64::new(0);
 pub static REQUESTS: AtomicU64 = AtomicU64::new(0);
+/// Writes appended to an already posted request.
+pub static APPENDS: AtomicU64 = AtomicU64::new(0);
+/// Times the sentry waited for the host (synchronous calls, full queue).
+pub static WAITS: AtomicU64 = AtomicU64::new(0);
+/// Times the sentry halted while waiting.
+pub static HALTS: AtomicU64 = AtomicU64::new(0);
 
 struct Req {
     op: u32,
@@ -98,20 +108,41 @@ fn doorbell() {
     }
 }
 
-fn wait_until(mut done: impl FnMut() -> bool) {
-    let start = crate::arch::x86_64::monotonic_ns();
+/// Wait until the slot at offset `s` is done: spin briefly (the usual
+/// answer takes tens of microseconds), then halt the vCPU until the host's
+/// wake-up interrupt (see `GUEST_WAITING`), with the timer as a backstop.
+/// A request the host has claimed may take as long as its host call (a
+/// read of stdin); one never claimed for [`HOST_TIMEOUT_NS`] means the
+/// VMM's I/O thread is gone.
+fn wait_done(s: u64) {
+    use crate::arch::x86_64::{halt_until, monotonic_ns};
+    WAITS.fetch_add(1, Ordering::Relaxed);
+    let state = || a32(s + q::SLOT_STATE).load(Ordering::Acquire);
+    let start = monotonic_ns();
     let mut spins = 0u32;
-    while !done() {
+    while state() != q::STATE_DONE {
         core::hint::spin_loop();
         spins = spins.wrapping_add(1);
-        if spins % 4096 == 0 {
-            if crate::arch::x86_64::monotonic_ns() - start > HOST_TIMEOUT_NS {
-                crate::console::fatal(format_args!(
-                    "host call timed out: the VMM's I/O thread does not answer"
-                ));
-            }
-            // Make sure a sleeping host has heard of us.
-            doorbell();
+        if spins.is_multiple_of(64) && monotonic_ns() - start > SPIN_NS {
+            break;
+        }
+    }
+    while state() != q::STATE_DONE {
+        a32(q::GUEST_WAITING).store(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if state() == q::STATE_DONE {
+            a32(q::GUEST_WAITING).store(0, Ordering::Relaxed);
+            return;
+        }
+        // Make sure a sleeping host has heard of the request.
+        doorbell();
+        HALTS.fetch_add(1, Ordering::Relaxed);
+        halt_until(monotonic_ns() + HALT_BACKSTOP_NS);
+        a32(q::GUEST_WAITING).store(0, Ordering::Relaxed);
+        if state() == q::STATE_POSTED && monotonic_ns() - start > HOST_TIMEOUT_NS {
+            crate::console::fatal(format_args!(
+                "host call timed out: the VMM's I/O thread does not answer"
+            ));
         }
     }
 }
@@ -133,6 +164,60 @@ impl State {
         }
     }
 
+    /// Append `data` to the newest request if it is an asynchronous write
+    /// to `handle` that the host has not claimed yet and whose payload ends
+    /// where the arena's free space begins (see the batching rule of
+    /// `abi::hostcall::queue`). A burst of small writes then costs the host
+    /// one `write(2)`.
+    fn try_append(&mut self, handle: u32, data: &[u8]) -> bool {
+        if self.head == self.reclaimed {
+            return false;
+        }
+        let s = slot_off(self.head - 1);
+        let len = data.len() as u64;
+        let old_len = a64(s + q::SLOT_LEN).load(Ordering::Relaxed);
+        let pos = self.arena_head % q::ARENA_SIZE;
+        if a32(s + q::SLOT_OP).load(Ordering::Relaxed) != q::OP_WRITE
+            || a32(s + q::SLOT_HANDLE).load(Ordering::Relaxed) != handle
+            || a64(s + q::SLOT_PRIV).load(Ordering::Relaxed) != self.arena_head
+            || self.arena_head == 0
+            || old_len + len > q::BATCH_MAX
+            || pos + len > q::ARENA_SIZE
+            || self.arena_head + len - self.arena_free > q::ARENA_SIZE
+        {
+            return false;
+        }
+        if a32(s + q::SLOT_STATE)
+            .compare_exchange(
+                q::STATE_POSTED,
+                q::STATE_BUSY,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return false; // the host has claimed it (or served it)
+        }
+        // SAFETY: `[pos, pos+len)` lies inside the arena (checked above) and
+        // is free: it starts at `arena_head` and ends within the arena size
+        // of `arena_free`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                qptr(q::ARENA + pos) as *mut u8,
+                data.len(),
+            );
+        }
+        self.arena_head += len;
+        a64(s + q::SLOT_LEN).store(old_len + len, Ordering::Relaxed);
+        a64(s + q::SLOT_PRIV).store(self.arena_head, Ordering::Relaxed);
+        a32(s + q::SLOT_STATE).store(q::STATE_POSTED, Ordering::Release);
+        APPENDS.fetch_add(1, Ordering::Relaxed);
+        // No doorbell: the slot was announced when it was posted, and a
+        // host cannot fall asleep while a posted slot is waiting.
+        true
+    }
+
     /// Post a request; returns its sequence number.
     fn post(&mut self, r: &Req, arena_end: u64) -> u64 {
         if self.head - self.reclaimed >= q::NR_SLOTS {
@@ -140,7 +225,7 @@ impl State {
             if self.head - self.reclaimed >= q::NR_SLOTS {
                 doorbell();
                 let s = slot_off(self.reclaimed);
-                wait_until(|| a32(s + q::SLOT_STATE).load(Ordering::Acquire) == q::STATE_DONE);
+                wait_done(s);
                 self.reclaim();
             }
         }
@@ -166,7 +251,7 @@ impl State {
 fn call(r: Req) -> i64 {
     let seq = QUEUE.with(|st| st.post(&r, 0));
     let s = slot_off(seq);
-    wait_until(|| a32(s + q::SLOT_STATE).load(Ordering::Acquire) == q::STATE_DONE);
+    wait_done(s);
     let res = a64(s + q::SLOT_RESULT).load(Ordering::Relaxed) as i64;
     QUEUE.with(|st| st.reclaim());
     res
@@ -183,11 +268,30 @@ fn to_result(res: i64) -> KResult<usize> {
 /// Queue a write of `data` to `handle` without waiting. `false` if it does
 /// not fit in the arena (the caller then writes synchronously).
 fn write_async(handle: u32, data: &[u8]) -> bool {
+    post_async(q::OP_WRITE, handle, data)
+}
+
+/// Forward a log record (`level` 1 error .. 5 trace) to the VMM without
+/// waiting. Records that do not fit are dropped.
+pub fn log_record(level: u32, text: &[u8]) {
+    let _ = post_async(
+        q::OP_LOG,
+        level,
+        &text[..text.len().min(q::LOG_MAX as usize)],
+    );
+}
+
+/// Post `op` on `handle` with a copy of `data` in the arena, without
+/// waiting for it. `false` if `data` is empty or too large for the arena.
+fn post_async(op: u32, handle: u32, data: &[u8]) -> bool {
     let len = data.len() as u64;
     if len == 0 || len > q::ARENA_SIZE / 4 {
         return false;
     }
     QUEUE.with(|st| {
+        if op == q::OP_WRITE && st.try_append(handle, data) {
+            return;
+        }
         loop {
             let mut start = st.arena_head;
             let pos = start % q::ARENA_SIZE;
@@ -207,7 +311,7 @@ fn write_async(handle: u32, data: &[u8]) -> bool {
                 }
                 st.arena_head = start + len;
                 let r = Req {
-                    op: q::OP_WRITE,
+                    op,
                     handle,
                     addr: gpa::QUEUE + q::ARENA + at,
                     len,
@@ -221,7 +325,7 @@ fn write_async(handle: u32, data: &[u8]) -> bool {
             if st.reclaimed < st.head && start + len - st.arena_free > q::ARENA_SIZE {
                 doorbell();
                 let s = slot_off(st.reclaimed);
-                wait_until(|| a32(s + q::SLOT_STATE).load(Ordering::Acquire) == q::STATE_DONE);
+                wait_done(s);
                 st.reclaim();
             } else if st.reclaimed == st.head {
                 st.arena_free = st.arena_head;
@@ -229,6 +333,18 @@ fn write_async(handle: u32, data: &[u8]) -> bool {
         }
     });
     true
+}
+
+/// Log the queue's counters (at the end of the run).
+pub fn log_stats() {
+    log::debug!(
+        "host-call queue: {} requests posted, {} writes appended to a posted one, {} doorbells, {} waits for the host ({} halted)",
+        REQUESTS.load(Ordering::Relaxed),
+        APPENDS.load(Ordering::Relaxed),
+        DOORBELLS.load(Ordering::Relaxed),
+        WAITS.load(Ordering::Relaxed),
+        HALTS.load(Ordering::Relaxed)
+    );
 }
 
 /// Wait until every posted request is served (before exit or panic). Bounded.
@@ -252,8 +368,8 @@ fn buf_gpa(p: *const u8) -> u64 {
     virt_to_phys(p as u64)
 }
 
-impl crate::sentry::platform::HostOps for QueueHost {
-    fn open(&self, path: &[u8]) -> KResult<crate::sentry::platform::HostHandle> {
+impl guest_kernel::platform::HostOps for QueueHost {
+    fn open(&self, path: &[u8]) -> KResult<guest_kernel::platform::HostHandle> {
         if path.len() as u64 > q::PATH_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
@@ -264,10 +380,10 @@ impl crate::sentry::platform::HostOps for QueueHost {
             len: path.len() as u64,
             offset: 0,
         });
-        to_result(r).map(|h| crate::sentry::platform::HostHandle(h as u32))
+        to_result(r).map(|h| guest_kernel::platform::HostHandle(h as u32))
     }
 
-    fn read(&self, h: crate::sentry::platform::HostHandle, buf: &mut [u8]) -> KResult<usize> {
+    fn read(&self, h: guest_kernel::platform::HostHandle, buf: &mut [u8]) -> KResult<usize> {
         to_result(call(Req {
             op: q::OP_READ,
             handle: h.0,
@@ -279,7 +395,7 @@ impl crate::sentry::platform::HostOps for QueueHost {
 
     fn pread(
         &self,
-        h: crate::sentry::platform::HostHandle,
+        h: guest_kernel::platform::HostHandle,
         buf: &mut [u8],
         offset: u64,
     ) -> KResult<usize> {
@@ -292,8 +408,8 @@ impl crate::sentry::platform::HostOps for QueueHost {
         }))
     }
 
-    fn write(&self, h: crate::sentry::platform::HostHandle, data: &[u8]) -> KResult<usize> {
-        if (h == crate::sentry::platform::HOST_STDOUT || h == crate::sentry::platform::HOST_STDERR)
+    fn write(&self, h: guest_kernel::platform::HostHandle, data: &[u8]) -> KResult<usize> {
+        if (h == guest_kernel::platform::HOST_STDOUT || h == guest_kernel::platform::HOST_STDERR)
             && write_async(h.0, data)
         {
             return Ok(data.len());
@@ -309,8 +425,8 @@ impl crate::sentry::platform::HostOps for QueueHost {
 
     fn fstat(
         &self,
-        h: crate::sentry::platform::HostHandle,
-    ) -> KResult<crate::sentry::platform::HostStat> {
+        h: guest_kernel::platform::HostHandle,
+    ) -> KResult<guest_kernel::platform::HostStat> {
         let raw = [0u8; 144];
         to_result(call(Req {
             op: q::OP_FSTAT,
@@ -324,7 +440,7 @@ impl crate::sentry::platform::HostOps for QueueHost {
 
     fn tcgets(
         &self,
-        h: crate::sentry::platform::HostHandle,
+        h: guest_kernel::platform::HostHandle,
     ) -> KResult<[u8; crate::abi::linux::TERMIOS_SIZE]> {
         let t = [0u8; crate::abi::linux::TERMIOS_SIZE];
         to_result(call(Req {
@@ -337,7 +453,7 @@ impl crate::sentry::platform::HostOps for QueueHost {
         Ok(t)
     }
 
-    fn close(&self, h: crate::sentry::platform::HostHandle) {
+    fn close(&self, h: guest_kernel::platform::HostHandle) {
         let _ = call(Req {
             op: q::OP_CLOSE,
             handle: h.0,
@@ -359,7 +475,7 @@ pub fn nop() -> i64 {
     })
 }
 
-fn stat_from_bytes(b: &[u8; 144]) -> crate::sentry::platform::HostStat {
+fn stat_from_bytes(b: &[u8; 144]) -> guest_kernel::platform::HostStat {
     let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
     let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or([0; 4]));
     crate::abi::linux::Stat {

@@ -12,32 +12,21 @@
 
 extern crate alloc;
 
-// The sentry's ABI and platform interface. Until `guest-kernel` builds as
-// a dependency of the image, the shared files are included by path.
-#[path = "../../src/abi/mod.rs"]
-pub mod gk_abi;
-#[path = "../../src/abi/hostcall.rs"]
-pub mod gk_hostcall;
-mod abi {
-    pub use crate::gk_abi::*;
-    pub use crate::gk_hostcall as hostcall;
-}
-#[path = "../../src/platform.rs"]
-pub mod sentry_platform;
-mod sentry {
-    pub use crate::sentry_platform as platform;
-}
+// The sentry core. `crate::abi` names its ABI module.
+use guest_kernel::abi;
 
 mod arch;
 mod console;
 mod heap;
 mod hostcall;
+mod logger;
 mod mem;
 mod platform;
 mod selftest;
 
-use abi::hostcall::{boot_info, port};
+use abi::hostcall::{boot_info, gpa, port};
 use arch::x86_64::{self as x86, pvm};
+use guest_kernel::{BootParams, ExitStatus};
 use platform::PvmPlatform;
 
 const MIB: u64 = 1 << 20;
@@ -74,13 +63,52 @@ pub extern "C" fn kmain() -> ! {
     exit(status)
 }
 
-/// Run the sentry proper.
-fn run_sentry(_platform: &PvmPlatform, _params_len: u64) -> i32 {
-    // TODO: `guest_kernel::run(platform, BootParams::decode(blob))` once the
-    // sentry core builds as a dependency of the image.
-    console::fatal(format_args!(
-        "the sentry core is not linked into this image yet"
-    ))
+/// Run the sentry proper: decode the boot parameters, run the container's
+/// init to its end, and leave the encoded `ExitStatus` for the VMM.
+fn run_sentry(platform: &PvmPlatform, params_len: u64) -> i32 {
+    let status = match read_params(params_len) {
+        Ok(params) => {
+            logger::init(params.log_level);
+            log::debug!("sentry booted; heap and frames ready");
+            let status = guest_kernel::run(platform, params);
+            hostcall::log_stats();
+            status
+        }
+        Err(why) => ExitStatus::PlatformFailed(alloc::string::String::from(why)),
+    };
+    report(&status)
+}
+
+/// The boot parameter blob, copied out of guest memory and decoded.
+fn read_params(len: u64) -> Result<BootParams, &'static str> {
+    if len > gpa::PARAMS_MAX {
+        return Err("the boot parameters are larger than their area");
+    }
+    let mut blob = alloc::vec![0u8; len as usize];
+    // SAFETY: `[PARAMS, PARAMS + len)` lies in the parameter area (checked
+    // above), mapped at its KERNEL_BASE alias; nothing else writes it now.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            x86::kva(gpa::PARAMS) as *const u8,
+            blob.as_mut_ptr(),
+            blob.len(),
+        )
+    };
+    BootParams::decode(&blob).map_err(|_| "the boot parameters are malformed")
+}
+
+/// Leave `status` encoded in the parameter area for the VMM; returns the
+/// code for the `EXIT` port.
+fn report(status: &ExitStatus) -> i32 {
+    let mut enc = status.encode();
+    enc.truncate(gpa::PARAMS_MAX as usize);
+    // SAFETY: the parameter area is `PARAMS_MAX` bytes at its KERNEL_BASE
+    // alias and was consumed at boot.
+    unsafe {
+        core::ptr::copy_nonoverlapping(enc.as_ptr(), x86::kva(gpa::PARAMS) as *mut u8, enc.len())
+    };
+    x86::boot_info_write(boot_info::EXIT_LEN, enc.len() as u64);
+    status.code()
 }
 
 /// Flush host calls and report `status` to the VMM.

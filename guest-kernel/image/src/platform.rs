@@ -11,7 +11,7 @@ use crate::abi::{Errno, KResult, UserRegs};
 use crate::arch::x86_64::paging::{PgdPair, PTE_NX, PTE_P, PTE_U, PTE_W, USER_END};
 use crate::arch::x86_64::{self as arch, entry, phys_to_virt, pvm};
 use crate::hostcall::QueueHost;
-use crate::sentry::platform::{Clock, PhysAddr, Platform, PlatformError, Prot, Trap};
+use guest_kernel::platform::{Clock, PhysAddr, Platform, PlatformError, Prot, Trap};
 
 /// Linux's `TASK_SIZE`: the top user page stays unmapped.
 const TASK_SIZE: u64 = USER_END - 4096;
@@ -253,6 +253,7 @@ impl Platform for PvmPlatform {
             regs.gs_base = 0;
         }
         space.pgd.activate();
+        arch::arm_slice();
         let pc = arch::percpu();
         // SAFETY: per-CPU data of this CPU; nothing else runs here.
         unsafe {
@@ -276,6 +277,24 @@ impl Platform for PvmPlatform {
         }
     }
 
+    fn fpu_state(&self, thread: &PvmThread) -> Option<[u8; 512]> {
+        // The XSAVE legacy region is the `fxsave` image.
+        let mut st = [0u8; 512];
+        st.copy_from_slice(&thread.fpu.0[..512]);
+        Some(st)
+    }
+
+    fn set_fpu_state(&self, thread: &mut PvmThread, state: &[u8; 512]) {
+        let area = &mut thread.fpu.0;
+        area[..512].copy_from_slice(state);
+        // MXCSR bits above 15 are reserved: XRSTOR would fault on them in
+        // the sentry. The application cannot set them natively either.
+        let mxcsr = u32::from_le_bytes([area[24], area[25], area[26], area[27]]) & 0xffff;
+        area[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+        // XSTATE_BV: x87 and SSE come from the legacy region; AVX stays as is.
+        area[512] |= 0b11;
+    }
+
     fn release_thread(&self, _space: &mut PvmAddressSpace, _thread: PvmThread) {}
 
     fn host(&self) -> &QueueHost {
@@ -289,10 +308,17 @@ impl Platform for PvmPlatform {
         }
     }
 
-    fn idle(&self, _deadline: Option<u64>) {
-        // No timer yet: without a deadline this would sleep forever, so only
-        // yield briefly. TODO: LAPIC TSC-deadline timer + HALT.
-        core::hint::spin_loop();
+    fn idle(&self, deadline: Option<u64>) {
+        // Without a deadline, nothing can wake this single vCPU yet but the
+        // timer, so wake up now and then and let the caller look again.
+        const MAX_SLEEP_NS: u64 = 10_000_000;
+        let now = arch::monotonic_ns();
+        let until = deadline
+            .unwrap_or(u64::MAX)
+            .min(now.saturating_add(MAX_SLEEP_NS));
+        if until > now {
+            arch::halt_until(until);
+        }
     }
 
     fn random(&self, buf: &mut [u8]) {

@@ -9,7 +9,7 @@ use crate::abi::hostcall::boot_info;
 use crate::abi::UserRegs;
 use crate::arch::x86_64::{boot_info_write, pvm};
 use crate::platform::PvmPlatform;
-use crate::sentry::platform::{HostOps, Platform, Prot, Trap, HOST_STDOUT};
+use guest_kernel::platform::{HostOps, Platform, Prot, Trap, HOST_STDOUT};
 
 /// Self-test numbers (boot info `SELFTEST`).
 pub const HELLO: u64 = 1;
@@ -161,6 +161,8 @@ fn syscall_bench(p: &PvmPlatform, n: u64) -> i32 {
                 60 => break,
                 _ => pr.regs.rax = (-38i64) as u64,
             },
+            // A preemption tick: nothing else to run.
+            Ok(Trap::Interrupt) => {}
             other => crate::console::fatal(format_args!(
                 "bench: unexpected {other:?} at {:#x}",
                 pr.regs.rip
@@ -206,6 +208,7 @@ fn traps(p: &PvmPlatform) -> i32 {
                 result(7, addr);
                 break;
             }
+            Ok(Trap::Interrupt) => {}
             other => crate::console::fatal(format_args!(
                 "traps: unexpected {other:?} at {:#x}",
                 pr.regs.rip

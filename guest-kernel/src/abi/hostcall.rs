@@ -135,6 +135,10 @@ pub mod boot_info {
     pub const BOOT_STATE: u64 = 0x78;
     /// Self-test results written by the sentry (8 `u64`s).
     pub const RESULTS: u64 = 0x80;
+    /// Length of the encoded `ExitStatus` the sentry leaves at
+    /// [`super::gpa::PARAMS`] (the boot parameters are consumed by then)
+    /// before it writes [`super::port::EXIT`]; 0 if there is none.
+    pub const EXIT_LEN: u64 = 0xc0;
     /// Length of the panic text (sentry -> VMM).
     pub const PANIC_LEN: u64 = 0xf8;
     /// The panic text (UTF-8, at most [`PANIC_MAX`] bytes).
@@ -181,9 +185,24 @@ pub mod port {
 ///    does it ring [`super::port::NOTIFY`]. The host sets `HOST_WAITING`,
 ///    fences and re-checks the ring before it sleeps, so no request is lost
 ///    and a busy host is never notified twice.
-/// 3. The host serves slots in order, writes [`SLOT_RESULT`] (a byte count or
-///    `-errno`), then stores [`STATE_DONE`] with release ordering.
+/// 3. The host serves slots in order: it claims a slot by changing its state
+///    from [`STATE_POSTED`] to [`STATE_TAKEN`] (compare-and-exchange), reads
+///    the request, writes [`SLOT_RESULT`] (a byte count or `-errno`), then
+///    stores [`STATE_DONE`] with release ordering.
 /// 4. The sentry reclaims done slots (sets them free) in order.
+/// 5. Batching: while the newest slot is an asynchronous write that the
+///    host has not claimed, the sentry may append to it instead of posting
+///    a new slot: it changes the state from `STATE_POSTED` to
+///    [`STATE_BUSY`] (compare-and-exchange), places the bytes right after
+///    the slot's payload in the arena, grows [`SLOT_LEN`], stores
+///    `STATE_POSTED` again and then checks [`HOST_WAITING`] as in step 2.
+///    A host that finds `STATE_BUSY` waits for it to end.
+/// 6. Waiting: the sentry spins briefly for a completion, then sets
+///    [`GUEST_WAITING`], fences, checks again and halts (with a timer as a
+///    backstop). The host fences after each completion and, if
+///    `GUEST_WAITING` is set, sends [`WAKE_VECTOR`]. A request the host
+///    has claimed may block for as long as its host call does (a read of
+///    stdin); only a request never claimed means the host is gone.
 ///
 /// All guest addresses in a request are GPAs; the host validates each range
 /// against guest memory and never trusts lengths.
@@ -196,6 +215,12 @@ pub mod queue {
     pub const HOST_WAITING: u64 = 0x10;
     /// Header: number of doorbells rung (statistics).
     pub const NOTIFIES: u64 = 0x18;
+    /// Header: non-zero while the sentry halts waiting for a completion; the
+    /// host then sends [`WAKE_VECTOR`] to vCPU 0 after completing a slot.
+    pub const GUEST_WAITING: u64 = 0x20;
+    /// The interrupt vector of that wake-up (an MSI to the in-kernel LAPIC,
+    /// no exit to the VMM).
+    pub const WAKE_VECTOR: u32 = 0xed;
     /// Offset of the slot array.
     pub const SLOTS: u64 = 0x1000;
     /// Bytes per slot.
@@ -230,6 +255,12 @@ pub mod queue {
     pub const STATE_POSTED: u32 = 1;
     /// Slot state: served; the result is valid.
     pub const STATE_DONE: u32 = 2;
+    /// Slot state: the sentry is appending to this posted write.
+    pub const STATE_BUSY: u32 = 3;
+    /// Slot state: claimed by the host, being served.
+    pub const STATE_TAKEN: u32 = 4;
+    /// Largest payload an appended-to asynchronous write grows to.
+    pub const BATCH_MAX: u64 = 64 << 10;
 
     /// Open the path at `addr`/`len` read-only; result is the handle.
     pub const OP_OPEN: u32 = 1;
@@ -247,6 +278,11 @@ pub mod queue {
     pub const OP_CLOSE: u32 = 7;
     /// No operation (a barrier / latency probe).
     pub const OP_NOP: u32 = 8;
+    /// A sentry log record: the UTF-8 text at `addr`/`len` (in the arena),
+    /// the `log` level (1 error .. 5 trace) in the handle field.
+    pub const OP_LOG: u32 = 9;
+    /// Longest log record the host accepts.
+    pub const LOG_MAX: u64 = 4096;
 
     /// Longest path an `OP_OPEN` may carry.
     pub const PATH_MAX: u64 = 4096;

@@ -28,6 +28,41 @@ pub enum File {
     },
     /// One end of a pipe.
     Pipe(PipeEnd),
+    /// A character device of the sentry's own `/dev`.
+    Dev(DevKind),
+}
+
+/// The sentry's devices (until devfs arrives with the VFS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DevKind {
+    Null,
+    Zero,
+    Full,
+    Random,
+}
+
+impl DevKind {
+    /// The device at `path`, if the sentry provides it.
+    pub fn lookup(path: &[u8]) -> Option<DevKind> {
+        Some(match path {
+            b"/dev/null" => DevKind::Null,
+            b"/dev/zero" => DevKind::Zero,
+            b"/dev/full" => DevKind::Full,
+            b"/dev/random" | b"/dev/urandom" => DevKind::Random,
+            _ => return None,
+        })
+    }
+
+    /// Linux's device number (major 1) for `stat`.
+    pub fn rdev(self) -> u64 {
+        let minor = match self {
+            DevKind::Null => 3,
+            DevKind::Zero => 5,
+            DevKind::Full => 7,
+            DevKind::Random => 9,
+        };
+        (1 << 8) | minor
+    }
 }
 
 /// A pipe end; dropping the last reference closes it.
@@ -60,7 +95,7 @@ impl File {
     pub fn handle(&self) -> Option<HostHandle> {
         match self {
             File::HostStream { handle } | File::HostFile { handle, .. } => Some(*handle),
-            File::Pipe(_) => None,
+            File::Pipe(_) | File::Dev(_) => None,
         }
     }
 }

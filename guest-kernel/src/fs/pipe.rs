@@ -97,6 +97,13 @@ impl Pipe {
         PipeIo::Done(n)
     }
 
+    /// Bytes buffered, and how many ends of the other kind are open
+    /// (writers, for a read end; readers, for a write end).
+    pub fn status(&self, write_end: bool) -> (usize, usize) {
+        let s = self.state.lock();
+        (s.buf.len(), if write_end { s.readers } else { s.writers })
+    }
+
     /// Bytes buffered.
     pub fn len(&self) -> usize {
         self.state.lock().buf.len()

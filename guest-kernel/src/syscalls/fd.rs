@@ -126,6 +126,7 @@ pub fn sys_fcntl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
                 File::HostStream { handle } if handle.0 == 0 => O_RDONLY,
                 File::HostStream { .. } => O_WRONLY,
                 File::HostFile { .. } => O_RDONLY,
+                File::Dev(_) => 2, // O_RDWR
             })
         }
         F_SETFL => {

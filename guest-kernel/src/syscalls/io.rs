@@ -10,7 +10,7 @@ use crate::abi::linux::{Stat, RLIMIT_NOFILE};
 use crate::abi::linux::{SIGPIPE, S_IFDIR, S_IFIFO, S_IFMT, TCGETS, TERMIOS_SIZE};
 use crate::abi::{Errno, KResult};
 use crate::fs::pipe::PipeIo;
-use crate::fs::{File, PipeEnd, O_NONBLOCK};
+use crate::fs::{DevKind, File, PipeEnd, O_NONBLOCK};
 use crate::kernel::Kernel;
 use crate::platform::{HostHandle, HostOps, Platform};
 use crate::task::{SigInfo, WaitKey, SI_KERNEL};
@@ -85,6 +85,8 @@ fn read_pipe<P: Platform>(
 fn write_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64) -> KResult<u64> {
     let len = len.min(MAX_RW_COUNT);
     match file {
+        File::Dev(DevKind::Full) => Err(Errno::ENOSPC),
+        File::Dev(_) => Ok(len),
         File::HostFile { .. } => Err(Errno::EBADF),
         File::Pipe(end) if !end.write => Err(Errno::EBADF),
         File::Pipe(end) => write_pipe(k, end, buf, len),
@@ -146,6 +148,15 @@ fn pread_host<P: Platform>(
 fn read_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64) -> KResult<u64> {
     let len = len.min(MAX_RW_COUNT);
     match file {
+        File::Dev(DevKind::Null) => Ok(0),
+        File::Dev(kind) => {
+            let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
+            if *kind == DevKind::Random {
+                k.plat.random(&mut tmp);
+            }
+            k.copy_out(buf, &tmp)?;
+            Ok(tmp.len() as u64)
+        }
         File::HostFile { handle, offset } => {
             let off = offset.load(Ordering::Relaxed);
             let n = pread_host(k, *handle, buf, len, off)?;
@@ -294,6 +305,15 @@ fn stat_of<P: Platform>(k: &Kernel<'_, P>, file: &File) -> KResult<Stat> {
             st_blksize: 4096,
             ..Default::default()
         }),
+        File::Dev(d) => Ok(Stat {
+            st_dev: 5,
+            st_ino: d.rdev(),
+            st_nlink: 1,
+            st_mode: crate::abi::linux::S_IFCHR | 0o666,
+            st_rdev: d.rdev(),
+            st_blksize: 4096,
+            ..Default::default()
+        }),
         f => k.plat.host().fstat(f.handle().ok_or(Errno::EBADF)?),
     }
 }
@@ -304,20 +324,6 @@ pub fn sys_fstat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let st = stat_of(k, &file)?;
     k.copy_out(a[1], &st.to_bytes())?;
     Ok(0)
-}
-
-/// newfstatat(2): only `AT_EMPTY_PATH` on a descriptor until the VFS arrives.
-pub fn sys_newfstatat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    const AT_EMPTY_PATH: u64 = 0x1000;
-    let path = k.read_cstr(a[1], 4096)?;
-    if path.is_empty() && a[3] & AT_EMPTY_PATH != 0 {
-        return sys_fstat(k, [a[0], a[2], 0, 0, 0, 0]);
-    }
-    Err(if path.is_empty() {
-        Errno::ENOENT
-    } else {
-        Errno::ENOSYS
-    })
 }
 
 /// ioctl(2): terminal queries on host streams.
@@ -405,6 +411,14 @@ pub fn sys_openat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         return Err(Errno::ENAMETOOLONG);
     }
     let full = crate::loader::join(&k.group().cwd, &path);
+    if let Some(dev) = DevKind::lookup(&full) {
+        let limit = k.group().rlimits[RLIMIT_NOFILE as usize].0;
+        return Ok(k.group_mut().fds.install(
+            Arc::new(File::Dev(dev)),
+            flags & O_CLOEXEC != 0,
+            limit,
+        )? as u64);
+    }
     let handle = match k.plat.host().open(&full) {
         Ok(h) => h,
         Err(Errno::ENOENT) if flags & O_CREAT != 0 => return Err(Errno::EROFS),

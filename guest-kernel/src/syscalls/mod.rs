@@ -6,8 +6,10 @@ pub mod futex;
 pub mod io;
 pub mod misc;
 pub mod mm;
+pub mod poll;
 pub mod process;
 pub mod signal;
+pub mod stat;
 pub mod time;
 pub mod wait;
 
@@ -72,7 +74,11 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         LSEEK => io::sys_lseek(k, a),
         PREAD64 => io::sys_pread64(k, a),
         FSTAT => io::sys_fstat(k, a),
-        NEWFSTATAT => io::sys_newfstatat(k, a),
+        NEWFSTATAT => stat::sys_newfstatat(k, a),
+        STAT => stat::sys_stat(k, a),
+        LSTAT => stat::sys_lstat(k, a),
+        ACCESS => stat::sys_access(k, a),
+        FACCESSAT | FACCESSAT2 => stat::sys_faccessat(k, a),
         IOCTL => io::sys_ioctl(k, a),
         READLINK => io::sys_readlink(k, a),
         READLINKAT => io::sys_readlinkat(k, a),
@@ -140,6 +146,8 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         CLOCK_NANOSLEEP => time::sys_clock_nanosleep(k, a),
 
         FUTEX => futex::sys_futex(k, a),
+        POLL => poll::sys_poll(k, a),
+        PPOLL => poll::sys_ppoll(k, a),
 
         UNAME => misc::sys_uname(k, a),
         GETRANDOM => misc::sys_getrandom(k, a),

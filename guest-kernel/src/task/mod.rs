@@ -49,6 +49,8 @@ pub enum WaitKey {
     Vfork(Tid),
     /// A signal in the given set arrives (`rt_sigtimedwait`, `sigsuspend`).
     Signal,
+    /// Readiness of any polled file (`poll`, `select`).
+    Poll,
 }
 
 /// Scheduling state of a task.

@@ -48,6 +48,8 @@ pub struct PerCpu {
     pub syscalls: u64,   // 88
     pub traps: u64,      // 96
     pub kind: u64,       // 104
+    /// TSC value the preemption timer is armed for (0: not armed).
+    pub slice_deadline: u64, // 112
 }
 
 /// The per-CPU data of vCPU 0 (one vCPU for now).
@@ -66,6 +68,7 @@ pub static mut PERCPU0: PerCpu = PerCpu {
     syscalls: 0,
     traps: 0,
     kind: 0,
+    slice_deadline: 0,
 };
 
 /// This CPU's per-CPU data.
@@ -192,8 +195,67 @@ pub fn init() -> BootFacts {
     );
     pvm::wrmsr(pvm::msr::SFMASK, pvm::SFMASK_VALUE);
 
+    apic_init();
+
     boot_info_write(boot_info::BOOT_STATE, boot_info::BOOTED);
     facts
+}
+
+/// The vector of the LAPIC timer.
+pub const TIMER_VECTOR: u64 = 0xec;
+
+/// The local APIC in x2APIC mode with the timer in TSC-deadline mode,
+/// disarmed (FACTS.md, "Interrupts under PVM"). The in-kernel irqchip
+/// serves all of it without exits to the VMM.
+fn apic_init() {
+    let base = pvm::rdmsr(pvm::msr::APIC_BASE);
+    pvm::wrmsr(pvm::msr::APIC_BASE, base | 0xc00);
+    pvm::wrmsr(pvm::msr::X2APIC_SVR, 0x1ff);
+    pvm::wrmsr(pvm::msr::X2APIC_LINT0, 0x1_0000);
+    pvm::wrmsr(pvm::msr::X2APIC_TPR, 0);
+    pvm::wrmsr(pvm::msr::X2APIC_LVTT, TIMER_VECTOR | (2 << 17));
+    pvm::wrmsr(pvm::msr::TSC_DEADLINE, 0);
+}
+
+/// TSC value at monotonic time `ns`.
+fn tsc_at(ns: u64) -> u64 {
+    let khz = u128::from(TSC_KHZ.load(Ordering::Relaxed).max(1));
+    let ticks = u128::from(ns) * khz / 1_000_000;
+    BOOT_TSC
+        .load(Ordering::Relaxed)
+        .saturating_add(u64::try_from(ticks).unwrap_or(u64::MAX))
+}
+
+/// Halt until monotonic time `deadline_ns` (or an earlier interrupt):
+/// the LAPIC TSC-deadline timer wakes the HALT.
+pub fn halt_until(deadline_ns: u64) {
+    pvm::wrmsr(pvm::msr::TSC_DEADLINE, tsc_at(deadline_ns));
+    idle();
+    // Disarm, in case something else woke us first; this also cancels a
+    // preemption slice, so the next switch to user mode arms a new one.
+    pvm::wrmsr(pvm::msr::TSC_DEADLINE, 0);
+    // SAFETY: per-CPU data of this CPU.
+    unsafe { (*percpu()).slice_deadline = 0 };
+}
+
+/// Length of a time slice of user code before the timer interrupts it.
+pub const SLICE_NS: u64 = 10_000_000;
+
+/// Make sure the preemption timer will interrupt user code within a time
+/// slice. It costs a WRMSR hypercall only when no slice is pending, i.e.
+/// about once per slice, not once per system call.
+pub fn arm_slice() {
+    let pc = percpu();
+    let now = pvm::rdtsc();
+    // SAFETY: per-CPU data of this CPU.
+    let armed = unsafe { (*pc).slice_deadline };
+    if armed == 0 || now >= armed {
+        let ticks = SLICE_NS * TSC_KHZ.load(Ordering::Relaxed).max(1) / 1_000_000;
+        let deadline = now + ticks;
+        pvm::wrmsr(pvm::msr::TSC_DEADLINE, deadline);
+        // SAFETY: as above.
+        unsafe { (*pc).slice_deadline = deadline };
+    }
 }
 
 /// The vIF page of this CPU.

@@ -66,8 +66,10 @@ impl PgdPair {
         table(self.cr3 + 0x1000)
     }
 
-    /// The leaf PTE for `va`, creating tables when `create`.
-    fn walk(&mut self, va: u64, create: bool) -> Result<Option<*mut u64>, ()> {
+    /// The leaf PTE for `va`, creating tables when `create`. Without
+    /// `create`, a missing table gives `Err(span)`: the size of the
+    /// aligned range around `va` that has no mappings at all.
+    fn walk(&mut self, va: u64, create: bool) -> Result<*mut u64, Option<u64>> {
         let mut t = self.user_pgd();
         for level in [39u32, 30, 21] {
             let idx = ((va >> level) & 511) as usize;
@@ -77,12 +79,12 @@ impl PgdPair {
             let v = unsafe { *e };
             if v & PTE_P == 0 {
                 if !create {
-                    return Ok(None);
+                    return Err(Some(1u64 << level));
                 }
                 // SAFETY: PAGE has a non-zero size.
                 let n = unsafe { alloc_zeroed(PAGE) };
                 if n.is_null() {
-                    return Err(());
+                    return Err(None);
                 }
                 self.tables += 1;
                 let g = virt_to_phys(n as u64);
@@ -94,7 +96,7 @@ impl PgdPair {
             }
         }
         // SAFETY: `t` is the page table; index < 512.
-        Ok(Some(unsafe { t.add(((va >> 12) & 511) as usize) }))
+        Ok(unsafe { t.add(((va >> 12) & 511) as usize) })
     }
 
     fn flush(&self, va: u64, pages: u64) {
@@ -117,7 +119,7 @@ impl PgdPair {
     pub fn map(&mut self, va: u64, gpa_base: u64, len: u64, flags: u64) -> Result<(), ()> {
         let mut replaced = false;
         for off in (0..len).step_by(4096) {
-            let e = self.walk(va + off, true)?.ok_or(())?;
+            let e = self.walk(va + off, true).map_err(|_| ())?;
             // SAFETY: `e` is a live leaf entry of this space.
             unsafe {
                 replaced |= *e & PTE_MAPPED != 0;
@@ -146,7 +148,7 @@ impl PgdPair {
         while off < len {
             let a = va + off;
             match self.walk(a, false) {
-                Ok(Some(e)) => {
+                Ok(e) => {
                     // SAFETY: `e` is a live leaf entry.
                     unsafe {
                         if *e & PTE_MAPPED != 0 {
@@ -156,8 +158,12 @@ impl PgdPair {
                     }
                     off += 4096;
                 }
-                // No table here: skip to the next 2 MiB boundary.
-                _ => off = ((a | 0x1f_ffff) + 1) - va,
+                // No table here: skip the whole unmapped span (2 MiB, 1 GiB
+                // or 512 GiB), so tearing down the user half is cheap.
+                Err(span) => {
+                    let span = span.unwrap_or(4096);
+                    off = ((a | (span - 1)) + 1) - va;
+                }
             }
         }
         if touched {

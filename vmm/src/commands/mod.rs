@@ -1,0 +1,7 @@
+//! One module per group of verbs (as youki's liboci-cli): each verb is a
+//! thin function over `container` (the state directory) and `control`
+//! (the sandbox process's socket).
+
+pub mod create;
+pub mod info;
+pub mod lifecycle;

@@ -1,0 +1,214 @@
+//! The control protocol between the CLI verbs and a sandbox process:
+//! one JSON request per line on `<root>/<id>/ctl.sock`, answered by one
+//! JSON response per line (see docs/control-api.md), and the client side.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use resources::state::ContainerState;
+use serde::{Deserialize, Serialize};
+
+/// Longest request line a sandbox accepts, in bytes.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// How long a client waits for the answer to anything but `wait`.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A request to the sandbox process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Request {
+    /// Start the container's program (status `created` → `running`).
+    Start,
+    /// Send `signal` (1..=64, or 0 to probe) to the container's init, or
+    /// with `all` to every process of the container.
+    Signal {
+        signal: i32,
+        #[serde(default)]
+        all: bool,
+    },
+    /// Answer once the container has stopped, with its exit status.
+    Wait,
+    /// The container's state, as `ringfence state` prints it.
+    State,
+    /// Host pids of the container's processes.
+    Ps,
+}
+
+/// A response: `ok` plus the fields of the request's answer, or `error`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `wait`: the exit status (the code, or 128+N after signal N).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<i32>,
+    /// `state`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ContainerState>,
+    /// `ps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<Vec<i32>>,
+}
+
+impl Response {
+    pub fn ok() -> Self {
+        Response {
+            ok: true,
+            ..Response::default()
+        }
+    }
+
+    pub fn error(msg: impl Into<String>) -> Self {
+        Response {
+            ok: false,
+            error: Some(msg.into()),
+            ..Response::default()
+        }
+    }
+
+    /// The response as one line of JSON, newline included.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec(self)
+            .unwrap_or_else(|_| br#"{"ok":false,"error":"cannot encode the response"}"#.to_vec());
+        v.push(b'\n');
+        v
+    }
+}
+
+/// Failures of a control call.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("the sandbox process of container \"{id}\" is not reachable: {source}")]
+    Unreachable { id: String, source: io::Error },
+    #[error("control socket of container \"{id}\": {source}")]
+    Io { id: String, source: io::Error },
+    #[error("the sandbox process of container \"{id}\" closed the connection without answering")]
+    NoAnswer { id: String },
+    #[error("malformed answer from the sandbox of container \"{id}\": {source}")]
+    Malformed {
+        id: String,
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Sun paths hold 108 bytes; longer socket paths go through the directory.
+const MAX_SUN_PATH: usize = 107;
+
+/// A path naming `socket` that fits in a `sockaddr_un`: the path itself, or
+/// `/proc/self/fd/N/NAME` through an open fd of its directory (kept in the
+/// returned `File`, which must outlive the bind or connect).
+pub fn short_socket_path(socket: &Path) -> io::Result<(Option<File>, PathBuf)> {
+    if socket.as_os_str().len() <= MAX_SUN_PATH {
+        return Ok((None, socket.to_path_buf()));
+    }
+    let (Some(dir), Some(name)) = (socket.parent(), socket.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad socket path",
+        ));
+    };
+    let dirf = File::open(dir)?;
+    let path = Path::new(&format!("/proc/self/fd/{}", dirf.as_raw_fd())).join(name);
+    Ok((Some(dirf), path))
+}
+
+/// Sends `req` to the sandbox listening on `socket` and reads its answer.
+/// `timeout` bounds the wait for the answer (`None`: wait for ever, for
+/// `wait`). A refused request becomes [`ControlError::Refused`].
+pub fn call(
+    id: &str,
+    socket: &Path,
+    req: &Request,
+    timeout: Option<Duration>,
+) -> Result<Response, ControlError> {
+    let unreachable = |source| ControlError::Unreachable {
+        id: id.to_string(),
+        source,
+    };
+    let io_err = |source| ControlError::Io {
+        id: id.to_string(),
+        source,
+    };
+    let (_dir, path) = short_socket_path(socket).map_err(unreachable)?;
+    let mut stream = UnixStream::connect(&path).map_err(unreachable)?;
+    stream.set_read_timeout(timeout).map_err(io_err)?;
+    stream
+        .set_write_timeout(Some(REPLY_TIMEOUT))
+        .map_err(io_err)?;
+    let mut line = serde_json::to_vec(req).map_err(|e| io_err(io::Error::other(e)))?;
+    line.push(b'\n');
+    stream.write_all(&line).map_err(io_err)?;
+    let mut answer = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut answer)
+        .map_err(io_err)?;
+    if answer.trim().is_empty() {
+        return Err(ControlError::NoAnswer { id: id.to_string() });
+    }
+    let resp: Response =
+        serde_json::from_str(&answer).map_err(|source| ControlError::Malformed {
+            id: id.to_string(),
+            source,
+        })?;
+    if resp.ok {
+        Ok(resp)
+    } else {
+        Err(ControlError::Refused(
+            resp.error.unwrap_or_else(|| "request refused".into()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_wire_format() {
+        let r: Request = serde_json::from_str(r#"{"op":"signal","signal":9}"#).expect("parse");
+        assert_eq!(
+            r,
+            Request::Signal {
+                signal: 9,
+                all: false
+            }
+        );
+        let r: Request = serde_json::from_str(r#"{"op":"start"}"#).expect("parse");
+        assert_eq!(r, Request::Start);
+        assert!(serde_json::from_str::<Request>(r#"{"op":"fly"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"op":"signal"}"#).is_err());
+        assert!(serde_json::from_str::<Request>("[1,2]").is_err());
+        let line = serde_json::to_string(&Request::Wait).expect("encode");
+        assert_eq!(line, r#"{"op":"wait"}"#);
+    }
+
+    #[test]
+    fn response_wire_format() {
+        assert_eq!(Response::ok().to_line(), b"{\"ok\":true}\n");
+        let e = Response::error("no");
+        assert_eq!(e.to_line(), b"{\"ok\":false,\"error\":\"no\"}\n");
+    }
+
+    #[test]
+    fn long_socket_paths_go_through_the_directory() {
+        let short = Path::new("/run/x/ctl.sock");
+        let (f, p) = short_socket_path(short).expect("short");
+        assert!(f.is_none());
+        assert_eq!(p, short);
+        let long = std::env::temp_dir().join("a".repeat(120)).join("ctl.sock");
+        // The directory does not exist: a clean error, no panic.
+        assert!(short_socket_path(&long).is_err());
+        let long = std::env::temp_dir().join(format!("{}ctl.sock", "x".repeat(120)));
+        let (f, p) = short_socket_path(&long).expect("dir exists");
+        assert!(f.is_some());
+        assert!(p.starts_with("/proc/self/fd/"));
+    }
+}

@@ -1,0 +1,542 @@
+//! The sandbox process's event loop: the container's state machine, its
+//! control socket and the host signals it forwards.
+//!
+//! One [`Server`] subscriber owns every fd of the loop, told apart by
+//! consecutive tokens: the listening socket, the signalfd, the eventfd the
+//! container's init thread rings when the sentry returns, and one token per
+//! client connection. A single owner keeps the state machine
+//! (`created → running → stopped`) free of locks: every transition happens
+//! on the loop thread, and the only other thread, `container-init`, talks
+//! to it through a channel plus the eventfd.
+//!
+//! Signals: the sentry has no way yet to deliver a signal from the host to
+//! a running application. Until it has, a signal whose default action
+//! terminates (TERM, INT, KILL, HUP, ...) ends the whole sandbox, and the
+//! container's exit status is 128+N as runc reports for an init killed by
+//! N; a signal that is ignored by default is dropped; a stop signal is
+//! refused. A program's own handlers are therefore not run for host
+//! signals (they are for signals the program raises itself).
+
+use std::collections::BTreeMap;
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, SystemTime};
+
+use event_manager::{EventManager, EventOps, EventSet, Events, MutEventSubscriber, SubscriberOps};
+use guest_kernel::ExitStatus;
+use log::{debug, error, info, warn};
+use nix::sys::signalfd::SignalFd;
+use resources::state::{rfc3339_utc, ContainerState, Status};
+use resources::SandboxSpec;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use crate::cli::Cli;
+use crate::container::{self, ContainerError, SandboxRecord, StateDir};
+use crate::control::{self, Request, Response, MAX_REQUEST_BYTES};
+use crate::sandbox;
+use crate::signal::{default_action, DefaultAction, SIGRTMAX};
+
+const TOKEN_LISTENER: u32 = 0;
+const TOKEN_SIGNALS: u32 = 1;
+const TOKEN_EXIT: u32 = 2;
+/// The first connection token; connections count up from here.
+const TOKEN_FIRST_CONN: u32 = 16;
+
+/// How long a reply may block on a client that does not read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Failures to set up or run the sandbox process.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {path}: {source}")]
+    Listen { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error("cannot create the exit notifier: {0}")]
+    EventFd(io::Error),
+    #[error("event loop: {0}")]
+    EventLoop(#[from] event_manager::Error),
+    #[error("cannot start the container: {0}")]
+    Start(String),
+}
+
+/// How the container's init ended, as the `container-init` thread saw it.
+type Outcome = Result<ExitStatus, String>;
+
+/// Where the container is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Created,
+    Running,
+    /// Stopped with this exit status.
+    Stopped(i32),
+}
+
+#[derive(Debug)]
+struct Conn {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    /// A `wait` is parked on this connection; later requests wait too.
+    waiting: bool,
+    /// Writing failed or the peer is gone: close at the next chance.
+    broken: bool,
+}
+
+/// The sandbox process's state and the fds its event loop serves.
+#[derive(Debug)]
+pub struct Server {
+    cli: Arc<Cli>,
+    dir: StateDir,
+    /// The container to run; taken by `start`.
+    spec: Option<SandboxSpec>,
+    state: ContainerState,
+    record: SandboxRecord,
+    phase: Phase,
+    listener: UnixListener,
+    signals: SignalFd,
+    exit_evt: EventFd,
+    exit_tx: Sender<Outcome>,
+    exit_rx: Receiver<Outcome>,
+    init_thread: Option<JoinHandle<()>>,
+    conns: BTreeMap<u32, Conn>,
+    next_token: u32,
+    /// Set when the loop should end, with the process's exit status.
+    finished: Option<i32>,
+}
+
+impl Server {
+    /// Makes this process the sandbox of container `id` in `dir`: listens
+    /// on the control socket, then records the `created` state (pid = this
+    /// process), `sandbox.json` and the pid file.
+    pub fn prepare(
+        cli: Arc<Cli>,
+        dir: StateDir,
+        bundle: &Path,
+        spec: SandboxSpec,
+        pid_file: Option<&Path>,
+        signals: SignalFd,
+    ) -> Result<Server, ServeError> {
+        let pid = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+        let start_time = container::process_start_time(pid).map_or(0, |(t, _)| t);
+        let sock = dir.socket();
+        let listen_err = |source| ServeError::Listen {
+            path: sock.clone(),
+            source,
+        };
+        let (_dirfd, addr) = control::short_socket_path(&sock).map_err(listen_err)?;
+        let listener = UnixListener::bind(&addr).map_err(listen_err)?;
+        listener.set_nonblocking(true).map_err(listen_err)?;
+        let id = dir
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let state = ContainerState {
+            oci_version: resources::DEFAULT_OCI_VERSION.to_string(),
+            id,
+            pid,
+            status: Status::Created,
+            bundle: bundle.to_path_buf(),
+            rootfs: spec.root.clone(),
+            created: rfc3339_utc(SystemTime::now()),
+            owner: String::new(),
+            annotations: spec.annotations.clone(),
+        };
+        let record = SandboxRecord {
+            pid,
+            start_time,
+            exit_status: None,
+        };
+        dir.write_record(&record)?;
+        dir.write_state(&state)?;
+        if let Some(p) = pid_file {
+            container::write_file_atomic(p, pid.to_string().as_bytes()).map_err(|source| {
+                ContainerError::PidFile {
+                    path: p.to_path_buf(),
+                    source,
+                }
+            })?;
+        }
+        let exit_evt = EventFd::new(EFD_NONBLOCK).map_err(ServeError::EventFd)?;
+        let (exit_tx, exit_rx) = mpsc::channel();
+        Ok(Server {
+            cli,
+            dir,
+            spec: Some(spec),
+            state,
+            record,
+            phase: Phase::Created,
+            listener,
+            signals,
+            exit_evt,
+            exit_tx,
+            exit_rx,
+            init_thread: None,
+            conns: BTreeMap::new(),
+            next_token: TOKEN_FIRST_CONN,
+            finished: None,
+        })
+    }
+
+    /// Serves the control socket until the container has stopped; with
+    /// `autostart` (`ringfence run`) the container starts at once. Returns
+    /// the container's exit status.
+    pub fn serve(mut self, autostart: bool) -> Result<i32, ServeError> {
+        if autostart {
+            self.start().map_err(ServeError::Start)?;
+        }
+        let mut em = EventManager::<Server>::new()?;
+        let id = em.add_subscriber(self);
+        loop {
+            em.run()?;
+            if let Some(code) = em.subscriber_mut(id)?.finished {
+                return Ok(code);
+            }
+        }
+    }
+
+    /// `start`: runs the container's init on its own thread.
+    fn start(&mut self) -> Result<(), String> {
+        match self.phase {
+            Phase::Created => {}
+            Phase::Running => return Err("cannot start an already running container".into()),
+            Phase::Stopped(_) => return Err("cannot start a container that has stopped".into()),
+        }
+        let spec = self
+            .spec
+            .take()
+            .ok_or_else(|| "the container has no program left to start".to_string())?;
+        let cli = Arc::clone(&self.cli);
+        let tx = self.exit_tx.clone();
+        let evt = self
+            .exit_evt
+            .try_clone()
+            .map_err(|e| format!("cannot share the exit notifier: {e}"))?;
+        let handle = thread::Builder::new()
+            .name("container-init".into())
+            .spawn(move || {
+                let outcome = sandbox::run(&cli, &spec).map_err(|e| e.to_string());
+                // The loop may be gone already (the container was killed).
+                let _ = tx.send(outcome);
+                let _ = evt.write(1);
+            })
+            .map_err(|e| format!("cannot start the container-init thread: {e}"))?;
+        self.init_thread = Some(handle);
+        self.phase = Phase::Running;
+        self.state.status = Status::Running;
+        if let Err(e) = self.dir.write_state(&self.state) {
+            error!("{e}");
+        }
+        info!("container {} started", self.state.id);
+        Ok(())
+    }
+
+    /// The container has stopped with `code`: record it, answer every
+    /// parked `wait`, and end the loop.
+    fn finish(&mut self, code: i32) {
+        if let Phase::Stopped(_) = self.phase {
+            return;
+        }
+        info!("container {} stopped with status {code}", self.state.id);
+        self.phase = Phase::Stopped(code);
+        self.record.exit_status = Some(code);
+        // sandbox.json first: whoever sees `stopped` finds the status.
+        if let Err(e) = self.dir.write_record(&self.record) {
+            error!("{e}");
+        }
+        self.state.status = Status::Stopped;
+        self.state.pid = 0;
+        if let Err(e) = self.dir.write_state(&self.state) {
+            error!("{e}");
+        }
+        if let Err(e) = std::fs::remove_file(self.dir.socket()) {
+            debug!("cannot remove the control socket: {e}");
+        }
+        let answer = Response {
+            status: Some(code),
+            ..Response::ok()
+        };
+        let waiting: Vec<u32> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.waiting)
+            .map(|(t, _)| *t)
+            .collect();
+        for token in waiting {
+            if let Some(c) = self.conns.get_mut(&token) {
+                c.waiting = false;
+            }
+            self.reply(token, &answer);
+        }
+        self.finished = Some(code);
+    }
+
+    /// The init thread is done: report how the program ended.
+    fn on_exit(&mut self) {
+        if let Err(e) = self.exit_evt.read() {
+            if e.kind() != ErrorKind::WouldBlock {
+                warn!("exit notifier: {e}");
+            }
+        }
+        let Ok(outcome) = self.exit_rx.try_recv() else {
+            return;
+        };
+        if let Some(h) = self.init_thread.take() {
+            if h.join().is_err() {
+                error!("the container-init thread panicked");
+            }
+        }
+        let code = match outcome {
+            Ok(status) => {
+                sandbox::report(&status);
+                status.code()
+            }
+            Err(msg) => {
+                crate::report_error(&self.cli, &msg);
+                1
+            }
+        };
+        self.finish(code);
+    }
+
+    /// Signal `n` for the container, from `kill` or from the host.
+    fn deliver(&mut self, n: i32, all: bool) -> Result<(), String> {
+        if !(0..=SIGRTMAX).contains(&n) {
+            return Err(format!("invalid signal {n}"));
+        }
+        if let Phase::Stopped(_) = self.phase {
+            return Err("container not running".into());
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let whom = if all { "every process" } else { "the init" };
+        match default_action(n) {
+            // No signal delivery into the sentry yet (module docs): a
+            // terminating signal ends the sandbox as it would end an init
+            // without a handler.
+            DefaultAction::Terminate => {
+                info!(
+                    "signal {n} for {whom} of container {}: ending it with status {}",
+                    self.state.id,
+                    128 + n
+                );
+                self.finish(128 + n);
+                Ok(())
+            }
+            DefaultAction::Ignore => {
+                debug!("signal {n} for {whom}: ignored by default, not delivered");
+                Ok(())
+            }
+            DefaultAction::Stop => Err(format!(
+                "signal {n} would stop the container: stopping (pause) is not supported yet"
+            )),
+        }
+    }
+
+    fn handle(&mut self, token: u32, line: &[u8]) -> Option<Response> {
+        let req: Request = match serde_json::from_slice(line) {
+            Ok(r) => r,
+            Err(e) => return Some(Response::error(format!("bad request: {e}"))),
+        };
+        debug!("control request {req:?}");
+        let done = |r: Result<(), String>| match r {
+            Ok(()) => Response::ok(),
+            Err(e) => Response::error(e),
+        };
+        Some(match req {
+            Request::Start => done(self.start()),
+            Request::Signal { signal, all } => done(self.deliver(signal, all)),
+            Request::Wait => match self.phase {
+                Phase::Stopped(code) => Response {
+                    status: Some(code),
+                    ..Response::ok()
+                },
+                _ => {
+                    if let Some(c) = self.conns.get_mut(&token) {
+                        c.waiting = true;
+                    }
+                    return None;
+                }
+            },
+            Request::State => Response {
+                state: Some(self.state.clone()),
+                ..Response::ok()
+            },
+            Request::Ps => Response {
+                pids: Some(container_pids()),
+                ..Response::ok()
+            },
+        })
+    }
+
+    fn reply(&mut self, token: u32, resp: &Response) {
+        if let Some(c) = self.conns.get_mut(&token) {
+            if let Err(e) = c.stream.write_all(&resp.to_line()) {
+                debug!("control connection {token}: {e}");
+                c.broken = true;
+            }
+        }
+    }
+
+    /// Answers the complete request lines buffered on connection `token`.
+    fn serve_lines(&mut self, token: u32) {
+        loop {
+            let line = {
+                let Some(c) = self.conns.get_mut(&token) else {
+                    return;
+                };
+                if c.waiting || c.broken {
+                    return;
+                }
+                let Some(end) = c.buf.iter().position(|&b| b == b'\n') else {
+                    return;
+                };
+                let line: Vec<u8> = c.buf.drain(..=end).collect();
+                line
+            };
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            if let Some(resp) = self.handle(token, &line) {
+                self.reply(token, &resp);
+            }
+        }
+    }
+
+    fn accept(&mut self, ops: &mut EventOps) {
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warn!("control socket accept: {e}");
+                    return;
+                }
+            };
+            if let Err(e) = stream.set_write_timeout(Some(WRITE_TIMEOUT)) {
+                warn!("control connection: {e}");
+                continue;
+            }
+            let token = self.next_token;
+            self.next_token = self.next_token.checked_add(1).unwrap_or(TOKEN_FIRST_CONN);
+            let ev = Events::with_data(&stream, token, EventSet::IN | EventSet::READ_HANG_UP);
+            if let Err(e) = ops.add(ev) {
+                warn!("cannot watch a control connection: {e}");
+                continue;
+            }
+            self.conns.insert(
+                token,
+                Conn {
+                    stream,
+                    buf: Vec::new(),
+                    waiting: false,
+                    broken: false,
+                },
+            );
+        }
+    }
+
+    fn on_conn(&mut self, token: u32, events: Events, ops: &mut EventOps) {
+        let Some(c) = self.conns.get_mut(&token) else {
+            warn!("event for unknown token {token}");
+            let _ = ops.remove(Events::empty_raw(events.fd()));
+            return;
+        };
+        let mut chunk = [0u8; 4096];
+        match c.stream.read(&mut chunk) {
+            Ok(0) => c.broken = true,
+            Ok(n) => {
+                c.buf.extend_from_slice(&chunk[..n]);
+                if c.buf.len() > MAX_REQUEST_BYTES {
+                    let _ = c
+                        .stream
+                        .write_all(&Response::error("request too long").to_line());
+                    c.broken = true;
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+            Err(e) => {
+                debug!("control connection {token}: {e}");
+                c.broken = true;
+            }
+        }
+        self.serve_lines(token);
+        if self.conns.get(&token).is_some_and(|c| c.broken) {
+            if let Some(c) = self.conns.remove(&token) {
+                if let Err(e) = ops.remove(Events::empty(&c.stream)) {
+                    debug!("unwatching connection {token}: {e}");
+                }
+            }
+        }
+    }
+
+    fn on_signals(&mut self) {
+        loop {
+            match self.signals.read_signal() {
+                Ok(Some(info)) => {
+                    let n = i32::try_from(info.ssi_signo).unwrap_or(0);
+                    info!("sandbox process received signal {n}: forwarding it to the container");
+                    if let Err(e) = self.deliver(n, false) {
+                        debug!("signal {n}: {e}");
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    warn!("signalfd: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl MutEventSubscriber for Server {
+    fn process(&mut self, events: Events, ops: &mut EventOps) {
+        match events.data() {
+            TOKEN_LISTENER => self.accept(ops),
+            TOKEN_SIGNALS => self.on_signals(),
+            TOKEN_EXIT => self.on_exit(),
+            token => self.on_conn(token, events, ops),
+        }
+    }
+
+    fn init(&mut self, ops: &mut EventOps) {
+        let fds = [
+            (self.listener.as_raw_fd(), TOKEN_LISTENER, "control socket"),
+            (self.signals.as_raw_fd(), TOKEN_SIGNALS, "signalfd"),
+            (self.exit_evt.as_raw_fd(), TOKEN_EXIT, "exit notifier"),
+        ];
+        for (fd, token, what) in fds {
+            if let Err(e) = ops.add(Events::with_data_raw(fd, token, EventSet::IN)) {
+                error!("cannot watch the {what}: {e}");
+            }
+        }
+    }
+}
+
+/// Host pids of the container: the sandbox process and its children (the
+/// ptrace platform's stub processes).
+fn container_pids() -> Vec<i32> {
+    let me = i32::try_from(std::process::id()).unwrap_or(0);
+    let mut pids = vec![me];
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            pids.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
