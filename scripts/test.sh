@@ -5,6 +5,9 @@ cd "$(dirname "$0")/.."
 need=()
 command -v gcc >/dev/null || need+=(gcc)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
+[ -x /bin/busybox ] || need+=(busybox-static)
+# runc: the lifecycle tests compare `state` output with it.
+command -v runc >/dev/null || need+=(runc)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq
