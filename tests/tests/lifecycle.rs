@@ -723,3 +723,34 @@ fn a_stale_state_directory_blocks_the_id_until_deleted() {
         env.verb(&["delete", "stale"]).expect_code(0);
     });
 }
+
+/// `kill` reaches the application: its own SIGTERM handler runs and the
+/// container exits with the handler's status, as under runc.
+#[test]
+fn kill_runs_the_applications_signal_handler() {
+    let bundle = Bundle::builder(&compile("term_handler", Link::Static)).build();
+    for_each_platform(|p| {
+        let env = Env::new(p);
+        let created = env.create(&bundle, "handler");
+        created.expect_ok();
+        env.verb(&["start", "handler"]).expect_code(0);
+        let started = Instant::now();
+        while !created.stdout().contains("ready") {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the program never got ready"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // SIGHUP is ignored by the program: it keeps running.
+        env.verb(&["kill", "handler", "HUP"]).expect_code(0);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(env.state("handler")["status"], "running");
+        env.verb(&["kill", "handler", "TERM"]).expect_code(0);
+        env.verb(&["wait", "handler"])
+            .expect_code(0)
+            .expect_stdout("0\n");
+        assert_eq!(created.stdout(), "ready\nhandled signal 15\n");
+        env.verb(&["delete", "handler"]).expect_code(0);
+    });
+}

@@ -4,11 +4,55 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Instant;
 
+use guest_kernel::platform::HostSignal;
 use guest_kernel::{BootParams, ExitStatus};
 use log::{debug, info, warn};
 use resources::SandboxSpec;
 
 use crate::cli::{Cli, PlatformKind};
+
+type SignalFn = Box<dyn Fn(HostSignal) + Send>;
+
+/// Where the control server sends signals for the container's processes.
+/// The platform attaches itself while the container runs, if it can take
+/// signals from outside; until then (or on a platform that cannot yet)
+/// `send` says no and the server falls back to ending the sandbox.
+#[derive(Clone, Default)]
+pub struct SignalPort(Arc<std::sync::Mutex<Option<SignalFn>>>);
+
+impl std::fmt::Debug for SignalPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignalPort")
+    }
+}
+
+impl SignalPort {
+    fn attach(&self, f: SignalFn) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(f);
+        }
+    }
+
+    fn detach(&self) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = None;
+        }
+    }
+
+    /// Deliver `sig` into the sandbox; false if no platform takes it.
+    pub fn send(&self, sig: HostSignal) -> bool {
+        match self.0.lock() {
+            Ok(slot) => match slot.as_ref() {
+                Some(f) => {
+                    f(sig);
+                    true
+                }
+                None => false,
+            },
+            Err(_) => false,
+        }
+    }
+}
 
 /// Guest memory when neither the spec nor the command line sets it.
 pub const DEFAULT_MEMORY_BYTES: u64 = memory::DEFAULT_MEM_BYTES;
@@ -101,11 +145,11 @@ fn host_services(spec: &SandboxSpec) -> Result<devices::HostServices, SandboxErr
 /// Run the container's init to completion on the chosen platform: the one
 /// asked for, else KVM where `/dev/kvm` opens and is a KVM we support
 /// (PVM), else ptrace.
-pub fn run(cli: &Cli, spec: &SandboxSpec) -> Result<ExitStatus, SandboxError> {
+pub fn run(cli: &Cli, spec: &SandboxSpec, port: &SignalPort) -> Result<ExitStatus, SandboxError> {
     let params = boot_params(spec, cli.debug);
     let mem = memory_bytes(cli, spec);
     match cli.platform {
-        Some(PlatformKind::Ptrace) => run_ptrace(spec, mem, params),
+        Some(PlatformKind::Ptrace) => run_ptrace(spec, mem, params, port),
         Some(PlatformKind::Kvm) => {
             let t0 = Instant::now();
             let vm = vcpu::KvmVm::new(kvm_ram_bytes(mem)).map_err(SandboxError::KvmCreate)?;
@@ -115,7 +159,7 @@ pub fn run(cli: &Cli, spec: &SandboxSpec) -> Result<ExitStatus, SandboxError> {
             (t0, Ok(vm)) => run_kvm(spec, vm, params, t0),
             (_, Err(e)) => {
                 warn!("falling back to ptrace: {e}");
-                run_ptrace(spec, mem, params)
+                run_ptrace(spec, mem, params, port)
             }
         },
     }
@@ -125,11 +169,16 @@ fn run_ptrace(
     spec: &SandboxSpec,
     mem: u64,
     params: BootParams,
+    port: &SignalPort,
 ) -> Result<ExitStatus, SandboxError> {
     info!("platform ptrace, {} MiB of memory", mem >> 20);
     let host = host_services(spec)?;
     let plat = ptrace_fallback::PtracePlatform::new(mem, host)?;
-    Ok(guest_kernel::run(&plat, params))
+    let sender = plat.signal_sender();
+    port.attach(Box::new(move |sig| sender.send(sig)));
+    let status = guest_kernel::run(&plat, params);
+    port.detach();
+    Ok(status)
 }
 
 /// Run the sentry in `vm`, created at `t0`.

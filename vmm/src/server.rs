@@ -107,6 +107,8 @@ pub struct Server {
     next_token: u32,
     /// Set when the loop should end, with the process's exit status.
     finished: Option<i32>,
+    /// Signals into the running sentry.
+    port: sandbox::SignalPort,
 }
 
 impl Server {
@@ -180,6 +182,7 @@ impl Server {
             conns: BTreeMap::new(),
             next_token: TOKEN_FIRST_CONN,
             finished: None,
+            port: sandbox::SignalPort::default(),
         })
     }
 
@@ -212,6 +215,7 @@ impl Server {
             .take()
             .ok_or_else(|| "the container has no program left to start".to_string())?;
         let cli = Arc::clone(&self.cli);
+        let port = self.port.clone();
         let tx = self.exit_tx.clone();
         let evt = self
             .exit_evt
@@ -220,7 +224,7 @@ impl Server {
         let handle = thread::Builder::new()
             .name("container-init".into())
             .spawn(move || {
-                let outcome = sandbox::run(&cli, &spec).map_err(|e| e.to_string());
+                let outcome = sandbox::run(&cli, &spec, &port).map_err(|e| e.to_string());
                 // The loop may be gone already (the container was killed).
                 let _ = tx.send(outcome);
                 let _ = evt.write(1);
@@ -316,6 +320,17 @@ impl Server {
             return Ok(());
         }
         let whom = if all { "every process" } else { "the init" };
+        if self.port.send(guest_kernel::platform::HostSignal {
+            pid: 0,
+            sig: n,
+            all,
+        }) {
+            debug!(
+                "signal {n} for {whom} of container {}: delivered to the sentry",
+                self.state.id
+            );
+            return Ok(());
+        }
         match default_action(n) {
             // No signal delivery into the sentry yet (module docs): a
             // terminating signal ends the sandbox as it would end an init
