@@ -52,7 +52,6 @@ fn hello_static_pie_args_env_match_native() {
 }
 
 #[test]
-#[ignore = "dynamic executables (PT_INTERP) are not supported yet"]
 fn hello_dynamic_args_env_match_native() {
     hello_test(Link::Dynamic);
 }

@@ -50,9 +50,15 @@ fn prot_of(flags: elf::ProgramFlags) -> Prot {
     }
 }
 
-/// Parse an x86-64 executable. Every malformed or unsupported input is
-/// `ENOEXEC`; nothing here trusts the file.
+/// Parse an x86-64 executable, placing a position-independent one at
+/// [`PIE_BASE`]. Every malformed or unsupported input is `ENOEXEC`; nothing
+/// here trusts the file.
 pub fn parse(data: &[u8]) -> KResult<ElfInfo> {
+    parse_at(data, PIE_BASE)
+}
+
+/// As [`parse`], with `dyn_bias` added to the addresses of an `ET_DYN` file.
+pub fn parse_at(data: &[u8], dyn_bias: u64) -> KResult<ElfInfo> {
     let hdr = elf::FileHeader64::<LE>::parse(data).map_err(|_| Errno::ENOEXEC)?;
     let e = hdr.endian().map_err(|_| Errno::ENOEXEC)?;
     if hdr.e_machine(e) != elf::EM_X86_64 {
@@ -60,7 +66,7 @@ pub fn parse(data: &[u8]) -> KResult<ElfInfo> {
     }
     let bias = match hdr.e_type(e) {
         elf::ET_EXEC => 0,
-        elf::ET_DYN => PIE_BASE,
+        elf::ET_DYN => dyn_bias,
         _ => return Err(Errno::ENOEXEC),
     };
     let phdrs = hdr.program_headers(e, data).map_err(|_| Errno::ENOEXEC)?;
@@ -86,7 +92,7 @@ pub fn parse(data: &[u8]) -> KResult<ElfInfo> {
                 if filesz > memsz
                     || file_end > data.len() as u64
                     || seg_end > TASK_SIZE
-                    || vaddr < PAGE_SIZE
+                    || (vaddr < PAGE_SIZE && dyn_bias != 0)
                 {
                     return Err(Errno::ENOEXEC);
                 }

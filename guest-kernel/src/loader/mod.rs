@@ -129,12 +129,24 @@ impl<P: Platform> Kernel<'_, P> {
             ));
         }
         let info = elf::parse(&data).map_err(|e| fail(e, "not a valid x86-64 ELF executable"))?;
-        if info.interp.is_some() {
-            return Err(fail(
-                Errno::ENOEXEC,
-                "dynamically linked programs are not supported yet",
-            ));
-        }
+        // The dynamic loader named by PT_INTERP, read before the point of no return.
+        let interp = match &info.interp {
+            Some(path) => {
+                let idata = self
+                    .read_container_file(path)
+                    .map_err(|e| fail(e.errno, "cannot load the program's interpreter"))?;
+                let probe = elf::parse_at(&idata, 0)
+                    .map_err(|e| fail(e, "the interpreter is not a valid ELF"))?;
+                if probe.interp.is_some() {
+                    return Err(fail(
+                        Errno::ELIBBAD,
+                        "the interpreter is not a plain shared object",
+                    ));
+                }
+                Some((idata, probe))
+            }
+            None => None,
+        };
         let stack_limit = self.group().rlimits[RLIMIT_STACK as usize].0;
         let creds = self.group().creds;
         let plat = self.plat;
@@ -145,46 +157,7 @@ impl<P: Platform> Kernel<'_, P> {
             .ok_or(fail(Errno::ENOMEM, "no address space"))?
             .mm;
 
-        // Page permissions, unioned where two segments share a page.
-        let mut page_prot: BTreeMap<u64, Prot> = BTreeMap::new();
-        for s in &info.segments {
-            let end =
-                page_up(s.vaddr + s.memsz).ok_or(fail(Errno::ENOEXEC, "segment overflows"))?;
-            for page in (page_down(s.vaddr)..end).step_by(PAGE_SIZE as usize) {
-                let p = page_prot.entry(page).or_insert(Prot::NONE);
-                *p = Prot {
-                    read: p.read || s.prot.read,
-                    write: p.write || s.prot.write,
-                    exec: p.exec || s.prot.exec,
-                };
-            }
-        }
-        let mut run: Option<Vma> = None;
-        for (page, prot) in page_prot {
-            match run.as_mut() {
-                Some(v) if v.end == page && v.prot == prot => v.end += PAGE_SIZE,
-                _ => {
-                    if let Some(v) = run.take() {
-                        mm.insert_vma(v);
-                    }
-                    run = Some(Vma {
-                        start: page,
-                        end: page + PAGE_SIZE,
-                        prot,
-                        kind: VmaKind::Image,
-                        shared: false,
-                    });
-                }
-            }
-        }
-        if let Some(v) = run {
-            mm.insert_vma(v);
-        }
-        for s in &info.segments {
-            let bytes = &data[s.offset as usize..(s.offset + s.filesz) as usize];
-            mm.write_force(plat, frames, s.vaddr, bytes)?;
-        }
-
+        map_image(mm, plat, frames, &info, &data)?;
         if info.end > mm.task_size {
             return Err(fail(
                 Errno::ENOEXEC,
@@ -203,10 +176,32 @@ impl<P: Platform> Kernel<'_, P> {
             prot: Prot::RW,
             kind: VmaKind::Stack,
             shared: false,
+            backing: None,
         });
         mm.mmap_base = stack_bottom - STACK_GAP;
         mm.brk_start = page_up(info.end).unwrap_or(info.end);
         mm.brk = mm.brk_start;
+        // The interpreter goes where an unhinted mmap would put it.
+        let (entry, interp_base) = match interp {
+            Some((idata, probe)) => {
+                let lo = probe
+                    .segments
+                    .iter()
+                    .map(|s| page_down(s.vaddr))
+                    .min()
+                    .unwrap_or(0);
+                let span =
+                    page_up(probe.end - lo).ok_or(fail(Errno::ENOEXEC, "interpreter too large"))?;
+                let base = mm
+                    .find_free(span, mm.mmap_base)
+                    .ok_or(fail(Errno::ENOMEM, "no room for the interpreter"))?;
+                let iinfo = elf::parse_at(&idata, base - lo)
+                    .map_err(|e| fail(e, "the interpreter is not a valid ELF"))?;
+                map_image(mm, plat, frames, &iinfo, &idata)?;
+                (iinfo.entry, base - lo)
+            }
+            None => (info.entry, 0),
+        };
 
         let mut random = [0u8; 16];
         plat.random(&mut random);
@@ -216,7 +211,7 @@ impl<P: Platform> Kernel<'_, P> {
             (AT_CLKTCK, 100),
             (AT_PHENT, u64::from(info.phentsize)),
             (AT_PHNUM, u64::from(info.phnum)),
-            (AT_BASE, 0),
+            (AT_BASE, interp_base),
             (AT_FLAGS, 0),
             (AT_ENTRY, info.entry),
             (AT_UID, u64::from(creds.uid)),
@@ -246,7 +241,7 @@ impl<P: Platform> Kernel<'_, P> {
         .map_err(|e| fail(e, "argument list too long"))?;
         mm.copy_out(plat, frames, img.sp, &img.bytes)?;
         Ok(Entry {
-            rip: info.entry,
+            rip: entry,
             rsp: img.sp,
         })
     }
@@ -264,4 +259,63 @@ pub fn join(base: &[u8], rel: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(rel.strip_prefix(b"./").unwrap_or(rel));
     out
+}
+
+/// Create the VMAs of an ELF image and copy its file bytes in.
+fn map_image<P: Platform>(
+    mm: &mut crate::mm::MmStruct<P>,
+    plat: &P,
+    frames: &mut crate::mm::FrameAllocator,
+    info: &elf::ElfInfo,
+    data: &[u8],
+) -> Result<(), LoadError> {
+    if info.end > mm.task_size {
+        return Err(fail(
+            Errno::ENOEXEC,
+            "segments reach above the user address range",
+        ));
+    }
+    // Page permissions, unioned where two segments share a page.
+    let mut page_prot: BTreeMap<u64, Prot> = BTreeMap::new();
+    for s in &info.segments {
+        let end = page_up(s.vaddr + s.memsz).ok_or(fail(Errno::ENOEXEC, "segment overflows"))?;
+        for page in (page_down(s.vaddr)..end).step_by(PAGE_SIZE as usize) {
+            let p = page_prot.entry(page).or_insert(Prot::NONE);
+            *p = Prot {
+                read: p.read || s.prot.read,
+                write: p.write || s.prot.write,
+                exec: p.exec || s.prot.exec,
+            };
+        }
+    }
+    let mut run: Option<Vma> = None;
+    for (page, prot) in page_prot {
+        if mm.overlaps(page, page + PAGE_SIZE) {
+            return Err(fail(Errno::EINVAL, "image segments overlap other mappings"));
+        }
+        match run.as_mut() {
+            Some(v) if v.end == page && v.prot == prot => v.end += PAGE_SIZE,
+            _ => {
+                if let Some(v) = run.take() {
+                    mm.insert_vma(v);
+                }
+                run = Some(Vma {
+                    start: page,
+                    end: page + PAGE_SIZE,
+                    prot,
+                    kind: VmaKind::Image,
+                    shared: false,
+                    backing: None,
+                });
+            }
+        }
+    }
+    if let Some(v) = run {
+        mm.insert_vma(v);
+    }
+    for s in &info.segments {
+        let bytes = &data[s.offset as usize..(s.offset + s.filesz) as usize];
+        mm.write_force(plat, frames, s.vaddr, bytes)?;
+    }
+    Ok(())
 }

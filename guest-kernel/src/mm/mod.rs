@@ -13,7 +13,10 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use crate::abi::{page_down, Errno, KResult, PAGE_SIZE};
-use crate::platform::{PhysAddr, Platform, Prot};
+use alloc::sync::Arc;
+
+use crate::fs::File;
+use crate::platform::{HostHandle, HostOps, PhysAddr, Platform, Prot};
 pub use frames::FrameAllocator;
 
 /// Pages populated around a fault: faults are costly on both platforms
@@ -27,6 +30,15 @@ pub enum VmaKind {
     Heap,
     Stack,
     Image,
+    File,
+}
+
+/// The file behind a file mapping: pages fault in from the host file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileBacking {
+    pub handle: HostHandle,
+    /// File offset of the VMA's start.
+    pub offset: u64,
 }
 
 /// A virtual memory area: `[start, end)` with one set of permissions.
@@ -38,6 +50,7 @@ pub struct Vma {
     pub kind: VmaKind,
     /// `MAP_SHARED`: pages stay shared across `fork` instead of copy-on-write.
     pub shared: bool,
+    pub backing: Option<FileBacking>,
 }
 
 /// A present page: its frame, and whether it is mapped read-only for
@@ -89,12 +102,16 @@ pub struct MmStruct<P: Platform> {
     pub mmap_base: u64,
     /// One past the highest user address.
     pub task_size: u64,
+    /// Files behind file mappings, with the number of VMAs using each;
+    /// they stay open while mapped, even after `close`.
+    files: BTreeMap<HostHandle, (Arc<File>, usize)>,
 }
 
 impl<P: Platform> MmStruct<P> {
     pub fn new(space: P::AddressSpace, task_size: u64) -> Self {
         MmStruct {
             task_size,
+            files: BTreeMap::new(),
             space,
             vmas: BTreeMap::new(),
             pages: BTreeMap::new(),
@@ -131,15 +148,63 @@ impl<P: Platform> MmStruct<P> {
     /// Add a VMA over a range known to be free.
     pub fn insert_vma(&mut self, vma: Vma) {
         debug_assert!(!self.overlaps(vma.start, vma.end));
+        if let Some(b) = vma.backing {
+            if let Some(e) = self.files.get_mut(&b.handle) {
+                e.1 += 1;
+            }
+        }
         self.vmas.insert(vma.start, vma);
+    }
+
+    /// Add a file mapping: the file stays referenced while any part is mapped.
+    pub fn insert_file_vma(&mut self, vma: Vma, file: Arc<File>) {
+        if let Some(b) = vma.backing {
+            self.files.entry(b.handle).or_insert((file, 0));
+        }
+        self.insert_vma(vma);
+    }
+
+    /// Drop a VMA's reference to its file; the last one releases it.
+    fn put_backing(&mut self, plat: &P, vma: &Vma) {
+        let Some(b) = vma.backing else {
+            return;
+        };
+        if let Some(e) = self.files.get_mut(&b.handle) {
+            e.1 -= 1;
+            if e.1 == 0 {
+                if let Some((file, _)) = self.files.remove(&b.handle) {
+                    if let Ok(f) = Arc::try_unwrap(file) {
+                        if let Some(h) = f.handle() {
+                            plat.host().close(h);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Split the VMA containing `addr` so that a VMA starts at `addr`.
     fn split_at(&mut self, addr: u64) {
         if let Some(v) = self.find_vma(addr) {
             if v.start < addr {
+                let backing = v.backing.map(|b| FileBacking {
+                    offset: b.offset + (addr - v.start),
+                    ..b
+                });
+                if let Some(b) = backing {
+                    if let Some(e) = self.files.get_mut(&b.handle) {
+                        e.1 += 1;
+                    }
+                }
                 self.vmas.insert(v.start, Vma { end: addr, ..v });
-                self.vmas.insert(addr, Vma { start: addr, ..v });
+                self.vmas.insert(
+                    addr,
+                    Vma {
+                        start: addr,
+                        backing,
+                        ..v
+                    },
+                );
             }
         }
     }
@@ -159,7 +224,9 @@ impl<P: Platform> MmStruct<P> {
         self.split_at(end);
         let keys: Vec<u64> = self.vmas.range(start..end).map(|(k, _)| *k).collect();
         for k in keys {
-            self.vmas.remove(&k);
+            if let Some(v) = self.vmas.remove(&k) {
+                self.put_backing(plat, &v);
+            }
         }
         let pages: Vec<(u64, Pte)> = self
             .pages
@@ -224,6 +291,7 @@ impl<P: Platform> MmStruct<P> {
             brk: self.brk,
             mmap_base: self.mmap_base,
             task_size: self.task_size,
+            files: self.files.clone(),
         };
         let vmas: Vec<Vma> = self.vmas.values().copied().collect();
         for v in vmas {
@@ -359,10 +427,25 @@ impl<P: Platform> MmStruct<P> {
                         Err(FaultError::NoMemory)
                     };
                 };
-                if run.dirty {
+                let at = va + done * PAGE_SIZE;
+                if let Some(b) = vma.backing {
+                    // File pages: read the file; past its end, zeros.
+                    let mut buf = alloc::vec![0u8; (run.pages * PAGE_SIZE) as usize];
+                    let mut got = 0;
+                    while got < buf.len() {
+                        match plat.host().pread(
+                            b.handle,
+                            &mut buf[got..],
+                            b.offset + (at - vma.start) + got as u64,
+                        ) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => got += n,
+                        }
+                    }
+                    plat.phys_write(run.pa, &buf);
+                } else if run.dirty {
                     plat.phys_zero(run.pa, run.pages * PAGE_SIZE);
                 }
-                let at = va + done * PAGE_SIZE;
                 for i in 0..run.pages {
                     self.pages.insert(
                         at + i * PAGE_SIZE,

@@ -1,11 +1,14 @@
 //! Address-space operations behind `mmap`, `munmap`, `mprotect` and `brk`.
 
-use super::{FrameAllocator, MmStruct, Vma, VmaKind};
+use alloc::sync::Arc;
+
+use super::{FileBacking, FrameAllocator, MmStruct, Vma, VmaKind};
 use crate::abi::{page_up, Errno, KResult, PAGE_SIZE};
+use crate::fs::File;
 use crate::platform::{Platform, Prot};
 
-/// An anonymous mapping to make.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A mapping to make.
+#[derive(Clone, Debug)]
 pub struct MmapRequest {
     pub addr: u64,
     pub len: u64,
@@ -13,6 +16,8 @@ pub struct MmapRequest {
     pub placement: Placement,
     /// `MAP_SHARED`: kept shared with children across `fork`.
     pub shared: bool,
+    /// A file mapping: the file and the offset of the first page.
+    pub file: Option<(Arc<File>, u64)>,
 }
 
 /// How `mmap` treats its address argument.
@@ -45,8 +50,8 @@ impl<P: Platform> MmStruct<P> {
         (top >= MMAP_MIN_ADDR + len).then(|| top - len)
     }
 
-    /// Map anonymous memory at `addr` as `placement` says.
-    pub fn mmap_anon(
+    /// Map anonymous memory, or a file, at `addr` as `placement` says.
+    pub fn mmap(
         &mut self,
         plat: &P,
         frames: &mut FrameAllocator,
@@ -58,6 +63,7 @@ impl<P: Platform> MmStruct<P> {
             prot,
             placement,
             shared,
+            file,
         } = req;
         let len = page_up(len)
             .filter(|l| *l != 0 && *l <= self.task_size)
@@ -91,13 +97,23 @@ impl<P: Platform> MmStruct<P> {
                 _ => self.find_free(len, self.mmap_base).ok_or(Errno::ENOMEM)?,
             }
         };
-        self.insert_vma(Vma {
+        let mut vma = Vma {
             start,
             end: start + len,
             prot,
             kind: VmaKind::Anon,
             shared,
-        });
+            backing: None,
+        };
+        match file {
+            Some((f, offset)) => {
+                let handle = f.handle().ok_or(Errno::ENODEV)?;
+                vma.kind = VmaKind::File;
+                vma.backing = Some(FileBacking { handle, offset });
+                self.insert_file_vma(vma, f);
+            }
+            None => self.insert_vma(vma),
+        }
         Ok(start)
     }
 
@@ -161,6 +177,7 @@ impl<P: Platform> MmStruct<P> {
                     prot: Prot::RW,
                     kind: VmaKind::Heap,
                     shared: false,
+                    backing: None,
                 }),
             }
         } else if new_top < old_top && self.unmap_range(plat, frames, new_top, old_top).is_err() {

@@ -1,10 +1,9 @@
 //! brk, mmap, munmap, mprotect, madvise.
 
-use log::debug;
-
-use super::{arg_fd, arg_i32, Args};
+use super::{arg_fd, Args};
 use crate::abi::linux::*;
 use crate::abi::{Errno, KResult, PAGE_SIZE};
+use crate::fs::{DevKind, File};
 use crate::kernel::Kernel;
 use crate::mm::ops::{MmapRequest, Placement};
 use crate::platform::{Platform, Prot};
@@ -24,26 +23,43 @@ fn check_prot(bits: u64) -> KResult<Prot> {
     Ok(Prot::from_bits(bits as u32))
 }
 
-/// mmap(2). Anonymous mappings only until the VFS arrives.
+/// mmap(2): anonymous memory and private (or read-only shared) mappings
+/// of the container's files.
 pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let (addr, len, flags, fd, off) = (a[0], a[1], a[3] as u32, arg_fd(a[4]), a[5]);
     let prot = check_prot(a[2])?;
-    if len == 0 || off % PAGE_SIZE != 0 {
+    if len == 0 || !off.is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
     match flags & MAP_TYPE {
         MAP_PRIVATE | MAP_SHARED | MAP_SHARED_VALIDATE => {}
         _ => return Err(Errno::EINVAL),
     }
-    if flags & MAP_ANONYMOUS == 0 {
-        k.group().fds.get(fd)?;
-        debug!("mmap of fd {fd}: file mappings need the VFS");
-        return Err(Errno::ENODEV);
-    }
     if flags & MAP_HUGETLB != 0 {
         return Err(Errno::EINVAL);
     }
-    let _ = arg_i32(a[4]);
+    let shared = flags & MAP_TYPE != MAP_PRIVATE;
+    let file = if flags & MAP_ANONYMOUS != 0 {
+        None
+    } else {
+        let f = k.group().fds.get(fd)?;
+        match &*f {
+            File::HostFile { .. } => {
+                // The container's files are read-only for now.
+                if shared && prot.write {
+                    return Err(Errno::EACCES);
+                }
+                if off.checked_add(len).is_none() {
+                    return Err(Errno::EOVERFLOW);
+                }
+                Some((f.clone(), off))
+            }
+            // /dev/zero maps as anonymous memory.
+            File::Dev(DevKind::Zero) => None,
+            File::Pipe(_) | File::HostStream { .. } => return Err(Errno::EACCES),
+            File::Dev(_) => return Err(Errno::ENODEV),
+        }
+    };
     let placement = if flags & MAP_FIXED_NOREPLACE != 0 {
         Placement::FixedNoReplace
     } else if flags & MAP_FIXED != 0 {
@@ -51,9 +67,8 @@ pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     } else {
         Placement::Hint
     };
-    let shared = flags & MAP_TYPE != MAP_PRIVATE;
     let (mm, frames, plat) = k.mm_parts();
-    mm.mmap_anon(
+    mm.mmap(
         plat,
         frames,
         MmapRequest {
@@ -61,7 +76,8 @@ pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             len,
             prot,
             placement,
-            shared,
+            shared: shared && file.is_none(),
+            file,
         },
     )
 }
