@@ -29,6 +29,21 @@ struct Table {
     next: u32,
 }
 
+/// `d_type` of a directory entry.
+fn dtype_of(t: rustix::fs::FileType) -> u8 {
+    use rustix::fs::FileType as T;
+    match t {
+        T::Fifo => 1,
+        T::CharacterDevice => 2,
+        T::Directory => 4,
+        T::BlockDevice => 6,
+        T::RegularFile => 8,
+        T::Symlink => 10,
+        T::Socket => 12,
+        T::Unknown => 0,
+    }
+}
+
 fn errno_of(e: rustix::io::Errno) -> Errno {
     Errno(e.raw_os_error())
 }
@@ -151,6 +166,45 @@ impl HostOps for HostServices {
             out[12..16].copy_from_slice(&raw.c_lflag.to_le_bytes());
             out[16] = raw.c_line;
             out[17..36].copy_from_slice(&raw.c_cc[..19]);
+            Ok(out)
+        })
+    }
+
+    fn getdents64(&self, h: HostHandle, buf: &mut [u8]) -> KResult<usize> {
+        self.with_fd(h, |fd| {
+            // One host getdents64 into a buffer of the guest's size: the
+            // records are re-encoded in the same format, so they fit.
+            let mut host = vec![std::mem::MaybeUninit::<u8>::uninit(); buf.len().min(1 << 16)];
+            let mut dir = rustix::fs::RawDir::new(fd, &mut host);
+            let mut out = 0usize;
+            let mut first = true;
+            loop {
+                if !first && dir.is_buffer_empty() {
+                    break;
+                }
+                first = false;
+                let Some(entry) = dir.next() else {
+                    break;
+                };
+                let entry = entry.map_err(errno_of)?;
+                let name = entry.file_name().to_bytes_with_nul();
+                let reclen = (19 + name.len()).next_multiple_of(8);
+                if out + reclen > buf.len() {
+                    return if out == 0 {
+                        Err(Errno::EINVAL)
+                    } else {
+                        Ok(out)
+                    };
+                }
+                let rec = &mut buf[out..out + reclen];
+                rec.fill(0);
+                rec[0..8].copy_from_slice(&entry.ino().to_le_bytes());
+                rec[8..16].copy_from_slice(&entry.next_entry_cookie().to_le_bytes());
+                rec[16..18].copy_from_slice(&(reclen as u16).to_le_bytes());
+                rec[18] = dtype_of(entry.file_type());
+                rec[19..19 + name.len()].copy_from_slice(name);
+                out += reclen;
+            }
             Ok(out)
         })
     }

@@ -124,6 +124,11 @@ pub trait HostOps {
     fn fstat(&self, h: HostHandle) -> KResult<HostStat>;
     /// The terminal attributes (`TCGETS`), or `ENOTTY`.
     fn tcgets(&self, h: HostHandle) -> KResult<[u8; crate::abi::linux::TERMIOS_SIZE]>;
+    /// Directory entries of a directory handle, as `linux_dirent64` records
+    /// that fit in `buf`; 0 at the end.
+    fn getdents64(&self, _h: HostHandle, _buf: &mut [u8]) -> KResult<usize> {
+        Err(Errno::ENOSYS)
+    }
     /// Drop the handle.
     fn close(&self, h: HostHandle);
 }

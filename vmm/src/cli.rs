@@ -243,6 +243,19 @@ pub enum Command {
     },
     /// Print the features this runtime supports, as JSON.
     Features,
+    /// Run a host command sandboxed, without a bundle: the host's `/` read-only
+    /// as the container root, the caller's cwd and environment.
+    Do {
+        /// Working directory inside the sandbox (default: the caller's).
+        #[arg(long)]
+        cwd: Option<String>,
+        /// Environment entry K=V (repeatable); replaces the caller's environment.
+        #[arg(long = "env", value_name = "K=V")]
+        env: Vec<String>,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Write a default config.json, as `runc spec` does.
     Spec {
         /// Directory to write config.json into.

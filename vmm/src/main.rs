@@ -15,7 +15,7 @@ use std::sync::Arc;
 use clap::Parser;
 
 use cli::{Cli, Command};
-use commands::{create, info, lifecycle};
+use commands::{create, do_cmd, info, lifecycle};
 
 /// A failure that ends the command with a one-line message.
 #[derive(Debug, thiserror::Error)]
@@ -96,5 +96,6 @@ fn dispatch(cli: &Arc<Cli>) -> Result<u8, CliError> {
         } => info::ps(cli, id, *format, ps_args),
         Command::Features => info::features(),
         Command::Spec { bundle } => info::spec(bundle),
+        Command::Do { cwd, env, command } => do_cmd::run(cli, cwd.as_deref(), env, command),
     }
 }

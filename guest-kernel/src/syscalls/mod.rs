@@ -1,6 +1,7 @@
 //! The system-call table. Logic lives in one module per family; this file
 //! only maps numbers to handlers and turns errors into `-errno`.
 
+pub mod dir;
 pub mod fd;
 pub mod futex;
 pub mod io;
@@ -83,6 +84,9 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         READLINK => io::sys_readlink(k, a),
         READLINKAT => io::sys_readlinkat(k, a),
         GETCWD => io::sys_getcwd(k, a),
+        GETDENTS64 => dir::sys_getdents64(k, a),
+        CHDIR => dir::sys_chdir(k, a),
+        FCHDIR => dir::sys_fchdir(k, a),
 
         CLOSE => fd::sys_close(k, a),
         DUP => fd::sys_dup(k, a),

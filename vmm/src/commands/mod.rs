@@ -3,5 +3,6 @@
 //! (the sandbox process's socket).
 
 pub mod create;
+pub mod do_cmd;
 pub mod info;
 pub mod lifecycle;
