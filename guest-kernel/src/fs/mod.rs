@@ -25,6 +25,8 @@ pub enum File {
     HostFile {
         handle: HostHandle,
         offset: AtomicU64,
+        /// The normalized container path it was opened by (for `*at` calls).
+        path: alloc::vec::Vec<u8>,
     },
     /// One end of a pipe.
     Pipe(PipeEnd),

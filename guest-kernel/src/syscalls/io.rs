@@ -157,7 +157,7 @@ fn read_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64
             k.copy_out(buf, &tmp)?;
             Ok(tmp.len() as u64)
         }
-        File::HostFile { handle, offset } => {
+        File::HostFile { handle, offset, .. } => {
             let off = offset.load(Ordering::Relaxed);
             let n = pread_host(k, *handle, buf, len, off)?;
             offset.store(off + n, Ordering::Relaxed);
@@ -295,7 +295,7 @@ pub fn sys_readv<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     Ok(done)
 }
 
-fn stat_of<P: Platform>(k: &Kernel<'_, P>, file: &File) -> KResult<Stat> {
+pub fn stat_of<P: Platform>(k: &Kernel<'_, P>, file: &File) -> KResult<Stat> {
     match file {
         File::Pipe(end) => Ok(Stat {
             st_dev: 12,
@@ -403,14 +403,7 @@ pub fn sys_openat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
-    if dirfd != AT_FDCWD && !path.starts_with(b"/") {
-        k.group().fds.get(dirfd)?;
-        return Err(Errno::ENOSYS);
-    }
-    if path.split(|b| *b == b'/').any(|c| c.len() > 255) {
-        return Err(Errno::ENAMETOOLONG);
-    }
-    let full = crate::loader::join(&k.group().cwd, &path);
+    let full = super::stat::full_path(k, dirfd, &path)?;
     if let Some(dev) = DevKind::lookup(&full) {
         let limit = k.group().rlimits[RLIMIT_NOFILE as usize].0;
         return Ok(k.group_mut().fds.install(
@@ -442,6 +435,7 @@ pub fn sys_openat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let file = Arc::new(File::HostFile {
         handle,
         offset: AtomicU64::new(0),
+        path: full,
     });
     match k
         .group_mut()
@@ -464,7 +458,7 @@ pub fn sys_open<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
 /// lseek(2).
 pub fn sys_lseek<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let file = k.group().fds.get(arg_fd(a[0]))?;
-    let File::HostFile { handle, offset } = &*file else {
+    let File::HostFile { handle, offset, .. } = &*file else {
         return Err(Errno::ESPIPE);
     };
     let off = a[1] as i64;

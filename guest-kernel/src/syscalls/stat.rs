@@ -18,8 +18,10 @@ const R_OK: u64 = 4;
 const W_OK: u64 = 2;
 const X_OK: u64 = 1;
 
-/// Resolve `dirfd` + `path` to an absolute container path.
-fn full_path<P: Platform>(
+/// Resolve `dirfd` + `path` to a normalized absolute container path. The
+/// host resolves symlinks again beneath the root, so a lexical `..` here
+/// can never leave it.
+pub fn full_path<P: Platform>(
     k: &mut Kernel<'_, P>,
     dirfd: i32,
     path: &[u8],
@@ -27,14 +29,18 @@ fn full_path<P: Platform>(
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
-    if dirfd != AT_FDCWD && !path.starts_with(b"/") {
-        k.group().fds.get(dirfd)?;
-        return Err(Errno::ENOSYS);
-    }
     if path.split(|b| *b == b'/').any(|c| c.len() > 255) {
         return Err(Errno::ENAMETOOLONG);
     }
-    Ok(crate::loader::join(&k.group().cwd, path))
+    let base = if path.starts_with(b"/") || dirfd == AT_FDCWD {
+        k.group().cwd.clone()
+    } else {
+        match &*k.group().fds.get(dirfd)? {
+            crate::fs::File::HostFile { path, .. } => path.clone(),
+            _ => return Err(Errno::ENOTDIR),
+        }
+    };
+    Ok(super::dir::normalize(&crate::loader::join(&base, path)))
 }
 
 fn stat_path<P: Platform>(k: &mut Kernel<'_, P>, full: &[u8]) -> KResult<Stat> {
@@ -134,4 +140,82 @@ pub fn sys_access<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
 /// faccessat(2) and faccessat2(2).
 pub fn sys_faccessat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     access_common(k, arg_fd(a[0]), a[1], a[2])
+}
+
+/// statx(2).
+pub fn sys_statx<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let (dirfd, flags, buf) = (arg_fd(a[0]), a[2], a[4]);
+    let path = k.read_cstr(a[1], PATH_MAX)?;
+    let st = if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        let file = k.group().fds.get(dirfd)?;
+        super::io::stat_of(k, &file)?
+    } else {
+        let full = full_path(k, dirfd, &path)?;
+        stat_path(k, &full)?
+    };
+    let mut b = [0u8; 256];
+    let put32 =
+        |b: &mut [u8; 256], off: usize, v: u32| b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    let put64 =
+        |b: &mut [u8; 256], off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    put32(&mut b, 0, 0x7ff); // STATX_BASIC_STATS
+    put32(&mut b, 4, st.st_blksize as u32);
+    put32(&mut b, 16, st.st_nlink as u32);
+    put32(&mut b, 20, st.st_uid);
+    put32(&mut b, 24, st.st_gid);
+    b[28..30].copy_from_slice(&(st.st_mode as u16).to_le_bytes());
+    put64(&mut b, 32, st.st_ino);
+    put64(&mut b, 40, st.st_size as u64);
+    put64(&mut b, 48, st.st_blocks as u64);
+    for (off, sec, nsec) in [
+        (0x40, st.st_atime, st.st_atime_nsec),
+        (0x60, st.st_ctime, st.st_ctime_nsec),
+        (0x70, st.st_mtime, st.st_mtime_nsec),
+    ] {
+        put64(&mut b, off, sec as u64);
+        put32(&mut b, off + 8, nsec as u32);
+    }
+    let (rmaj, rmin) = (
+        (st.st_rdev >> 8) & 0xfff,
+        (st.st_rdev & 0xff) | ((st.st_rdev >> 12) & 0xfff00),
+    );
+    let (dmaj, dmin) = (
+        (st.st_dev >> 8) & 0xfff,
+        (st.st_dev & 0xff) | ((st.st_dev >> 12) & 0xfff00),
+    );
+    put32(&mut b, 0x80, rmaj as u32);
+    put32(&mut b, 0x84, rmin as u32);
+    put32(&mut b, 0x88, dmaj as u32);
+    put32(&mut b, 0x8c, dmin as u32);
+    k.copy_out(buf, &b)?;
+    Ok(0)
+}
+
+/// statfs(2) and fstatfs(2): the container root is a read-only filesystem.
+pub fn sys_statfs<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let path = k.read_cstr(a[0], PATH_MAX)?;
+    let full = full_path(k, AT_FDCWD, &path)?;
+    stat_path(k, &full)?;
+    write_statfs(k, a[1])
+}
+
+pub fn sys_fstatfs<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    k.group().fds.get(arg_fd(a[0]))?;
+    write_statfs(k, a[1])
+}
+
+fn write_statfs<P: Platform>(k: &mut Kernel<'_, P>, buf: u64) -> KResult<u64> {
+    const OVERLAYFS_MAGIC: u64 = 0x794c_7630;
+    const ST_RDONLY: u64 = 1;
+    let mut b = [0u8; 120];
+    let fields: [u64; 10] = [OVERLAYFS_MAGIC, 4096, 0, 0, 0, 0, 0, 0, 255, 4096];
+    for (i, v) in fields.iter().enumerate() {
+        // f_type, f_bsize, f_blocks, f_bfree, f_bavail, f_files, f_ffree,
+        // f_fsid (2 x i32), f_namelen, f_frsize
+        let off = if i < 8 { i * 8 } else { 64 + (i - 8) * 8 };
+        b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    b[80..88].copy_from_slice(&ST_RDONLY.to_le_bytes()); // f_flags
+    k.copy_out(buf, &b)?;
+    Ok(0)
 }

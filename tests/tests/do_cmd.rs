@@ -1,0 +1,108 @@
+//! `ringfence do`: the host's own dynamic programs, sandboxed with the host
+//! root read-only, give the same output as when run natively.
+
+use std::process::Command;
+
+use ringfence_tests::{for_each_platform, Exit, Ringfence, RunOutput};
+
+/// Run `argv` natively with a fixed environment, in /.
+fn native(argv: &[&str]) -> RunOutput {
+    let mut cmd = Command::new(argv[0]);
+    cmd.args(&argv[1..])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LC_ALL", "C")
+        .current_dir("/");
+    ringfence_tests::run::run_with_timeout(cmd, format!("native {argv:?}"), None)
+}
+
+fn check(argv: &[&str]) {
+    let expected = native(argv);
+    expected.expect_exit(Exit::Code(0));
+    assert!(
+        !expected.stdout.is_empty(),
+        "native run printed nothing:\n{}",
+        expected.context()
+    );
+    for_each_platform(|p| {
+        let rf = Ringfence::new(p);
+        let mut args = vec![
+            "do",
+            "--cwd",
+            "/",
+            "--env",
+            "PATH=/usr/bin:/bin",
+            "--env",
+            "LC_ALL=C",
+            "--",
+        ];
+        args.extend_from_slice(argv);
+        let out = rf.invoke(&args);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(&expected.stdout_str());
+    });
+}
+
+#[test]
+fn shell_script() {
+    check(&[
+        "/bin/sh",
+        "-c",
+        "for i in 1 2 3; do echo line $i; done | grep -v 2; x=$(echo sub); echo $x; exit 0",
+    ]);
+}
+
+#[test]
+fn ls_of_a_directory() {
+    check(&["/bin/ls", "-l", "/usr/share/doc/gzip"]);
+}
+
+#[test]
+fn python3_imports_json_hashlib_os_subprocess() {
+    check(&[
+        "/usr/bin/python3",
+        "-c",
+        "import json, hashlib, os, subprocess; \
+         print(json.dumps({'k': [1, 2]}), hashlib.sha256(b'ringfence').hexdigest()); \
+         print(sorted(os.listdir('/usr/share/doc/gzip'))); \
+         print(subprocess.run(['/bin/echo', 'child'], capture_output=True).stdout)",
+    ]);
+}
+
+#[test]
+fn grep_tar_gzip_pipeline() {
+    check(&[
+        "/bin/sh",
+        "-c",
+        "grep -c root /etc/passwd; tar cf - -C /usr/share/doc gzip | gzip -c | gzip -dc | tar tf - | head -3",
+    ]);
+}
+
+#[test]
+fn writes_to_the_host_root_fail_with_erofs() {
+    for_each_platform(|p| {
+        let rf = Ringfence::new(p);
+        let out = rf.invoke([
+            "do",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo x > /ringfence-do-probe; echo status $?",
+        ]);
+        out.expect_exit(Exit::Code(0));
+        assert!(
+            out.stdout_str().contains("status 2") || out.stdout_str().contains("status 1"),
+            "{}",
+            out.context()
+        );
+        assert!(
+            out.stderr_str().contains("Read-only file system"),
+            "{}",
+            out.context()
+        );
+        assert!(
+            !std::path::Path::new("/ringfence-do-probe").exists(),
+            "a write reached the host"
+        );
+    });
+}
