@@ -5,12 +5,14 @@
 pub mod hostcall;
 pub mod image;
 pub mod layout;
+pub mod signals;
 pub mod vm;
 
 /// The KVM platform ABI shared with the image.
 pub use guest_kernel::abi::hostcall as abi;
 
 pub use hostcall::{HostCallServer, SharedHost};
+pub use signals::{SendError, SignalSender};
 pub use vm::{is_pvm, ExitStats, KvmVm, RunReport};
 
 /// The sentry image (ELF), built from `guest-kernel/image` by `build.rs`.

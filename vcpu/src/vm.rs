@@ -1,6 +1,7 @@
 //! One sandbox VM on KVM (PVM flavour): guest RAM, the in-kernel irqchip,
 //! one vCPU in long mode, the sentry image, the host-call I/O thread, and
-//! the run loop with its exit dispatch and boot watchdog.
+//! the run loop with its exit dispatch and boot watchdog, and the signal
+//! ring's sender.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use vmm_sys_util::eventfd::EventFd;
 use crate::abi::{boot_info, gdt, gpa, port, KERNEL_BASE};
 use crate::hostcall::{HostCallServer, SharedHost};
 use crate::layout::{self, BootInfo};
+use crate::signals::{SignalRing, SignalSender};
 use crate::VcpuError;
 
 /// The PVM signature MSR and its value ("PVM").
@@ -68,6 +70,7 @@ pub struct KvmVm {
     vcpu: VcpuFd,
     ram: GuestRam,
     doorbell: Arc<EventFd>,
+    signals: Arc<SignalRing>,
     tsc_khz: u64,
     selftest: (u64, u64),
 }
@@ -131,6 +134,7 @@ impl KvmVm {
             vcpu,
             ram,
             doorbell,
+            signals: Arc::new(SignalRing::default()),
             tsc_khz,
             selftest: (0, 0),
         })
@@ -139,6 +143,25 @@ impl KvmVm {
     /// Guest RAM.
     pub fn ram(&self) -> &GuestRam {
         &self.ram
+    }
+
+    /// A handle that queues signals for the container and interrupts the
+    /// sentry (see `abi::hostcall::signals`). It works from any thread,
+    /// before, during and after `run`; signals sent before the sentry
+    /// polls wait in the ring, which `boot` empties.
+    pub fn signal_sender(&self) -> SignalSender {
+        let vm = self.vm.clone();
+        let msi = kvm_msi {
+            address_lo: 0xfee0_0000, // the LAPIC of vCPU 0
+            data: crate::abi::signals::SIGNAL_VECTOR,
+            ..Default::default()
+        };
+        let notify = Arc::new(move || {
+            if let Err(e) = vm.signal_msi(msi) {
+                log::warn!("signal interrupt for the sentry: KVM_SIGNAL_MSI failed: {e}");
+            }
+        });
+        SignalSender::new(self.ram.clone(), self.signals.clone(), notify)
     }
 
     /// Run arch self-test `which` with `arg` instead of the sentry (tests, benchmarks).
@@ -162,6 +185,7 @@ impl KvmVm {
             .map_err(|e| VcpuError::Load(e.to_string()))?;
         // Zero .bss explicitly (RAM starts zeroed, but a reboot must not see stale data).
         self.ram.write_bytes(gpa::PARAMS, params)?;
+        self.signals.reset(&self.ram)?;
         layout::write_page_tables(&self.ram)?;
         layout::write_gdt_tss(&self.ram, 1)?;
         let mut seed = [0u64; 4];

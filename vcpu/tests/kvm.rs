@@ -210,3 +210,110 @@ fn hostcall_nop_latency() {
         res[1]
     );
 }
+
+/// Signals from the host: they wake a halted sentry, preempt user code,
+/// and the sentry skips malformed entries and a broken ring index.
+#[test]
+fn host_signals_reach_the_sentry() {
+    use guest_kernel::platform::HostSignal;
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    use vcpu::abi::{boot_info, gpa, signals as s};
+    if !kvm_present() {
+        return;
+    }
+    let mut vm = KvmVm::new(memory::DEFAULT_MEM_BYTES).expect("create VM");
+    vm.set_selftest(6, 0);
+    vm.boot(SENTRY_IMAGE, b"").expect("boot");
+    let ram = vm.ram().clone();
+    let tx = vm.signal_sender();
+    let host = std::thread::spawn(move || {
+        let results = |i: u64| {
+            ram.read_u64(gpa::BOOT_INFO + boot_info::RESULTS + 8 * i)
+                .unwrap()
+        };
+        let phase = |n: u64| {
+            let t0 = Instant::now();
+            while results(7) != n {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "phase {n} never came"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // Let the sentry get into its halt or its user program.
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        phase(1);
+        tx.send(HostSignal {
+            pid: 0,
+            sig: 15,
+            all: false,
+        });
+        phase(2);
+        tx.send(HostSignal {
+            pid: 2,
+            sig: 9,
+            all: true,
+        });
+        phase(3);
+        // A broken host: malformed entries around a good one.
+        let entries: [(i32, i32, u32); 5] = [
+            (0, 0, 0),
+            (0, 65, 0),
+            (-5, 15, 0),
+            (0, 15, 0x80),
+            (3, 12, s::FLAG_ALL),
+        ];
+        for (i, (pid, sig, flags)) in entries.iter().enumerate() {
+            let e = gpa::SIGNALS + s::ENTRIES + (2 + i as u64) * s::ENTRY_SIZE;
+            ram.store_u32(e + s::ENTRY_PID, *pid as u32, Ordering::Relaxed)
+                .unwrap();
+            ram.store_u32(e + s::ENTRY_SIG, *sig as u32, Ordering::Relaxed)
+                .unwrap();
+            ram.store_u32(e + s::ENTRY_FLAGS, *flags, Ordering::Relaxed)
+                .unwrap();
+        }
+        ram.store_u64(gpa::SIGNALS + s::HEAD, 7, Ordering::Release)
+            .unwrap();
+        phase(4);
+        ram.store_u64(gpa::SIGNALS + s::HEAD, 1007, Ordering::Release)
+            .unwrap();
+        ram
+    });
+    let r = vm.run(capture().0).expect("run");
+    let ram = host.join().expect("host thread");
+    assert_eq!(r.status, 0, "self-test status");
+    let res = vm.results();
+    assert_eq!(res[0], 15, "the signal that woke the halted sentry");
+    assert!(
+        res[1] < 500_000_000,
+        "the interrupt ends the halt (the backstop is 1 s): waited {} ns",
+        res[1]
+    );
+    assert_eq!(
+        res[2],
+        9 | 2 << 8 | 1 << 40,
+        "the signal taken from user mode"
+    );
+    assert!(res[3] >= 1);
+    assert_eq!(
+        res[4],
+        12 | 3 << 8 | 1 << 40,
+        "the good entry among bad ones"
+    );
+    assert_eq!(res[5], 4, "four malformed entries skipped");
+    assert_eq!(res[6], 1, "a HEAD beyond the ring is refused");
+    assert_eq!(
+        ram.load_u64(gpa::SIGNALS + s::TAIL, Ordering::Acquire)
+            .unwrap(),
+        1007,
+        "the sentry skipped to the host's HEAD"
+    );
+    eprintln!(
+        "host signals: halted wake-up after {} µs of waiting (incl. the host's 50 ms), {} interrupts of the spinning program; {:?}",
+        res[1] / 1000,
+        res[3],
+        r.exits
+    );
+}

@@ -153,10 +153,10 @@ pub fn run(cli: &Cli, spec: &SandboxSpec, port: &SignalPort) -> Result<ExitStatu
         Some(PlatformKind::Kvm) => {
             let t0 = Instant::now();
             let vm = vcpu::KvmVm::new(kvm_ram_bytes(mem)).map_err(SandboxError::KvmCreate)?;
-            run_kvm(spec, vm, params, t0)
+            run_kvm(spec, vm, params, t0, port)
         }
         None => match (Instant::now(), vcpu::KvmVm::new(kvm_ram_bytes(mem))) {
-            (t0, Ok(vm)) => run_kvm(spec, vm, params, t0),
+            (t0, Ok(vm)) => run_kvm(spec, vm, params, t0, port),
             (_, Err(e)) => {
                 warn!("falling back to ptrace: {e}");
                 run_ptrace(spec, mem, params, port)
@@ -181,12 +181,14 @@ fn run_ptrace(
     Ok(status)
 }
 
-/// Run the sentry in `vm`, created at `t0`.
+/// Run the sentry in `vm`, created at `t0`; signals for the container
+/// come through `port` while it runs.
 fn run_kvm(
     spec: &SandboxSpec,
     mut vm: vcpu::KvmVm,
     params: BootParams,
     t0: Instant,
+    port: &SignalPort,
 ) -> Result<ExitStatus, SandboxError> {
     let created = t0.elapsed();
     info!(
@@ -197,7 +199,12 @@ fn run_kvm(
     vm.boot(vcpu::SENTRY_IMAGE, &params.encode())
         .map_err(SandboxError::KvmBoot)?;
     let loaded = t0.elapsed();
-    let report = vm.run(host).map_err(SandboxError::KvmRun)?;
+    // After the boot, which empties the signal ring.
+    let sender = vm.signal_sender();
+    port.attach(Box::new(move |sig| sender.send(sig)));
+    let report = vm.run(host);
+    port.detach();
+    let report = report.map_err(SandboxError::KvmRun)?;
     debug!(
         "kvm start-up: VM created in {created:.2?}, sentry loaded at {loaded:.2?}, run ended at {:.2?}",
         t0.elapsed()

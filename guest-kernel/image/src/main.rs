@@ -23,6 +23,7 @@ mod logger;
 mod mem;
 mod platform;
 mod selftest;
+mod signals;
 
 use abi::hostcall::{boot_info, gpa, port};
 use arch::x86_64::{self as x86, pvm};

@@ -11,7 +11,8 @@ use crate::abi::{Errno, KResult, UserRegs};
 use crate::arch::x86_64::paging::{PgdPair, PTE_NX, PTE_P, PTE_U, PTE_W, USER_END};
 use crate::arch::x86_64::{self as arch, entry, phys_to_virt, pvm};
 use crate::hostcall::QueueHost;
-use guest_kernel::platform::{Clock, PhysAddr, Platform, PlatformError, Prot, Trap};
+use crate::signals::SignalRing;
+use guest_kernel::platform::{Clock, HostSignal, PhysAddr, Platform, PlatformError, Prot, Trap};
 
 /// Linux's `TASK_SIZE`: the top user page stays unmapped.
 const TASK_SIZE: u64 = USER_END - 4096;
@@ -72,6 +73,7 @@ pub struct PvmPlatform {
     phys_base: u64,
     phys_size: u64,
     host: QueueHost,
+    signals: SignalRing,
     rng: core::sync::atomic::AtomicU64,
 }
 
@@ -101,8 +103,14 @@ impl PvmPlatform {
             phys_base,
             phys_size,
             host: QueueHost,
+            signals: SignalRing::new(),
             rng: core::sync::atomic::AtomicU64::new(seed | 1),
         }
+    }
+
+    /// Malformed entries (and broken indices) seen in the host signal ring.
+    pub fn signals_rejected(&self) -> u64 {
+        self.signals.rejected()
     }
 
     fn va_of(&self, pa: PhysAddr, len: usize) -> *mut u8 {
@@ -295,6 +303,10 @@ impl Platform for PvmPlatform {
         area[512] |= 0b11;
     }
 
+    fn take_host_signal(&self) -> Option<HostSignal> {
+        self.signals.take()
+    }
+
     fn release_thread(&self, _space: &mut PvmAddressSpace, _thread: PvmThread) {}
 
     fn host(&self) -> &QueueHost {
@@ -309,9 +321,10 @@ impl Platform for PvmPlatform {
     }
 
     fn idle(&self, deadline: Option<u64>) {
-        // Without a deadline, nothing can wake this single vCPU yet but the
-        // timer, so wake up now and then and let the caller look again.
-        const MAX_SLEEP_NS: u64 = 10_000_000;
+        // Without a deadline only the host can make work: a signal (its
+        // ring announces it with an interrupt, which ends the halt). Still
+        // wake up now and then, in case an announcement was lost.
+        const MAX_SLEEP_NS: u64 = 1_000_000_000;
         let now = arch::monotonic_ns();
         let until = deadline
             .unwrap_or(u64::MAX)

@@ -17,6 +17,7 @@ pub const SYSCALL_BENCH: u64 = 2;
 pub const TRAPS: u64 = 3;
 pub const KERNEL_FAULT: u64 = 4;
 pub const HOSTCALL_BENCH: u64 = 5;
+pub const HOST_SIGNALS: u64 = 6;
 
 const CODE_VA: u64 = 0x40_0000;
 const STACK_VA: u64 = 0x7fff_0000;
@@ -26,6 +27,11 @@ global_asm!(
     r#"
 .section .rodata.usercode, "a"
 .globl user_bench_start, user_bench_end, user_traps_start, user_traps_end
+.globl user_spin_start, user_spin_end
+/* spin in user mode for ever */
+user_spin_start:
+1:  jmp 1b
+user_spin_end:
 /* rbx = iterations: getppid in a loop, then exit(0) */
 user_bench_start:
 1:  movl $110, %eax
@@ -78,6 +84,8 @@ extern "C" {
     static user_bench_end: u8;
     static user_traps_start: u8;
     static user_traps_end: u8;
+    static user_spin_start: u8;
+    static user_spin_end: u8;
 }
 
 fn result(i: u64, v: u64) {
@@ -231,6 +239,89 @@ fn hostcall_bench(n: u64) -> i32 {
     0
 }
 
+/// A host signal as one number: `sig | pid << 8 | all << 40`.
+fn encode(s: guest_kernel::platform::HostSignal) -> u64 {
+    s.sig as u64 | (s.pid as u32 as u64) << 8 | u64::from(s.all) << 40
+}
+
+/// Signals from the host, in phases the VMM follows through `RESULTS[7]`:
+/// 1. halted in `idle` until one arrives (`RESULTS[0]` the signal,
+///    `RESULTS[1]` the wait in ns);
+/// 2. while a user program spins (`RESULTS[2]` the signal, `RESULTS[3]`
+///    the interrupts it took);
+/// 3. malformed entries the host wrote around a good one (`RESULTS[4]`
+///    the good one, `RESULTS[5]` how many were rejected);
+/// 4. a `HEAD` far beyond the ring (`RESULTS[6]`: rejected by then).
+fn host_signals(p: &PvmPlatform) -> i32 {
+    use crate::arch::x86_64::monotonic_ns;
+    const PHASE: u64 = 7;
+    // Give up on a phase after this long: the VMM side failed.
+    const LIMIT_NS: u64 = 10_000_000_000;
+    result(PHASE, 1);
+    let t0 = monotonic_ns();
+    let sig = loop {
+        if let Some(s) = p.take_host_signal() {
+            break s;
+        }
+        if monotonic_ns() - t0 > LIMIT_NS {
+            return 3;
+        }
+        p.idle(None);
+    };
+    result(1, monotonic_ns() - t0);
+    result(0, encode(sig));
+
+    let text = code(&raw const user_spin_start, &raw const user_spin_end);
+    let mut pr = Proc::new(p, text);
+    let mut interrupts = 0;
+    result(PHASE, 2);
+    let t0 = monotonic_ns();
+    let sig = loop {
+        match p.switch(&mut pr.space, &mut pr.thread, &mut pr.regs) {
+            Ok(Trap::Interrupt) => {
+                interrupts += 1;
+                if let Some(s) = p.take_host_signal() {
+                    break s;
+                }
+            }
+            other => crate::console::fatal(format_args!("signals: unexpected {other:?}")),
+        }
+        if monotonic_ns() - t0 > LIMIT_NS {
+            return 4;
+        }
+    };
+    result(2, encode(sig));
+    result(3, interrupts);
+
+    for (phase, slot) in [(3, 4), (4, 6)] {
+        let before = p.signals_rejected();
+        result(PHASE, phase);
+        let t0 = monotonic_ns();
+        loop {
+            if let Some(s) = p.take_host_signal() {
+                result(slot, encode(s));
+            }
+            if p.signals_rejected() > before && (phase == 4 || slot_filled(slot)) {
+                break;
+            }
+            if monotonic_ns() - t0 > LIMIT_NS {
+                return 5;
+            }
+            p.idle(Some(monotonic_ns() + 1_000_000));
+        }
+        if phase == 3 {
+            result(5, p.signals_rejected() - before);
+        } else {
+            result(6, p.signals_rejected() - before);
+        }
+    }
+    0
+}
+
+fn slot_filled(i: u64) -> bool {
+    crate::arch::x86_64::boot_info_read(boot_info::RESULTS + 8 * i) != 0
+}
+
 /// Run self-test `which`; returns the exit status.
 pub fn run(p: &PvmPlatform, which: u64, arg: u64) -> i32 {
     match which {
@@ -243,6 +334,7 @@ pub fn run(p: &PvmPlatform, which: u64, arg: u64) -> i32 {
             unsafe { core::ptr::read_volatile(0xffff_ffff_ffff_f000 as *const u64) as i32 }
         }
         HOSTCALL_BENCH => hostcall_bench(arg),
+        HOST_SIGNALS => host_signals(p),
         _ => 2,
     }
 }

@@ -1,5 +1,6 @@
 //! The KVM platform's host ABI: the fixed low guest-physical layout, the boot
-//! handoff page, the notification ports and the host-call queue.
+//! handoff page, the notification ports, the host-call queue and the ring
+//! of signals from the host.
 //!
 //! Both sides (the ring-0 sentry image and the VMM's `vcpu` crate) include
 //! this module. It is plain data: every shared structure is described by
@@ -19,6 +20,7 @@
 //! 0x0001_1000  direct-map page directories (one per GiB of RAM)
 //! 0x0002_0000  trap stacks (IST1 = TSS.RSP0, IST2 for #DF/#NMI/#MC)
 //! 0x0004_0000  host-call queue (header, slots, data arena)
+//! 0x0004_0800    ring of host signals (inside the queue's header page)
 //! 0x0010_0000  boot parameter blob
 //! 0x0020_0000  the sentry image (p_paddr), then free RAM
 //! ```
@@ -66,6 +68,11 @@ pub mod gpa {
     pub const QUEUE: u64 = 0x40000;
     /// Size of the host-call queue area.
     pub const QUEUE_SIZE: u64 = 0xc0000;
+    /// The ring of signals from the host (see [`super::signals`]), in the
+    /// unused part of the queue's header page.
+    pub const SIGNALS: u64 = QUEUE + 0x800;
+    /// Size of the signal ring area.
+    pub const SIGNALS_SIZE: u64 = 0x800;
     /// The boot parameter blob.
     pub const PARAMS: u64 = 0x100000;
     /// Largest boot parameter blob.
@@ -288,4 +295,63 @@ pub mod queue {
     pub const PATH_MAX: u64 = 4096;
     /// Largest single transfer.
     pub const IO_MAX: u64 = 1 << 30;
+}
+
+/// The ring of signals from the host at [`gpa::SIGNALS`]: `kill` from the
+/// control server, or a signal the sandbox process forwards.
+///
+/// A single-producer (the VMM, whose senders serialise among themselves)
+/// single-consumer (the sentry) ring of [`NR_ENTRIES`] fixed entries.
+///
+/// Protocol:
+/// 1. The host keeps its own count of posted signals (it never trusts
+///    [`HEAD`] as read back from guest memory). It reads [`TAIL`]; if the
+///    ring is full, or `TAIL` is past its count (a broken guest), it drops
+///    the signal, logs it and counts it in [`DROPPED`]. It never waits.
+/// 2. Otherwise it fills the entry at `head % NR_ENTRIES`, stores
+///    `head + 1` into `HEAD` with release ordering, and sends
+///    [`SIGNAL_VECTOR`] to vCPU 0 (an MSI to the in-kernel LAPIC, no exit
+///    to the VMM). The interrupt wakes a halted sentry and preempts user
+///    code into the sentry (`Trap::Interrupt`); a sentry busy in kernel
+///    mode takes it, or polls the ring, when it next looks for work.
+/// 3. The sentry keeps its own count of taken signals. It reads `HEAD`
+///    (acquire); while it differs from its count it reads the entry at
+///    `tail % NR_ENTRIES`, then stores `tail + 1` into `TAIL` (release),
+///    which gives the entry back to the host. A `HEAD` behind its count or
+///    more than `NR_ENTRIES` ahead of it means a broken host: the sentry
+///    skips to `HEAD`. An entry with a signal outside `1..=MAX_SIGNAL`, a
+///    negative pid or unknown flags is skipped.
+pub mod signals {
+    /// Header: the host's count of posted signals (`u64`).
+    pub const HEAD: u64 = 0x00;
+    /// Header: the sentry's count of taken signals (`u64`).
+    pub const TAIL: u64 = 0x08;
+    /// Header: signals the host dropped (`u64`, statistics).
+    pub const DROPPED: u64 = 0x10;
+    /// The interrupt vector that announces a signal.
+    pub const SIGNAL_VECTOR: u32 = 0xee;
+    /// Offset of the entry array.
+    pub const ENTRIES: u64 = 0x40;
+    /// Bytes per entry.
+    pub const ENTRY_SIZE: u64 = 16;
+    /// Number of entries.
+    pub const NR_ENTRIES: u64 = 32;
+    /// Entry: container pid of the target, 0 for the init (`i32`).
+    pub const ENTRY_PID: u64 = 0x00;
+    /// Entry: signal number (`i32`).
+    pub const ENTRY_SIG: u64 = 0x04;
+    /// Entry: flags (`u32`, the `FLAG_*`).
+    pub const ENTRY_FLAGS: u64 = 0x08;
+    /// Flag: signal every process of the container.
+    pub const FLAG_ALL: u32 = 1;
+    /// The highest signal number (`SIGRTMAX`).
+    pub const MAX_SIGNAL: i32 = 64;
+
+    const _: () = assert!(ENTRIES + NR_ENTRIES * ENTRY_SIZE <= super::gpa::SIGNALS_SIZE);
+    // The ring lies in the queue's header page, past its header fields.
+    const _: () =
+        assert!(super::gpa::SIGNALS >= super::gpa::QUEUE + super::queue::GUEST_WAITING + 8);
+    const _: () = assert!(
+        super::gpa::SIGNALS + super::gpa::SIGNALS_SIZE <= super::gpa::QUEUE + super::queue::SLOTS
+    );
 }
