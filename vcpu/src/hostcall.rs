@@ -295,6 +295,7 @@ fn serve_one(ram: &GuestRam, host: &dyn HostOps, s: u64) -> Result<i64, Errno> {
         }
         q::OP_READ => result_of(host.read(h, guest_bytes(&buf(q::IO_MAX)?))),
         q::OP_PREAD => result_of(host.pread(h, guest_bytes(&buf(q::IO_MAX)?), offset)),
+        q::OP_GETDENTS64 => result_of(host.getdents64(h, guest_bytes(&buf(q::IO_MAX)?))),
         q::OP_WRITE if h == HOST_STDOUT || h == HOST_STDERR => {
             write_all(host, h, guest_bytes(&buf(q::IO_MAX)?))
         }

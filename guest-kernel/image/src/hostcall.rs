@@ -453,6 +453,16 @@ impl guest_kernel::platform::HostOps for QueueHost {
         Ok(t)
     }
 
+    fn getdents64(&self, h: guest_kernel::platform::HostHandle, buf: &mut [u8]) -> KResult<usize> {
+        to_result(call(Req {
+            op: q::OP_GETDENTS64,
+            handle: h.0,
+            addr: buf_gpa(buf.as_ptr()),
+            len: buf.len() as u64,
+            offset: 0,
+        }))
+    }
+
     fn close(&self, h: guest_kernel::platform::HostHandle) {
         let _ = call(Req {
             op: q::OP_CLOSE,

@@ -288,6 +288,8 @@ pub mod queue {
     /// A sentry log record: the UTF-8 text at `addr`/`len` (in the arena),
     /// the `log` level (1 error .. 5 trace) in the handle field.
     pub const OP_LOG: u32 = 9;
+    /// `getdents64` on a directory handle into `addr`/`len`.
+    pub const OP_GETDENTS64: u32 = 10;
     /// Longest log record the host accepts.
     pub const LOG_MAX: u64 = 4096;
 
