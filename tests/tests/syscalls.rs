@@ -83,7 +83,6 @@ fn memory_faults_deliver_sigsegv_with_siginfo() {
 }
 
 #[test]
-#[ignore = "mremap arrives with issue 4 (memory)"]
 fn memory_map_fixed_mremap_madvise_match_native() {
     memory_test(
         "extra",

@@ -8,6 +8,7 @@
 
 pub mod frames;
 pub mod ops;
+mod remap;
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;

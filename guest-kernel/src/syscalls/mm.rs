@@ -98,9 +98,27 @@ pub fn sys_mprotect<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64>
 }
 
 /// madvise(2): advice only; `MADV_DONTNEED` semantics arrive with the memory work.
-pub fn sys_madvise<P: Platform>(_k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+pub fn sys_madvise<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    const MADV_DONTNEED: u64 = 4;
+    const MADV_FREE: u64 = 8;
     if !a[0].is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
-    Ok(0)
+    let len = crate::abi::page_up(a[1]).ok_or(Errno::EINVAL)?;
+    let end = a[0].checked_add(len).ok_or(Errno::EINVAL)?;
+    match a[2] {
+        MADV_DONTNEED | MADV_FREE if len > 0 => {
+            let (mm, frames, plat) = k.mm_parts();
+            mm.discard(plat, frames, a[0], end)?;
+            Ok(0)
+        }
+        // Other advice changes no semantics.
+        _ => Ok(0),
+    }
+}
+
+/// mremap(2).
+pub fn sys_mremap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let (mm, frames, plat) = k.mm_parts();
+    mm.mremap(plat, frames, [a[0], a[1], a[2], a[3], a[4]])
 }

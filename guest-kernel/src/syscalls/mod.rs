@@ -106,6 +106,7 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         MUNMAP => mm::sys_munmap(k, a),
         MPROTECT => mm::sys_mprotect(k, a),
         MADVISE => mm::sys_madvise(k, a),
+        MREMAP => mm::sys_mremap(k, a),
 
         CLONE => process::sys_clone(k, a),
         FORK => process::sys_clone(k, [17, 0, 0, 0, 0, 0]),
