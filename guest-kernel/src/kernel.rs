@@ -61,6 +61,8 @@ pub struct Kernel<'p, P: Platform> {
     pub init_exit: Option<ExitStatus>,
     /// Set by `sched_yield`: the current task goes to the back of the queue.
     pub yield_now: bool,
+    /// The program the loader last loaded (a script's interpreter).
+    pub last_exe: Vec<u8>,
     pub stats: Stats,
 }
 
@@ -98,6 +100,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
             boot_ns: plat.now(Clock::Monotonic),
             init_exit: None,
             yield_now: false,
+            last_exe: Vec::new(),
             stats: Stats::default(),
         }
     }
@@ -173,7 +176,8 @@ impl<'p, P: Platform> Kernel<'p, P> {
                     entry.rip,
                     entry.rsp
                 );
-                self.group_mut().exe_path = path;
+                let _ = path;
+                self.group_mut().exe_path = core::mem::take(&mut self.last_exe);
                 self.cur_mut().regs = UserRegs::new_user(entry.rip, entry.rsp);
                 self.runq.push_back(tid);
                 Ok(())

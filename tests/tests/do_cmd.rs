@@ -106,3 +106,24 @@ fn writes_to_the_host_root_fail_with_erofs() {
         );
     });
 }
+
+#[test]
+fn shebang_scripts_run_through_their_interpreter() {
+    let dir = ringfence_tests::TempDir::new("do-script");
+    let script = dir.path().join("script.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh -e\necho \"script $0 args: $*\"\nexit 4\n",
+    )
+    .expect("write script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let path = script.to_str().expect("utf-8 path");
+    let expected = native(&[path, "a", "b"]);
+    expected.expect_exit(Exit::Code(4));
+    for_each_platform(|p| {
+        let out = Ringfence::new(p).invoke(["do", "--", path, "a", "b"]);
+        out.expect_exit(Exit::Code(4));
+        out.expect_stdout(&expected.stdout_str());
+    });
+}

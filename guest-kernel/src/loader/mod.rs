@@ -29,6 +29,36 @@ pub struct Entry {
     pub rsp: u64,
 }
 
+/// Nested `#!` interpreters allowed (Linux allows 4 levels of binfmt).
+const MAX_INTERP_DEPTH: usize = 4;
+
+/// Parse a `#!` line: the interpreter and its optional single argument.
+pub fn parse_shebang(data: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    let rest = data.strip_prefix(b"#!")?;
+    let line = rest.split(|b| *b == b'\n').next()?;
+    // Linux reads at most 256 bytes of the line.
+    let line = &line[..line.len().min(255)];
+    let trimmed: &[u8] = {
+        let start = line.iter().position(|b| *b != b' ' && *b != b'\t')?;
+        let end = line
+            .iter()
+            .rposition(|b| *b != b' ' && *b != b'\t' && *b != b'\r')?
+            + 1;
+        &line[start..end]
+    };
+    let split = trimmed.iter().position(|b| *b == b' ' || *b == b'\t');
+    match split {
+        None => Some((trimmed.to_vec(), None)),
+        Some(i) => {
+            let arg = trimmed[i..]
+                .iter()
+                .position(|b| *b != b' ' && *b != b'\t')
+                .map(|j| trimmed[i + j..].to_vec());
+            Some((trimmed[..i].to_vec(), arg))
+        }
+    }
+}
+
 /// Why a program could not be loaded (for the user-facing error).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoadError {
@@ -121,13 +151,27 @@ impl<P: Platform> Kernel<'_, P> {
         argv: &[Vec<u8>],
         envp: &[Vec<u8>],
     ) -> Result<Entry, LoadError> {
-        let data = self.read_container_file(path)?;
-        if data.starts_with(b"#!") {
-            return Err(fail(
-                Errno::ENOEXEC,
-                "interpreter scripts need the filesystem layer (not yet supported)",
-            ));
+        let mut data = self.read_container_file(path)?;
+        // `#!` scripts: run the interpreter with the script's path.
+        let mut argv_owned: Vec<Vec<u8>> = argv.to_vec();
+        let mut exe: Vec<u8> = path.to_vec();
+        let mut depth = 0;
+        while data.starts_with(b"#!") {
+            depth += 1;
+            if depth > MAX_INTERP_DEPTH {
+                return Err(fail(Errno::ELOOP, "too many levels of #! interpreters"));
+            }
+            let (interp, arg) =
+                parse_shebang(&data).ok_or(fail(Errno::ENOEXEC, "malformed #! line"))?;
+            let mut new_argv = alloc::vec![interp.clone()];
+            new_argv.extend(arg);
+            new_argv.push(exe.clone());
+            new_argv.extend(argv_owned.iter().skip(1).cloned());
+            argv_owned = new_argv;
+            data = self.read_container_file(&interp)?;
+            exe = interp;
         }
+        let argv: &[Vec<u8>] = &argv_owned;
         let info = elf::parse(&data).map_err(|e| fail(e, "not a valid x86-64 ELF executable"))?;
         // The dynamic loader named by PT_INTERP, read before the point of no return.
         let interp = match &info.interp {
@@ -240,6 +284,7 @@ impl<P: Platform> Kernel<'_, P> {
         )
         .map_err(|e| fail(e, "argument list too long"))?;
         mm.copy_out(plat, frames, img.sp, &img.bytes)?;
+        self.last_exe = exe;
         Ok(Entry {
             rip: entry,
             rsp: img.sp,
@@ -318,4 +363,23 @@ fn map_image<P: Platform>(
         mm.write_force(plat, frames, s.vaddr, bytes)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_shebang;
+
+    #[test]
+    fn shebang_lines() {
+        assert_eq!(
+            parse_shebang(b"#!/bin/sh\necho"),
+            Some((b"/bin/sh".to_vec(), None))
+        );
+        assert_eq!(
+            parse_shebang(b"#! /usr/bin/env  python3 -u \r\n"),
+            Some((b"/usr/bin/env".to_vec(), Some(b"python3 -u".to_vec())))
+        );
+        assert_eq!(parse_shebang(b"#!   \n"), None);
+        assert_eq!(parse_shebang(b"\x7fELF"), None);
+    }
 }

@@ -243,8 +243,10 @@ pub fn sys_execve<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     if vfork_parent.is_some() {
         k.wake(WaitKey::Vfork(tid), 1);
     }
+    let _ = full;
+    let exe = core::mem::take(&mut k.last_exe);
     let g = k.group_mut();
-    g.exe_path = full;
+    g.exe_path = exe;
     g.sighand.reset_for_exec();
     let closing = g.fds.take_cloexec();
     for e in closing {
