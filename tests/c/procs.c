@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -210,6 +212,40 @@ static int mode_signals(void) {
     return 0;
 }
 
+/* select and poll wait for a pipe to become readable, and time out. */
+static int mode_select(void) {
+    int fds[2];
+    check(pipe(fds) == 0, "pipe");
+    pid_t c = fork();
+    if (c == 0) {
+        struct timespec d = {0, 20 * 1000 * 1000};
+        nanosleep(&d, NULL);
+        check(write(fds[1], "x", 1) == 1, "write");
+        _exit(0);
+    }
+    fd_set rd;
+    FD_ZERO(&rd);
+    FD_SET(fds[0], &rd);
+    struct timeval tv = {5, 0};
+    int n = select(fds[0] + 1, &rd, NULL, NULL, &tv);
+    printf("select: %d ready, readable %d\n", n, FD_ISSET(fds[0], &rd) != 0);
+    char ch;
+    check(read(fds[0], &ch, 1) == 1, "read");
+    FD_ZERO(&rd);
+    FD_SET(fds[0], &rd);
+    tv.tv_sec = 0;
+    tv.tv_usec = 10000;
+    printf("select: timeout gives %d\n", select(fds[0] + 1, &rd, NULL, NULL, &tv));
+    struct pollfd p = {fds[1], POLLOUT, 0};
+    printf("poll: writable %d\n", poll(&p, 1, 0) == 1 && (p.revents & POLLOUT));
+    waitpid(c, NULL, 0);
+    close(fds[1]);
+    p.fd = fds[0];
+    p.events = POLLIN;
+    printf("poll: hangup after the writer closed %d\n", poll(&p, 1, 1000) == 1 && (p.revents & POLLHUP));
+    return 0;
+}
+
 static volatile int stop_spin;
 static void *spinner(void *arg) {
     (void)arg;
@@ -255,6 +291,8 @@ int main(int argc, char **argv) {
         return exec_child(argc, argv);
     if (!strcmp(argv[1], "threads"))
         return mode_threads();
+    if (!strcmp(argv[1], "select"))
+        return mode_select();
     if (!strcmp(argv[1], "spin"))
         return mode_spin();
     if (!strcmp(argv[1], "signals"))

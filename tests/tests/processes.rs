@@ -49,3 +49,8 @@ fn signals_sigchld_sigsuspend_nanosleep_vfork() {
 fn spinning_tasks_are_preempted() {
     procs_matches_native("spin");
 }
+
+#[test]
+fn select_and_poll_wait_and_time_out() {
+    procs_matches_native("select");
+}

@@ -158,6 +158,8 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         FUTEX => futex::sys_futex(k, a),
         POLL => poll::sys_poll(k, a),
         PPOLL => poll::sys_ppoll(k, a),
+        SELECT => poll::sys_select(k, a),
+        PSELECT6 => poll::sys_pselect6(k, a),
 
         UNAME => misc::sys_uname(k, a),
         GETRANDOM => misc::sys_getrandom(k, a),

@@ -137,3 +137,125 @@ pub fn sys_ppoll<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     }
     do_poll(k, a[0], a[1], deadline)
 }
+
+/// Largest descriptor set `select` accepts (`FD_SETSIZE`).
+const FD_SETSIZE: u64 = 1024;
+
+/// The shared body of select(2) and pselect6(2): `sets` are the user
+/// addresses of the read, write and except sets (0 when absent).
+fn do_select<P: Platform>(
+    k: &mut Kernel<'_, P>,
+    nfds: u64,
+    sets: [u64; 3],
+    deadline: Option<u64>,
+) -> KResult<u64> {
+    if nfds > FD_SETSIZE {
+        return Err(Errno::EINVAL);
+    }
+    let bytes = nfds.div_ceil(64) as usize * 8;
+    let mut input = [vec![0u8; bytes], vec![0u8; bytes], vec![0u8; bytes]];
+    for (i, addr) in sets.iter().enumerate() {
+        if *addr != 0 {
+            k.copy_in(*addr, &mut input[i])?;
+        }
+    }
+    let mut output = [vec![0u8; bytes], vec![0u8; bytes], vec![0u8; bytes]];
+    let mut ready = 0u64;
+    for fd in 0..nfds as usize {
+        let (byte, bit) = (fd / 8, 1u8 << (fd % 8));
+        let wanted = [0, 1, 2].map(|i| input[i][byte] & bit != 0);
+        if !wanted.iter().any(|w| *w) {
+            continue;
+        }
+        let file = k.group().fds.get(fd as i32)?;
+        let ev = readiness(&file);
+        let got = [
+            ev & (POLLIN | POLLHUP | POLLERR) != 0,
+            ev & (POLLOUT | POLLERR) != 0,
+            false,
+        ];
+        for i in 0..3 {
+            if wanted[i] && got[i] {
+                output[i][byte] |= bit;
+                ready += 1;
+            }
+        }
+    }
+    if ready > 0 || deadline == Some(0) || k.timed_out() {
+        for (i, addr) in sets.iter().enumerate() {
+            if *addr != 0 {
+                k.copy_out(*addr, &output[i])?;
+            }
+        }
+        return Ok(ready);
+    }
+    if matches!(k.cur().restart, Some(r) if r.interrupted) {
+        return Err(Errno::EINTR);
+    }
+    Err(k.block(WaitKey::Poll, deadline))
+}
+
+/// select(2), with a `struct timeval` timeout.
+pub fn sys_select<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let deadline = if a[4] == 0 {
+        None
+    } else {
+        let mut b = [0u8; 16];
+        k.copy_in(a[4], &mut b)?;
+        let sec = i64::from_le_bytes(b[..8].try_into().map_err(|_| Errno::EFAULT)?);
+        let usec = i64::from_le_bytes(b[8..].try_into().map_err(|_| Errno::EFAULT)?);
+        if sec < 0 || !(0..1_000_000).contains(&usec) {
+            return Err(Errno::EINVAL);
+        }
+        let ns = (sec as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(usec as u64 * 1000);
+        Some(if ns == 0 { 0 } else { k.deadline_after(ns) })
+    };
+    do_select(k, a[0], [a[1], a[2], a[3]], deadline)
+}
+
+/// pselect6(2): a `timespec` timeout and a signal mask while waiting.
+pub fn sys_pselect6<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let deadline = if a[4] == 0 {
+        None
+    } else {
+        let mut b = [0u8; 16];
+        k.copy_in(a[4], &mut b)?;
+        let ns = Timespec::from_bytes(&b).to_ns().ok_or(Errno::EINVAL)?;
+        Some(if ns == 0 { 0 } else { k.deadline_after(ns) })
+    };
+    // a[5] points at { const sigset_t *ss; size_t ss_len; }.
+    let mask = if a[5] != 0 {
+        let ss = k.read_u64(a[5])?;
+        let len = k.read_u64(a[5] + 8)?;
+        if ss != 0 {
+            if len != 8 {
+                return Err(Errno::EINVAL);
+            }
+            Some(k.read_u64(ss)?)
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    let Some(mask) = mask else {
+        return do_select(k, a[0], [a[1], a[2], a[3]], deadline);
+    };
+    let t = k.cur_mut();
+    let saved = t
+        .restart
+        .and_then(|r| r.saved_mask)
+        .unwrap_or(t.sig.blocked);
+    t.sig.set_blocked(mask);
+    let r = do_select(k, a[0], [a[1], a[2], a[3]], deadline);
+    if r == Err(crate::kernel::BLOCKED) {
+        if let Some(rs) = k.cur_mut().restart.as_mut() {
+            rs.saved_mask = Some(saved);
+        }
+    } else {
+        k.cur_mut().sig.set_blocked(saved);
+    }
+    r
+}
