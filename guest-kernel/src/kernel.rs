@@ -51,6 +51,8 @@ pub struct Kernel<'p, P: Platform> {
     pub runq: VecDeque<Tid>,
     /// Deadlines of blocked tasks: (monotonic ns, tid).
     timers: BTreeMap<(u64, Tid), ()>,
+    /// `ITIMER_REAL` per thread group: (next expiry, interval), in ns.
+    pub alarms: BTreeMap<Tid, (u64, u64)>,
     wait_seq: u64,
     /// The task whose syscall is being served.
     pub cur: Tid,
@@ -94,6 +96,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
             next_tid: 1,
             runq: VecDeque::new(),
             timers: BTreeMap::new(),
+            alarms: BTreeMap::new(),
             wait_seq: 0,
             cur: 1,
             hostname: params.hostname.clone(),
@@ -251,7 +254,11 @@ impl<'p, P: Platform> Kernel<'p, P> {
             self.fire_timers();
             self.take_host_signals();
             let Some(tid) = self.runq.pop_front() else {
-                let next = self.timers.keys().next().map(|(d, _)| *d);
+                let next_alarm = self.alarms.values().map(|(d, _)| *d).min();
+                let next = match (self.timers.keys().next().map(|(d, _)| *d), next_alarm) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 self.plat.idle(next);
                 continue;
             };
@@ -458,10 +465,32 @@ impl<'p, P: Platform> Kernel<'p, P> {
     }
 
     fn fire_timers(&mut self) {
-        if self.timers.is_empty() {
+        if self.timers.is_empty() && self.alarms.is_empty() {
             return;
         }
         let now = self.plat.now(Clock::Monotonic);
+        let due: Vec<(Tid, u64, u64)> = self
+            .alarms
+            .iter()
+            .filter(|(_, (d, _))| *d <= now)
+            .map(|(t, (d, i))| (*t, *d, *i))
+            .collect();
+        for (tgid, deadline, interval) in due {
+            if interval == 0 {
+                self.alarms.remove(&tgid);
+            } else {
+                // Skip the periods that passed unseen, as an overrun.
+                let periods = (now - deadline) / interval + 1;
+                self.alarms
+                    .insert(tgid, (deadline + periods * interval, interval));
+            }
+            let info = crate::task::SigInfo {
+                signo: crate::abi::linux::SIGALRM,
+                code: 0x80, // SI_KERNEL
+                ..Default::default()
+            };
+            crate::task::frame::send_to_group(self, tgid, crate::abi::linux::SIGALRM, info);
+        }
         while let Some(&(d, tid)) = self.timers.keys().next() {
             if d > now {
                 break;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
+#include <sys/time.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -246,6 +247,40 @@ static int mode_select(void) {
     return 0;
 }
 
+static volatile sig_atomic_t alarms;
+static void on_alarm(int s) {
+    (void)s;
+    alarms++;
+}
+
+/* setitimer/alarm deliver SIGALRM; an unhandled one kills. */
+static int mode_alarm(void) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 10000}, {0, 10000}};
+    check(setitimer(ITIMER_REAL, &it, NULL) == 0, "setitimer");
+    while (alarms < 3)
+        pause();
+    struct itimerval off = {{0, 0}, {0, 0}}, old;
+    setitimer(ITIMER_REAL, &off, &old);
+    printf("alarm: %d periodic alarms, interval was %ld us\n", (int)alarms, (long)old.it_interval.tv_usec);
+    unsigned first = alarm(5);
+    unsigned left = alarm(0);
+    printf("alarm: alarm(5) found %u, alarm(0) found %u\n", first, left);
+    pid_t c = fork();
+    if (c == 0) {
+        signal(SIGALRM, SIG_DFL);
+        alarm(1);
+        for (;;)
+            pause();
+    }
+    int st;
+    waitpid(c, &st, 0);
+    printf("alarm: unhandled SIGALRM killed the child with %d\n", WIFSIGNALED(st) ? WTERMSIG(st) : -1);
+    return 0;
+}
+
 static volatile int stop_spin;
 static void *spinner(void *arg) {
     (void)arg;
@@ -291,6 +326,8 @@ int main(int argc, char **argv) {
         return exec_child(argc, argv);
     if (!strcmp(argv[1], "threads"))
         return mode_threads();
+    if (!strcmp(argv[1], "alarm"))
+        return mode_alarm();
     if (!strcmp(argv[1], "select"))
         return mode_select();
     if (!strcmp(argv[1], "spin"))

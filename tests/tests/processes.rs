@@ -54,3 +54,8 @@ fn spinning_tasks_are_preempted() {
 fn select_and_poll_wait_and_time_out() {
     procs_matches_native("select");
 }
+
+#[test]
+fn setitimer_and_alarm_deliver_sigalrm() {
+    procs_matches_native("alarm");
+}

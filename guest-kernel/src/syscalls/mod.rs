@@ -154,6 +154,9 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         TIME => time::sys_time(k, a),
         NANOSLEEP => time::sys_nanosleep(k, a),
         CLOCK_NANOSLEEP => time::sys_clock_nanosleep(k, a),
+        ALARM => time::sys_alarm(k, a),
+        SETITIMER => time::sys_setitimer(k, a),
+        GETITIMER => time::sys_getitimer(k, a),
 
         FUTEX => futex::sys_futex(k, a),
         POLL => poll::sys_poll(k, a),

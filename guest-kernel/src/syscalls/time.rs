@@ -101,3 +101,91 @@ pub fn sys_clock_nanosleep<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResu
     let deadline = k.deadline_after(delta);
     sleep_until(k, deadline, if abs { 0 } else { a[3] })
 }
+
+const ITIMER_REAL: u64 = 0;
+
+/// The current `ITIMER_REAL` as (remaining, interval) in ns.
+fn itimer_get<P: Platform>(k: &Kernel<'_, P>) -> (u64, u64) {
+    let tgid = k.cur().tgid;
+    match k.alarms.get(&tgid) {
+        Some((d, i)) => (d.saturating_sub(k.plat.now(Clock::Monotonic)).max(1), *i),
+        None => (0, 0),
+    }
+}
+
+fn itimer_set<P: Platform>(k: &mut Kernel<'_, P>, value: u64, interval: u64) {
+    let tgid = k.cur().tgid;
+    if value == 0 {
+        k.alarms.remove(&tgid);
+    } else {
+        let d = k.plat.now(Clock::Monotonic).saturating_add(value);
+        k.alarms.insert(tgid, (d, interval));
+    }
+}
+
+fn timeval_bytes(ns: u64) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
+    b[8..].copy_from_slice(&((ns % 1_000_000_000) / 1000).to_le_bytes());
+    b
+}
+
+fn read_timeval<P: Platform>(k: &mut Kernel<'_, P>, va: u64) -> KResult<u64> {
+    let mut b = [0u8; 16];
+    k.copy_in(va, &mut b)?;
+    let sec = i64::from_le_bytes(b[..8].try_into().map_err(|_| Errno::EFAULT)?);
+    let usec = i64::from_le_bytes(b[8..].try_into().map_err(|_| Errno::EFAULT)?);
+    if sec < 0 || !(0..1_000_000).contains(&usec) {
+        return Err(Errno::EINVAL);
+    }
+    Ok((sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(usec as u64 * 1000))
+}
+
+/// getitimer(2): `ITIMER_REAL` only.
+pub fn sys_getitimer<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    if a[0] != ITIMER_REAL {
+        return Err(Errno::EINVAL);
+    }
+    let (value, interval) = itimer_get(k);
+    let mut b = [0u8; 32];
+    b[..16].copy_from_slice(&timeval_bytes(interval));
+    b[16..].copy_from_slice(&timeval_bytes(value));
+    k.copy_out(a[1], &b)?;
+    Ok(0)
+}
+
+/// setitimer(2): `ITIMER_REAL`, delivering SIGALRM.
+pub fn sys_setitimer<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    if a[0] != ITIMER_REAL {
+        return Err(Errno::EINVAL);
+    }
+    let (old_value, old_interval) = itimer_get(k);
+    if a[1] != 0 {
+        let interval = read_timeval(k, a[1])?;
+        let value = read_timeval(k, a[1] + 16)?;
+        itimer_set(k, value, interval);
+    } else {
+        itimer_set(k, 0, 0);
+    }
+    if a[2] != 0 {
+        let mut b = [0u8; 32];
+        b[..16].copy_from_slice(&timeval_bytes(old_interval));
+        b[16..].copy_from_slice(&timeval_bytes(old_value));
+        k.copy_out(a[2], &b)?;
+    }
+    Ok(0)
+}
+
+/// alarm(2).
+pub fn sys_alarm<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let (old, _) = itimer_get(k);
+    itimer_set(k, (a[0] as u32 as u64).saturating_mul(1_000_000_000), 0);
+    // Remaining seconds, rounded to nearest, at least 1 while pending.
+    Ok(if old == 0 {
+        0
+    } else {
+        old.div_ceil(1_000_000_000).max(1)
+    })
+}

@@ -89,6 +89,7 @@ fn group_dead<P: Platform>(k: &mut Kernel<'_, P>, tgid: Tid, status: GroupExit) 
     };
     let files: Vec<_> = g.fds.drain().collect();
     g.zombie = Some(status);
+    k.alarms.remove(&tgid);
     let (parent, exit_signal, children) =
         (g.parent, g.exit_signal, core::mem::take(&mut g.children));
     for e in files {
