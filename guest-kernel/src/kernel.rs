@@ -476,13 +476,15 @@ impl<'p, P: Platform> Kernel<'p, P> {
             .map(|(t, (d, i))| (*t, *d, *i))
             .collect();
         for (tgid, deadline, interval) in due {
-            if interval == 0 {
-                self.alarms.remove(&tgid);
-            } else {
+            match (now - deadline).checked_div(interval) {
                 // Skip the periods that passed unseen, as an overrun.
-                let periods = (now - deadline) / interval + 1;
-                self.alarms
-                    .insert(tgid, (deadline + periods * interval, interval));
+                Some(missed) => {
+                    let next = deadline.saturating_add((missed + 1).saturating_mul(interval));
+                    self.alarms.insert(tgid, (next, interval));
+                }
+                None => {
+                    self.alarms.remove(&tgid);
+                }
             }
             let info = crate::task::SigInfo {
                 signo: crate::abi::linux::SIGALRM,
