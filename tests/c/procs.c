@@ -2,11 +2,13 @@
  * Every mode prints deterministic lines so the output can be compared with
  * a native run. */
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/select.h>
 #include <sys/time.h>
 #include <poll.h>
@@ -247,6 +249,35 @@ static int mode_select(void) {
     return 0;
 }
 
+/* eventfd between a parent and its child: blocking reads, semaphores. */
+static int mode_eventfd(void) {
+    int e = eventfd(0, 0);
+    check(e >= 0, "eventfd");
+    pid_t c = fork();
+    if (c == 0) {
+        struct timespec d = {0, 10 * 1000 * 1000};
+        nanosleep(&d, NULL);
+        uint64_t one = 5;
+        check(write(e, &one, 8) == 8, "write");
+        _exit(0);
+    }
+    uint64_t v = 0;
+    check(read(e, &v, 8) == 8, "read");
+    printf("eventfd: parent read %llu after blocking\n", (unsigned long long)v);
+    waitpid(c, NULL, 0);
+    int s = eventfd(2, EFD_SEMAPHORE | EFD_NONBLOCK);
+    uint64_t a = 0, b = 0, x = 0;
+    ssize_t r1 = read(s, &a, 8), r2 = read(s, &b, 8), r3 = read(s, &x, 8);
+    printf("eventfd: semaphore reads %llu %llu, then %zd (%s)\n", (unsigned long long)a, (unsigned long long)b, r3,
+           r3 < 0 && errno == EAGAIN ? "EAGAIN" : "?");
+    (void)r1;
+    (void)r2;
+    struct pollfd p = {e, POLLIN | POLLOUT, 0};
+    poll(&p, 1, 0);
+    printf("eventfd: poll in %d out %d\n", (p.revents & POLLIN) != 0, (p.revents & POLLOUT) != 0);
+    return 0;
+}
+
 static volatile sig_atomic_t alarms;
 static void on_alarm(int s) {
     (void)s;
@@ -326,6 +357,8 @@ int main(int argc, char **argv) {
         return exec_child(argc, argv);
     if (!strcmp(argv[1], "threads"))
         return mode_threads();
+    if (!strcmp(argv[1], "eventfd"))
+        return mode_eventfd();
     if (!strcmp(argv[1], "alarm"))
         return mode_alarm();
     if (!strcmp(argv[1], "select"))

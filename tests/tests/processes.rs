@@ -59,3 +59,8 @@ fn select_and_poll_wait_and_time_out() {
 fn setitimer_and_alarm_deliver_sigalrm() {
     procs_matches_native("alarm");
 }
+
+#[test]
+fn eventfd_blocks_counts_and_polls() {
+    procs_matches_native("eventfd");
+}

@@ -3,6 +3,7 @@
 //! Until the VFS arrives, a file is a host stream (the container's stdio),
 //! a read-only host file from the container root, or a pipe.
 
+pub mod eventfd;
 pub mod pipe;
 
 use alloc::collections::BTreeMap;
@@ -32,6 +33,8 @@ pub enum File {
     Pipe(PipeEnd),
     /// A character device of the sentry's own `/dev`.
     Dev(DevKind),
+    /// An eventfd counter.
+    EventFd(eventfd::EventFd),
 }
 
 /// The sentry's devices (until devfs arrives with the VFS).
@@ -97,7 +100,7 @@ impl File {
     pub fn handle(&self) -> Option<HostHandle> {
         match self {
             File::HostStream { handle } | File::HostFile { handle, .. } => Some(*handle),
-            File::Pipe(_) | File::Dev(_) => None,
+            File::Pipe(_) | File::Dev(_) | File::EventFd(_) => None,
         }
     }
 }

@@ -12,6 +12,11 @@ pub const PIPE_BUF: usize = 4096;
 
 static NEXT_PIPE: AtomicU64 = AtomicU64::new(1);
 
+/// A fresh id in the pipe wait-key space.
+pub fn next_id() -> u64 {
+    NEXT_PIPE.fetch_add(1, Ordering::Relaxed)
+}
+
 #[derive(Debug)]
 struct PipeState {
     buf: VecDeque<u8>,
@@ -40,7 +45,7 @@ pub enum PipeIo {
 impl Pipe {
     pub fn new() -> Self {
         Pipe {
-            id: NEXT_PIPE.fetch_add(1, Ordering::Relaxed),
+            id: next_id(),
             state: Mutex::new(PipeState {
                 buf: VecDeque::new(),
                 readers: 0,

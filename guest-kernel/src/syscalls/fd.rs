@@ -127,12 +127,15 @@ pub fn sys_fcntl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
                 File::HostStream { .. } => O_WRONLY,
                 File::HostFile { .. } => O_RDONLY,
                 File::Dev(_) => 2, // O_RDWR
+                File::EventFd(e) => 2 | u64::from(e.flags.load(Ordering::Relaxed)),
             })
         }
         F_SETFL => {
             let file = k.group().fds.get(fd)?;
-            if let File::Pipe(end) = &*file {
-                end.flags.store(a[2] as u32 & O_NONBLOCK, Ordering::Relaxed);
+            match &*file {
+                File::Pipe(end) => end.flags.store(a[2] as u32 & O_NONBLOCK, Ordering::Relaxed),
+                File::EventFd(e) => e.flags.store(a[2] as u32 & O_NONBLOCK, Ordering::Relaxed),
+                _ => {}
             }
             Ok(0)
         }
@@ -173,4 +176,22 @@ pub fn sys_pipe2<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         return Err(e);
     }
     Ok(0)
+}
+
+/// eventfd2(2) and eventfd(2).
+pub fn sys_eventfd2<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    const EFD_SEMAPHORE: u64 = 1;
+    let flags = a[1];
+    if flags & !(O_CLOEXEC | u64::from(O_NONBLOCK) | EFD_SEMAPHORE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let e = crate::fs::eventfd::EventFd::new(
+        a[0] as u32 as u64,
+        flags & EFD_SEMAPHORE != 0,
+        flags as u32 & O_NONBLOCK,
+    );
+    let limit = nofile(k);
+    Ok(k.group_mut()
+        .fds
+        .install(Arc::new(File::EventFd(e)), flags & O_CLOEXEC != 0, limit)? as u64)
 }

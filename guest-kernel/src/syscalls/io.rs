@@ -85,6 +85,23 @@ fn read_pipe<P: Platform>(
 fn write_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64) -> KResult<u64> {
     let len = len.min(MAX_RW_COUNT);
     match file {
+        File::EventFd(e) => {
+            if len < 8 {
+                return Err(Errno::EINVAL);
+            }
+            let v = k.read_u64(buf)?;
+            if v == u64::MAX {
+                return Err(Errno::EINVAL);
+            }
+            if e.add(v) {
+                k.wake(WaitKey::Pipe(e.id), usize::MAX);
+                Ok(8)
+            } else if e.flags.load(Ordering::Relaxed) & O_NONBLOCK != 0 {
+                Err(Errno::EAGAIN)
+            } else {
+                Err(k.block(WaitKey::Pipe(e.id), None))
+            }
+        }
         File::Dev(DevKind::Full) => Err(Errno::ENOSPC),
         File::Dev(_) => Ok(len),
         File::HostFile { .. } => Err(Errno::EBADF),
@@ -148,6 +165,20 @@ fn pread_host<P: Platform>(
 fn read_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64) -> KResult<u64> {
     let len = len.min(MAX_RW_COUNT);
     match file {
+        File::EventFd(e) => {
+            if len < 8 {
+                return Err(Errno::EINVAL);
+            }
+            match e.take() {
+                Some(v) => {
+                    k.wake(WaitKey::Pipe(e.id), usize::MAX);
+                    k.copy_out(buf, &v.to_le_bytes())?;
+                    Ok(8)
+                }
+                None if e.flags.load(Ordering::Relaxed) & O_NONBLOCK != 0 => Err(Errno::EAGAIN),
+                None => Err(k.block(WaitKey::Pipe(e.id), None)),
+            }
+        }
         File::Dev(DevKind::Null) => Ok(0),
         File::Dev(kind) => {
             let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
@@ -302,6 +333,14 @@ pub fn stat_of<P: Platform>(k: &Kernel<'_, P>, file: &File) -> KResult<Stat> {
             st_ino: end.pipe.id,
             st_nlink: 1,
             st_mode: S_IFIFO | 0o600,
+            st_blksize: 4096,
+            ..Default::default()
+        }),
+        File::EventFd(e) => Ok(Stat {
+            st_dev: 13,
+            st_ino: e.id,
+            st_nlink: 1,
+            st_mode: 0o600,
             st_blksize: 4096,
             ..Default::default()
         }),

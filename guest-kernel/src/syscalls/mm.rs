@@ -56,7 +56,9 @@ pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             }
             // /dev/zero maps as anonymous memory.
             File::Dev(DevKind::Zero) => None,
-            File::Pipe(_) | File::HostStream { .. } => return Err(Errno::EACCES),
+            File::Pipe(_) | File::HostStream { .. } | File::EventFd(_) => {
+                return Err(Errno::EACCES)
+            }
             File::Dev(_) => return Err(Errno::ENODEV),
         }
     };

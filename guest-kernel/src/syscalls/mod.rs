@@ -100,6 +100,8 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         FCNTL => fd::sys_fcntl(k, a),
         PIPE => fd::sys_pipe2(k, [a[0], 0, 0, 0, 0, 0]),
         PIPE2 => fd::sys_pipe2(k, a),
+        EVENTFD2 => fd::sys_eventfd2(k, a),
+        EVENTFD => fd::sys_eventfd2(k, [a[0], 0, 0, 0, 0, 0]),
 
         BRK => mm::sys_brk(k, a),
         MMAP => mm::sys_mmap(k, a),

@@ -43,6 +43,17 @@ fn readiness(file: &File) -> u16 {
                 ev
             }
         }
+        File::EventFd(e) => {
+            let v = e.value();
+            let mut ev = 0;
+            if v > 0 {
+                ev |= POLLIN | POLLRDNORM;
+            }
+            if v < crate::fs::eventfd::EVENTFD_MAX {
+                ev |= POLLOUT | POLLWRNORM;
+            }
+            ev
+        }
         // Host streams and files, and devices: reads and writes do not block
         // in the sentry (a host read waits in the host).
         _ => POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM,
