@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/select.h>
 #include <sys/time.h>
@@ -278,6 +279,48 @@ static int mode_eventfd(void) {
     return 0;
 }
 
+/* epoll: level- and edge-triggered, oneshot, timeouts, blocking waits. */
+static int mode_epoll(void) {
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    check(ep >= 0, "epoll_create1");
+    int fds[2];
+    check(pipe(fds) == 0, "pipe");
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 111};
+    check(epoll_ctl(ep, EPOLL_CTL_ADD, fds[0], &ev) == 0, "ctl add");
+    struct epoll_event out[4];
+    printf("epoll: empty pipe, timeout gives %d\n", epoll_wait(ep, out, 4, 10));
+    check(write(fds[1], "ab", 2) == 2, "write");
+    int n1 = epoll_wait(ep, out, 4, 0), n2 = epoll_wait(ep, out, 4, 0);
+    printf("epoll: level-triggered reports %d then %d, data %llu\n", n1, n2, (unsigned long long)out[0].data.u64);
+    ev.events = EPOLLIN | EPOLLONESHOT;
+    ev.data.u64 = 222;
+    check(epoll_ctl(ep, EPOLL_CTL_MOD, fds[0], &ev) == 0, "ctl mod");
+    n1 = epoll_wait(ep, out, 4, 0);
+    n2 = epoll_wait(ep, out, 4, 0);
+    printf("epoll: oneshot reports %d then %d\n", n1, n2);
+    char buf[8];
+    check(read(fds[0], buf, sizeof buf) == 2, "drain");
+    int e = eventfd(0, 0);
+    ev.events = EPOLLIN | EPOLLET;
+    ev.data.u64 = 333;
+    check(epoll_ctl(ep, EPOLL_CTL_ADD, e, &ev) == 0, "ctl add eventfd");
+    check(epoll_ctl(ep, EPOLL_CTL_ADD, e, &ev) == -1 && errno == EEXIST, "EEXIST");
+    pid_t c = fork();
+    if (c == 0) {
+        struct timespec d = {0, 20 * 1000 * 1000};
+        nanosleep(&d, NULL);
+        uint64_t one = 1;
+        check(write(e, &one, 8) == 8, "eventfd write");
+        _exit(0);
+    }
+    n1 = epoll_wait(ep, out, 4, 5000);
+    printf("epoll: blocking wait woke with %d event(s), data %llu\n", n1, (unsigned long long)out[0].data.u64);
+    waitpid(c, NULL, 0);
+    check(epoll_ctl(ep, EPOLL_CTL_DEL, fds[0], NULL) == 0, "ctl del");
+    printf("epoll: del again gives %s\n", epoll_ctl(ep, EPOLL_CTL_DEL, fds[0], NULL) == -1 && errno == ENOENT ? "ENOENT" : "?");
+    return 0;
+}
+
 static volatile sig_atomic_t alarms;
 static void on_alarm(int s) {
     (void)s;
@@ -357,6 +400,8 @@ int main(int argc, char **argv) {
         return exec_child(argc, argv);
     if (!strcmp(argv[1], "threads"))
         return mode_threads();
+    if (!strcmp(argv[1], "epoll"))
+        return mode_epoll();
     if (!strcmp(argv[1], "eventfd"))
         return mode_eventfd();
     if (!strcmp(argv[1], "alarm"))

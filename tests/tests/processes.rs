@@ -64,3 +64,8 @@ fn setitimer_and_alarm_deliver_sigalrm() {
 fn eventfd_blocks_counts_and_polls() {
     procs_matches_native("eventfd");
 }
+
+#[test]
+fn epoll_level_edge_oneshot_and_blocking() {
+    procs_matches_native("epoll");
+}

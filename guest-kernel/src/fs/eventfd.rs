@@ -1,6 +1,6 @@
 //! eventfd: a 64-bit counter that readers drain and writers add to.
 
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use spin::Mutex;
 
@@ -16,6 +16,8 @@ pub struct EventFd {
     /// `EFD_SEMAPHORE`: each read takes 1.
     pub semaphore: bool,
     pub flags: AtomicU32,
+    /// Bumped on every change (edge-triggered epoll).
+    pub generation: AtomicU64,
 }
 
 impl EventFd {
@@ -25,11 +27,13 @@ impl EventFd {
             counter: Mutex::new(init),
             semaphore,
             flags: AtomicU32::new(flags),
+            generation: AtomicU64::new(0),
         }
     }
 
     /// Take the value a read returns, or `None` if it must wait.
     pub fn take(&self) -> Option<u64> {
+        self.generation.fetch_add(1, Ordering::Relaxed);
         let mut c = self.counter.lock();
         if *c == 0 {
             return None;
@@ -41,6 +45,7 @@ impl EventFd {
 
     /// Add `v`; false if it must wait for room.
     pub fn add(&self, v: u64) -> bool {
+        self.generation.fetch_add(1, Ordering::Relaxed);
         let mut c = self.counter.lock();
         match c.checked_add(v) {
             Some(n) if n <= EVENTFD_MAX => {

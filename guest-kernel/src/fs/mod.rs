@@ -3,6 +3,7 @@
 //! Until the VFS arrives, a file is a host stream (the container's stdio),
 //! a read-only host file from the container root, or a pipe.
 
+pub mod epoll;
 pub mod eventfd;
 pub mod pipe;
 
@@ -35,6 +36,8 @@ pub enum File {
     Dev(DevKind),
     /// An eventfd counter.
     EventFd(eventfd::EventFd),
+    /// An epoll instance.
+    Epoll(epoll::Epoll),
 }
 
 /// The sentry's devices (until devfs arrives with the VFS).
@@ -96,11 +99,22 @@ impl Drop for PipeEnd {
 }
 
 impl File {
+    /// A counter that changes whenever the file's readiness may have
+    /// changed (edge-triggered epoll); 0 for files that are always ready.
+    pub fn event_generation(&self) -> u64 {
+        use core::sync::atomic::Ordering;
+        match self {
+            File::Pipe(end) => end.pipe.generation.load(Ordering::Relaxed),
+            File::EventFd(e) => e.generation.load(Ordering::Relaxed),
+            _ => 0,
+        }
+    }
+
     /// The host object behind the file, if any.
     pub fn handle(&self) -> Option<HostHandle> {
         match self {
             File::HostStream { handle } | File::HostFile { handle, .. } => Some(*handle),
-            File::Pipe(_) | File::Dev(_) | File::EventFd(_) => None,
+            File::Pipe(_) | File::Dev(_) | File::EventFd(_) | File::Epoll(_) => None,
         }
     }
 }

@@ -29,6 +29,8 @@ struct PipeState {
 pub struct Pipe {
     pub id: u64,
     state: Mutex<PipeState>,
+    /// Bumped on every change, so edge-triggered epoll sees new events.
+    pub generation: AtomicU64,
 }
 
 /// What a read or write could do right now.
@@ -46,6 +48,7 @@ impl Pipe {
     pub fn new() -> Self {
         Pipe {
             id: next_id(),
+            generation: AtomicU64::new(0),
             state: Mutex::new(PipeState {
                 buf: VecDeque::new(),
                 readers: 0,
@@ -64,6 +67,7 @@ impl Pipe {
     }
 
     pub fn close_end(&self, write: bool) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
         let mut s = self.state.lock();
         if write {
             s.writers = s.writers.saturating_sub(1);
@@ -74,6 +78,7 @@ impl Pipe {
 
     /// Take up to `max` bytes.
     pub fn read(&self, max: usize, out: &mut alloc::vec::Vec<u8>) -> PipeIo {
+        self.generation.fetch_add(1, Ordering::Relaxed);
         let mut s = self.state.lock();
         if s.buf.is_empty() {
             return if s.writers == 0 {
@@ -89,6 +94,7 @@ impl Pipe {
 
     /// Append from `data`; writes of at most `PIPE_BUF` are all-or-nothing.
     pub fn write(&self, data: &[u8]) -> PipeIo {
+        self.generation.fetch_add(1, Ordering::Relaxed);
         let mut s = self.state.lock();
         if s.readers == 0 {
             return PipeIo::Closed;

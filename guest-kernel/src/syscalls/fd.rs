@@ -126,7 +126,7 @@ pub fn sys_fcntl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
                 File::HostStream { handle } if handle.0 == 0 => O_RDONLY,
                 File::HostStream { .. } => O_WRONLY,
                 File::HostFile { .. } => O_RDONLY,
-                File::Dev(_) => 2, // O_RDWR
+                File::Dev(_) | File::Epoll(_) => 2, // O_RDWR
                 File::EventFd(e) => 2 | u64::from(e.flags.load(Ordering::Relaxed)),
             })
         }

@@ -85,6 +85,7 @@ fn read_pipe<P: Platform>(
 fn write_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64) -> KResult<u64> {
     let len = len.min(MAX_RW_COUNT);
     match file {
+        File::Epoll(_) => Err(Errno::EINVAL),
         File::EventFd(e) => {
             if len < 8 {
                 return Err(Errno::EINVAL);
@@ -165,6 +166,7 @@ fn pread_host<P: Platform>(
 fn read_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64) -> KResult<u64> {
     let len = len.min(MAX_RW_COUNT);
     match file {
+        File::Epoll(_) => Err(Errno::EINVAL),
         File::EventFd(e) => {
             if len < 8 {
                 return Err(Errno::EINVAL);
@@ -333,6 +335,13 @@ pub fn stat_of<P: Platform>(k: &Kernel<'_, P>, file: &File) -> KResult<Stat> {
             st_ino: end.pipe.id,
             st_nlink: 1,
             st_mode: S_IFIFO | 0o600,
+            st_blksize: 4096,
+            ..Default::default()
+        }),
+        File::Epoll(_) => Ok(Stat {
+            st_dev: 13,
+            st_nlink: 1,
+            st_mode: 0o600,
             st_blksize: 4096,
             ..Default::default()
         }),

@@ -56,7 +56,7 @@ pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             }
             // /dev/zero maps as anonymous memory.
             File::Dev(DevKind::Zero) => None,
-            File::Pipe(_) | File::HostStream { .. } | File::EventFd(_) => {
+            File::Pipe(_) | File::HostStream { .. } | File::EventFd(_) | File::Epoll(_) => {
                 return Err(Errno::EACCES)
             }
             File::Dev(_) => return Err(Errno::ENODEV),

@@ -2,6 +2,7 @@
 //! only maps numbers to handlers and turns errors into `-errno`.
 
 pub mod dir;
+pub mod epoll;
 pub mod fd;
 pub mod futex;
 pub mod io;
@@ -164,6 +165,11 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         POLL => poll::sys_poll(k, a),
         PPOLL => poll::sys_ppoll(k, a),
         SELECT => poll::sys_select(k, a),
+        EPOLL_CREATE => epoll::sys_epoll_create(k, a),
+        EPOLL_CREATE1 => epoll::sys_epoll_create1(k, a),
+        EPOLL_CTL => epoll::sys_epoll_ctl(k, a),
+        EPOLL_WAIT => epoll::sys_epoll_wait(k, a),
+        EPOLL_PWAIT => epoll::sys_epoll_pwait(k, a),
         PSELECT6 => poll::sys_pselect6(k, a),
 
         UNAME => misc::sys_uname(k, a),

@@ -23,8 +23,24 @@ const POLLRDNORM: u16 = 0x40;
 const POLLWRNORM: u16 = 0x100;
 
 /// The events `file` can report now.
-fn readiness(file: &File) -> u16 {
+pub fn readiness(file: &File) -> u16 {
     match file {
+        // Ready when any of its own interests is; nested instances count as
+        // not ready (no recursion through epoll graphs).
+        File::Epoll(ep) => {
+            let ready = ep.interest.lock().values().any(|i| {
+                !i.disabled
+                    && i.file.upgrade().is_some_and(|f| {
+                        !matches!(&*f, File::Epoll(_))
+                            && readiness(&f) & (i.events as u16 | POLLERR | POLLHUP) != 0
+                    })
+            });
+            if ready {
+                POLLIN | POLLRDNORM
+            } else {
+                0
+            }
+        }
         File::Pipe(end) => {
             let (buffered, peers) = end.pipe.status(end.write);
             if end.write {
