@@ -90,14 +90,29 @@ impl HostOps for HostServices {
             return Err(Errno::EINVAL);
         }
         let rel = std::ffi::OsStr::new(std::str::from_utf8(path).map_err(|_| Errno::ENOENT)?);
+        let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+        // Look before opening: opening a device node can have effects of its
+        // own (a watchdog, a tape, a terminal), so only regular files and
+        // directories of the host are ever opened for the guest.
+        let probe = rustix::fs::openat2(&self.root, rel, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), resolve)
+            .map_err(errno_of)?;
+        let before = rustix::fs::fstat(&probe).map_err(errno_of)?;
+        let kind = rustix::fs::FileType::from_raw_mode(before.st_mode);
+        if !matches!(kind, rustix::fs::FileType::RegularFile | rustix::fs::FileType::Directory) {
+            return Err(Errno::EACCES);
+        }
         let fd = rustix::fs::openat2(
             &self.root,
             rel,
             OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
             Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+            resolve,
         )
         .map_err(errno_of)?;
+        let after = rustix::fs::fstat(&fd).map_err(errno_of)?;
+        if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino) {
+            return Err(Errno::EAGAIN); // swapped underneath us
+        }
         let mut table = self.table.lock().map_err(|_| Errno::EIO)?;
         if table.fds.len() >= MAX_HANDLES {
             return Err(Errno::ENFILE);
@@ -261,6 +276,10 @@ mod tests {
         assert_eq!(s.open(b"/etc/\0x"), Err(Errno::EINVAL));
         assert_eq!(s.read(HostHandle(999), &mut buf), Err(Errno::EBADF));
         assert_eq!(s.tcgets(HOST_STDOUT), Err(Errno::ENOTTY));
+        // Device nodes of the host are never opened for the guest.
+        let host_root = services(Path::new("/"));
+        assert_eq!(host_root.open(b"/dev/null"), Err(Errno::EACCES));
+        assert_eq!(host_root.open(b"/dev/kvm").err().map(|e| e == Errno::EACCES || e == Errno::ENOENT), Some(true));
         std::fs::remove_dir_all(&base).unwrap();
     }
 }
