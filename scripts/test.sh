@@ -8,6 +8,8 @@ command -v gcc >/dev/null || need+=(gcc)
 [ -x /bin/busybox ] || need+=(busybox-static)
 # runc: the lifecycle tests compare `state` output with it.
 command -v runc >/dev/null || need+=(runc)
+# containerd and ctr: tests/tests/containerd.rs runs `ctr run` with ringfence.
+command -v containerd >/dev/null && command -v ctr >/dev/null || need+=(containerd)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq

@@ -94,11 +94,20 @@ impl HostOps for HostServices {
         // Look before opening: opening a device node can have effects of its
         // own (a watchdog, a tape, a terminal), so only regular files and
         // directories of the host are ever opened for the guest.
-        let probe = rustix::fs::openat2(&self.root, rel, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), resolve)
-            .map_err(errno_of)?;
+        let probe = rustix::fs::openat2(
+            &self.root,
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve,
+        )
+        .map_err(errno_of)?;
         let before = rustix::fs::fstat(&probe).map_err(errno_of)?;
         let kind = rustix::fs::FileType::from_raw_mode(before.st_mode);
-        if !matches!(kind, rustix::fs::FileType::RegularFile | rustix::fs::FileType::Directory) {
+        if !matches!(
+            kind,
+            rustix::fs::FileType::RegularFile | rustix::fs::FileType::Directory
+        ) {
             return Err(Errno::EACCES);
         }
         let fd = rustix::fs::openat2(
@@ -279,7 +288,13 @@ mod tests {
         // Device nodes of the host are never opened for the guest.
         let host_root = services(Path::new("/"));
         assert_eq!(host_root.open(b"/dev/null"), Err(Errno::EACCES));
-        assert_eq!(host_root.open(b"/dev/kvm").err().map(|e| e == Errno::EACCES || e == Errno::ENOENT), Some(true));
+        assert_eq!(
+            host_root
+                .open(b"/dev/kvm")
+                .err()
+                .map(|e| e == Errno::EACCES || e == Errno::ENOENT),
+            Some(true)
+        );
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

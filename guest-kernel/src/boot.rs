@@ -20,6 +20,8 @@ pub struct BootParams {
     pub rlimits: Vec<(u32, u64, u64)>,
     /// Log level: 0 off, 1 error, 2 warn, 3 info, 4 debug, 5 trace.
     pub log_level: u32,
+    /// `root.readonly`: writes to the root overlay fail with `EROFS`.
+    pub root_readonly: bool,
 }
 
 /// How the container's init ended.
@@ -124,6 +126,7 @@ impl BootParams {
             out.extend_from_slice(&h.to_le_bytes());
         }
         out.extend_from_slice(&self.log_level.to_le_bytes());
+        out.extend_from_slice(&u32::from(self.root_readonly).to_le_bytes());
         out
     }
 
@@ -148,6 +151,11 @@ impl BootParams {
             rlimits.push((r.u32()?, r.u64()?, r.u64()?));
         }
         let log_level = r.u32()?;
+        let root_readonly = match r.u32()? {
+            0 => false,
+            1 => true,
+            _ => return Err(DecodeError),
+        };
         if !r.buf.is_empty() {
             return Err(DecodeError);
         }
@@ -160,6 +168,7 @@ impl BootParams {
             gid,
             rlimits,
             log_level,
+            root_readonly,
         })
     }
 }
@@ -298,6 +307,7 @@ mod tests {
             gid: 100,
             rlimits: vec![(7, 1024, 4096)],
             log_level: 4,
+            root_readonly: true,
         };
         let enc = p.encode();
         assert_eq!(BootParams::decode(&enc), Ok(p));

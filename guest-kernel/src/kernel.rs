@@ -65,7 +65,11 @@ pub struct Kernel<'p, P: Platform> {
     pub yield_now: bool,
     /// The program the loader last loaded (a script's interpreter).
     pub last_exe: Vec<u8>,
+    /// The file namespace.
+    pub vfs: crate::fs::vfs::Vfs,
     pub stats: Stats,
+    /// The vDSO's frames, set up by the loader on first use.
+    pub vdso: crate::loader::vdso::VdsoState,
 }
 
 /// The internal errno a handler returns after `Kernel::block`.
@@ -104,7 +108,12 @@ impl<'p, P: Platform> Kernel<'p, P> {
             init_exit: None,
             yield_now: false,
             last_exe: Vec::new(),
+            vfs: crate::fs::vfs::Vfs {
+                readonly: params.root_readonly,
+                ..Default::default()
+            },
             stats: Stats::default(),
+            vdso: Default::default(),
         }
     }
 
@@ -154,6 +163,11 @@ impl<'p, P: Platform> Kernel<'p, P> {
                     params.cwd.clone()
                 },
                 exe_path: Vec::new(),
+                cmdline: params
+                    .args
+                    .iter()
+                    .flat_map(|a| a.iter().copied().chain(core::iter::once(0)))
+                    .collect(),
                 rlimits,
                 umask: 0o022,
                 exit_signal: 0,

@@ -95,6 +95,20 @@ pub enum Clock {
     Monotonic,
 }
 
+/// How the platform's clocks follow the CPU's time-stamp counter, for the
+/// vDSO: at TSC value `tsc_base`, [`Clock::Monotonic`] read `mono_base_ns`
+/// and [`Clock::Realtime`] read `realtime_base_ns`, and both advance by
+/// `1e9 / tsc_hz` ns per tick. The TSC must be invariant and readable with
+/// `rdtsc` in user mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TscClock {
+    /// Ticks per second.
+    pub tsc_hz: u64,
+    pub tsc_base: u64,
+    pub mono_base_ns: u64,
+    pub realtime_base_ns: u64,
+}
+
 /// A host object the sentry may use through host calls. Opaque: on KVM it is
 /// an index into the VMM's handle table, on ptrace a host fd.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -217,6 +231,12 @@ pub trait Platform {
     fn idle(&self, deadline: Option<u64>);
     /// Fill `buf` with random bytes from the host's entropy.
     fn random(&self, buf: &mut [u8]);
+    /// The TSC's relation to [`now`](Self::now), if the application may
+    /// read time with `rdtsc` (the vDSO); `None`: no vDSO, the clocks stay
+    /// system calls.
+    fn tsc_clock(&self) -> Option<TscClock> {
+        None
+    }
 }
 
 /// Errno for a platform failure seen by a syscall.

@@ -12,6 +12,7 @@
 mod physmem;
 mod stub;
 mod ticker;
+mod tsc;
 
 use std::time::Duration;
 
@@ -51,12 +52,16 @@ pub struct PtracePlatform {
     stub_page: stub::StubPage,
     running: std::sync::Arc<ticker::Running>,
     signals: std::sync::Arc<ticker::HostSignals>,
+    gate: std::sync::Arc<PauseGate>,
+    /// The TSC's rate for the vDSO, measured against the host clock.
+    tsc: tsc::TscCalibration,
 }
 
 impl PtracePlatform {
     /// A platform with `mem_bytes` of memory serving `host`.
     pub fn new(mem_bytes: u64, host: HostServices) -> Result<Self, PtraceError> {
         stub::pin_to_current_cpu().map_err(PtraceError::Affinity)?;
+        let tsc = tsc::TscCalibration::start();
         let mem = PhysMemory::new(mem_bytes).map_err(|source| PtraceError::Memory {
             bytes: mem_bytes,
             source,
@@ -70,6 +75,8 @@ impl PtracePlatform {
             stub_page,
             running,
             signals: Default::default(),
+            gate: Default::default(),
+            tsc,
         })
     }
 }
@@ -84,6 +91,88 @@ impl PtracePlatform {
     /// A handle through which other threads send the container signals.
     pub fn signal_sender(&self) -> SignalSender {
         SignalSender::new(self.signals.clone(), self.running.clone())
+    }
+
+    /// A handle through which other threads pause and resume the container.
+    pub fn pauser(&self) -> Pauser {
+        Pauser {
+            gate: self.gate.clone(),
+            running: self.running.clone(),
+            signals: self.signals.clone(),
+        }
+    }
+}
+
+/// runc's `pause` on this platform: the tracer thread parks at a safe point
+/// (before it resumes a stub, or instead of idling), so every stub stays in
+/// its ptrace stop and no application code runs until `resume`.
+#[derive(Debug, Default)]
+pub struct PauseGate {
+    /// (paused, the tracer is parked).
+    state: std::sync::Mutex<(bool, bool)>,
+    cond: std::sync::Condvar,
+}
+
+impl PauseGate {
+    /// Called by the tracer at its safe points: blocks while paused.
+    fn park_while_paused(&self) {
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        if !st.0 {
+            return;
+        }
+        st.1 = true;
+        self.cond.notify_all();
+        while st.0 {
+            st = match self.cond.wait(st) {
+                Ok(g) => g,
+                Err(_) => return,
+            };
+        }
+        st.1 = false;
+    }
+}
+
+/// Pauses and resumes a [`PtracePlatform`] from another thread.
+#[derive(Clone, Debug)]
+pub struct Pauser {
+    gate: std::sync::Arc<PauseGate>,
+    running: std::sync::Arc<ticker::Running>,
+    signals: std::sync::Arc<ticker::HostSignals>,
+}
+
+impl Pauser {
+    /// Stops the container at the tracer's next safe point. With `wait`,
+    /// interrupts the running stub and returns once the tracer is parked
+    /// (or after `limit`, when the tracer is busy in the sentry and runs
+    /// no application code anyway); true if it parked.
+    pub fn pause(&self, wait: bool, limit: Duration) -> bool {
+        let Ok(mut st) = self.gate.state.lock() else {
+            return false;
+        };
+        st.0 = true;
+        if !wait {
+            return st.1;
+        }
+        let start = std::time::Instant::now();
+        while !st.1 && start.elapsed() < limit {
+            self.running.kick();
+            self.signals.wake_all();
+            st = match self.gate.cond.wait_timeout(st, Duration::from_millis(5)) {
+                Ok((g, _)) => g,
+                Err(_) => return false,
+            };
+        }
+        st.1
+    }
+
+    /// Lets the tracer go on.
+    pub fn resume(&self) {
+        if let Ok(mut st) = self.gate.state.lock() {
+            st.0 = false;
+        }
+        self.gate.cond.notify_all();
     }
 }
 
@@ -138,6 +227,7 @@ impl Platform for PtracePlatform {
         thread: &mut StubThread,
         regs: &mut UserRegs,
     ) -> Result<Trap, PlatformError> {
+        self.gate.park_while_paused();
         space.switch(thread, regs, &self.running)
     }
 
@@ -165,7 +255,12 @@ impl Platform for PtracePlatform {
         clock_gettime(id).map(ts_ns).unwrap_or(0)
     }
 
+    fn tsc_clock(&self) -> Option<guest_kernel::platform::TscClock> {
+        self.tsc.clock()
+    }
+
     fn idle(&self, deadline: Option<u64>) {
+        self.gate.park_while_paused();
         let now = self.now(Clock::Monotonic);
         let wait = match deadline {
             Some(d) => Duration::from_nanos(d.saturating_sub(now)),
@@ -175,7 +270,11 @@ impl Platform for PtracePlatform {
     }
 
     fn take_host_signal(&self) -> Option<guest_kernel::platform::HostSignal> {
-        self.signals.take()
+        let sig = self.signals.take();
+        if sig.is_some() {
+            self.running.signal_taken();
+        }
+        sig
     }
 
     fn random(&self, buf: &mut [u8]) {

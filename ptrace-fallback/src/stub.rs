@@ -555,7 +555,11 @@ impl Stub {
                     });
                 }
                 WaitStatus::Stopped(_, _) | WaitStatus::PtraceEvent(..) => {
-                    return Ok(Trap::Interrupt)
+                    // The thread ran on since `setregs`: its registers now
+                    // are where it resumes (a task preempted in user mode,
+                    // e.g. in a vDSO loop, must not be rewound).
+                    *regs = from_host(&ptrace::getregs(tid).map_err(|e| lost("getregs", e))?);
+                    return Ok(Trap::Interrupt);
                 }
                 WaitStatus::Exited(_, code) => {
                     return Err(PlatformError::Lost("stub exited", code))

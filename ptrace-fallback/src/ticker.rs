@@ -15,6 +15,12 @@ pub const SLICE: Duration = Duration::from_millis(10);
 pub struct Running {
     ids: AtomicU64,
     generation: AtomicU64,
+    /// Host signals queued and taken by the sentry: while they differ, the
+    /// ticker kicks the running stub again each slice, so a kick that found
+    /// no stub running (the tracer was between two switches) is not lost
+    /// for a task that never traps otherwise.
+    signals_sent: AtomicU64,
+    signals_taken: AtomicU64,
 }
 
 impl Running {
@@ -28,6 +34,15 @@ impl Running {
 
     pub fn leave(&self) {
         self.ids.store(0, Ordering::Release);
+    }
+
+    /// The sentry took a host signal.
+    pub fn signal_taken(&self) {
+        self.signals_taken.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn signals_pending(&self) -> bool {
+        self.signals_sent.load(Ordering::SeqCst) != self.signals_taken.load(Ordering::SeqCst)
     }
 
     /// Interrupt whatever stub thread is running now, if any.
@@ -71,6 +86,7 @@ impl SignalSender {
     pub fn send(&self, sig: guest_kernel::platform::HostSignal) {
         if let Ok(mut q) = self.signals.queue.lock() {
             q.push_back(sig);
+            self.running.signals_sent.fetch_add(1, Ordering::SeqCst);
         }
         self.signals.wake.notify_all();
         self.running.kick();
@@ -78,6 +94,11 @@ impl SignalSender {
 }
 
 impl HostSignals {
+    /// Wake an idle sentry without queueing anything (pause).
+    pub fn wake_all(&self) {
+        self.wake.notify_all();
+    }
+
     pub fn take(&self) -> Option<guest_kernel::platform::HostSignal> {
         self.queue.lock().ok()?.pop_front()
     }
@@ -109,6 +130,9 @@ pub fn start(running: &Arc<Running>) -> std::io::Result<()> {
                     r.ids.load(Ordering::Acquire),
                     r.generation.load(Ordering::Relaxed),
                 );
+                if r.signals_pending() {
+                    r.kick();
+                }
                 if now.0 != 0 && now == last {
                     let (pid, tid) = ((now.0 >> 32) as i32, now.0 as u32 as i32);
                     // SAFETY: tgkill only sends a signal; the ids name a stub

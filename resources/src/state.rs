@@ -28,6 +28,8 @@ pub enum Status {
     Created,
     /// The user process is running.
     Running,
+    /// The user process is suspended (`pause`), as runc reports it.
+    Paused,
     /// The user process has exited.
     Stopped,
 }
@@ -39,6 +41,7 @@ impl Status {
             Self::Creating => "creating",
             Self::Created => "created",
             Self::Running => "running",
+            Self::Paused => "paused",
             Self::Stopped => "stopped",
         }
     }

@@ -21,6 +21,12 @@
 //! 4. **stdout throughput**: `c/bench_lines.c` writes 10,000 lines of 20 bytes
 //!    with one `write(2)` each into a pipe the bench drains; wall time of the
 //!    whole run and the program's own time per line.
+//! 5. **Issue 4's operations**, each a program that times its own loop and
+//!    prints `ns_per_op=`: fork + exec + wait of a static `true`
+//!    (`c/bench_forkexec.c`), a one-byte pipe ping-pong between two
+//!    processes (`c/bench_pipe.c`), a futex wake/wait ping-pong between two
+//!    threads (`c/bench_futex.c`), and `clock_gettime(CLOCK_MONOTONIC)`,
+//!    which goes through the vDSO (`c/vdso_time.c bench`).
 //!
 //! A platform that cannot run (no `/dev/kvm`, no ringfence binary, or
 //! `ringfence run` fails on it) is reported as unavailable with the reason;
@@ -69,6 +75,11 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 /// Targets from issue 3, "Speed it must reach".
 const TARGET_KVM_GETPPID_RATIO: f64 = 4.0;
+/// Targets from issue 4 (ratios against native, every platform).
+const TARGET_FORKEXEC_RATIO: f64 = 5.0;
+const TARGET_PIPE_RATIO: f64 = 5.0;
+const TARGET_FUTEX_RATIO: f64 = 5.0;
+const TARGET_CLOCK_RATIO: f64 = 2.0;
 const TARGET_RUN_TRUE_SECS: f64 = 0.050;
 const TARGET_RSS_BYTES: f64 = 20.0 * MIB;
 
@@ -87,6 +98,14 @@ struct Sizes {
     raw: u64,
     /// Lines written per stdout run.
     lines: u64,
+    /// fork+exec+wait rounds per run: natively and under KVM, under ptrace.
+    forkexec: (u64, u64),
+    /// Pipe round trips per run.
+    pipe: (u64, u64),
+    /// Futex round trips per run.
+    futex: (u64, u64),
+    /// clock_gettime calls per run (no syscall: the same everywhere).
+    clock: (u64, u64),
 }
 
 const FULL: Sizes = Sizes {
@@ -96,6 +115,10 @@ const FULL: Sizes = Sizes {
     getppid_ptrace: 200_000,
     raw: 100_000,
     lines: 10_000,
+    forkexec: (200, 50),
+    pipe: (20_000, 2_000),
+    futex: (20_000, 2_000),
+    clock: (5_000_000, 5_000_000),
 };
 
 const QUICK: Sizes = Sizes {
@@ -105,6 +128,10 @@ const QUICK: Sizes = Sizes {
     getppid_ptrace: 5_000,
     raw: 5_000,
     lines: 1_000,
+    forkexec: (5, 2),
+    pipe: (500, 50),
+    futex: (500, 50),
+    clock: (100_000, 100_000),
 };
 
 /// The samples of one series, or why it could not be measured.
@@ -150,6 +177,8 @@ struct Native {
     lines_wall: Samples,
     lines_ns: Samples,
     raw_sysemu: Samples,
+    /// Issue 4's operations, in [`OpBench`] order: ns per operation.
+    ops: Vec<Samples>,
 }
 
 /// What one platform measured.
@@ -167,6 +196,8 @@ struct Sandbox {
     true_rss: Samples,
     lines_wall: Samples,
     lines_ns: Samples,
+    /// Issue 4's operations, in [`OpBench`] order: ns per operation.
+    ops: Vec<Samples>,
     /// Peak RSS outside the guest-memory mapping during the getppid runs.
     rss_outside_guest: Option<u64>,
     /// The guest-memory mapping's size, for the notes.
@@ -187,6 +218,7 @@ impl Sandbox {
             true_rss: Ok(Vec::new()),
             lines_wall: Ok(Vec::new()),
             lines_ns: Ok(Vec::new()),
+            ops: Vec::new(),
             rss_outside_guest: None,
             guest_mapping: None,
         }
@@ -591,6 +623,126 @@ fn lines_run(out: Result<Outcome, String>, n: u64) -> Result<(f64, f64), String>
 }
 
 // ---------------------------------------------------------------------------
+// Issue 4's operations.
+
+/// One of issue 4's measures: a program that times its own loop and prints
+/// `ns_per_op=`, run natively and on every platform with a target ratio.
+#[derive(Debug)]
+struct OpBench {
+    /// The row's name (the count is added).
+    title: &'static str,
+    /// Its name in the Spread table and the progress lines.
+    key: &'static str,
+    /// Target: at most this many times native, on every platform.
+    target: f64,
+    /// Operations per run natively and under KVM, and under ptrace.
+    n: (u64, u64),
+    /// Arguments natively (the same as `fast`'s).
+    native_args: Vec<String>,
+    /// The bundle natively and under KVM, and under ptrace (smaller N).
+    fast: Bundle,
+    slow: Bundle,
+}
+
+impl OpBench {
+    /// `make_args(n)` gives the program's arguments for `n` operations.
+    fn new(
+        title: &'static str,
+        key: &'static str,
+        target: f64,
+        n: (u64, u64),
+        builder: impl Fn() -> ringfence_tests::BundleBuilder,
+        make_args: impl Fn(u64) -> Vec<String>,
+    ) -> OpBench {
+        OpBench {
+            title,
+            key,
+            target,
+            n,
+            native_args: make_args(n.0),
+            fast: builder().args(make_args(n.0)).build(),
+            slow: builder().args(make_args(n.1)).build(),
+        }
+    }
+
+    fn bundle(&self, p: Platform) -> &Bundle {
+        match p {
+            Platform::Ptrace => &self.slow,
+            Platform::Kvm => &self.fast,
+        }
+    }
+
+    fn count(&self, p: Option<Platform>) -> u64 {
+        match p {
+            Some(Platform::Ptrace) => self.n.1,
+            _ => self.n.0,
+        }
+    }
+}
+
+/// The bench's issue-4 measures.
+fn op_benches(sizes: &Sizes) -> Vec<OpBench> {
+    let true_bytes = fs::read(&compile("bench_true", Link::Static).path).expect("read bench_true");
+    let forkexec = compile("bench_forkexec", Link::Static);
+    let pipe = compile("bench_pipe", Link::Static);
+    let futex = compile("bench_futex", Link::Static);
+    let clock = compile("vdso_time", Link::Static);
+    vec![
+        OpBench::new(
+            "fork+exec+wait of a static true",
+            "fork+exec+wait",
+            TARGET_FORKEXEC_RATIO,
+            sizes.forkexec,
+            // A relative path: `/bin/true` of the container, and of the
+            // bundle's rootfs (the native cwd).
+            || Bundle::builder(&forkexec).executable("/bin/true", true_bytes.clone()),
+            |n| vec![n.to_string(), "bin/true".into()],
+        ),
+        OpBench::new(
+            "pipe ping-pong, 2 processes, per round trip",
+            "pipe round trip",
+            TARGET_PIPE_RATIO,
+            sizes.pipe,
+            || Bundle::builder(&pipe),
+            |n| vec![n.to_string()],
+        ),
+        OpBench::new(
+            "futex wake/wait ping-pong, 2 threads, per round trip",
+            "futex round trip",
+            TARGET_FUTEX_RATIO,
+            sizes.futex,
+            || Bundle::builder(&futex),
+            |n| vec![n.to_string()],
+        ),
+        OpBench::new(
+            "clock_gettime(CLOCK_MONOTONIC), vDSO",
+            "clock_gettime",
+            TARGET_CLOCK_RATIO,
+            sizes.clock,
+            || Bundle::builder(&clock),
+            |n| vec!["bench".into(), n.to_string()],
+        ),
+    ]
+}
+
+/// ns per operation from a run's `ns_per_op=`.
+fn op_ns(out: Result<Outcome, String>) -> Result<f64, String> {
+    let out = out?;
+    field(&String::from_utf8_lossy(&out.stdout), "ns_per_op")
+}
+
+/// Nanoseconds, in ms or µs when large.
+fn fmt_op(ns: f64) -> String {
+    if ns >= 1_000_000.0 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 10_000.0 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        fmt_ns(ns)
+    }
+}
+
+// ---------------------------------------------------------------------------
 // The raw PTRACE_SYSEMU floor.
 
 /// One repetition: `n` round trips of `PTRACE_SYSEMU` + `waitpid` +
@@ -828,7 +980,7 @@ fn no_target(_: f64, _: f64) -> String {
     "—".into()
 }
 
-fn rows(native: &Native, sandboxes: &[Sandbox], sizes: &Sizes) -> Vec<Row> {
+fn rows(native: &Native, sandboxes: &[Sandbox], sizes: &Sizes, ops: &[OpBench]) -> Vec<Row> {
     let mut rows = Vec::new();
     let unavailable = |sb: &Sandbox, measure: &str| Row {
         measure: measure.into(),
@@ -974,6 +1126,40 @@ fn rows(native: &Native, sandboxes: &[Sandbox], sizes: &Sizes) -> Vec<Row> {
             &no_target,
         ));
     }
+    for (i, op) in ops.iter().enumerate() {
+        for sb in sandboxes {
+            let p = sb.platform.name();
+            let measure = format!(
+                "{} (N={})",
+                op.title,
+                fmt_thousands(op.count(Some(sb.platform)))
+            );
+            if !sb.available() {
+                rows.push(unavailable(sb, &measure));
+                continue;
+            }
+            let sandbox = sb
+                .ops
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| Err("not measured".into()));
+            let target = op.target;
+            rows.push(row(
+                &measure,
+                p,
+                &native.ops[i],
+                &sandbox,
+                fmt_op,
+                &move |r, _| {
+                    if r.is_nan() {
+                        format!("≤ {target}× native")
+                    } else {
+                        format!("≤ {target}× native: {}", verdict(r <= target))
+                    }
+                },
+            ));
+        }
+    }
     rows
 }
 
@@ -1005,7 +1191,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// The spread of every series: n, median, min, max.
-fn spread(native: &Native, sandboxes: &[Sandbox]) -> String {
+fn spread(native: &Native, sandboxes: &[Sandbox], ops: &[OpBench]) -> String {
     let mut rows = Vec::new();
     let mut add = |name: String, s: &Samples, fmt: fn(f64) -> String| {
         if let Ok(v) = s {
@@ -1063,6 +1249,14 @@ fn spread(native: &Native, sandboxes: &[Sandbox]) -> String {
             &sb.lines_ns,
             fmt_ns,
         );
+    }
+    for (i, op) in ops.iter().enumerate() {
+        add(format!("{} native", op.key), &native.ops[i], fmt_op);
+        for sb in sandboxes {
+            if let Some(s) = sb.ops.get(i) {
+                add(format!("{} {}", op.key, sb.platform), s, fmt_op);
+            }
+        }
     }
     table(&["series", "n", "median", "min", "max"], &rows)
 }
@@ -1211,6 +1405,10 @@ fn main() -> ExitCode {
     let lines_bundle = Bundle::builder(&lines_prog)
         .args([sizes.lines.to_string()])
         .build();
+    let ops = op_benches(&sizes);
+    for sb in &mut sandboxes {
+        sb.ops = ops.iter().map(|_| Ok(Vec::new())).collect();
+    }
 
     // Probe each platform with one untimed run of `true` (also a warm-up).
     for sb in sandboxes.iter_mut().filter(|s| s.available()) {
@@ -1233,6 +1431,7 @@ fn main() -> ExitCode {
         lines_wall: Ok(Vec::new()),
         lines_ns: Ok(Vec::new()),
         raw_sysemu: Ok(Vec::new()),
+        ops: ops.iter().map(|_| Ok(Vec::new())).collect(),
     };
 
     // 1. getppid, interleaved: native, then each platform, per repetition.
@@ -1319,6 +1518,25 @@ fn main() -> ExitCode {
         eprintln!("{line}");
     }
 
+    // 5. Issue 4's operations, each interleaved like the others.
+    for (i, op) in ops.iter().enumerate() {
+        for rep in 1..=sizes.reps {
+            let mut line = format!("bench: {} {rep}/{}:", op.key, sizes.reps);
+            let ns = op_ns(run_native(&op.fast, &op.native_args, &native_err));
+            let _ = write!(line, " native {}", fmt_or_failed(&ns, fmt_op));
+            push(&mut native.ops[i], ns);
+            for sb in sandboxes
+                .iter_mut()
+                .filter(|s| s.available() && s.ops[i].is_ok())
+            {
+                let ns = op_ns(sb.run(&bin, op.bundle(sb.platform), false));
+                let _ = write!(line, ", {} {}", sb.platform, fmt_or_failed(&ns, fmt_op));
+                push(&mut sb.ops[i], ns);
+            }
+            eprintln!("{line}");
+        }
+    }
+
     // The report.
     let mut md = String::new();
     let title = if quick {
@@ -1364,7 +1582,7 @@ fn main() -> ExitCode {
         }
     }
     md.push('\n');
-    let rows: Vec<Vec<String>> = rows(&native, &sandboxes, &sizes)
+    let rows: Vec<Vec<String>> = rows(&native, &sandboxes, &sizes, &ops)
         .into_iter()
         .map(|r| {
             vec![
@@ -1379,12 +1597,12 @@ fn main() -> ExitCode {
             "native",
             "sandbox",
             "ratio",
-            "target (issue 3)",
+            "target (issues 3 and 4)",
         ],
         &rows,
     ));
     md.push_str("\nSpread of each series:\n\n");
-    md.push_str(&spread(&native, &sandboxes));
+    md.push_str(&spread(&native, &sandboxes, &ops));
     let _ = writeln!(
         md,
         "\nTotal bench time {:.0} s.",
@@ -1408,7 +1626,12 @@ fn main() -> ExitCode {
         &native.true_wall,
         &native.lines_wall,
     ];
-    if native_series.iter().any(|s| s.is_err()) {
+    if native_series
+        .iter()
+        .copied()
+        .chain(native.ops.iter())
+        .any(|s| s.is_err())
+    {
         eprintln!("bench: a native measure failed: the bench itself is broken");
         return ExitCode::FAILURE;
     }

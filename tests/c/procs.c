@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <poll.h>
 #include <sys/wait.h>
@@ -321,6 +322,72 @@ static int mode_epoll(void) {
     return 0;
 }
 
+/* socketpair: stream and datagram, and a descriptor passed with SCM_RIGHTS. */
+static int mode_socket(void) {
+    int sv[2];
+    check(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
+    pid_t c = fork();
+    if (c == 0) {
+        close(sv[0]);
+        int p[2];
+        check(pipe(p) == 0, "pipe");
+        check(write(p[1], "via passed fd", 13) == 13, "pipe write");
+        char byte = 'F';
+        struct iovec iov = {&byte, 1};
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        memset(cbuf, 0, sizeof cbuf);
+        struct msghdr m = {0};
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = cbuf;
+        m.msg_controllen = sizeof cbuf;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &p[0], sizeof(int));
+        check(sendmsg(sv[1], &m, 0) == 1, "sendmsg");
+        check(send(sv[1], "stream bytes", 12, 0) == 12, "send");
+        shutdown(sv[1], SHUT_WR);
+        _exit(0);
+    }
+    close(sv[1]);
+    char byte = 0;
+    struct iovec iov = {&byte, 1};
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct msghdr m = {0};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = cbuf;
+    m.msg_controllen = sizeof cbuf;
+    check(recvmsg(sv[0], &m, 0) == 1, "recvmsg");
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    int passed = -1;
+    if (cm && cm->cmsg_type == SCM_RIGHTS)
+        memcpy(&passed, CMSG_DATA(cm), sizeof(int));
+    char buf[64] = {0};
+    check(passed >= 0 && read(passed, buf, sizeof buf) == 13, "read passed fd");
+    printf("socket: byte %c, passed fd reads \"%s\"\n", byte, buf);
+    memset(buf, 0, sizeof buf);
+    ssize_t n, total = 0;
+    while ((n = read(sv[0], buf + total, sizeof buf - 1 - total)) > 0)
+        total += n;
+    printf("socket: stream then EOF: \"%s\" (%zd)\n", buf, total);
+    waitpid(c, NULL, 0);
+    int dv[2];
+    check(socketpair(AF_UNIX, SOCK_DGRAM, 0, dv) == 0, "dgram pair");
+    send(dv[0], "one", 3, 0);
+    send(dv[0], "three", 5, 0);
+    char d1[8] = {0}, d2[8] = {0};
+    ssize_t a = recv(dv[1], d1, sizeof d1, 0), b = recv(dv[1], d2, 2, 0);
+    printf("socket: datagrams %zd \"%s\", truncated %zd \"%.2s\"\n", a, d1, b, d2);
+    int type = 0;
+    socklen_t tl = sizeof type;
+    getsockopt(dv[0], SOL_SOCKET, SO_TYPE, &type, &tl);
+    printf("socket: SO_TYPE %d; AF_INET socket: %s\n", type, socket(AF_INET, SOCK_STREAM, 0) < 0 ? "refused" : "created");
+    return 0;
+}
+
 static volatile sig_atomic_t alarms;
 static void on_alarm(int s) {
     (void)s;
@@ -400,6 +467,8 @@ int main(int argc, char **argv) {
         return exec_child(argc, argv);
     if (!strcmp(argv[1], "threads"))
         return mode_threads();
+    if (!strcmp(argv[1], "socket"))
+        return mode_socket();
     if (!strcmp(argv[1], "epoll"))
         return mode_epoll();
     if (!strcmp(argv[1], "eventfd"))

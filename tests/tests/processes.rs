@@ -69,3 +69,20 @@ fn eventfd_blocks_counts_and_polls() {
 fn epoll_level_edge_oneshot_and_blocking() {
     procs_matches_native("epoll");
 }
+
+#[test]
+fn socketpair_stream_dgram_and_scm_rights() {
+    let prog = compile("procs", Link::Static);
+    let bundle = Bundle::builder(&prog).args(["socket"]).build();
+    let native = bundle.run_native();
+    native.expect_exit(Exit::Code(0));
+    // The sandbox has no network yet: an AF_INET socket is refused there.
+    let expected = native
+        .stdout_str()
+        .replace("AF_INET socket: created", "AF_INET socket: refused");
+    for_each_platform(|p| {
+        let out = bundle.run(p);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(&expected);
+    });
+}

@@ -13,7 +13,7 @@ pub use guest_kernel::abi::hostcall as abi;
 
 pub use hostcall::{HostCallServer, SharedHost};
 pub use signals::{SendError, SignalSender};
-pub use vm::{is_pvm, ExitStats, KvmVm, RunReport};
+pub use vm::{is_pvm, ExitStats, KvmVm, Pauser, RunReport};
 
 /// The sentry image (ELF), built from `guest-kernel/image` by `build.rs`.
 pub static SENTRY_IMAGE: &[u8] = include_bytes!(env!("RINGFENCE_SENTRY_IMAGE"));

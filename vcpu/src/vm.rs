@@ -71,8 +71,91 @@ pub struct KvmVm {
     ram: GuestRam,
     doorbell: Arc<EventFd>,
     signals: Arc<SignalRing>,
+    pause: Arc<PauseGate>,
     tsc_khz: u64,
     selftest: (u64, u64),
+}
+
+/// runc's `pause` on KVM: the vCPU thread is kicked out of `KVM_RUN` and
+/// parks in the run loop until `resume`; the guest does not run meanwhile.
+#[derive(Debug, Default)]
+struct PauseGate {
+    /// Fast check for the run loop.
+    paused: AtomicBool,
+    /// (the vCPU thread is parked, the vCPU thread while `run` is in its loop).
+    state: std::sync::Mutex<(bool, Option<libc::pthread_t>)>,
+    cond: std::sync::Condvar,
+}
+
+impl PauseGate {
+    /// The run loop's safe point: blocks while paused.
+    fn park_while_paused(&self) {
+        if !self.paused.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        st.0 = true;
+        self.cond.notify_all();
+        while self.paused.load(Ordering::SeqCst) {
+            st = match self.cond.wait(st) {
+                Ok(g) => g,
+                Err(_) => return,
+            };
+        }
+        st.0 = false;
+    }
+
+    fn set_vcpu_thread(&self, t: Option<libc::pthread_t>) {
+        if let Ok(mut st) = self.state.lock() {
+            st.1 = t;
+        }
+        self.cond.notify_all();
+    }
+}
+
+/// Pauses and resumes a [`KvmVm`] from another thread (`KvmVm::pauser`).
+#[derive(Clone, Debug)]
+pub struct Pauser(Arc<PauseGate>);
+
+impl Pauser {
+    /// Stops the guest. With `wait`, kicks the vCPU thread out of
+    /// `KVM_RUN` until it has parked (up to `limit`); true once parked or
+    /// when the VM is not running at all (it then starts paused).
+    pub fn pause(&self, wait: bool, limit: Duration) -> bool {
+        let g = &self.0;
+        g.paused.store(true, Ordering::SeqCst);
+        let Ok(mut st) = g.state.lock() else {
+            return false;
+        };
+        if !wait {
+            return st.0 || st.1.is_none();
+        }
+        let start = Instant::now();
+        while let (false, Some(t)) = (st.0, st.1) {
+            if start.elapsed() >= limit {
+                return false;
+            }
+            // SAFETY: `t` is the vCPU thread, inside `run` (which clears it
+            // under this lock before leaving), with the kick handler installed.
+            unsafe { libc::pthread_kill(t, kick_signal()) };
+            st = match g.cond.wait_timeout(st, Duration::from_millis(5)) {
+                Ok((s, _)) => s,
+                Err(_) => return false,
+            };
+        }
+        true
+    }
+
+    /// Lets the guest run again.
+    pub fn resume(&self) {
+        let g = &self.0;
+        g.paused.store(false, Ordering::SeqCst);
+        // Taking the lock orders this with a thread about to wait.
+        drop(g.state.lock());
+        g.cond.notify_all();
+    }
 }
 
 fn kvm_err(what: &'static str) -> impl Fn(kvm_ioctls::Error) -> VcpuError {
@@ -135,6 +218,7 @@ impl KvmVm {
             ram,
             doorbell,
             signals: Arc::new(SignalRing::default()),
+            pause: Arc::default(),
             tsc_khz,
             selftest: (0, 0),
         })
@@ -162,6 +246,11 @@ impl KvmVm {
             }
         });
         SignalSender::new(self.ram.clone(), self.signals.clone(), notify)
+    }
+
+    /// A handle that pauses and resumes the guest from any thread.
+    pub fn pauser(&self) -> Pauser {
+        Pauser(self.pause.clone())
     }
 
     /// Run arch self-test `which` with `arg` instead of the sentry (tests, benchmarks).
@@ -364,10 +453,14 @@ impl KvmVm {
         });
         let server = HostCallServer::start(self.ram.clone(), self.doorbell.clone(), host, wake)
             .map_err(|e| VcpuError::Io("spawn the host-call thread", e))?;
-        let kicker = Kicker::arm(self.ram.clone())?;
+        let kicker = Kicker::arm(self.ram.clone(), self.pause.clone())?;
+        // SAFETY: pthread_self has no preconditions.
+        self.pause
+            .set_vcpu_thread(Some(unsafe { libc::pthread_self() }));
         let start = Instant::now();
         let mut exits = ExitStats::default();
         let result = self.run_loop(&mut exits, &kicker);
+        self.pause.set_vcpu_thread(None);
         kicker.disarm();
         let q = server.stop();
         let status = result?;
@@ -390,6 +483,7 @@ impl KvmVm {
 
     fn run_loop(&mut self, exits: &mut ExitStats, kicker: &Kicker) -> Result<i32, VcpuError> {
         loop {
+            self.pause.park_while_paused();
             exits.runs += 1;
             let exit = self.vcpu.run();
             let exit = match exit {
@@ -474,7 +568,7 @@ fn kick_signal() -> i32 {
 }
 
 impl Kicker {
-    fn arm(ram: GuestRam) -> Result<Kicker, VcpuError> {
+    fn arm(ram: GuestRam, pause: Arc<PauseGate>) -> Result<Kicker, VcpuError> {
         vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick)
             .map_err(|e| VcpuError::Io("kick signal handler", e.into()))?;
         let done = Arc::new(AtomicBool::new(false));
@@ -485,8 +579,12 @@ impl Kicker {
         let thread = std::thread::Builder::new()
             .name("rf-watchdog".into())
             .spawn(move || {
-                let deadline = Instant::now() + BOOT_TIMEOUT;
+                let mut deadline = Instant::now() + BOOT_TIMEOUT;
                 while !d.load(Ordering::SeqCst) {
+                    // A paused guest is not late.
+                    if pause.paused.load(Ordering::SeqCst) {
+                        deadline = Instant::now() + BOOT_TIMEOUT;
+                    }
                     let booted = matches!(
                         ram.read_u64(gpa::BOOT_INFO + boot_info::BOOT_STATE),
                         Ok(boot_info::BOOTED)

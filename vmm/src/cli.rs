@@ -191,12 +191,12 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
-    /// Suspend every process of a container (not supported yet).
+    /// Suspend every process of a container.
     Pause {
         /// The container id.
         id: String,
     },
-    /// Resume a paused container (not supported yet).
+    /// Resume a paused container.
     Resume {
         /// The container id.
         id: String,
@@ -233,11 +233,15 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
-    /// Stream a container's events (not supported yet).
+    /// Print a container's resource statistics as JSON events: once with
+    /// --stats, else every --interval until the container stops.
     Events {
         /// Print resource statistics once and exit.
         #[arg(long)]
         stats: bool,
+        /// Time between two stats events (Go duration: 500ms, 5s, 1m).
+        #[arg(long, default_value = "5s")]
+        interval: String,
         /// The container id.
         id: String,
     },

@@ -37,6 +37,12 @@ pub enum Request {
     State,
     /// Host pids of the container's processes.
     Ps,
+    /// Suspend the container (`running`/`created` → `paused`).
+    Pause,
+    /// Let a paused container go on.
+    Resume,
+    /// Resource statistics, as `events --stats` prints them.
+    Stats,
 }
 
 /// A response: `ok` plus the fields of the request's answer, or `error`.
@@ -54,6 +60,9 @@ pub struct Response {
     /// `ps`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids: Option<Vec<i32>>,
+    /// `stats`: runc's `data` object of a stats event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<serde_json::Value>,
 }
 
 impl Response {
@@ -188,6 +197,13 @@ mod tests {
         assert!(serde_json::from_str::<Request>("[1,2]").is_err());
         let line = serde_json::to_string(&Request::Wait).expect("encode");
         assert_eq!(line, r#"{"op":"wait"}"#);
+        for (text, req) in [
+            (r#"{"op":"pause"}"#, Request::Pause),
+            (r#"{"op":"resume"}"#, Request::Resume),
+            (r#"{"op":"stats"}"#, Request::Stats),
+        ] {
+            assert_eq!(serde_json::from_str::<Request>(text).expect("parse"), req);
+        }
     }
 
     #[test]

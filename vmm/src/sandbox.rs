@@ -2,7 +2,7 @@
 
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use guest_kernel::platform::HostSignal;
 use guest_kernel::{BootParams, ExitStatus};
@@ -13,12 +13,51 @@ use crate::cli::{Cli, PlatformKind};
 
 type SignalFn = Box<dyn Fn(HostSignal) + Send>;
 
-/// Where the control server sends signals for the container's processes.
-/// The platform attaches itself while the container runs, if it can take
-/// signals from outside; until then (or on a platform that cannot yet)
-/// `send` says no and the server falls back to ending the sandbox.
+/// How long `pause` waits for the platform to reach a safe point.
+const PAUSE_LIMIT: Duration = Duration::from_secs(2);
+
+/// A platform's pause handle (runc's `pause`/`resume`).
+trait Pause: Send {
+    /// Stop the container's code; with `wait`, return once it is stopped.
+    fn pause(&self, wait: bool) -> bool;
+    /// Let it run again.
+    fn resume(&self);
+}
+
+impl Pause for ptrace_fallback::Pauser {
+    fn pause(&self, wait: bool) -> bool {
+        ptrace_fallback::Pauser::pause(self, wait, PAUSE_LIMIT)
+    }
+    fn resume(&self) {
+        ptrace_fallback::Pauser::resume(self);
+    }
+}
+
+impl Pause for vcpu::Pauser {
+    fn pause(&self, wait: bool) -> bool {
+        vcpu::Pauser::pause(self, wait, PAUSE_LIMIT)
+    }
+    fn resume(&self) {
+        vcpu::Pauser::resume(self);
+    }
+}
+
+#[derive(Default)]
+struct PortInner {
+    signal: Option<SignalFn>,
+    /// Signals for a started container whose platform is not up yet.
+    queued: Vec<HostSignal>,
+    pause: Option<Box<dyn Pause>>,
+    /// Paused by the server; a platform that attaches later starts paused.
+    paused: bool,
+}
+
+/// Where the control server sends signals for the container's processes,
+/// and pauses or resumes it. The platform attaches itself while the
+/// container runs; signals and a pause that come earlier (between `start`
+/// and the sentry's boot) are kept and applied when it attaches.
 #[derive(Clone, Default)]
-pub struct SignalPort(Arc<std::sync::Mutex<Option<SignalFn>>>);
+pub struct SignalPort(Arc<std::sync::Mutex<PortInner>>);
 
 impl std::fmt::Debug for SignalPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -27,29 +66,58 @@ impl std::fmt::Debug for SignalPort {
 }
 
 impl SignalPort {
-    fn attach(&self, f: SignalFn) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(f);
+    fn attach(&self, f: SignalFn, pause: Box<dyn Pause>) {
+        if let Ok(mut inner) = self.0.lock() {
+            if inner.paused {
+                pause.pause(false);
+            }
+            for sig in inner.queued.drain(..) {
+                f(sig);
+            }
+            inner.signal = Some(f);
+            inner.pause = Some(pause);
         }
     }
 
     fn detach(&self) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = None;
+        if let Ok(mut inner) = self.0.lock() {
+            inner.signal = None;
+            inner.pause = None;
         }
     }
 
-    /// Deliver `sig` into the sandbox; false if no platform takes it.
-    pub fn send(&self, sig: HostSignal) -> bool {
-        match self.0.lock() {
-            Ok(slot) => match slot.as_ref() {
-                Some(f) => {
-                    f(sig);
-                    true
+    /// Deliver `sig` into the sandbox of a started container: now, or as
+    /// soon as its platform is up.
+    pub fn send_or_queue(&self, sig: HostSignal) {
+        if let Ok(mut inner) = self.0.lock() {
+            match inner.signal.as_ref() {
+                Some(f) => f(sig),
+                None => inner.queued.push(sig),
+            }
+        }
+    }
+
+    /// Stops the container's code at the platform's next safe point and
+    /// waits for it (a bounded time); a platform not attached yet starts
+    /// paused.
+    pub fn pause(&self) {
+        if let Ok(mut inner) = self.0.lock() {
+            inner.paused = true;
+            if let Some(p) = inner.pause.as_ref() {
+                if !p.pause(true) {
+                    debug!("pause: the platform did not park within {PAUSE_LIMIT:?}; it stays paused from its next safe point");
                 }
-                None => false,
-            },
-            Err(_) => false,
+            }
+        }
+    }
+
+    /// Lets a paused container run again.
+    pub fn resume(&self) {
+        if let Ok(mut inner) = self.0.lock() {
+            inner.paused = false;
+            if let Some(p) = inner.pause.as_ref() {
+                p.resume();
+            }
         }
     }
 }
@@ -112,6 +180,7 @@ pub fn boot_params(spec: &SandboxSpec, debug: bool) -> BootParams {
         } else {
             sentry_log_level().min(2)
         },
+        root_readonly: spec.root_readonly,
     }
 }
 
@@ -175,7 +244,10 @@ fn run_ptrace(
     let host = host_services(spec)?;
     let plat = ptrace_fallback::PtracePlatform::new(mem, host)?;
     let sender = plat.signal_sender();
-    port.attach(Box::new(move |sig| sender.send(sig)));
+    port.attach(
+        Box::new(move |sig| sender.send(sig)),
+        Box::new(plat.pauser()),
+    );
     let status = guest_kernel::run(&plat, params);
     port.detach();
     Ok(status)
@@ -201,7 +273,7 @@ fn run_kvm(
     let loaded = t0.elapsed();
     // After the boot, which empties the signal ring.
     let sender = vm.signal_sender();
-    port.attach(Box::new(move |sig| sender.send(sig)));
+    port.attach(Box::new(move |sig| sender.send(sig)), Box::new(vm.pauser()));
     let report = vm.run(host);
     port.detach();
     let report = report.map_err(SandboxError::KvmRun)?;

@@ -9,13 +9,12 @@
 //! on the loop thread, and the only other thread, `container-init`, talks
 //! to it through a channel plus the eventfd.
 //!
-//! Signals: the sentry has no way yet to deliver a signal from the host to
-//! a running application. Until it has, a signal whose default action
-//! terminates (TERM, INT, KILL, HUP, ...) ends the whole sandbox, and the
-//! container's exit status is 128+N as runc reports for an init killed by
-//! N; a signal that is ignored by default is dropped; a stop signal is
-//! refused. A program's own handlers are therefore not run for host
-//! signals (they are for signals the program raises itself).
+//! Signals go into the sentry through the platform's signal port once the
+//! container runs (the application's handlers run); before that, a signal
+//! gets its default action (a terminating one ends the sandbox with
+//! 128+N). `pause` parks the platform at a safe point through the same
+//! port; signals for a paused container wait for `resume`, except SIGKILL,
+//! which resumes it so that it dies, as under runc.
 
 use std::collections::BTreeMap;
 use std::io::{self, ErrorKind, Read, Write};
@@ -107,8 +106,10 @@ pub struct Server {
     next_token: u32,
     /// Set when the loop should end, with the process's exit status.
     finished: Option<i32>,
-    /// Signals into the running sentry.
+    /// Signals into the running sentry, and its pause handle.
     port: sandbox::SignalPort,
+    /// Paused (`pause`): the state says `paused` until `resume`.
+    paused: bool,
 }
 
 impl Server {
@@ -183,6 +184,7 @@ impl Server {
             next_token: TOKEN_FIRST_CONN,
             finished: None,
             port: sandbox::SignalPort::default(),
+            paused: false,
         })
     }
 
@@ -205,6 +207,9 @@ impl Server {
 
     /// `start`: runs the container's init on its own thread.
     fn start(&mut self) -> Result<(), String> {
+        if self.paused {
+            return Err("cannot start a container in the paused state".into());
+        }
         match self.phase {
             Phase::Created => {}
             Phase::Running => return Err("cannot start an already running container".into()),
@@ -248,6 +253,7 @@ impl Server {
         }
         info!("container {} stopped with status {code}", self.state.id);
         self.phase = Phase::Stopped(code);
+        self.paused = false;
         self.record.exit_status = Some(code);
         // sandbox.json first: whoever sees `stopped` finds the status.
         if let Err(e) = self.dir.write_record(&self.record) {
@@ -319,12 +325,23 @@ impl Server {
         if n == 0 {
             return Ok(());
         }
+        // runc: SIGKILL ends a paused container (it is thawed to die);
+        // other signals wait, queued, for `resume`.
+        if self.paused && n == libc::SIGKILL {
+            debug!(
+                "SIGKILL for paused container {}: resuming it",
+                self.state.id
+            );
+            self.set_paused(false);
+        }
         let whom = if all { "every process" } else { "the init" };
-        if self.port.send(guest_kernel::platform::HostSignal {
-            pid: 0,
-            sig: n,
-            all,
-        }) {
+        if self.phase == Phase::Running {
+            // Into the sentry, or queued until its platform is up.
+            self.port.send_or_queue(guest_kernel::platform::HostSignal {
+                pid: 0,
+                sig: n,
+                all,
+            });
             debug!(
                 "signal {n} for {whom} of container {}: delivered to the sentry",
                 self.state.id
@@ -332,7 +349,7 @@ impl Server {
             return Ok(());
         }
         match default_action(n) {
-            // No signal delivery into the sentry yet (module docs): a
+            // Not started: there is no application yet to deliver it to; a
             // terminating signal ends the sandbox as it would end an init
             // without a handler.
             DefaultAction::Terminate => {
@@ -349,9 +366,48 @@ impl Server {
                 Ok(())
             }
             DefaultAction::Stop => Err(format!(
-                "signal {n} would stop the container: stopping (pause) is not supported yet"
+                "signal {n} would stop a container that has not started (use pause)"
             )),
         }
+    }
+
+    /// Records `paused` (or the status it hides) and tells the platform.
+    fn set_paused(&mut self, paused: bool) {
+        if paused {
+            self.port.pause();
+        } else {
+            self.port.resume();
+        }
+        self.paused = paused;
+        self.state.status = match (paused, self.phase) {
+            (true, _) => Status::Paused,
+            (false, Phase::Created) => Status::Created,
+            (false, Phase::Running) => Status::Running,
+            (false, Phase::Stopped(_)) => Status::Stopped,
+        };
+        if let Err(e) = self.dir.write_state(&self.state) {
+            error!("{e}");
+        }
+    }
+
+    /// `pause`: as runc, a created or running container can be paused.
+    fn pause(&mut self) -> Result<(), String> {
+        if self.paused || matches!(self.phase, Phase::Stopped(_)) {
+            return Err("container not running".into());
+        }
+        self.set_paused(true);
+        info!("container {} paused", self.state.id);
+        Ok(())
+    }
+
+    /// `resume`.
+    fn resume(&mut self) -> Result<(), String> {
+        if !self.paused {
+            return Err("container not paused".into());
+        }
+        self.set_paused(false);
+        info!("container {} resumed", self.state.id);
+        Ok(())
     }
 
     fn handle(&mut self, token: u32, line: &[u8]) -> Option<Response> {
@@ -386,6 +442,15 @@ impl Server {
             Request::Ps => Response {
                 pids: Some(container_pids()),
                 ..Response::ok()
+            },
+            Request::Pause => done(self.pause()),
+            Request::Resume => done(self.resume()),
+            Request::Stats => match self.phase {
+                Phase::Stopped(_) => Response::error("container not running"),
+                _ => Response {
+                    stats: Some(stats()),
+                    ..Response::ok()
+                },
             },
         })
     }
@@ -554,4 +619,30 @@ fn container_pids() -> Vec<i32> {
     pids.sort_unstable();
     pids.dedup();
     pids
+}
+
+/// The resident memory of the sandbox process and its children, in bytes
+/// (`VmRSS` of each; the sentry's memory is the container's memory).
+fn resident_bytes(pids: &[i32]) -> u64 {
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .filter_map(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map(|kib| kib.saturating_mul(1024))
+        .fold(0u64, u64::saturating_add)
+}
+
+/// runc's stats `data` object, with what a sandbox knows: the memory of
+/// its host processes and their number.
+fn stats() -> serde_json::Value {
+    let pids = container_pids();
+    let usage = resident_bytes(&pids);
+    serde_json::json!({
+        "memory": {"usage": {"usage": usage}},
+        "pids": {"current": pids.len()},
+    })
 }

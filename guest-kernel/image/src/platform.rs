@@ -12,7 +12,9 @@ use crate::arch::x86_64::paging::{PgdPair, PTE_NX, PTE_P, PTE_U, PTE_W, USER_END
 use crate::arch::x86_64::{self as arch, entry, phys_to_virt, pvm};
 use crate::hostcall::QueueHost;
 use crate::signals::SignalRing;
-use guest_kernel::platform::{Clock, HostSignal, PhysAddr, Platform, PlatformError, Prot, Trap};
+use guest_kernel::platform::{
+    Clock, HostSignal, PhysAddr, Platform, PlatformError, Prot, Trap, TscClock,
+};
 
 /// Linux's `TASK_SIZE`: the top user page stays unmapped.
 const TASK_SIZE: u64 = USER_END - 4096;
@@ -318,6 +320,24 @@ impl Platform for PvmPlatform {
             Clock::Realtime => arch::realtime_ns(),
             Clock::Monotonic => arch::monotonic_ns(),
         }
+    }
+
+    fn tsc_clock(&self) -> Option<TscClock> {
+        // The vDSO reads the TSC in user mode (CR4.TSD is clear here): only
+        // an invariant TSC (CPUID 0x80000007 EDX bit 8) ticks at the rate
+        // the VMM measured, whatever the CPU's power state.
+        if pvm::cpuid(0x8000_0007, 0)[3] & (1 << 8) == 0 {
+            return None;
+        }
+        let (khz, boot_tsc, boot_realtime) = arch::clock_params();
+        // Exactly `now`: monotonic is 0 at the boot TSC, realtime the
+        // VMM's wall clock then.
+        Some(TscClock {
+            tsc_hz: khz.checked_mul(1000)?,
+            tsc_base: boot_tsc,
+            mono_base_ns: 0,
+            realtime_base_ns: boot_realtime,
+        })
     }
 
     fn idle(&self, deadline: Option<u64>) {

@@ -6,6 +6,9 @@
 pub mod epoll;
 pub mod eventfd;
 pub mod pipe;
+pub mod socket;
+pub mod tmpfs;
+pub mod vfs;
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -38,6 +41,33 @@ pub enum File {
     EventFd(eventfd::EventFd),
     /// An epoll instance.
     Epoll(epoll::Epoll),
+    /// A regular file (or symlink opened with `O_PATH`) of a tmpfs or of
+    /// the root overlay's upper layer.
+    Tmpfs(TmpFile),
+    /// A directory of the sentry's namespace, listed when opened.
+    Dir(DirFile),
+    /// One end of an AF_UNIX socket pair.
+    Socket(socket::UnixSocket),
+}
+
+/// An open tmpfs file.
+#[derive(Debug)]
+pub struct TmpFile {
+    pub fs: Arc<tmpfs::Tmpfs>,
+    pub ino: u64,
+    pub offset: AtomicU64,
+    /// `O_ACCMODE` and `O_APPEND`/`O_NONBLOCK` bits.
+    pub flags: AtomicU32,
+    pub path: alloc::vec::Vec<u8>,
+}
+
+/// An open directory: its entries as of `open`, and the read position.
+#[derive(Debug)]
+pub struct DirFile {
+    pub entries: alloc::vec::Vec<(alloc::vec::Vec<u8>, u64, u8)>,
+    pub pos: AtomicU64,
+    pub path: alloc::vec::Vec<u8>,
+    pub node: vfs::Node,
 }
 
 /// The sentry's devices (until devfs arrives with the VFS).
@@ -59,6 +89,19 @@ impl DevKind {
             b"/dev/random" | b"/dev/urandom" => DevKind::Random,
             _ => return None,
         })
+    }
+
+    /// `stat` of the device node.
+    pub fn stat(self) -> crate::abi::linux::Stat {
+        crate::abi::linux::Stat {
+            st_dev: 5,
+            st_ino: self.rdev(),
+            st_nlink: 1,
+            st_mode: crate::abi::linux::S_IFCHR | 0o666,
+            st_rdev: self.rdev(),
+            st_blksize: 4096,
+            ..Default::default()
+        }
     }
 
     /// Linux's device number (major 1) for `stat`.
@@ -98,7 +141,32 @@ impl Drop for PipeEnd {
     }
 }
 
+/// Read file contents at `off` (file mappings fault through this).
+pub fn read_at<P: crate::platform::Platform>(
+    plat: &P,
+    file: &File,
+    buf: &mut [u8],
+    off: u64,
+) -> KResult<usize> {
+    use crate::platform::HostOps;
+    match file {
+        File::HostFile { handle, .. } => plat.host().pread(*handle, buf, off),
+        File::Tmpfs(t) => t.fs.read(t.ino, buf, off),
+        _ => Err(Errno::ENODEV),
+    }
+}
+
 impl File {
+    /// The container path the file was opened by, for `*at` calls.
+    pub fn path(&self) -> Option<&[u8]> {
+        match self {
+            File::HostFile { path, .. } => Some(path),
+            File::Tmpfs(t) => Some(&t.path),
+            File::Dir(d) => Some(&d.path),
+            _ => None,
+        }
+    }
+
     /// A counter that changes whenever the file's readiness may have
     /// changed (edge-triggered epoll); 0 for files that are always ready.
     pub fn event_generation(&self) -> u64 {
@@ -106,6 +174,11 @@ impl File {
         match self {
             File::Pipe(end) => end.pipe.generation.load(Ordering::Relaxed),
             File::EventFd(e) => e.generation.load(Ordering::Relaxed),
+            File::Socket(s) => {
+                s.rx.generation
+                    .load(Ordering::Relaxed)
+                    .wrapping_add(s.tx.generation.load(Ordering::Relaxed))
+            }
             _ => 0,
         }
     }
@@ -114,7 +187,7 @@ impl File {
     pub fn handle(&self) -> Option<HostHandle> {
         match self {
             File::HostStream { handle } | File::HostFile { handle, .. } => Some(*handle),
-            File::Pipe(_) | File::Dev(_) | File::EventFd(_) | File::Epoll(_) => None,
+            _ => None,
         }
     }
 }
@@ -174,6 +247,11 @@ impl FdTable {
     /// Install `file` at the lowest free descriptor below `limit`.
     pub fn install(&mut self, file: Arc<File>, cloexec: bool, limit: u64) -> KResult<i32> {
         self.install_from(0, file, cloexec, limit)
+    }
+
+    /// The open descriptors, in order.
+    pub fn fds(&self) -> alloc::vec::Vec<i32> {
+        self.fds.keys().copied().collect()
     }
 
     /// Remove `fd`, returning its entry.

@@ -2,6 +2,7 @@
 
 pub mod elf;
 pub mod stack;
+pub mod vdso;
 
 use alloc::collections::BTreeMap;
 use alloc::vec;
@@ -79,8 +80,30 @@ fn fail(errno: Errno, reason: &'static str) -> LoadError {
 impl<P: Platform> Kernel<'_, P> {
     /// Read a whole host file of the container.
     fn read_container_file(&self, path: &[u8]) -> Result<Vec<u8>, LoadError> {
+        // Through the sentry's namespace, so programs written into the
+        // sandbox (tmpfs, the root overlay) run too.
+        let path = crate::syscalls::dir::normalize(path);
+        if let crate::fs::vfs::Node::Tmp { fs, ino, .. } = self
+            .vfs
+            .lookup(self.plat, &path, true)
+            .map_err(|e| fail(e, "cannot open"))?
+        {
+            let st = fs.stat(ino).map_err(|e| fail(e, "cannot stat"))?;
+            if st.st_mode & S_IFMT != S_IFREG {
+                return Err(fail(Errno::EACCES, "not a regular file"));
+            }
+            if st.st_mode & 0o111 == 0 {
+                return Err(fail(Errno::EACCES, "permission denied (no execute bit)"));
+            }
+            let mut data = vec![0u8; st.st_size as usize];
+            let n = fs
+                .read(ino, &mut data, 0)
+                .map_err(|e| fail(e, "read error"))?;
+            data.truncate(n);
+            return Ok(data);
+        }
         let host = self.plat.host();
-        let h = host.open(path).map_err(|e| fail(e, "cannot open"))?;
+        let h = host.open(&path).map_err(|e| fail(e, "cannot open"))?;
         let result = (|| {
             let st = host.fstat(h).map_err(|e| fail(e, "cannot stat"))?;
             if st.st_mode & S_IFMT != S_IFREG {
@@ -191,6 +214,7 @@ impl<P: Platform> Kernel<'_, P> {
             }
             None => None,
         };
+        let vdso_frames = self.vdso_frames();
         let stack_limit = self.group().rlimits[RLIMIT_STACK as usize].0;
         let creds = self.group().creds;
         let plat = self.plat;
@@ -247,6 +271,14 @@ impl<P: Platform> Kernel<'_, P> {
             None => (info.entry, 0),
         };
 
+        // The vDSO and its vvar page, where the next mmap would go.
+        let vdso_base = match vdso_frames {
+            Some(f) => Some(
+                vdso::map_into(mm, plat, frames, f).map_err(|e| fail(e, "cannot map the vDSO"))?,
+            ),
+            None => None,
+        };
+
         let mut random = [0u8; 16];
         plat.random(&mut random);
         let mut auxv = vec![
@@ -265,6 +297,9 @@ impl<P: Platform> Kernel<'_, P> {
             (AT_SECURE, 0),
             (AT_MINSIGSTKSZ, 2048),
         ];
+        if let Some(base) = vdso_base {
+            auxv.push((AT_SYSINFO_EHDR, base));
+        }
         if let Some(phdr) = info.phdr {
             auxv.insert(0, (AT_PHDR, phdr));
         }

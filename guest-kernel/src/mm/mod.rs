@@ -17,7 +17,7 @@ use crate::abi::{page_down, Errno, KResult, PAGE_SIZE};
 use alloc::sync::Arc;
 
 use crate::fs::File;
-use crate::platform::{HostHandle, HostOps, PhysAddr, Platform, Prot};
+use crate::platform::{PhysAddr, Platform, Prot};
 pub use frames::FrameAllocator;
 
 /// Pages populated around a fault: faults are costly on both platforms
@@ -37,7 +37,8 @@ pub enum VmaKind {
 /// The file behind a file mapping: pages fault in from the host file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FileBacking {
-    pub handle: HostHandle,
+    /// Identifies the file in `MmStruct::files`.
+    pub key: u64,
     /// File offset of the VMA's start.
     pub offset: u64,
 }
@@ -105,7 +106,7 @@ pub struct MmStruct<P: Platform> {
     pub task_size: u64,
     /// Files behind file mappings, with the number of VMAs using each;
     /// they stay open while mapped, even after `close`.
-    files: BTreeMap<HostHandle, (Arc<File>, usize)>,
+    files: BTreeMap<u64, (Arc<File>, usize)>,
 }
 
 impl<P: Platform> MmStruct<P> {
@@ -150,7 +151,7 @@ impl<P: Platform> MmStruct<P> {
     pub fn insert_vma(&mut self, vma: Vma) {
         debug_assert!(!self.overlaps(vma.start, vma.end));
         if let Some(b) = vma.backing {
-            if let Some(e) = self.files.get_mut(&b.handle) {
+            if let Some(e) = self.files.get_mut(&b.key) {
                 e.1 += 1;
             }
         }
@@ -160,9 +161,45 @@ impl<P: Platform> MmStruct<P> {
     /// Add a file mapping: the file stays referenced while any part is mapped.
     pub fn insert_file_vma(&mut self, vma: Vma, file: Arc<File>) {
         if let Some(b) = vma.backing {
-            self.files.entry(b.handle).or_insert((file, 0));
+            self.files.entry(b.key).or_insert((file, 0));
         }
         self.insert_vma(vma);
+    }
+
+    /// Map frames someone else keeps a reference to (the vDSO's, shared by
+    /// every address space) over the free range of `vma`, taking one
+    /// reference per page. The pages are copy-on-write: a write, even after
+    /// `mprotect`, gets a private copy and never reaches the shared frame.
+    pub fn map_frames(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        vma: Vma,
+        pa: PhysAddr,
+    ) -> KResult<()> {
+        if vma.start >= vma.end || self.overlaps(vma.start, vma.end) {
+            return Err(Errno::EINVAL);
+        }
+        let len = vma.end - vma.start;
+        plat.map(
+            &mut self.space,
+            vma.start,
+            pa,
+            len,
+            mapped_prot(vma.prot, true),
+        )?;
+        self.insert_vma(vma);
+        for off in (0..len).step_by(PAGE_SIZE as usize) {
+            frames.share(pa + off);
+            self.pages.insert(
+                vma.start + off,
+                Pte {
+                    pa: pa + off,
+                    cow: true,
+                },
+            );
+        }
+        Ok(())
     }
 
     /// Drop a VMA's reference to its file; the last one releases it.
@@ -170,15 +207,11 @@ impl<P: Platform> MmStruct<P> {
         let Some(b) = vma.backing else {
             return;
         };
-        if let Some(e) = self.files.get_mut(&b.handle) {
+        if let Some(e) = self.files.get_mut(&b.key) {
             e.1 -= 1;
             if e.1 == 0 {
-                if let Some((file, _)) = self.files.remove(&b.handle) {
-                    if let Ok(f) = Arc::try_unwrap(file) {
-                        if let Some(h) = f.handle() {
-                            plat.host().close(h);
-                        }
-                    }
+                if let Some((file, _)) = self.files.remove(&b.key) {
+                    crate::syscalls::io::release_file_plat(plat, file);
                 }
             }
         }
@@ -193,7 +226,7 @@ impl<P: Platform> MmStruct<P> {
                     ..b
                 });
                 if let Some(b) = backing {
-                    if let Some(e) = self.files.get_mut(&b.handle) {
+                    if let Some(e) = self.files.get_mut(&b.key) {
                         e.1 += 1;
                     }
                 }
@@ -434,8 +467,12 @@ impl<P: Platform> MmStruct<P> {
                     let mut buf = alloc::vec![0u8; (run.pages * PAGE_SIZE) as usize];
                     let mut got = 0;
                     while got < buf.len() {
-                        match plat.host().pread(
-                            b.handle,
+                        let Some(file) = self.files.get(&b.key).map(|e| e.0.clone()) else {
+                            break;
+                        };
+                        match crate::fs::read_at(
+                            plat,
+                            &file,
                             &mut buf[got..],
                             b.offset + (at - vma.start) + got as u64,
                         ) {

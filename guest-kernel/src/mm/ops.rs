@@ -107,9 +107,9 @@ impl<P: Platform> MmStruct<P> {
         };
         match file {
             Some((f, offset)) => {
-                let handle = f.handle().ok_or(Errno::ENODEV)?;
+                let key = Arc::as_ptr(&f) as usize as u64;
                 vma.kind = VmaKind::File;
-                vma.backing = Some(FileBacking { handle, offset });
+                vma.backing = Some(FileBacking { key, offset });
                 self.insert_file_vma(vma, f);
             }
             None => self.insert_vma(vma),

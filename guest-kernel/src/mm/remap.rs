@@ -111,7 +111,7 @@ impl<P: Platform> MmStruct<P> {
         });
         // Take the file reference along before the old range goes.
         if let Some(b) = backing {
-            if let Some(e) = self.files.get_mut(&b.handle) {
+            if let Some(e) = self.files.get_mut(&b.key) {
                 e.1 += 1;
             }
         }

@@ -12,6 +12,9 @@ use crate::platform::{HostOps, Platform};
 /// getdents64(2) on a directory of the container root.
 pub fn sys_getdents64<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let file = k.group().fds.get(arg_fd(a[0]))?;
+    if let File::Dir(d) = &*file {
+        return dir_entries(k, d, a[1], a[2] as u32 as usize);
+    }
     let File::HostFile { handle, .. } = &*file else {
         return Err(Errno::ENOTDIR);
     };
@@ -22,12 +25,52 @@ pub fn sys_getdents64<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u6
     Ok(n as u64)
 }
 
+/// Serialize a directory snapshot as `linux_dirent64` records from its
+/// position, with `.` and `..` first.
+fn dir_entries<P: Platform>(
+    k: &mut Kernel<'_, P>,
+    d: &crate::fs::DirFile,
+    buf: u64,
+    len: usize,
+) -> KResult<u64> {
+    use core::sync::atomic::Ordering;
+    let mut out = vec![0u8; len.min(64 * 1024)];
+    let mut used = 0usize;
+    let mut pos = d.pos.load(Ordering::Relaxed) as usize;
+    loop {
+        let (name, ino, dtype): (&[u8], u64, u8) = match pos {
+            0 => (b".", 1, 4),
+            1 => (b"..", 1, 4),
+            i => match d.entries.get(i - 2) {
+                Some((n, ino, t)) => (n, *ino, *t),
+                None => break,
+            },
+        };
+        let reclen = (19 + name.len() + 1).next_multiple_of(8);
+        if used + reclen > out.len() {
+            if used == 0 {
+                return Err(Errno::EINVAL);
+            }
+            break;
+        }
+        let rec = &mut out[used..used + reclen];
+        rec[0..8].copy_from_slice(&ino.to_le_bytes());
+        rec[8..16].copy_from_slice(&((pos + 1) as u64).to_le_bytes());
+        rec[16..18].copy_from_slice(&(reclen as u16).to_le_bytes());
+        rec[18] = dtype;
+        rec[19..19 + name.len()].copy_from_slice(name);
+        used += reclen;
+        pos += 1;
+    }
+    k.copy_out(buf, &out[..used])?;
+    d.pos.store(pos as u64, Ordering::Relaxed);
+    Ok(used as u64)
+}
+
 fn set_cwd<P: Platform>(k: &mut Kernel<'_, P>, full: alloc::vec::Vec<u8>) -> KResult<u64> {
-    let host = k.plat.host();
-    let h = host.open(&full)?;
-    let st = host.fstat(h);
-    host.close(h);
-    if st?.st_mode & S_IFMT != S_IFDIR {
+    let full = normalize(&full);
+    let node = k.vfs.lookup(k.plat, &full, true)?;
+    if k.vfs.stat(k.plat, &node)?.st_mode & S_IFMT != S_IFDIR {
         return Err(Errno::ENOTDIR);
     }
     k.group_mut().cwd = normalize(&full);
@@ -44,11 +87,11 @@ pub fn sys_chdir<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     set_cwd(k, full)
 }
 
-/// fchdir(2): only descriptors opened by path remember where they point,
-/// and the sentry's host files do not yet.
+/// fchdir(2).
 pub fn sys_fchdir<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    k.group().fds.get(arg_fd(a[0]))?;
-    Err(Errno::ENOSYS)
+    let file = k.group().fds.get(arg_fd(a[0]))?;
+    let path = file.path().ok_or(Errno::ENOTDIR)?.to_vec();
+    set_cwd(k, path)
 }
 
 /// Lexically clean an absolute path: no `.`, `..` or repeated slashes.

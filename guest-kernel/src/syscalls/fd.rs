@@ -127,6 +127,9 @@ pub fn sys_fcntl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
                 File::HostStream { .. } => O_WRONLY,
                 File::HostFile { .. } => O_RDONLY,
                 File::Dev(_) | File::Epoll(_) => 2, // O_RDWR
+                File::Tmpfs(t) => u64::from(t.flags.load(Ordering::Relaxed)),
+                File::Dir(_) => 0o200000, // O_DIRECTORY
+                File::Socket(s) => 2 | u64::from(s.flags.load(Ordering::Relaxed)),
                 File::EventFd(e) => 2 | u64::from(e.flags.load(Ordering::Relaxed)),
             })
         }
@@ -135,6 +138,7 @@ pub fn sys_fcntl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             match &*file {
                 File::Pipe(end) => end.flags.store(a[2] as u32 & O_NONBLOCK, Ordering::Relaxed),
                 File::EventFd(e) => e.flags.store(a[2] as u32 & O_NONBLOCK, Ordering::Relaxed),
+                File::Socket(s) => s.flags.store(a[2] as u32 & O_NONBLOCK, Ordering::Relaxed),
                 _ => {}
             }
             Ok(0)

@@ -3,11 +3,11 @@
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
 use super::{arg_fd, arg_i32, Args};
-use crate::abi::linux::{Stat, RLIMIT_NOFILE};
-use crate::abi::linux::{SIGPIPE, S_IFDIR, S_IFIFO, S_IFMT, TCGETS, TERMIOS_SIZE};
+use crate::abi::linux::Stat;
+use crate::abi::linux::{SIGPIPE, S_IFIFO, TCGETS, TERMIOS_SIZE};
 use crate::abi::{Errno, KResult};
 use crate::fs::pipe::PipeIo;
 use crate::fs::{DevKind, File, PipeEnd, O_NONBLOCK};
@@ -24,9 +24,14 @@ const IOV_MAX: u64 = 1024;
 
 /// Drop a file reference; the last one releases its host handle.
 pub fn release_file<P: Platform>(k: &mut Kernel<'_, P>, file: Arc<File>) {
+    release_file_plat(k.plat, file);
+}
+
+/// As [`release_file`], with only the platform at hand.
+pub fn release_file_plat<P: Platform>(plat: &P, file: Arc<File>) {
     if let Ok(f) = Arc::try_unwrap(file) {
         if let Some(h) = f.handle() {
-            k.plat.host().close(h);
+            plat.host().close(h);
         }
     }
 }
@@ -85,6 +90,11 @@ fn read_pipe<P: Platform>(
 fn write_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64) -> KResult<u64> {
     let len = len.min(MAX_RW_COUNT);
     match file {
+        File::Socket(s) => {
+            let mut data = vec![0u8; len.min(1 << 20) as usize];
+            k.copy_in(buf, &mut data)?;
+            super::socket::send_data(k, s, &data, Vec::new(), 0)
+        }
         File::Epoll(_) => Err(Errno::EINVAL),
         File::EventFd(e) => {
             if len < 8 {
@@ -105,7 +115,21 @@ fn write_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u6
         }
         File::Dev(DevKind::Full) => Err(Errno::ENOSPC),
         File::Dev(_) => Ok(len),
-        File::HostFile { .. } => Err(Errno::EBADF),
+        File::HostFile { .. } | File::Dir(_) => Err(Errno::EBADF),
+        File::Tmpfs(t) => {
+            let fl = t.flags.load(Ordering::Relaxed);
+            if fl & 3 == 0 {
+                return Err(Errno::EBADF);
+            }
+            let off = if fl & super::open::O_APPEND_BIT != 0 {
+                t.fs.stat(t.ino)?.st_size as u64
+            } else {
+                t.offset.load(Ordering::Relaxed)
+            };
+            let n = super::open::pwrite_tmp(k, t, buf, len, off)?;
+            t.offset.store(off + n, Ordering::Relaxed);
+            Ok(n)
+        }
         File::Pipe(end) if !end.write => Err(Errno::EBADF),
         File::Pipe(end) => write_pipe(k, end, buf, len),
         File::HostStream { handle } => {
@@ -133,7 +157,7 @@ fn write_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u6
 }
 
 /// Read from a host file at `off` into user memory, in bounce-buffer chunks.
-fn pread_host<P: Platform>(
+pub fn pread_host<P: Platform>(
     k: &mut Kernel<'_, P>,
     handle: HostHandle,
     buf: u64,
@@ -166,6 +190,11 @@ fn pread_host<P: Platform>(
 fn read_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64) -> KResult<u64> {
     let len = len.min(MAX_RW_COUNT);
     match file {
+        File::Socket(s) => {
+            let (data, _rights, _) = super::socket::recv_data(k, s, len.min(1 << 20) as usize, 0)?;
+            k.copy_out(buf, &data)?;
+            Ok(data.len() as u64)
+        }
         File::Epoll(_) => Err(Errno::EINVAL),
         File::EventFd(e) => {
             if len < 8 {
@@ -194,6 +223,16 @@ fn read_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64
             let off = offset.load(Ordering::Relaxed);
             let n = pread_host(k, *handle, buf, len, off)?;
             offset.store(off + n, Ordering::Relaxed);
+            Ok(n)
+        }
+        File::Dir(_) => Err(Errno::EISDIR),
+        File::Tmpfs(t) => {
+            if t.flags.load(Ordering::Relaxed) & 3 == 1 {
+                return Err(Errno::EBADF);
+            }
+            let off = t.offset.load(Ordering::Relaxed);
+            let n = super::open::pread_tmp(k, t, buf, len, off)?;
+            t.offset.store(off + n, Ordering::Relaxed);
             Ok(n)
         }
         File::Pipe(end) if end.write => Err(Errno::EBADF),
@@ -338,6 +377,16 @@ pub fn stat_of<P: Platform>(k: &Kernel<'_, P>, file: &File) -> KResult<Stat> {
             st_blksize: 4096,
             ..Default::default()
         }),
+        File::Tmpfs(t) => t.fs.stat(t.ino),
+        File::Socket(s) => Ok(Stat {
+            st_dev: 8,
+            st_ino: s.rx.id,
+            st_nlink: 1,
+            st_mode: 0o140777,
+            st_blksize: 4096,
+            ..Default::default()
+        }),
+        File::Dir(d) => k.vfs.stat(k.plat, &d.node),
         File::Epoll(_) => Ok(Stat {
             st_dev: 13,
             st_nlink: 1,
@@ -408,14 +457,35 @@ fn readlink_common<P: Platform>(
         k.copy_out(buf, &exe[..n])?;
         return Ok(n as u64);
     }
-    // The filesystem layer (procfs, host symlinks) is not there yet.
-    Err(Errno::ENOENT)
+    let full = super::stat::full_path(k, AT_FDCWD, &path)?;
+    if super::procfs::is_proc(&full) {
+        let super::procfs::ProcNode::Symlink(target) =
+            super::procfs::lookup(k, &full, false)?.map_err(|_| Errno::EINVAL)?
+        else {
+            return Err(Errno::EINVAL);
+        };
+        let n = target.len().min(size as usize);
+        k.copy_out(buf, &target[..n])?;
+        return Ok(n as u64);
+    }
+    match super::namei::readlink_tmp(k, &full)? {
+        Some(target) => {
+            let n = target.len().min(size as usize);
+            k.copy_out(buf, &target[..n])?;
+            Ok(n as u64)
+        }
+        // Symlinks of the host's lower layer are followed by the host and
+        // not readable yet.
+        None => Err(Errno::EINVAL),
+    }
 }
 
 /// readlink(2).
 pub fn sys_readlink<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     readlink_common(k, a[0], a[1], a[2])
 }
+
+const AT_FDCWD: i32 = -100;
 
 /// readlinkat(2), with `AT_FDCWD` or an absolute path.
 pub fn sys_readlinkat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
@@ -434,104 +504,4 @@ pub fn sys_getcwd<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     }
     k.copy_out(a[0], &cwd)?;
     Ok(cwd.len() as u64)
-}
-
-const AT_FDCWD: i32 = -100;
-const O_ACCMODE: u64 = 3;
-const O_CREAT: u64 = 0o100;
-const O_TRUNC: u64 = 0o1000;
-const O_DIRECTORY: u64 = 0o200000;
-const O_CLOEXEC: u64 = 0o2000000;
-
-/// openat(2). The root is served read-only until the VFS and its overlay
-/// arrive, so any request to write or create is `EROFS`.
-pub fn sys_openat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    let (dirfd, flags) = (arg_fd(a[0]), a[2]);
-    let path = k.read_cstr(a[1], 4095)?;
-    if path.is_empty() {
-        return Err(Errno::ENOENT);
-    }
-    let full = super::stat::full_path(k, dirfd, &path)?;
-    if let Some(dev) = DevKind::lookup(&full) {
-        let limit = k.group().rlimits[RLIMIT_NOFILE as usize].0;
-        return Ok(k.group_mut().fds.install(
-            Arc::new(File::Dev(dev)),
-            flags & O_CLOEXEC != 0,
-            limit,
-        )? as u64);
-    }
-    let handle = match k.plat.host().open(&full) {
-        Ok(h) => h,
-        Err(Errno::ENOENT) if flags & O_CREAT != 0 => return Err(Errno::EROFS),
-        Err(e) => return Err(e),
-    };
-    let check = (|| {
-        if flags & O_ACCMODE != 0 || flags & O_TRUNC != 0 {
-            return Err(Errno::EROFS);
-        }
-        let st = k.plat.host().fstat(handle)?;
-        if flags & O_DIRECTORY != 0 && st.st_mode & S_IFMT != S_IFDIR {
-            return Err(Errno::ENOTDIR);
-        }
-        Ok(())
-    })();
-    if let Err(e) = check {
-        k.plat.host().close(handle);
-        return Err(e);
-    }
-    let limit = k.group().rlimits[RLIMIT_NOFILE as usize].0;
-    let file = Arc::new(File::HostFile {
-        handle,
-        offset: AtomicU64::new(0),
-        path: full,
-    });
-    match k
-        .group_mut()
-        .fds
-        .install(file.clone(), flags & O_CLOEXEC != 0, limit)
-    {
-        Ok(fd) => Ok(fd as u64),
-        Err(e) => {
-            release_file(k, file);
-            Err(e)
-        }
-    }
-}
-
-/// open(2).
-pub fn sys_open<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    sys_openat(k, [AT_FDCWD as u32 as u64, a[0], a[1], a[2], 0, 0])
-}
-
-/// lseek(2).
-pub fn sys_lseek<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    let file = k.group().fds.get(arg_fd(a[0]))?;
-    let File::HostFile { handle, offset, .. } = &*file else {
-        return Err(Errno::ESPIPE);
-    };
-    let off = a[1] as i64;
-    let base = match a[2] {
-        0 => 0,
-        1 => offset.load(Ordering::Relaxed) as i64,
-        2 => k.plat.host().fstat(*handle)?.st_size,
-        _ => return Err(Errno::EINVAL),
-    };
-    let new = base
-        .checked_add(off)
-        .filter(|n| *n >= 0)
-        .ok_or(Errno::EINVAL)?;
-    offset.store(new as u64, Ordering::Relaxed);
-    Ok(new as u64)
-}
-
-/// pread64(2).
-pub fn sys_pread64<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    let file = k.group().fds.get(arg_fd(a[0]))?;
-    let File::HostFile { handle, .. } = &*file else {
-        return Err(Errno::ESPIPE);
-    };
-    if (a[3] as i64) < 0 {
-        return Err(Errno::EINVAL);
-    }
-    pread_host(k, *handle, a[1], a[2].min(MAX_RW_COUNT), a[3])
 }

@@ -54,11 +54,22 @@ pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
                 }
                 Some((f.clone(), off))
             }
+            File::Tmpfs(_) => {
+                // Shared writable tmpfs mappings would need frames shared
+                // with the file; private ones copy, as on Linux.
+                if shared && prot.write {
+                    return Err(Errno::ENODEV);
+                }
+                Some((f.clone(), off))
+            }
+            File::Dir(_) => return Err(Errno::ENODEV),
             // /dev/zero maps as anonymous memory.
             File::Dev(DevKind::Zero) => None,
-            File::Pipe(_) | File::HostStream { .. } | File::EventFd(_) | File::Epoll(_) => {
-                return Err(Errno::EACCES)
-            }
+            File::Pipe(_)
+            | File::HostStream { .. }
+            | File::EventFd(_)
+            | File::Epoll(_)
+            | File::Socket(_) => return Err(Errno::EACCES),
             File::Dev(_) => return Err(Errno::ENODEV),
         }
     };

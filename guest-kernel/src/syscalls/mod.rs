@@ -8,9 +8,13 @@ pub mod futex;
 pub mod io;
 pub mod misc;
 pub mod mm;
+pub mod namei;
+pub mod open;
 pub mod poll;
 pub mod process;
+pub mod procfs;
 pub mod signal;
+pub mod socket;
 pub mod stat;
 pub mod time;
 pub mod wait;
@@ -71,10 +75,35 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         WRITE => io::sys_write(k, a),
         READV => io::sys_readv(k, a),
         WRITEV => io::sys_writev(k, a),
-        OPEN => io::sys_open(k, a),
-        OPENAT => io::sys_openat(k, a),
-        LSEEK => io::sys_lseek(k, a),
-        PREAD64 => io::sys_pread64(k, a),
+        OPEN => open::sys_open(k, a),
+        OPENAT => open::sys_openat(k, a),
+        CREAT => open::sys_creat(k, a),
+        LSEEK => open::sys_lseek(k, a),
+        PREAD64 => open::sys_pread64(k, a),
+        PWRITE64 => open::sys_pwrite64(k, a),
+        TRUNCATE => open::sys_truncate(k, a),
+        FTRUNCATE => open::sys_ftruncate(k, a),
+        FSYNC | FDATASYNC | SYNCFS => open::sys_fsync(k, a),
+        SYNC => Ok(0),
+        MKDIR => namei::sys_mkdir(k, a),
+        MKDIRAT => namei::sys_mkdirat(k, a),
+        UNLINK => namei::sys_unlink(k, a),
+        UNLINKAT => namei::sys_unlinkat(k, a),
+        RMDIR => namei::sys_rmdir(k, a),
+        RENAME => namei::sys_rename(k, a),
+        RENAMEAT => namei::sys_renameat(k, a),
+        RENAMEAT2 => namei::sys_renameat2(k, a),
+        SYMLINK => namei::sys_symlink(k, a),
+        SYMLINKAT => namei::sys_symlinkat(k, a),
+        LINK => namei::sys_link(k, a),
+        LINKAT => namei::sys_linkat(k, a),
+        CHMOD => namei::sys_chmod(k, a),
+        FCHMOD => namei::sys_fchmod(k, a),
+        FCHMODAT => namei::sys_fchmodat(k, a),
+        CHOWN | LCHOWN => namei::sys_chown(k, a),
+        FCHOWN => namei::sys_fchown(k, a),
+        FCHOWNAT => namei::sys_fchownat(k, a),
+        UTIMENSAT => namei::sys_utimensat(k, a),
         FSTAT => io::sys_fstat(k, a),
         NEWFSTATAT => stat::sys_newfstatat(k, a),
         STAT => stat::sys_stat(k, a),
@@ -102,6 +131,16 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         PIPE => fd::sys_pipe2(k, [a[0], 0, 0, 0, 0, 0]),
         PIPE2 => fd::sys_pipe2(k, a),
         EVENTFD2 => fd::sys_eventfd2(k, a),
+        SOCKET => socket::sys_socket(k, a),
+        SOCKETPAIR => socket::sys_socketpair(k, a),
+        SENDMSG => socket::sys_sendmsg(k, a),
+        RECVMSG => socket::sys_recvmsg(k, a),
+        SENDTO => socket::sys_sendto(k, a),
+        RECVFROM => socket::sys_recvfrom(k, a),
+        SHUTDOWN => socket::sys_shutdown(k, a),
+        GETSOCKOPT => socket::sys_getsockopt(k, a),
+        SETSOCKOPT => socket::sys_setsockopt(k, a),
+        GETSOCKNAME | GETPEERNAME => socket::sys_getsockname(k, a),
         EVENTFD => fd::sys_eventfd2(k, [a[0], 0, 0, 0, 0, 0]),
 
         BRK => mm::sys_brk(k, a),

@@ -59,6 +59,20 @@ pub fn readiness(file: &File) -> u16 {
                 ev
             }
         }
+        File::Socket(s) => {
+            let (r, w, hup) = s.readiness();
+            let mut ev = 0;
+            if r {
+                ev |= POLLIN | POLLRDNORM;
+            }
+            if w {
+                ev |= POLLOUT | POLLWRNORM;
+            }
+            if hup {
+                ev |= POLLHUP;
+            }
+            ev
+        }
         File::EventFd(e) => {
             let v = e.value();
             let mut ev = 0;

@@ -136,6 +136,7 @@ pub fn sys_clone<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             fds: g.fds.clone(),
             cwd: g.cwd.clone(),
             exe_path: g.exe_path.clone(),
+            cmdline: g.cmdline.clone(),
             rlimits: g.rlimits,
             umask: g.umask,
             exit_signal: (flags & 0xff) as i32,
@@ -247,6 +248,10 @@ pub fn sys_execve<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let exe = core::mem::take(&mut k.last_exe);
     let g = k.group_mut();
     g.exe_path = exe;
+    g.cmdline = argv
+        .iter()
+        .flat_map(|a| a.iter().copied().chain(core::iter::once(0)))
+        .collect();
     g.sighand.reset_for_exec();
     let closing = g.fds.take_cloexec();
     for e in closing {

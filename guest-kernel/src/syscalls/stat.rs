@@ -9,10 +9,11 @@ use crate::abi::linux::Stat;
 use crate::abi::{Errno, KResult};
 use crate::fs::DevKind;
 use crate::kernel::Kernel;
-use crate::platform::{HostOps, Platform};
+use crate::platform::Platform;
 
 const AT_FDCWD: i32 = -100;
 const AT_EMPTY_PATH: u64 = 0x1000;
+const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const PATH_MAX: usize = 4095;
 const R_OK: u64 = 4;
 const W_OK: u64 = 2;
@@ -35,31 +36,23 @@ pub fn full_path<P: Platform>(
     let base = if path.starts_with(b"/") || dirfd == AT_FDCWD {
         k.group().cwd.clone()
     } else {
-        match &*k.group().fds.get(dirfd)? {
-            crate::fs::File::HostFile { path, .. } => path.clone(),
-            _ => return Err(Errno::ENOTDIR),
+        match k.group().fds.get(dirfd)?.path() {
+            Some(p) => p.to_vec(),
+            None => return Err(Errno::ENOTDIR),
         }
     };
     Ok(super::dir::normalize(&crate::loader::join(&base, path)))
 }
 
-fn stat_path<P: Platform>(k: &mut Kernel<'_, P>, full: &[u8]) -> KResult<Stat> {
-    if let Some(d) = DevKind::lookup(full) {
-        return Ok(Stat {
-            st_dev: 5,
-            st_ino: d.rdev(),
-            st_nlink: 1,
-            st_mode: crate::abi::linux::S_IFCHR | 0o666,
-            st_rdev: d.rdev(),
-            st_blksize: 4096,
-            ..Default::default()
-        });
+fn stat_path<P: Platform>(k: &mut Kernel<'_, P>, full: &[u8], follow: bool) -> KResult<Stat> {
+    if super::procfs::is_proc(full) {
+        return match super::procfs::lookup(k, full, follow)? {
+            Ok(n) => Ok(super::procfs::stat(&n, full.len() as u64)),
+            Err(target) => stat_path(k, &target, true),
+        };
     }
-    let host = k.plat.host();
-    let h = host.open(full)?;
-    let st = host.fstat(h);
-    host.close(h);
-    st
+    let node = k.vfs.lookup(k.plat, full, follow)?;
+    k.vfs.stat(k.plat, &node)
 }
 
 fn stat_common<P: Platform>(
@@ -74,7 +67,7 @@ fn stat_common<P: Platform>(
         return super::io::sys_fstat(k, [dirfd as u32 as u64, buf, 0, 0, 0, 0]);
     }
     let full = full_path(k, dirfd, &path)?;
-    let st = stat_path(k, &full)?;
+    let st = stat_path(k, &full, flags & AT_SYMLINK_NOFOLLOW == 0)?;
     k.copy_out(buf, &st.to_bytes())?;
     Ok(0)
 }
@@ -86,7 +79,7 @@ pub fn sys_stat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
 
 /// lstat(2).
 pub fn sys_lstat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    stat_common(k, AT_FDCWD, a[0], a[1], 0)
+    stat_common(k, AT_FDCWD, a[0], a[1], AT_SYMLINK_NOFOLLOW)
 }
 
 /// newfstatat(2).
@@ -105,8 +98,12 @@ fn access_common<P: Platform>(
     }
     let path = k.read_cstr(path, PATH_MAX)?;
     let full = full_path(k, dirfd, &path)?;
-    let st = stat_path(k, &full)?;
-    if mode & W_OK != 0 && DevKind::lookup(&full).is_none() {
+    let st = stat_path(k, &full, true)?;
+    if mode & W_OK != 0
+        && k.vfs.readonly
+        && !full.starts_with(b"/tmp")
+        && DevKind::lookup(&full).is_none()
+    {
         return Err(Errno::EROFS);
     }
     let creds = k.group().creds;
@@ -151,7 +148,7 @@ pub fn sys_statx<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         super::io::stat_of(k, &file)?
     } else {
         let full = full_path(k, dirfd, &path)?;
-        stat_path(k, &full)?
+        stat_path(k, &full, flags & AT_SYMLINK_NOFOLLOW == 0)?
     };
     let mut b = [0u8; 256];
     let put32 =
@@ -195,7 +192,7 @@ pub fn sys_statx<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
 pub fn sys_statfs<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let path = k.read_cstr(a[0], PATH_MAX)?;
     let full = full_path(k, AT_FDCWD, &path)?;
-    stat_path(k, &full)?;
+    stat_path(k, &full, true)?;
     write_statfs(k, a[1])
 }
 

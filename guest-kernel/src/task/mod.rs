@@ -197,6 +197,8 @@ pub struct ThreadGroup {
     pub fds: FdTable,
     pub cwd: Vec<u8>,
     pub exe_path: Vec<u8>,
+    /// `/proc/PID/cmdline`: the arguments, NUL-terminated.
+    pub cmdline: Vec<u8>,
     /// `(soft, hard)` per resource.
     pub rlimits: [(u64, u64); RLIM_NLIMITS as usize],
     pub umask: u32,

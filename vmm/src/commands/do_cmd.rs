@@ -69,7 +69,9 @@ fn spec(cwd: Option<&str>, env: &[String], command: &[String]) -> Result<Sandbox
             hard: 4096,
         }],
         root: PathBuf::from("/"),
-        root_readonly: true,
+        // The host's files are never written: the sandbox's overlay takes
+        // the writes, as `do` promises.
+        root_readonly: false,
         terminal: false,
         memory_limit_bytes: None,
         cpu_limit: None,

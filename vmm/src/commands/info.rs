@@ -6,6 +6,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use resources::state::{ContainerState, Status};
 use serde_json::json;
@@ -221,6 +222,68 @@ pub fn ps(cli: &Cli, id: &str, format: Format, ps_args: &[String]) -> Result<u8,
     Ok(0)
 }
 
+/// A Go-style duration: `500ms`, `5s`, `1m`, `1.5s`.
+fn parse_interval(raw: &str) -> Result<Duration, CliError> {
+    let bad = || {
+        CliError::Io(format!(
+            "invalid --interval {raw:?}: use e.g. 500ms, 5s or 1m"
+        ))
+    };
+    let s = raw.trim();
+    let (num, unit) = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(bad()),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `ringfence events [--stats] [--interval D] ID`: runc's stats events,
+/// `{"type":"stats","id":ID,"data":{...}}`, one per line.
+pub fn events(cli: &Cli, id: &str, once: bool, interval: &str) -> Result<u8, CliError> {
+    let every = parse_interval(interval)?;
+    loop {
+        let c = Container::load(&cli.root, id)?;
+        if c.state.status == Status::Stopped {
+            if once {
+                return Err(CliError::Io("container not running".into()));
+            }
+            return Ok(0);
+        }
+        let resp = match control::call(
+            id,
+            &c.dir.socket(),
+            &Request::Stats,
+            Some(control::REPLY_TIMEOUT),
+        ) {
+            Ok(r) => r,
+            // It stopped meanwhile: the stream ends as runc's does.
+            Err(_) if !once && !c.sandbox_alive() => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let event = json!({
+            "type": "stats",
+            "id": id,
+            "data": resp.stats.unwrap_or_else(|| json!({})),
+        });
+        print_json(&event, false)?;
+        if once {
+            return Ok(0);
+        }
+        std::io::Write::flush(&mut std::io::stdout())
+            .map_err(|e| CliError::Io(format!("stdout: {e}")))?;
+        std::thread::sleep(every);
+    }
+}
+
 /// `ringfence features`: runc's `features` document, for what ringfence
 /// does. Host cgroups, seccomp, AppArmor and SELinux are not used: the
 /// sentry is the isolation.
@@ -264,6 +327,19 @@ pub fn spec(bundle: &Path) -> Result<u8, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_parse_like_go_durations() {
+        assert_eq!(parse_interval("5s").ok(), Some(Duration::from_secs(5)));
+        assert_eq!(
+            parse_interval("250ms").ok(),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(parse_interval("1m").ok(), Some(Duration::from_secs(60)));
+        for bad in ["", "5", "s", "-1s", "0s", "1h", "1e400s", "NaNs", "1..5s"] {
+            assert!(parse_interval(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn table_pads_like_tabwriter() {

@@ -53,6 +53,9 @@ pub fn start(cli: &Cli, id: &str) -> Result<u8, CliError> {
         Status::Creating => Err(CliError::Io(
             "cannot start a container that is still being created".into(),
         )),
+        Status::Paused => Err(CliError::Io(
+            "cannot start a container in the paused state".into(),
+        )),
     }
 }
 
@@ -96,14 +99,38 @@ pub fn delete(cli: &Cli, id: &str, force: bool) -> Result<u8, CliError> {
             }
         }
         Status::Created | Status::Creating => c.kill_sandbox()?,
-        Status::Running if force => c.kill_sandbox()?,
-        Status::Running => {
+        Status::Running | Status::Paused if force => c.kill_sandbox()?,
+        Status::Running | Status::Paused => {
             return Err(CliError::Io(format!(
-                "cannot delete container {id} that is not stopped: running"
+                "cannot delete container {id} that is not stopped: {}",
+                c.state.status
             )))
         }
     }
     c.dir.remove()?;
+    Ok(0)
+}
+
+/// `ringfence pause`: runc's semantics (a created or running container;
+/// the state becomes `paused`).
+pub fn pause(cli: &Cli, id: &str) -> Result<u8, CliError> {
+    let (c, _lock) = locked(cli, id)?;
+    match c.state.status {
+        Status::Created | Status::Running => {
+            call(&c, &Request::Pause)?;
+            Ok(0)
+        }
+        _ => Err(CliError::Io("container not running".into())),
+    }
+}
+
+/// `ringfence resume`.
+pub fn resume(cli: &Cli, id: &str) -> Result<u8, CliError> {
+    let (c, _lock) = locked(cli, id)?;
+    if c.state.status != Status::Paused {
+        return Err(CliError::Io("container not paused".into()));
+    }
+    call(&c, &Request::Resume)?;
     Ok(0)
 }
 

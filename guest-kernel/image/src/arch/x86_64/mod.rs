@@ -134,6 +134,16 @@ pub fn realtime_ns() -> u64 {
     BOOT_REALTIME.load(Ordering::Relaxed) + monotonic_ns()
 }
 
+/// How [`monotonic_ns`] and [`realtime_ns`] follow the TSC: (TSC kHz, TSC
+/// at boot, wall-clock ns at boot). For the vDSO.
+pub fn clock_params() -> (u64, u64, u64) {
+    (
+        TSC_KHZ.load(Ordering::Relaxed),
+        BOOT_TSC.load(Ordering::Relaxed),
+        BOOT_REALTIME.load(Ordering::Relaxed),
+    )
+}
+
 /// Bring up the arch layer. Runs once, on the boot stack.
 pub fn init() -> BootFacts {
     let boot_tsc = pvm::rdtsc();

@@ -1,0 +1,486 @@
+//! The sentry's file namespace: a small mount table over the container
+//! root and the sentry's own filesystems.
+//!
+//! - `/` is an overlay: a tmpfs upper layer over the host's container root
+//!   (the lower layer, read only, reached through host calls). Writes,
+//!   deletions (whiteouts) and renames stay in the sandbox; a file of the
+//!   lower layer is copied up when it is first opened for writing.
+//! - `/tmp` and `/dev/shm` are tmpfs of their own.
+//! - `/dev` holds the sentry's devices.
+//!
+//! Paths arrive normalized and absolute. Symlinks of the upper layer and of
+//! tmpfs are followed here; those of the lower layer by the host, beneath
+//! the root.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use super::tmpfs::{InodeKind, Tmpfs, ROOT_INO};
+use super::DevKind;
+use crate::abi::linux::{Stat, S_IFDIR, S_IFMT};
+use crate::abi::{Errno, KResult};
+use crate::platform::{HostOps, Platform};
+
+/// Symlinks followed in one lookup before `ELOOP` (Linux's limit).
+const MAX_SYMLINKS: usize = 40;
+/// Largest lower-layer file copied up into the sandbox.
+const MAX_COPY_UP: u64 = super::tmpfs::MAX_FILE_SIZE;
+
+/// What a path names.
+#[derive(Clone, Debug)]
+pub enum Node {
+    /// A file or directory of the lower layer, by container path.
+    Host(Vec<u8>),
+    /// A tmpfs inode. `overlay_path` is set for the root overlay's upper
+    /// layer: a directory there merges with the lower one at that path.
+    Tmp {
+        fs: Arc<Tmpfs>,
+        ino: u64,
+        overlay_path: Option<Vec<u8>>,
+    },
+    /// One of the sentry's devices.
+    Dev(DevKind),
+    /// The `/dev` directory itself.
+    DevDir,
+    /// A directory of `/proc` (its contents come from the procfs module).
+    Proc(Vec<u8>),
+}
+
+/// The mount table.
+#[derive(Debug)]
+pub struct Vfs {
+    /// `root.readonly`: the overlay refuses writes with `EROFS`.
+    pub readonly: bool,
+    /// The root overlay's upper layer.
+    pub upper: Arc<Tmpfs>,
+    pub tmp: Arc<Tmpfs>,
+    pub shm: Arc<Tmpfs>,
+}
+
+/// The components of a normalized absolute path.
+fn components(path: &[u8]) -> Vec<&[u8]> {
+    path.split(|b| *b == b'/')
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+fn join_components(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for p in parts {
+        out.push(b'/');
+        out.extend_from_slice(p);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// Split `/a/b/c` into (`/a/b`, `c`).
+pub fn split_last(path: &[u8]) -> KResult<(Vec<u8>, Vec<u8>)> {
+    let parts = components(path);
+    let (last, dir) = parts.split_last().ok_or(Errno::EBUSY)?;
+    Ok((join_components(dir), last.to_vec()))
+}
+
+impl Default for Vfs {
+    fn default() -> Self {
+        Vfs {
+            readonly: false,
+            upper: Arc::new(Tmpfs::new(0x30, 0o755)),
+            tmp: Arc::new(Tmpfs::new(0x31, 0o1777)),
+            shm: Arc::new(Tmpfs::new(0x32, 0o1777)),
+        }
+    }
+}
+
+impl Vfs {
+    /// The tmpfs mounted at the start of `path`, with the rest of it.
+    fn tmpfs_mount<'a>(&self, parts: &'a [&'a [u8]]) -> Option<(Arc<Tmpfs>, &'a [&'a [u8]])> {
+        match parts {
+            [b"tmp", rest @ ..] => Some((self.tmp.clone(), rest)),
+            [b"dev", b"shm", rest @ ..] => Some((self.shm.clone(), rest)),
+            _ => None,
+        }
+    }
+
+    /// Resolve `path` (normalized, absolute). With `follow`, a final
+    /// symlink is followed too.
+    pub fn lookup<P: Platform>(&self, plat: &P, path: &[u8], follow: bool) -> KResult<Node> {
+        let mut path = path.to_vec();
+        for _ in 0..MAX_SYMLINKS {
+            match self.lookup_once(plat, &path, follow)? {
+                Step::Done(node) => return Ok(node),
+                Step::Restart(p) => path = p,
+            }
+        }
+        Err(Errno::ELOOP)
+    }
+
+    fn lookup_once<P: Platform>(&self, plat: &P, path: &[u8], follow: bool) -> KResult<Step> {
+        let parts = components(path);
+        match parts.as_slice() {
+            [b"dev"] => return Ok(Step::Done(Node::DevDir)),
+            [b"dev", _] if DevKind::lookup(path).is_some() => {
+                return Ok(Step::Done(Node::Dev(
+                    DevKind::lookup(path).ok_or(Errno::ENOENT)?,
+                )))
+            }
+            [b"dev", b"shm", ..] => {}
+            [b"dev", ..] => return Err(Errno::ENOENT),
+            // The sentry's own procfs; the lower layer's /proc and /sys
+            // (the host's, under `do`) are never reached.
+            [b"proc", ..] => return Ok(Step::Done(Node::Proc(path.to_vec()))),
+            [b"sys", ..] => return Err(Errno::ENOENT),
+            _ => {}
+        }
+        let (fs, rest, overlay) = match self.tmpfs_mount(&parts) {
+            Some((fs, rest)) => (fs, rest, false),
+            None => (self.upper.clone(), &parts[..], true),
+        };
+        let mount_depth = parts.len() - rest.len();
+        let mut ino = ROOT_INO;
+        for (i, c) in rest.iter().enumerate() {
+            let last = i + 1 == rest.len();
+            let Some(child) = fs.lookup(ino, c)? else {
+                if overlay {
+                    // Not in the upper layer: the lower one decides, unless
+                    // an opaque directory hides it.
+                    if let InodeKind::Dir { opaque: true, .. } = fs.inode(ino)?.kind {
+                        return Err(Errno::ENOENT);
+                    }
+                    // The host resolves the rest; make sure it exists.
+                    host_stat(plat, path)?;
+                    return Ok(Step::Done(Node::Host(path.to_vec())));
+                }
+                return Err(Errno::ENOENT);
+            };
+            match fs.inode(child)?.kind {
+                InodeKind::Whiteout => return Err(Errno::ENOENT),
+                InodeKind::Symlink { target } if !last || follow => {
+                    let here = join_components(&parts[..mount_depth + i]);
+                    let mut next = if target.starts_with(b"/") {
+                        target
+                    } else {
+                        let mut p = here;
+                        p.push(b'/');
+                        p.extend_from_slice(&target);
+                        p
+                    };
+                    for r in &rest[i + 1..] {
+                        next.push(b'/');
+                        next.extend_from_slice(r);
+                    }
+                    return Ok(Step::Restart(crate::syscalls::dir::normalize(&next)));
+                }
+                InodeKind::Dir { .. } => ino = child,
+                _ if last => ino = child,
+                _ => return Err(Errno::ENOTDIR),
+            }
+        }
+        let overlay_path = overlay.then(|| path.to_vec());
+        Ok(Step::Done(Node::Tmp {
+            fs,
+            ino,
+            overlay_path,
+        }))
+    }
+
+    /// `stat` of a node.
+    pub fn stat<P: Platform>(&self, plat: &P, node: &Node) -> KResult<Stat> {
+        match node {
+            Node::Host(p) => host_stat(plat, p),
+            Node::Tmp { fs, ino, .. } => fs.stat(*ino),
+            Node::Dev(d) => Ok(d.stat()),
+            Node::Proc(_) => Ok(Stat {
+                st_dev: 0x40,
+                st_ino: 1,
+                st_nlink: 2,
+                st_mode: S_IFDIR | 0o555,
+                st_blksize: 4096,
+                ..Default::default()
+            }),
+            Node::DevDir => Ok(Stat {
+                st_dev: 5,
+                st_ino: 1,
+                st_nlink: 2,
+                st_mode: S_IFDIR | 0o755,
+                st_blksize: 4096,
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// Make sure directory `path` of the overlay exists in the upper layer,
+    /// copying up the chain of lower directories; returns its inode.
+    pub fn copy_up_dir<P: Platform>(&self, plat: &P, path: &[u8], now: (i64, i64)) -> KResult<u64> {
+        if self.readonly {
+            return Err(Errno::EROFS);
+        }
+        let parts = components(path);
+        let mut ino = ROOT_INO;
+        for (i, c) in parts.iter().enumerate() {
+            ino = match self.upper.lookup(ino, c)? {
+                Some(child) => match self.upper.inode(child)?.kind {
+                    InodeKind::Dir { .. } => child,
+                    InodeKind::Whiteout => return Err(Errno::ENOENT),
+                    _ => return Err(Errno::ENOTDIR),
+                },
+                None => {
+                    let lower = join_components(&parts[..=i]);
+                    let st = host_stat(plat, &lower)?;
+                    if st.st_mode & S_IFMT != S_IFDIR {
+                        return Err(Errno::ENOTDIR);
+                    }
+                    let kind = InodeKind::Dir {
+                        entries: Default::default(),
+                        parent: ino,
+                        opaque: false,
+                    };
+                    let child =
+                        self.upper
+                            .create(ino, c, kind, st.st_mode, (st.st_uid, st.st_gid), now)?;
+                    self.upper
+                        .set_mtime(child, (st.st_mtime, st.st_mtime_nsec))?;
+                    child
+                }
+            };
+        }
+        Ok(ino)
+    }
+
+    /// Copy a lower regular file into the upper layer (before its first
+    /// write); returns the new inode.
+    pub fn copy_up_file<P: Platform>(
+        &self,
+        plat: &P,
+        path: &[u8],
+        now: (i64, i64),
+    ) -> KResult<u64> {
+        if self.readonly {
+            return Err(Errno::EROFS);
+        }
+        let (dir, name) = split_last(path)?;
+        let parent = self.copy_up_dir(plat, &dir, now)?;
+        let host = plat.host();
+        let h = host.open(path)?;
+        let result = (|| {
+            let st = host.fstat(h)?;
+            if st.st_mode & S_IFMT != crate::abi::linux::S_IFREG {
+                return Err(Errno::EISDIR);
+            }
+            if st.st_size as u64 > MAX_COPY_UP {
+                return Err(Errno::EFBIG);
+            }
+            let mut data = alloc::vec![0u8; st.st_size as usize];
+            let mut off = 0;
+            while off < data.len() {
+                match host.pread(h, &mut data[off..], off as u64)? {
+                    0 => break,
+                    n => off += n,
+                }
+            }
+            data.truncate(off);
+            let ino = self.upper.create(
+                parent,
+                &name,
+                InodeKind::File { data },
+                st.st_mode,
+                (st.st_uid, st.st_gid),
+                (st.st_ctime, st.st_ctime_nsec),
+            )?;
+            self.upper.set_mtime(ino, (st.st_mtime, st.st_mtime_nsec))?;
+            Ok(ino)
+        })();
+        host.close(h);
+        result
+    }
+
+    /// The parent directory of `path` as a tmpfs inode where a new entry
+    /// can be made: in a tmpfs mount, or in the overlay's upper layer
+    /// (copying up lower directories).
+    pub fn parent_for_create<P: Platform>(
+        &self,
+        plat: &P,
+        path: &[u8],
+        now: (i64, i64),
+    ) -> KResult<(Arc<Tmpfs>, u64, Vec<u8>, bool)> {
+        let (dir, name) = split_last(path)?;
+        if name.len() > 255 {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        match self.lookup(plat, &dir, true)? {
+            Node::Tmp {
+                fs,
+                ino,
+                overlay_path,
+            } => {
+                if !matches!(fs.inode(ino)?.kind, InodeKind::Dir { .. }) {
+                    return Err(Errno::ENOTDIR);
+                }
+                Ok((fs, ino, name, overlay_path.is_some()))
+            }
+            Node::Host(p) => {
+                let ino = self.copy_up_dir(plat, &p, now)?;
+                Ok((self.upper.clone(), ino, name, true))
+            }
+            Node::DevDir | Node::Proc(_) => Err(Errno::EACCES),
+            Node::Dev(_) => Err(Errno::ENOTDIR),
+        }
+    }
+
+    /// Remove `path` (a non-directory, or with `dir` an empty directory).
+    pub fn remove<P: Platform>(
+        &self,
+        plat: &P,
+        path: &[u8],
+        dir: bool,
+        now: (i64, i64),
+    ) -> KResult<()> {
+        let node = self.lookup(plat, path, false)?;
+        let st = self.stat(plat, &node)?;
+        let is_dir = st.st_mode & S_IFMT == S_IFDIR;
+        match (dir, is_dir) {
+            (true, false) => return Err(Errno::ENOTDIR),
+            (false, true) => return Err(Errno::EISDIR),
+            _ => {}
+        }
+        if is_dir && !self.list(plat, &node)?.is_empty() {
+            return Err(Errno::ENOTEMPTY);
+        }
+        match node {
+            Node::Dev(_) | Node::DevDir | Node::Proc(_) => Err(Errno::EACCES),
+            Node::Tmp {
+                fs,
+                overlay_path: None,
+                ..
+            } => {
+                let (d, name) = split_last(path)?;
+                let Node::Tmp { ino: parent, .. } = self.lookup(plat, &d, true)? else {
+                    return Err(Errno::ENOENT);
+                };
+                fs.remove(parent, &name)
+            }
+            Node::Tmp {
+                overlay_path: Some(_),
+                ..
+            }
+            | Node::Host(_) => {
+                let (d, name) = split_last(path)?;
+                let parent = self.copy_up_dir(plat, &d, now)?;
+                if self.upper.lookup(parent, &name)?.is_some() {
+                    self.upper.remove(parent, &name)?;
+                }
+                // Hide the lower name, if there is one.
+                if host_stat(plat, path).is_ok() {
+                    self.upper
+                        .create(parent, &name, InodeKind::Whiteout, 0, (0, 0), now)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The entries of a directory: (name, inode, `d_type`), without `.`/`..`.
+    pub fn list<P: Platform>(&self, plat: &P, node: &Node) -> KResult<Vec<(Vec<u8>, u64, u8)>> {
+        let mut out: Vec<(Vec<u8>, u64, u8)> = Vec::new();
+        match node {
+            Node::DevDir => {
+                for (i, name) in [
+                    &b"null"[..],
+                    b"zero",
+                    b"full",
+                    b"random",
+                    b"urandom",
+                    b"shm",
+                ]
+                .iter()
+                .enumerate()
+                {
+                    out.push((
+                        name.to_vec(),
+                        2 + i as u64,
+                        if *name == b"shm" { 4 } else { 2 },
+                    ));
+                }
+                return Ok(out);
+            }
+            Node::Dev(_) | Node::Proc(_) => return Err(Errno::ENOTDIR),
+            Node::Host(p) => return host_list(plat, p),
+            Node::Tmp {
+                fs,
+                ino,
+                overlay_path,
+            } => {
+                let entries = fs.entries(*ino)?;
+                let mut hidden: Vec<Vec<u8>> = Vec::new();
+                for (name, child, kind) in entries {
+                    let t = match kind {
+                        InodeKind::Dir { .. } => 4,
+                        InodeKind::File { .. } => 8,
+                        InodeKind::Symlink { .. } => 10,
+                        InodeKind::Whiteout => {
+                            hidden.push(name);
+                            continue;
+                        }
+                    };
+                    hidden.push(name.clone());
+                    out.push((name, child, t));
+                }
+                let opaque = matches!(fs.inode(*ino)?.kind, InodeKind::Dir { opaque: true, .. });
+                if let (Some(p), false) = (overlay_path, opaque) {
+                    if let Ok(lower) = host_list(plat, p) {
+                        out.extend(lower.into_iter().filter(|(n, _, _)| !hidden.contains(n)));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+enum Step {
+    Done(Node),
+    Restart(Vec<u8>),
+}
+
+/// `stat` of a lower-layer path.
+pub fn host_stat<P: Platform>(plat: &P, path: &[u8]) -> KResult<Stat> {
+    let host = plat.host();
+    let h = host.open(path)?;
+    let st = host.fstat(h);
+    host.close(h);
+    st
+}
+
+/// The entries of a lower-layer directory.
+fn host_list<P: Platform>(plat: &P, path: &[u8]) -> KResult<Vec<(Vec<u8>, u64, u8)>> {
+    let host = plat.host();
+    let h = host.open(path)?;
+    let mut out = Vec::new();
+    let mut buf = alloc::vec![0u8; 16 * 1024];
+    let result = loop {
+        let n = match host.getdents64(h, &mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) => break Err(e),
+        };
+        let mut off = 0;
+        while off + 19 <= n {
+            let ino = u64::from_le_bytes(buf[off..off + 8].try_into().unwrap_or([0; 8]));
+            let reclen = u16::from_le_bytes([buf[off + 16], buf[off + 17]]) as usize;
+            let dtype = buf[off + 18];
+            if reclen < 20 || off + reclen > n {
+                break;
+            }
+            let name = &buf[off + 19..off + reclen];
+            let name = &name[..name.iter().position(|b| *b == 0).unwrap_or(name.len())];
+            if name != b"." && name != b".." {
+                out.push((name.to_vec(), ino, dtype));
+            }
+            off += reclen;
+        }
+    };
+    host.close(h);
+    result.map(|_| out)
+}
