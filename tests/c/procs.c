@@ -388,6 +388,44 @@ static int mode_socket(void) {
     return 0;
 }
 
+/* waitid with WNOWAIT, and rt_sigtimedwait for a blocked signal. */
+static int mode_waitid(void) {
+    /* An inherited SIG_IGN for SIGCHLD would reap children by itself. */
+    signal(SIGCHLD, SIG_DFL);
+    pid_t c = fork();
+    if (c == 0)
+        _exit(9);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    check(waitid(P_PID, c, &si, WEXITED | WNOWAIT) == 0, "waitid nowait");
+    printf("waitid: code %s status %d pid matches %d\n", si.si_code == CLD_EXITED ? "CLD_EXITED" : "?", si.si_status,
+           si.si_pid == c);
+    memset(&si, 0, sizeof si);
+    check(waitid(P_ALL, 0, &si, WEXITED) == 0, "waitid reap");
+    int reaped = si.si_pid == c;
+    int again = waitid(P_ALL, 0, &si, WEXITED | WNOHANG) < 0 && errno == ECHILD;
+    printf("waitid: reaped the child %d; again: %s\n", reaped, again ? "ECHILD" : "?");
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    struct timespec zero = {0, 0};
+    printf("sigtimedwait: nothing pending gives %s\n", sigtimedwait(&set, NULL, &zero) < 0 && errno == EAGAIN ? "EAGAIN" : "?");
+    pid_t k = fork();
+    if (k == 0) {
+        struct timespec d = {0, 20 * 1000 * 1000};
+        nanosleep(&d, NULL);
+        kill(getppid(), SIGUSR1);
+        _exit(0);
+    }
+    struct timespec longer = {5, 0};
+    siginfo_t got;
+    int sig = sigtimedwait(&set, &got, &longer);
+    printf("sigtimedwait: got %d from the child %d\n", sig, got.si_pid == k);
+    waitpid(k, NULL, 0);
+    return 0;
+}
+
 static volatile sig_atomic_t alarms;
 static void on_alarm(int s) {
     (void)s;
@@ -467,6 +505,8 @@ int main(int argc, char **argv) {
         return exec_child(argc, argv);
     if (!strcmp(argv[1], "threads"))
         return mode_threads();
+    if (!strcmp(argv[1], "waitid"))
+        return mode_waitid();
     if (!strcmp(argv[1], "socket"))
         return mode_socket();
     if (!strcmp(argv[1], "epoll"))

@@ -86,3 +86,8 @@ fn socketpair_stream_dgram_and_scm_rights() {
         out.expect_stdout(&expected);
     });
 }
+
+#[test]
+fn waitid_and_sigtimedwait() {
+    procs_matches_native("waitid");
+}

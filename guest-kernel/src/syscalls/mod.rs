@@ -57,10 +57,12 @@ pub fn dispatch<P: Platform>(k: &mut Kernel<'_, P>) {
         Ok(v) => {
             t.regs.rax = v;
             t.restart = None;
+            t.sigwait = 0;
         }
         Err(e) => {
             t.regs.rax = e.as_ret();
             t.restart = None;
+            t.sigwait = 0;
         }
     }
     if r != Err(BLOCKED) && !matches!(t.state, TaskState::Runnable) {
@@ -157,6 +159,7 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         EXIT => process::sys_exit(k, a),
         EXIT_GROUP => process::sys_exit_group(k, a),
         WAIT4 => wait::sys_wait4(k, a),
+        WAITID => wait::sys_waitid(k, a),
         GETPID => process::sys_getpid(k, a),
         GETPPID => process::sys_getppid(k, a),
         GETTID => process::sys_gettid(k, a),
@@ -184,6 +187,7 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         RT_SIGRETURN => crate::task::frame::sys_rt_sigreturn(k),
         RT_SIGSUSPEND => signal::sys_rt_sigsuspend(k, a),
         RT_SIGPENDING => signal::sys_rt_sigpending(k, a),
+        RT_SIGTIMEDWAIT => signal::sys_rt_sigtimedwait(k, a),
         SIGALTSTACK => signal::sys_sigaltstack(k, a),
         KILL => signal::sys_kill(k, a),
         TKILL => signal::sys_tkill(k, a),

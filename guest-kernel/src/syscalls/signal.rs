@@ -245,3 +245,55 @@ pub fn sys_tkill<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
 pub fn sys_tgkill<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     thread_kill(k, Some(arg_i32(a[0])), arg_i32(a[1]), arg_i32(a[2]))
 }
+
+/// rt_sigtimedwait(2): take a pending signal of `set`, or wait for one.
+pub fn sys_rt_sigtimedwait<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    if a[3] != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let set = k.read_u64(a[0])? & !UNBLOCKABLE;
+    let from_thread = k.cur().sig.pending & set;
+    let from_group = k.group().pending & set;
+    if let Some(sig) = crate::task::signal::lowest(from_thread | from_group) {
+        let bit = crate::task::signal::bit(sig);
+        let info = if from_thread & bit != 0 {
+            let t = k.cur_mut();
+            t.sig.pending &= !bit;
+            t.siginfo.remove(&sig)
+        } else {
+            let g = k.group_mut();
+            g.pending &= !bit;
+            g.siginfo.remove(&sig)
+        }
+        .unwrap_or(SigInfo {
+            signo: sig,
+            ..Default::default()
+        });
+        if a[1] != 0 {
+            k.copy_out(a[1], &info.to_bytes())?;
+        }
+        return Ok(sig as u64);
+    }
+    if k.timed_out() {
+        return Err(Errno::EAGAIN);
+    }
+    if matches!(k.cur().restart, Some(r) if r.interrupted) {
+        return Err(Errno::EINTR);
+    }
+    let deadline = if a[2] == 0 {
+        None
+    } else {
+        let mut b = [0u8; 16];
+        k.copy_in(a[2], &mut b)?;
+        let ns = crate::abi::linux::Timespec::from_bytes(&b)
+            .to_ns()
+            .ok_or(Errno::EINVAL)?;
+        if ns == 0 {
+            return Err(Errno::EAGAIN);
+        }
+        Some(k.deadline_after(ns))
+    };
+    let e = k.block(WaitKey::Signal, deadline);
+    k.cur_mut().sigwait = set;
+    Err(e)
+}

@@ -28,7 +28,7 @@ fn interrupt<P: Platform>(k: &mut Kernel<'_, P>, tid: Tid, sig: i32) {
     let Some(t) = k.tasks.get_mut(&tid) else {
         return;
     };
-    if t.sig.blocked & bit(sig) != 0 && sig != SIGKILL {
+    if t.sig.blocked & bit(sig) != 0 && sig != SIGKILL && t.sigwait & bit(sig) == 0 {
         return;
     }
     if matches!(t.state, TaskState::Blocked { .. }) {

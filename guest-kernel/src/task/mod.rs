@@ -97,6 +97,9 @@ pub struct Task<P: Platform> {
     pub siginfo: BTreeMap<i32, SigInfo>,
     pub state: TaskState,
     pub restart: Option<Restart>,
+    /// Signals `rt_sigtimedwait` waits for: they wake the task even while
+    /// blocked.
+    pub sigwait: u64,
     /// The parent blocked in `vfork` until this task execs or exits.
     pub vfork_parent: Option<Tid>,
     /// `prctl(PR_SET_NAME)`.
@@ -117,6 +120,7 @@ impl<P: Platform> Task<P> {
             siginfo: BTreeMap::new(),
             state: TaskState::Runnable,
             restart: None,
+            sigwait: 0,
             vfork_parent: None,
             comm: [0; 16],
         }
