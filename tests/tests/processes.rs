@@ -91,3 +91,8 @@ fn socketpair_stream_dgram_and_scm_rights() {
 fn waitid_and_sigtimedwait() {
     procs_matches_native("waitid");
 }
+
+#[test]
+fn timerfd_one_shot_periodic_and_polled() {
+    procs_matches_native("timerfd");
+}

@@ -7,6 +7,7 @@ pub mod epoll;
 pub mod eventfd;
 pub mod pipe;
 pub mod socket;
+pub mod timerfd;
 pub mod tmpfs;
 pub mod vfs;
 
@@ -48,6 +49,8 @@ pub enum File {
     Dir(DirFile),
     /// One end of an AF_UNIX socket pair.
     Socket(socket::UnixSocket),
+    /// A timerfd.
+    TimerFd(timerfd::TimerFd),
 }
 
 /// An open tmpfs file.
@@ -174,6 +177,7 @@ impl File {
         match self {
             File::Pipe(end) => end.pipe.generation.load(Ordering::Relaxed),
             File::EventFd(e) => e.generation.load(Ordering::Relaxed),
+            File::TimerFd(t) => t.generation.load(Ordering::Relaxed),
             File::Socket(s) => {
                 s.rx.generation
                     .load(Ordering::Relaxed)

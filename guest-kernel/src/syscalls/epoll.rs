@@ -158,7 +158,22 @@ fn do_wait<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     }
     let epfile = k.group().fds.get(epfd)?;
     let ep = epoll_of(&epfile)?;
+    crate::fs::timerfd::set_now(k.plat.now(crate::platform::Clock::Monotonic));
     let ready = collect(ep, max as usize);
+    // Wake at the first expiry of a watched timerfd.
+    let timer_deadline = ep
+        .interest
+        .lock()
+        .values()
+        .filter_map(|i| i.file.upgrade())
+        .filter_map(|f| {
+            if let File::TimerFd(t) = &*f {
+                t.deadline()
+            } else {
+                None
+            }
+        })
+        .min();
     let deadline = match timeout {
         t if t < 0 => None,
         0 => Some(0),
@@ -179,7 +194,10 @@ fn do_wait<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     if matches!(k.cur().restart, Some(r) if r.interrupted) {
         return Err(Errno::EINTR);
     }
-    Err(k.block(WaitKey::Poll, deadline))
+    Err(k.block(
+        WaitKey::Poll,
+        super::poll::min_deadline(deadline, timer_deadline),
+    ))
 }
 
 /// epoll_wait(2).

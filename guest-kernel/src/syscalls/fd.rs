@@ -130,6 +130,7 @@ pub fn sys_fcntl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
                 File::Tmpfs(t) => u64::from(t.flags.load(Ordering::Relaxed)),
                 File::Dir(_) => 0o200000, // O_DIRECTORY
                 File::Socket(s) => 2 | u64::from(s.flags.load(Ordering::Relaxed)),
+                File::TimerFd(t) => u64::from(t.flags.load(Ordering::Relaxed)),
                 File::EventFd(e) => 2 | u64::from(e.flags.load(Ordering::Relaxed)),
             })
         }
@@ -139,6 +140,7 @@ pub fn sys_fcntl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
                 File::Pipe(end) => end.flags.store(a[2] as u32 & O_NONBLOCK, Ordering::Relaxed),
                 File::EventFd(e) => e.flags.store(a[2] as u32 & O_NONBLOCK, Ordering::Relaxed),
                 File::Socket(s) => s.flags.store(a[2] as u32 & O_NONBLOCK, Ordering::Relaxed),
+                File::TimerFd(t) => t.flags.store(a[2] as u32 & O_NONBLOCK, Ordering::Relaxed),
                 _ => {}
             }
             Ok(0)
@@ -198,4 +200,82 @@ pub fn sys_eventfd2<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64>
     Ok(k.group_mut()
         .fds
         .install(Arc::new(File::EventFd(e)), flags & O_CLOEXEC != 0, limit)? as u64)
+}
+
+/// timerfd_create(2).
+pub fn sys_timerfd_create<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let realtime = match a[0] {
+        0 | 8 => true,      // CLOCK_REALTIME, CLOCK_REALTIME_ALARM
+        1 | 7 | 9 => false, // CLOCK_MONOTONIC, CLOCK_BOOTTIME(_ALARM)
+        _ => return Err(Errno::EINVAL),
+    };
+    if a[1] & !(O_CLOEXEC | u64::from(O_NONBLOCK)) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let t = crate::fs::timerfd::TimerFd::new(realtime, a[1] as u32 & O_NONBLOCK);
+    let limit = nofile(k);
+    Ok(k.group_mut()
+        .fds
+        .install(Arc::new(File::TimerFd(t)), a[1] & O_CLOEXEC != 0, limit)? as u64)
+}
+
+fn timerfd_of(file: &Arc<File>) -> KResult<&crate::fs::timerfd::TimerFd> {
+    match &**file {
+        File::TimerFd(t) => Ok(t),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn itimerspec(interval: u64, value: u64) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    b[..16].copy_from_slice(&crate::abi::linux::Timespec::from_ns(interval).to_bytes());
+    b[16..].copy_from_slice(&crate::abi::linux::Timespec::from_ns(value).to_bytes());
+    b
+}
+
+/// timerfd_settime(2).
+pub fn sys_timerfd_settime<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    const TFD_TIMER_ABSTIME: u64 = 1;
+    const TFD_TIMER_CANCEL_ON_SET: u64 = 2;
+    let file = k.group().fds.get(arg_fd(a[0]))?;
+    let t = timerfd_of(&file)?;
+    if a[1] & !(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut b = [0u8; 32];
+    k.copy_in(a[2], &mut b)?;
+    let ts = |r: &[u8]| {
+        let mut x = [0u8; 16];
+        x.copy_from_slice(r);
+        crate::abi::linux::Timespec::from_bytes(&x)
+            .to_ns()
+            .ok_or(Errno::EINVAL)
+    };
+    let (interval, value) = (ts(&b[..16])?, ts(&b[16..])?);
+    let mono = k.plat.now(crate::platform::Clock::Monotonic);
+    let (old_value, old_interval) = t.get(mono);
+    let relative = if a[1] & TFD_TIMER_ABSTIME != 0 && value != 0 {
+        let now = if t.realtime {
+            k.plat.now(crate::platform::Clock::Realtime)
+        } else {
+            mono
+        };
+        value.saturating_sub(now).max(1)
+    } else {
+        value
+    };
+    t.arm(mono, relative, interval);
+    if a[3] != 0 {
+        k.copy_out(a[3], &itimerspec(old_interval, old_value))?;
+    }
+    Ok(0)
+}
+
+/// timerfd_gettime(2).
+pub fn sys_timerfd_gettime<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let file = k.group().fds.get(arg_fd(a[0]))?;
+    let t = timerfd_of(&file)?;
+    let (value, interval) = t.get(k.plat.now(crate::platform::Clock::Monotonic));
+    k.copy_out(a[1], &itimerspec(interval, value))?;
+    Ok(0)
 }

@@ -90,6 +90,7 @@ fn read_pipe<P: Platform>(
 fn write_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64) -> KResult<u64> {
     let len = len.min(MAX_RW_COUNT);
     match file {
+        File::TimerFd(_) => Err(Errno::EINVAL),
         File::Socket(s) => {
             let mut data = vec![0u8; len.min(1 << 20) as usize];
             k.copy_in(buf, &mut data)?;
@@ -190,6 +191,23 @@ pub fn pread_host<P: Platform>(
 fn read_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64) -> KResult<u64> {
     let len = len.min(MAX_RW_COUNT);
     match file {
+        File::TimerFd(t) => {
+            if len < 8 {
+                return Err(Errno::EINVAL);
+            }
+            let now = k.plat.now(crate::platform::Clock::Monotonic);
+            match t.take(now) {
+                0 if t.flags.load(Ordering::Relaxed) & O_NONBLOCK != 0 => Err(Errno::EAGAIN),
+                0 => {
+                    let d = t.deadline();
+                    Err(k.block(WaitKey::Pipe(t.id), d))
+                }
+                n => {
+                    k.copy_out(buf, &n.to_le_bytes())?;
+                    Ok(8)
+                }
+            }
+        }
         File::Socket(s) => {
             let (data, _rights, _) = super::socket::recv_data(k, s, len.min(1 << 20) as usize, 0)?;
             k.copy_out(buf, &data)?;
@@ -378,6 +396,14 @@ pub fn stat_of<P: Platform>(k: &Kernel<'_, P>, file: &File) -> KResult<Stat> {
             ..Default::default()
         }),
         File::Tmpfs(t) => t.fs.stat(t.ino),
+        File::TimerFd(t) => Ok(Stat {
+            st_dev: 13,
+            st_ino: t.id,
+            st_nlink: 1,
+            st_mode: 0o600,
+            st_blksize: 4096,
+            ..Default::default()
+        }),
         File::Socket(s) => Ok(Stat {
             st_dev: 8,
             st_ino: s.rx.id,

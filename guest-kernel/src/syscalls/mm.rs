@@ -69,7 +69,8 @@ pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             | File::HostStream { .. }
             | File::EventFd(_)
             | File::Epoll(_)
-            | File::Socket(_) => return Err(Errno::EACCES),
+            | File::Socket(_)
+            | File::TimerFd(_) => return Err(Errno::EACCES),
             File::Dev(_) => return Err(Errno::ENODEV),
         }
     };

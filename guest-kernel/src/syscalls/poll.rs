@@ -59,6 +59,13 @@ pub fn readiness(file: &File) -> u16 {
                 ev
             }
         }
+        File::TimerFd(t) => {
+            if t.ready() {
+                POLLIN | POLLRDNORM
+            } else {
+                0
+            }
+        }
         File::Socket(s) => {
             let (r, w, hup) = s.readiness();
             let mut ev = 0;
@@ -102,6 +109,8 @@ fn do_poll<P: Platform>(
     }
     let mut raw = vec![0u8; nfds as usize * 8];
     k.copy_in(fds, &mut raw)?;
+    crate::fs::timerfd::set_now(k.plat.now(crate::platform::Clock::Monotonic));
+    let mut timer_deadline: Option<u64> = None;
     let mut ready = 0u64;
     for entry in raw.chunks_exact_mut(8) {
         let fd = i32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]);
@@ -110,7 +119,12 @@ fn do_poll<P: Platform>(
             0
         } else {
             match k.group().fds.get(fd) {
-                Ok(f) => readiness(&f) & (events | POLLERR | POLLHUP),
+                Ok(f) => {
+                    if let File::TimerFd(t) = &*f {
+                        timer_deadline = min_deadline(timer_deadline, t.deadline());
+                    }
+                    readiness(&f) & (events | POLLERR | POLLHUP)
+                }
                 Err(_) => POLLNVAL,
             }
         };
@@ -127,7 +141,16 @@ fn do_poll<P: Platform>(
     if matches!(k.cur().restart, Some(r) if r.interrupted) {
         return Err(Errno::EINTR);
     }
-    Err(k.block(WaitKey::Poll, deadline))
+    // Wake at the first timerfd expiry too.
+    Err(k.block(WaitKey::Poll, min_deadline(deadline, timer_deadline)))
+}
+
+/// The earlier of two optional deadlines.
+pub fn min_deadline(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
 }
 
 /// poll(2).
