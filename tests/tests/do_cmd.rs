@@ -110,13 +110,20 @@ fn writes_stay_in_the_sandbox_overlay() {
 
 #[test]
 fn shebang_scripts_run_through_their_interpreter() {
-    // Not under /tmp: the sandbox has a /tmp of its own.
-    let dir = std::env::current_exe()
-        .expect("test binary")
-        .parent()
-        .expect("deps dir")
-        .join("do-script");
+    // Not under /tmp (where a checkout may live too): the sandbox has a
+    // /tmp of its own.
+    let dir = std::path::PathBuf::from(format!(
+        "/var/tmp/ringfence-do-script-{}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).expect("mkdir");
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(dir.clone());
     let script = dir.join("script.sh");
     std::fs::write(
         &script,
