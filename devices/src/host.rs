@@ -233,6 +233,35 @@ impl HostOps for HostServices {
         })
     }
 
+    fn readlink(&self, path: &[u8], buf: &mut [u8]) -> KResult<usize> {
+        if path.len() >= PATH_MAX || path.contains(&0) {
+            return Err(Errno::EINVAL);
+        }
+        let text = std::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
+        let (dir, name) = match text.trim_end_matches('/').rsplit_once('/') {
+            Some((d, n)) => (if d.is_empty() { "/" } else { d }, n),
+            None => (".", text),
+        };
+        if name.is_empty() || name == "." || name == ".." {
+            return Err(Errno::EINVAL);
+        }
+        // The directory resolves beneath the root; only the last component
+        // is read as a link, relative to it.
+        let dirfd = rustix::fs::openat2(
+            &self.root,
+            dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(errno_of)?;
+        let target = rustix::fs::readlinkat(&dirfd, name, Vec::new()).map_err(errno_of)?;
+        let bytes = target.as_bytes();
+        let n = bytes.len().min(buf.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
+        Ok(n)
+    }
+
     fn close(&self, h: HostHandle) {
         if let Ok(mut t) = self.table.lock() {
             t.fds.remove(&h.0);
@@ -285,6 +314,10 @@ mod tests {
         assert_eq!(s.open(b"/etc/\0x"), Err(Errno::EINVAL));
         assert_eq!(s.read(HostHandle(999), &mut buf), Err(Errno::EBADF));
         assert_eq!(s.tcgets(HOST_STDOUT), Err(Errno::ENOTTY));
+        let mut link = [0u8; 64];
+        assert_eq!(s.readlink(b"/abs-link", &mut link), Ok(8));
+        assert_eq!(&link[..8], b"/outside");
+        assert_eq!(s.readlink(b"/etc/inside", &mut link), Err(Errno::EINVAL));
         // Device nodes of the host are never opened for the guest.
         let host_root = services(Path::new("/"));
         assert_eq!(host_root.open(b"/dev/null"), Err(Errno::EACCES));

@@ -138,6 +138,11 @@ pub trait HostOps {
     fn fstat(&self, h: HostHandle) -> KResult<HostStat>;
     /// The terminal attributes (`TCGETS`), or `ENOTTY`.
     fn tcgets(&self, h: HostHandle) -> KResult<[u8; crate::abi::linux::TERMIOS_SIZE]>;
+    /// The target of the symlink at `path` (inside the container root),
+    /// written to `buf`; its length.
+    fn readlink(&self, _path: &[u8], _buf: &mut [u8]) -> KResult<usize> {
+        Err(Errno::ENOSYS)
+    }
     /// Directory entries of a directory handle, as `linux_dirent64` records
     /// that fit in `buf`; 0 at the end.
     fn getdents64(&self, _h: HostHandle, _buf: &mut [u8]) -> KResult<usize> {

@@ -156,3 +156,16 @@ fn programs_written_into_the_sandbox_run() {
         out.expect_stdout("made in /tmp/s\n");
     });
 }
+
+#[test]
+fn host_symlinks_are_readable() {
+    let link = format!("/var/tmp/ringfence-link-{}", std::process::id());
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("some/dangling/target", &link).expect("symlink");
+    for_each_platform(|p| {
+        let out = Ringfence::new(p).invoke(["do", "--", "/bin/readlink", &link]);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout("some/dangling/target\n");
+    });
+    let _ = std::fs::remove_file(&link);
+}

@@ -115,7 +115,7 @@ fn serve(
     let mut stats = QueueStats::default();
     let mut tail = ram.load_u64(qa(q::TAIL), Ordering::Acquire).unwrap_or(0);
     loop {
-        tail = drain(ram, host, wake, tail, &mut stats);
+        tail = drain(ram, host, wake, tail, stop, &mut stats);
         if stop.load(Ordering::SeqCst) {
             return stats;
         }
@@ -159,8 +159,10 @@ fn posted(ram: &GuestRam, tail: u64) -> bool {
 }
 
 /// Claim the posted slot `s` (POSTED -> TAKEN), waiting out a sentry that
-/// is appending to it. `false` if the slot holds no request.
-fn claim(ram: &GuestRam, s: u64) -> bool {
+/// is appending to it. `false` if the slot holds no request, or if it is
+/// still busy once `stop` is set: the vCPU has stopped by then, so a slot
+/// left busy (by a broken guest) would otherwise hang the shutdown.
+fn claim(ram: &GuestRam, s: u64, stop: &AtomicBool) -> bool {
     let mut spins = 0u32;
     loop {
         match ram.cas_u32(
@@ -170,6 +172,7 @@ fn claim(ram: &GuestRam, s: u64) -> bool {
             Ordering::AcqRel,
         ) {
             Ok(Ok(_)) => return true,
+            Ok(Err(q::STATE_BUSY)) if stop.load(Ordering::SeqCst) => return false,
             Ok(Err(q::STATE_BUSY)) => {
                 // The sentry holds it for a few instructions, unless its
                 // vCPU thread was preempted in between.
@@ -191,11 +194,12 @@ fn drain(
     host: &dyn HostOps,
     wake: &Waker,
     mut tail: u64,
+    stop: &AtomicBool,
     stats: &mut QueueStats,
 ) -> u64 {
     while posted(ram, tail) {
         let s = slot(tail);
-        if !claim(ram, s) {
+        if !claim(ram, s, stop) {
             break;
         }
         let res = match serve_one(ram, host, s) {
@@ -204,7 +208,8 @@ fn drain(
         };
         let _ = ram.store_u64(s + q::SLOT_RESULT, res as u64, Ordering::Relaxed);
         let _ = ram.store_u32(s + q::SLOT_STATE, q::STATE_DONE, Ordering::Release);
-        tail += 1;
+        // The initial tail was read from guest memory: any value.
+        tail = tail.wrapping_add(1);
         let _ = ram.store_u64(qa(q::TAIL), tail, Ordering::Release);
         stats.served += 1;
         // Pairs with the sentry's fence between setting GUEST_WAITING and
@@ -216,6 +221,21 @@ fn drain(
         }
     }
     tail
+}
+
+/// Serve the requests posted in the queue of `ram`, from the `TAIL` found
+/// there, as the I/O thread does at shutdown (a slot left busy is not
+/// waited for); returns how many were served. The entry point of the
+/// fuzz target `hostcall_decoder` (`fuzz/`): every byte of `ram` is the
+/// guest's.
+#[doc(hidden)]
+pub fn serve_posted(ram: &GuestRam, host: &dyn HostOps) -> u64 {
+    let stop = AtomicBool::new(true);
+    let wake: Waker = Box::new(|| {});
+    let mut stats = QueueStats::default();
+    let tail = ram.load_u64(qa(q::TAIL), Ordering::Acquire).unwrap_or(0);
+    drain(ram, host, &wake, tail, &stop, &mut stats);
+    stats.served
 }
 
 /// A guest buffer as a byte slice for the host call.
@@ -296,6 +316,17 @@ fn serve_one(ram: &GuestRam, host: &dyn HostOps, s: u64) -> Result<i64, Errno> {
         q::OP_READ => result_of(host.read(h, guest_bytes(&buf(q::IO_MAX)?))),
         q::OP_PREAD => result_of(host.pread(h, guest_bytes(&buf(q::IO_MAX)?), offset)),
         q::OP_GETDENTS64 => result_of(host.getdents64(h, guest_bytes(&buf(q::IO_MAX)?))),
+        q::OP_READLINK => {
+            if len > q::PATH_MAX || offset > len {
+                return Err(EINVAL);
+            }
+            let mut path = vec![0u8; usize::try_from(offset).map_err(|_| EINVAL)?];
+            ram.read_bytes(addr, &mut path).map_err(|_| EFAULT)?;
+            let mut out = vec![0u8; usize::try_from(len).map_err(|_| EINVAL)?];
+            let n = host.readlink(&path, &mut out).map_err(|e| e.0)?;
+            ram.write_bytes(addr, &out[..n]).map_err(|_| EFAULT)?;
+            Ok(n as i64)
+        }
         q::OP_WRITE if h == HOST_STDOUT || h == HOST_STDERR => {
             write_all(host, h, guest_bytes(&buf(q::IO_MAX)?))
         }
@@ -429,7 +460,7 @@ mod tests {
         ram.store_u32(qa(q::GUEST_WAITING), 1, Ordering::SeqCst)
             .unwrap();
         let mut stats = QueueStats::default();
-        let tail = drain(&ram, &host, &wake, 0, &mut stats);
+        let tail = drain(&ram, &host, &wake, 0, &AtomicBool::new(false), &mut stats);
         assert_eq!(tail, 10);
         assert_eq!(stats.served, 10);
         assert_eq!(result(&ram, 0), 7);
@@ -478,7 +509,10 @@ mod tests {
             posted(&ram, 0),
             "a busy slot counts as posted, so the host does not sleep"
         );
-        assert_eq!(drain(&ram, &host, &wake, 0, &mut stats), 1);
+        assert_eq!(
+            drain(&ram, &host, &wake, 0, &AtomicBool::new(false), &mut stats),
+            1
+        );
         appender.join().unwrap();
         assert_eq!(result(&ram, 0), 2);
         assert_eq!(&*host.out.lock().unwrap(), b"ab");
@@ -487,5 +521,26 @@ mod tests {
             1,
             "one host write for the batch"
         );
+    }
+
+    #[test]
+    fn a_slot_left_busy_does_not_hang_shutdown_and_any_tail_is_served() {
+        let ram = GuestRam::new(64 << 20).unwrap();
+        let host = Recorder::default();
+        // A guest that stopped in the middle of an append, with a TAIL
+        // about to wrap.
+        let seq = u64::MAX;
+        ram.store_u64(qa(q::TAIL), seq, Ordering::Relaxed).unwrap();
+        post(&ram, seq, q::OP_NOP, 0, 0, 0);
+        post(&ram, seq.wrapping_add(1), q::OP_NOP, 0, 0, 0);
+        ram.store_u32(
+            slot(seq.wrapping_add(1)) + q::SLOT_STATE,
+            q::STATE_BUSY,
+            Ordering::SeqCst,
+        )
+        .unwrap();
+        assert_eq!(serve_posted(&ram, &host), 1);
+        assert_eq!(result(&ram, seq), 0);
+        assert_eq!(ram.load_u64(qa(q::TAIL), Ordering::Acquire).unwrap(), 0);
     }
 }

@@ -463,6 +463,24 @@ impl guest_kernel::platform::HostOps for QueueHost {
         }))
     }
 
+    fn readlink(&self, path: &[u8], buf: &mut [u8]) -> KResult<usize> {
+        let mut area = alloc::vec![0u8; (q::PATH_MAX as usize).max(path.len())];
+        if path.len() > area.len() {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        area[..path.len()].copy_from_slice(path);
+        let n = to_result(call(Req {
+            op: q::OP_READLINK,
+            handle: 0,
+            addr: buf_gpa(area.as_ptr()),
+            len: area.len() as u64,
+            offset: path.len() as u64,
+        }))?;
+        let n = n.min(buf.len()).min(area.len());
+        buf[..n].copy_from_slice(&area[..n]);
+        Ok(n)
+    }
+
     fn close(&self, h: guest_kernel::platform::HostHandle) {
         let _ = call(Req {
             op: q::OP_CLOSE,

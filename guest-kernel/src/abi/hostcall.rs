@@ -290,6 +290,9 @@ pub mod queue {
     pub const OP_LOG: u32 = 9;
     /// `getdents64` on a directory handle into `addr`/`len`.
     pub const OP_GETDENTS64: u32 = 10;
+    /// `readlink` of the path in `addr[..offset]`; the target is written
+    /// over the buffer (`len` bytes at most) and its length returned.
+    pub const OP_READLINK: u32 = 11;
     /// Longest log record the host accepts.
     pub const LOG_MAX: u64 = 4096;
 

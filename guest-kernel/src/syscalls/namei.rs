@@ -270,12 +270,15 @@ pub fn sys_link<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
 
 /// readlinkat(2) for the sentry's symlinks; `None` when the path is not one.
 pub fn readlink_tmp<P: Platform>(k: &mut Kernel<'_, P>, path: &[u8]) -> KResult<Option<Vec<u8>>> {
-    match k.vfs.lookup(k.plat, path, false)? {
-        Node::Tmp { fs, ino, .. } => match fs.inode(ino)?.kind {
+    match k.vfs.lookup(k.plat, path, false) {
+        Ok(Node::Tmp { fs, ino, .. }) => match fs.inode(ino)?.kind {
             InodeKind::Symlink { target } => Ok(Some(target)),
             _ => Err(Errno::EINVAL),
         },
-        _ => Ok(None),
+        // A lower-layer symlink (possibly dangling): the host reads it.
+        Ok(Node::Host(_)) | Err(Errno::ENOENT) => Ok(None),
+        Ok(_) => Err(Errno::EINVAL),
+        Err(e) => Err(e),
     }
 }
 
