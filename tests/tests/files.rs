@@ -47,3 +47,24 @@ fn procfs_describes_the_sandbox_not_the_host() {
         );
     });
 }
+
+#[test]
+fn mode_bits_are_enforced_for_unprivileged_users() {
+    let prog = compile("permcheck", Link::Static);
+    let bundle = Bundle::builder(&prog)
+        .user(1000, 1000)
+        .readonly(false)
+        .build();
+    let native = bundle.run_native();
+    native.expect_exit(Exit::Code(0));
+    assert!(
+        native.stdout_str().contains("uid 1000"),
+        "{}",
+        native.context()
+    );
+    for_each_platform(|p| {
+        let out = bundle.run(p);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(&native.stdout_str());
+    });
+}

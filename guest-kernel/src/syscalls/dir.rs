@@ -70,9 +70,11 @@ fn dir_entries<P: Platform>(
 fn set_cwd<P: Platform>(k: &mut Kernel<'_, P>, full: alloc::vec::Vec<u8>) -> KResult<u64> {
     let full = normalize(&full);
     let node = k.vfs.lookup(k.plat, &full, true)?;
-    if k.vfs.stat(k.plat, &node)?.st_mode & S_IFMT != S_IFDIR {
+    let st = k.vfs.stat(k.plat, &node)?;
+    if st.st_mode & S_IFMT != S_IFDIR {
         return Err(Errno::ENOTDIR);
     }
+    super::stat::check_access(k.group().creds, &st, 1)?;
     k.group_mut().cwd = normalize(&full);
     Ok(0)
 }

@@ -81,6 +81,7 @@ fn create_node<P: Platform>(
     if overlay && k.vfs.readonly {
         return Err(Errno::EROFS);
     }
+    super::stat::check_access(k.group().creds, &fs.stat(parent)?, 3)?;
     let c = k.group().creds;
     let umask = k.group().umask;
     let ino = fs.create(parent, &name, kind, mode & !umask, (c.euid, c.egid), stamp)?;
@@ -121,6 +122,10 @@ pub fn sys_unlinkat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64>
     }
     let node = k.vfs.lookup(k.plat, &path, false)?;
     check_writable(k, &node)?;
+    let (parent, _) = split_last(&path)?;
+    let pnode = k.vfs.lookup(k.plat, &parent, true)?;
+    let pst = k.vfs.stat(k.plat, &pnode)?;
+    super::stat::check_access(k.group().creds, &pst, 3)?;
     let stamp = now(k);
     k.vfs
         .remove(k.plat, &path, a[2] & AT_REMOVEDIR != 0, stamp)?;
@@ -283,6 +288,13 @@ pub fn readlink_tmp<P: Platform>(k: &mut Kernel<'_, P>, path: &[u8]) -> KResult<
 }
 
 fn chmod_path<P: Platform>(k: &mut Kernel<'_, P>, path: &[u8], mode: u32) -> KResult<u64> {
+    let c = k.group().creds;
+    if c.euid != 0 {
+        let node = k.vfs.lookup(k.plat, path, true)?;
+        if k.vfs.stat(k.plat, &node)?.st_uid != c.euid {
+            return Err(Errno::EPERM);
+        }
+    }
     let stamp = now(k);
     let (fs, ino) = writable_inode(k, path, stamp)?;
     fs.set_attr(ino, Some(mode), None, stamp)?;

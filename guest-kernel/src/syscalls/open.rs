@@ -143,6 +143,7 @@ pub fn sys_openat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
                 return Err(Errno::EINVAL);
             }
             let (fs, parent, name, overlay) = k.vfs.parent_for_create(k.plat, &full, stamp)?;
+            super::stat::check_access(k.group().creds, &fs.stat(parent)?, 3)?;
             let umask = k.group().umask;
             let c = k.group().creds;
             let ino = fs.create(
@@ -158,6 +159,15 @@ pub fn sys_openat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         }
         Err(e) => return Err(e),
     };
+    if flags & O_PATH == 0 && !matches!(node, Node::Dev(_)) {
+        let st = k.vfs.stat(k.plat, &node)?;
+        let want = match acc {
+            0 => 4,
+            1 => 2,
+            _ => 6,
+        } | if flags & O_TRUNC != 0 { 2 } else { 0 };
+        super::stat::check_access(k.group().creds, &st, want)?;
+    }
     let file = match node {
         Node::Dev(d) => File::Dev(d),
         Node::DevDir | Node::Tmp { .. } if is_dir(k, &node)? => {

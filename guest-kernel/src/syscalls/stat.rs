@@ -106,26 +106,7 @@ fn access_common<P: Platform>(
     {
         return Err(Errno::EROFS);
     }
-    let creds = k.group().creds;
-    if mode & X_OK != 0 {
-        // Even root needs one execute bit on a non-directory.
-        let is_dir = st.st_mode & crate::abi::linux::S_IFMT == crate::abi::linux::S_IFDIR;
-        if !is_dir && st.st_mode & 0o111 == 0 {
-            return Err(Errno::EACCES);
-        }
-    }
-    if creds.euid != 0 {
-        let bits = if st.st_uid == creds.euid {
-            (st.st_mode >> 6) & 7
-        } else if st.st_gid == creds.egid {
-            (st.st_mode >> 3) & 7
-        } else {
-            st.st_mode & 7
-        };
-        if u64::from(bits) & mode != mode & (R_OK | X_OK) {
-            return Err(Errno::EACCES);
-        }
-    }
+    check_access(k.group().creds, &st, mode)?;
     Ok(0)
 }
 
@@ -215,4 +196,29 @@ fn write_statfs<P: Platform>(k: &mut Kernel<'_, P>, buf: u64) -> KResult<u64> {
     b[80..88].copy_from_slice(&ST_RDONLY.to_le_bytes()); // f_flags
     k.copy_out(buf, &b)?;
     Ok(0)
+}
+
+/// Whether credentials `c` may access a file with `st` for `want`
+/// (`R_OK`/`W_OK`/`X_OK` bits): Linux's `generic_permission`, with root's
+/// capabilities (CAP_DAC_OVERRIDE: all but execute without any x bit).
+pub fn check_access(c: crate::task::Credentials, st: &Stat, want: u64) -> KResult<()> {
+    let is_dir = st.st_mode & crate::abi::linux::S_IFMT == crate::abi::linux::S_IFDIR;
+    if c.euid == 0 {
+        if want & X_OK != 0 && !is_dir && st.st_mode & 0o111 == 0 {
+            return Err(Errno::EACCES);
+        }
+        return Ok(());
+    }
+    let bits = if st.st_uid == c.euid {
+        (st.st_mode >> 6) & 7
+    } else if st.st_gid == c.egid {
+        (st.st_mode >> 3) & 7
+    } else {
+        st.st_mode & 7
+    };
+    if u64::from(bits) & want == want {
+        Ok(())
+    } else {
+        Err(Errno::EACCES)
+    }
 }
