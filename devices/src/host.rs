@@ -20,6 +20,9 @@ const MAX_HANDLES: usize = 16384;
 #[derive(Debug)]
 pub struct HostServices {
     root: OwnedFd,
+    /// Bind mounts of the spec: (container path, host directory), longest
+    /// path first. Paths beneath one resolve inside its directory.
+    binds: Vec<(String, OwnedFd)>,
     table: Mutex<Table>,
 }
 
@@ -66,8 +69,45 @@ impl HostServices {
         }
         Ok(HostServices {
             root,
+            binds: Vec::new(),
             table: Mutex::new(Table { fds, next: 3 }),
         })
+    }
+
+    /// Serve the host directory `source` at `dest` in the container (a bind
+    /// mount of the spec). Reads resolve beneath `source` as they do beneath
+    /// the root; only directories can be bound.
+    pub fn add_bind(&mut self, dest: &str, source: &Path) -> io::Result<()> {
+        let fd = rustix::fs::open(
+            source,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let dest = dest.trim_end_matches('/');
+        let dest = if dest.is_empty() {
+            "/".to_string()
+        } else {
+            dest.to_string()
+        };
+        self.binds.push((dest, fd));
+        self.binds.sort_by_key(|(d, _)| std::cmp::Reverse(d.len()));
+        Ok(())
+    }
+
+    /// The directory a container path resolves in, and the path relative
+    /// to it.
+    fn route<'a>(&'a self, path: &'a str) -> (&'a OwnedFd, &'a str) {
+        for (dest, fd) in &self.binds {
+            if let Some(rest) = path.strip_prefix(dest.as_str()) {
+                if rest.is_empty() {
+                    return (fd, ".");
+                }
+                if rest.starts_with('/') {
+                    return (fd, rest);
+                }
+            }
+        }
+        (&self.root, path)
     }
 
     fn with_fd<T>(
@@ -89,13 +129,15 @@ impl HostOps for HostServices {
         if path.contains(&0) {
             return Err(Errno::EINVAL);
         }
-        let rel = std::ffi::OsStr::new(std::str::from_utf8(path).map_err(|_| Errno::ENOENT)?);
+        let text = std::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
+        let (base, rel) = self.route(text);
+        let rel = std::ffi::OsStr::new(rel);
         let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
         // Look before opening: opening a device node can have effects of its
         // own (a watchdog, a tape, a terminal), so only regular files and
         // directories of the host are ever opened for the guest.
         let probe = rustix::fs::openat2(
-            &self.root,
+            base,
             rel,
             OFlags::PATH | OFlags::CLOEXEC,
             Mode::empty(),
@@ -111,7 +153,7 @@ impl HostOps for HostServices {
             return Err(Errno::EACCES);
         }
         let fd = rustix::fs::openat2(
-            &self.root,
+            base,
             rel,
             OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
             Mode::empty(),
@@ -237,7 +279,8 @@ impl HostOps for HostServices {
         if path.len() >= PATH_MAX || path.contains(&0) {
             return Err(Errno::EINVAL);
         }
-        let text = std::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
+        let full = std::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
+        let (base, text) = self.route(full);
         let (dir, name) = match text.trim_end_matches('/').rsplit_once('/') {
             Some((d, n)) => (if d.is_empty() { "/" } else { d }, n),
             None => (".", text),
@@ -248,7 +291,7 @@ impl HostOps for HostServices {
         // The directory resolves beneath the root; only the last component
         // is read as a link, relative to it.
         let dirfd = rustix::fs::openat2(
-            &self.root,
+            base,
             dir,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
@@ -314,6 +357,17 @@ mod tests {
         assert_eq!(s.open(b"/etc/\0x"), Err(Errno::EINVAL));
         assert_eq!(s.read(HostHandle(999), &mut buf), Err(Errno::EBADF));
         assert_eq!(s.tcgets(HOST_STDOUT), Err(Errno::ENOTTY));
+        // A bind mount resolves beneath its own directory.
+        let mut with_bind = services(&root);
+        with_bind
+            .add_bind("/mnt/data", &base.join("root/etc"))
+            .unwrap();
+        let h = with_bind.open(b"/mnt/data/inside").unwrap();
+        assert_eq!(with_bind.pread(h, &mut buf, 0), Ok(2));
+        assert_eq!(
+            with_bind.open(b"/mnt/data/../../outside"),
+            Err(Errno::ENOENT)
+        );
         let mut link = [0u8; 64];
         assert_eq!(s.readlink(b"/abs-link", &mut link), Ok(8));
         assert_eq!(&link[..8], b"/outside");

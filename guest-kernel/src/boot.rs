@@ -22,6 +22,8 @@ pub struct BootParams {
     pub log_level: u32,
     /// `root.readonly`: writes to the root overlay fail with `EROFS`.
     pub root_readonly: bool,
+    /// Destinations of the spec's tmpfs mounts.
+    pub tmpfs_mounts: Vec<Vec<u8>>,
 }
 
 /// How the container's init ended.
@@ -43,10 +45,11 @@ pub enum ExitStatus {
 
 impl ExitStatus {
     /// The status a runtime reports: the code, or 128+N for signal N.
+    /// Total on any value (a decoded status comes from the guest).
     pub fn code(&self) -> i32 {
         match self {
             ExitStatus::Exited(c) => *c & 0xff,
-            ExitStatus::Signaled(s) => 128 + *s,
+            ExitStatus::Signaled(s) => 128 + (*s & 0x7f),
             ExitStatus::ExecFailed { errno, .. } if *errno == Errno::ENOENT => 127,
             ExitStatus::ExecFailed { .. } => 126,
             ExitStatus::PlatformFailed(_) => 255,
@@ -127,6 +130,10 @@ impl BootParams {
         }
         out.extend_from_slice(&self.log_level.to_le_bytes());
         out.extend_from_slice(&u32::from(self.root_readonly).to_le_bytes());
+        out.extend_from_slice(&(self.tmpfs_mounts.len() as u32).to_le_bytes());
+        for m in &self.tmpfs_mounts {
+            put_bytes(&mut out, m);
+        }
         out
     }
 
@@ -156,6 +163,7 @@ impl BootParams {
             1 => true,
             _ => return Err(DecodeError),
         };
+        let tmpfs_mounts = r.list()?;
         if !r.buf.is_empty() {
             return Err(DecodeError);
         }
@@ -169,6 +177,7 @@ impl BootParams {
             rlimits,
             log_level,
             root_readonly,
+            tmpfs_mounts,
         })
     }
 }
@@ -308,6 +317,7 @@ mod tests {
             rlimits: vec![(7, 1024, 4096)],
             log_level: 4,
             root_readonly: true,
+            tmpfs_mounts: vec![b"/run".to_vec()],
         };
         let enc = p.encode();
         assert_eq!(BootParams::decode(&enc), Ok(p));
@@ -384,6 +394,9 @@ mod tests {
             ExitStatus::decode(&lossy),
             Ok(ExitStatus::PlatformFailed("a\u{fffd}".into()))
         );
+        // Any signal number a guest may send gives a code, without overflow.
+        assert_eq!(ExitStatus::Signaled(i32::MAX).code(), 255);
+        assert_eq!(ExitStatus::Signaled(i32::MIN).code(), 128);
         // Long texts are truncated by the encoder, never rejected.
         let long = ExitStatus::PlatformFailed("y".repeat(10_000));
         assert!(

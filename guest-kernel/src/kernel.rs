@@ -108,9 +108,15 @@ impl<'p, P: Platform> Kernel<'p, P> {
             init_exit: None,
             yield_now: false,
             last_exe: Vec::new(),
-            vfs: crate::fs::vfs::Vfs {
-                readonly: params.root_readonly,
-                ..Default::default()
+            vfs: {
+                let mut vfs = crate::fs::vfs::Vfs {
+                    readonly: params.root_readonly,
+                    ..Default::default()
+                };
+                for m in &params.tmpfs_mounts {
+                    vfs.mount_tmpfs(&crate::syscalls::dir::normalize(m));
+                }
+                vfs
             },
             stats: Stats::default(),
             vdso: Default::default(),

@@ -68,3 +68,38 @@ fn mode_bits_are_enforced_for_unprivileged_users() {
         out.expect_stdout(&native.stdout_str());
     });
 }
+
+/// The spec's mounts: a bind mount of a host directory (read through,
+/// writes kept in the sandbox) and a tmpfs.
+#[test]
+fn spec_bind_and_tmpfs_mounts() {
+    let prog = compile("files", Link::Static);
+    let data = ringfence_tests::TempDir::new("bind-src");
+    std::fs::write(data.path().join("hello.txt"), "from the host\n").expect("write");
+    let with_mounts = |args: [&str; 2]| {
+        let mut bundle = Bundle::builder(&prog).args(args).readonly(true).build();
+        let mut config = bundle.config().clone();
+        let mounts = config["mounts"].as_array_mut().expect("mounts");
+        mounts.push(serde_json::json!({
+            "destination": "/data", "type": "bind", "source": data.path(), "options": ["rbind", "ro"]
+        }));
+        mounts.push(serde_json::json!({"destination": "/run", "type": "tmpfs", "source": "tmpfs"}));
+        bundle.set_config(config);
+        bundle
+    };
+    let cat = with_mounts(["cat", "/data/hello.txt"]);
+    let create = with_mounts(["create", "/run/new"]);
+    for_each_platform(|p| {
+        let out = cat.run(p);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout("from the host\n");
+        let out = create.run(p);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout("create /run/new wrote 15 bytes\n");
+    });
+    assert_eq!(
+        std::fs::read_dir(data.path()).expect("list").count(),
+        1,
+        "the bind source was written"
+    );
+}

@@ -181,6 +181,15 @@ pub fn boot_params(spec: &SandboxSpec, debug: bool) -> BootParams {
             sentry_log_level().min(2)
         },
         root_readonly: spec.root_readonly,
+        tmpfs_mounts: spec
+            .mounts
+            .iter()
+            .filter(|m| {
+                m.typ.as_deref() == Some("tmpfs")
+                    && !matches!(m.destination.as_str(), "/dev" | "/dev/shm" | "/tmp")
+            })
+            .map(|m| m.destination.as_bytes().to_vec())
+            .collect(),
     }
 }
 
@@ -203,12 +212,59 @@ fn kvm_ram_bytes(mem: u64) -> u64 {
 /// The host services for `spec`: the container root and our stdio.
 fn host_services(spec: &SandboxSpec) -> Result<devices::HostServices, SandboxError> {
     let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
-    devices::HostServices::new(&spec.root, [i.as_fd(), o.as_fd(), e.as_fd()]).map_err(|source| {
-        SandboxError::Root {
+    let mut host = devices::HostServices::new(&spec.root, [i.as_fd(), o.as_fd(), e.as_fd()])
+        .map_err(|source| SandboxError::Root {
             path: spec.root.clone(),
             source,
+        })?;
+    for m in &spec.mounts {
+        let bind = m.typ.as_deref() == Some("bind")
+            || m.options.iter().any(|o| o == "bind" || o == "rbind");
+        match (bind, m.typ.as_deref()) {
+            (true, _) => {
+                let Some(source) = m.source.as_deref() else {
+                    warn!("bind mount at {} has no source: ignored", m.destination);
+                    continue;
+                };
+                // A relative source is relative to the bundle (the root's parent).
+                let source = match spec.root.parent() {
+                    Some(bundle) if !source.starts_with('/') => bundle.join(source),
+                    _ => std::path::PathBuf::from(source),
+                };
+                if !source.is_dir() {
+                    warn!(
+                        "bind mount of {} at {}: only directories can be bound yet; ignored",
+                        source.display(),
+                        m.destination
+                    );
+                    continue;
+                }
+                if !m.options.iter().any(|o| o == "ro") {
+                    info!(
+                        "bind mount at {} is served read-only: writes stay in the sandbox",
+                        m.destination
+                    );
+                }
+                host.add_bind(&m.destination, &source)
+                    .map_err(|source_err| SandboxError::Root {
+                        path: source.clone(),
+                        source: source_err,
+                    })?;
+            }
+            (false, Some("tmpfs")) => {}
+            (false, Some("proc" | "sysfs" | "devpts" | "mqueue" | "cgroup" | "cgroup2")) => {
+                debug!(
+                    "{:?} mount at {}: the sentry provides its own or none; ignored",
+                    m.typ, m.destination
+                )
+            }
+            (false, other) => warn!(
+                "mount of type {other:?} at {} is not supported: ignored",
+                m.destination
+            ),
         }
-    })
+    }
+    Ok(host)
 }
 
 /// Run the container's init to completion on the chosen platform: the one

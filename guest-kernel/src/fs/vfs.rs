@@ -55,6 +55,8 @@ pub struct Vfs {
     pub upper: Arc<Tmpfs>,
     pub tmp: Arc<Tmpfs>,
     pub shm: Arc<Tmpfs>,
+    /// The spec's tmpfs mounts: (path components, filesystem), longest first.
+    pub mounts: Vec<(Vec<Vec<u8>>, Arc<Tmpfs>)>,
 }
 
 /// The components of a normalized absolute path.
@@ -90,6 +92,7 @@ impl Default for Vfs {
             upper: Arc::new(Tmpfs::new(0x30, 0o755)),
             tmp: Arc::new(Tmpfs::new(0x31, 0o1777)),
             shm: Arc::new(Tmpfs::new(0x32, 0o1777)),
+            mounts: Vec::new(),
         }
     }
 }
@@ -97,6 +100,11 @@ impl Default for Vfs {
 impl Vfs {
     /// The tmpfs mounted at the start of `path`, with the rest of it.
     fn tmpfs_mount<'a>(&self, parts: &'a [&'a [u8]]) -> Option<(Arc<Tmpfs>, &'a [&'a [u8]])> {
+        for (at, fs) in &self.mounts {
+            if parts.len() >= at.len() && parts.iter().zip(at).all(|(a, b)| *a == b.as_slice()) {
+                return Some((fs.clone(), &parts[at.len()..]));
+            }
+        }
         match parts {
             [b"tmp", rest @ ..] => Some((self.tmp.clone(), rest)),
             [b"dev", b"shm", rest @ ..] => Some((self.shm.clone(), rest)),
@@ -483,4 +491,18 @@ fn host_list<P: Platform>(plat: &P, path: &[u8]) -> KResult<Vec<(Vec<u8>, u64, u
     };
     host.close(h);
     result.map(|_| out)
+}
+
+impl Vfs {
+    /// Mount a new tmpfs at `path` (the spec's tmpfs mounts).
+    pub fn mount_tmpfs(&mut self, path: &[u8]) {
+        let parts: Vec<Vec<u8>> = components(path).into_iter().map(|c| c.to_vec()).collect();
+        if parts.is_empty() {
+            return;
+        }
+        let dev = 0x33 + self.mounts.len() as u64;
+        self.mounts.push((parts, Arc::new(Tmpfs::new(dev, 0o1777))));
+        self.mounts
+            .sort_by_key(|(p, _)| core::cmp::Reverse(p.len()));
+    }
 }
