@@ -24,6 +24,23 @@ pub struct HostServices {
     /// path first. Paths beneath one resolve inside its directory.
     binds: Vec<(String, OwnedFd)>,
     table: Mutex<Table>,
+    /// Encoded `exec` requests waiting for the sentry, and who hears of
+    /// their processes' ends.
+    execs: Mutex<std::collections::VecDeque<Vec<u8>>>,
+    on_exit: ExitSlot,
+}
+
+/// Called with (exec id, exit code).
+pub type ExitHandler = Box<dyn Fn(u32, i32) + Send>;
+
+/// Holds the [`ExitHandler`].
+#[derive(Default)]
+struct ExitSlot(Mutex<Option<ExitHandler>>);
+
+impl std::fmt::Debug for ExitSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExitSlot")
+    }
 }
 
 #[derive(Debug)]
@@ -71,7 +88,39 @@ impl HostServices {
             root,
             binds: Vec::new(),
             table: Mutex::new(Table { fds, next: 3 }),
+            execs: Mutex::new(Default::default()),
+            on_exit: ExitSlot::default(),
         })
+    }
+
+    /// Queue an encoded `ExecRequest` for the sentry (KVM fetches it with a
+    /// host call).
+    pub fn queue_exec(&self, req: Vec<u8>) {
+        if let Ok(mut q) = self.execs.lock() {
+            q.push_back(req);
+        }
+    }
+
+    /// Who hears of the end of `exec`'d processes.
+    pub fn set_exit_handler(&self, f: ExitHandler) {
+        if let Ok(mut h) = self.on_exit.0.lock() {
+            *h = Some(f);
+        }
+    }
+
+    /// Take a host fd (an `exec`'d process's stdio) and name it with a handle.
+    pub fn add_handle(&self, fd: OwnedFd) -> KResult<HostHandle> {
+        let mut table = self.table.lock().map_err(|_| Errno::EIO)?;
+        if table.fds.len() >= MAX_HANDLES {
+            return Err(Errno::ENFILE);
+        }
+        let mut h = table.next;
+        while table.fds.contains_key(&h) {
+            h = h.wrapping_add(1).max(3);
+        }
+        table.next = h.wrapping_add(1).max(3);
+        table.fds.insert(h, fd);
+        Ok(HostHandle(h))
     }
 
     /// Serve the host directory `source` at `dest` in the container (a bind
@@ -303,6 +352,31 @@ impl HostOps for HostServices {
         let n = bytes.len().min(buf.len());
         buf[..n].copy_from_slice(&bytes[..n]);
         Ok(n)
+    }
+
+    fn take_exec(&self, buf: &mut [u8]) -> KResult<usize> {
+        let mut q = self.execs.lock().map_err(|_| Errno::EIO)?;
+        match q.front() {
+            None => Ok(0),
+            Some(r) if r.len() > buf.len() => {
+                // Never leave it blocking the queue.
+                q.pop_front();
+                Err(Errno::E2BIG)
+            }
+            Some(_) => {
+                let r = q.pop_front().unwrap_or_default();
+                buf[..r.len()].copy_from_slice(&r);
+                Ok(r.len())
+            }
+        }
+    }
+
+    fn exec_exited(&self, id: u32, code: i32) {
+        if let Ok(h) = self.on_exit.0.lock() {
+            if let Some(f) = h.as_ref() {
+                f(id, code);
+            }
+        }
     }
 
     fn close(&self, h: HostHandle) {

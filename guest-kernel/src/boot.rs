@@ -26,6 +26,72 @@ pub struct BootParams {
     pub tmpfs_mounts: Vec<Vec<u8>>,
 }
 
+/// A process to start in the running container (`exec`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecRequest {
+    /// The host's name for the request; the exit is reported with it.
+    pub id: u32,
+    pub args: Vec<Vec<u8>>,
+    pub env: Vec<Vec<u8>>,
+    pub cwd: Vec<u8>,
+    pub uid: u32,
+    pub gid: u32,
+    /// Host handles of its stdin, stdout and stderr.
+    pub stdio: [u32; 3],
+}
+
+impl ExecRequest {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&EXEC_MAGIC.to_le_bytes());
+        out.extend_from_slice(&self.id.to_le_bytes());
+        for list in [&self.args, &self.env] {
+            out.extend_from_slice(&(list.len() as u32).to_le_bytes());
+            for s in list {
+                put_bytes(&mut out, s);
+            }
+        }
+        put_bytes(&mut out, &self.cwd);
+        for v in [
+            self.uid,
+            self.gid,
+            self.stdio[0],
+            self.stdio[1],
+            self.stdio[2],
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader { buf };
+        if r.u32()? != EXEC_MAGIC {
+            return Err(DecodeError);
+        }
+        let id = r.u32()?;
+        let args = r.list()?;
+        let env = r.list()?;
+        let cwd = r.bytes()?;
+        let (uid, gid) = (r.u32()?, r.u32()?);
+        let stdio = [r.u32()?, r.u32()?, r.u32()?];
+        if !r.buf.is_empty() || args.is_empty() {
+            return Err(DecodeError);
+        }
+        Ok(ExecRequest {
+            id,
+            args,
+            env,
+            cwd,
+            uid,
+            gid,
+            stdio,
+        })
+    }
+}
+
+const EXEC_MAGIC: u32 = 0x5246_4552; // "RFER"
+
 /// How the container's init ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -219,6 +285,16 @@ fn truncated(b: &[u8], max: usize) -> &[u8] {
     &b[..b.len().min(max)]
 }
 
+/// `s` cut to at most `max` bytes at a character boundary, so a decoded
+/// text encodes and decodes back to itself.
+fn truncated_str(s: &str, max: usize) -> &str {
+    let mut n = s.len().min(max);
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    &s[..n]
+}
+
 impl ExitStatus {
     /// The byte encoding the KVM sentry hands to the VMM at exit. Texts
     /// longer than the decoder accepts are truncated.
@@ -243,11 +319,11 @@ impl ExitStatus {
                 out.extend_from_slice(&TAG_EXEC_FAILED.to_le_bytes());
                 put_bytes(&mut out, truncated(path, MAX_EXIT_PATH));
                 out.extend_from_slice(&errno.0.to_le_bytes());
-                put_bytes(&mut out, truncated(reason.as_bytes(), MAX_EXIT_TEXT));
+                put_bytes(&mut out, truncated_str(reason, MAX_EXIT_TEXT).as_bytes());
             }
             ExitStatus::PlatformFailed(msg) => {
                 out.extend_from_slice(&TAG_PLATFORM_FAILED.to_le_bytes());
-                put_bytes(&mut out, truncated(msg.as_bytes(), MAX_EXIT_TEXT));
+                put_bytes(&mut out, truncated_str(msg, MAX_EXIT_TEXT).as_bytes());
             }
         }
         out
@@ -267,17 +343,22 @@ impl ExitStatus {
             }
             Ok(b)
         };
+        // Replacement characters can make the text longer than the
+        // encoder carries: bound it the same way.
+        let lossy = |b: &[u8]| {
+            let s = alloc::string::String::from_utf8_lossy(b);
+            alloc::string::String::from(truncated_str(&s, MAX_EXIT_TEXT))
+        };
         let status = match r.u32()? {
             TAG_EXITED => ExitStatus::Exited(r.u32()? as i32),
             TAG_SIGNALED => ExitStatus::Signaled(r.u32()? as i32),
             TAG_EXEC_FAILED => {
                 let path = text(&mut r, MAX_EXIT_PATH)?;
                 let errno = Errno(r.u32()? as i32);
-                let reason = text(&mut r, MAX_EXIT_TEXT)?;
-                let reason = alloc::string::String::from_utf8_lossy(&reason);
+                let reason = lossy(&text(&mut r, MAX_EXIT_TEXT)?);
                 let reason: &'static str = match KNOWN_REASONS.iter().find(|k| **k == reason) {
                     Some(k) => k,
-                    None => alloc::boxed::Box::leak(reason.into_owned().into_boxed_str()),
+                    None => alloc::boxed::Box::leak(reason.into_boxed_str()),
                 };
                 ExitStatus::ExecFailed {
                     path,
@@ -287,9 +368,7 @@ impl ExitStatus {
             }
             TAG_PLATFORM_FAILED => {
                 let msg = text(&mut r, MAX_EXIT_TEXT)?;
-                ExitStatus::PlatformFailed(
-                    alloc::string::String::from_utf8_lossy(&msg).into_owned(),
-                )
+                ExitStatus::PlatformFailed(lossy(&msg))
             }
             _ => return Err(DecodeError),
         };
@@ -397,6 +476,20 @@ mod tests {
         // Any signal number a guest may send gives a code, without overflow.
         assert_eq!(ExitStatus::Signaled(i32::MAX).code(), 255);
         assert_eq!(ExitStatus::Signaled(i32::MIN).code(), 128);
+        // Invalid UTF-8 may triple a text's length: it is bounded again,
+        // so the decoded status round-trips.
+        let mut invalid = ExitStatus::PlatformFailed("x".into()).encode();
+        invalid.truncate(12);
+        invalid.extend_from_slice(&1400u32.to_le_bytes());
+        invalid.extend_from_slice(&[0xff; 1400]);
+        let st = ExitStatus::decode(&invalid).unwrap();
+        assert!(matches!(&st, ExitStatus::PlatformFailed(m) if m.len() <= MAX_EXIT_TEXT));
+        assert_eq!(ExitStatus::decode(&st.encode()), Ok(st));
+        // Truncation never splits a character.
+        let long = ExitStatus::PlatformFailed("\u{e9}".repeat(3000));
+        assert!(
+            matches!(ExitStatus::decode(&long.encode()), Ok(ExitStatus::PlatformFailed(m)) if m == "\u{e9}".repeat(2048))
+        );
         // Long texts are truncated by the encoder, never rejected.
         let long = ExitStatus::PlatformFailed("y".repeat(10_000));
         assert!(

@@ -179,6 +179,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
                 exit_signal: 0,
                 group_exit: None,
                 zombie: None,
+                exec_id: None,
             },
         );
         self.tasks.insert(tid, Task::new(tid, tid, mm, thread));
@@ -273,6 +274,10 @@ impl<'p, P: Platform> Kernel<'p, P> {
             }
             self.fire_timers();
             self.take_host_signals();
+            if self.init_exit.is_some() {
+                // A host signal may have just ended init: never idle past it.
+                continue;
+            }
             let Some(tid) = self.runq.pop_front() else {
                 let next_alarm = self.alarms.values().map(|(d, _)| *d).min();
                 let next = match (self.timers.keys().next().map(|(d, _)| *d), next_alarm) {
@@ -457,8 +462,132 @@ impl<'p, P: Platform> Kernel<'p, P> {
         n
     }
 
+    /// Start a process the host asked for (`exec`): a new process beside
+    /// init, with its own stdio, whose exit is reported back.
+    fn spawn_exec(&mut self, req: crate::boot::ExecRequest) {
+        let id = req.id;
+        let plat = self.plat;
+        let fail = |k: &mut Self, code: i32| {
+            for h in req.stdio {
+                crate::platform::HostOps::close(plat.host(), crate::platform::HostHandle(h));
+            }
+            k.plat.exec_exited(id, code);
+        };
+        let Some(init) = self.groups.get(&1) else {
+            return fail(self, 255);
+        };
+        let (rlimits, umask) = (init.rlimits, init.umask);
+        let Ok(mut space) = self.plat.new_address_space() else {
+            return fail(self, 255);
+        };
+        let Ok(thread) = self.plat.new_thread(&mut space) else {
+            return fail(self, 255);
+        };
+        let mm = self.add_mm(MmStruct::new(space, self.plat.max_user_address()));
+        let tid = self.alloc_tid();
+        let mut fds = FdTable::default();
+        for (fd, h) in req.stdio.iter().enumerate() {
+            let handle = crate::platform::HostHandle(*h);
+            fds.install_at(fd as i32, Arc::new(File::HostStream { handle }), false);
+        }
+        let cwd = if req.cwd.is_empty() {
+            b"/".to_vec()
+        } else {
+            crate::syscalls::dir::normalize(&req.cwd)
+        };
+        self.groups.insert(
+            tid,
+            ThreadGroup {
+                tgid: tid,
+                parent: 0,
+                pgid: tid,
+                sid: tid,
+                threads: alloc::vec![tid],
+                children: Vec::new(),
+                sighand: SigHand::default(),
+                pending: 0,
+                siginfo: BTreeMap::new(),
+                creds: Credentials {
+                    uid: req.uid,
+                    euid: req.uid,
+                    gid: req.gid,
+                    egid: req.gid,
+                },
+                fds,
+                cwd: cwd.clone(),
+                exe_path: Vec::new(),
+                cmdline: req
+                    .args
+                    .iter()
+                    .flat_map(|a| a.iter().copied().chain(core::iter::once(0)))
+                    .collect(),
+                rlimits,
+                umask,
+                exit_signal: 0,
+                group_exit: None,
+                zombie: None,
+                exec_id: Some(id),
+            },
+        );
+        self.tasks.insert(tid, Task::new(tid, tid, mm, thread));
+        let saved = self.cur;
+        self.cur = tid;
+        let name = req.args[0].clone();
+        let loaded = self
+            .resolve_program(&name, &req.env, &cwd)
+            .and_then(|path| {
+                self.load_program(mm, &path, &req.args, &req.env)
+                    .map(|e| (path, e))
+            });
+        match loaded {
+            Ok((_, entry)) => {
+                let exe = core::mem::take(&mut self.last_exe);
+                self.group_mut().exe_path = exe;
+                self.cur_mut().regs = UserRegs::new_user(entry.rip, entry.rsp);
+                self.runq.push_back(tid);
+                debug!("exec {id}: pid {tid}");
+            }
+            Err(e) => {
+                debug!("exec {id}: cannot start: {:?} {}", e.errno, e.reason);
+                // Tear down quietly; the exit code says why, as a shell would.
+                let code = if e.errno == crate::abi::Errno::ENOENT {
+                    127
+                } else {
+                    126
+                };
+                let why = match e.errno {
+                    crate::abi::Errno::ENOENT => "no such file or directory",
+                    crate::abi::Errno::EACCES => "permission denied",
+                    crate::abi::Errno::ENOEXEC => "exec format error",
+                    _ => e.reason,
+                };
+                let msg = alloc::format!(
+                    "ringfence: exec \"{}\": {why}\n",
+                    alloc::string::String::from_utf8_lossy(&name)
+                );
+                let _ = crate::platform::HostOps::write(
+                    self.plat.host(),
+                    crate::platform::HostHandle(req.stdio[2]),
+                    msg.as_bytes(),
+                );
+                crate::task::exit::release_task(self, tid);
+                if let Some(mut g) = self.groups.remove(&tid) {
+                    let files: Vec<_> = g.fds.drain().collect();
+                    for f in files {
+                        syscalls::io::release_file(self, f.file);
+                    }
+                }
+                self.plat.exec_exited(id, code);
+            }
+        }
+        self.cur = saved;
+    }
+
     /// Deliver signals sent from outside the sandbox.
     fn take_host_signals(&mut self) {
+        while let Some(req) = self.plat.take_exec() {
+            self.spawn_exec(req);
+        }
         while let Some(hs) = self.plat.take_host_signal() {
             if !crate::task::signal::valid(hs.sig) {
                 continue;

@@ -20,5 +20,5 @@ pub mod platform;
 pub mod syscalls;
 pub mod task;
 
-pub use boot::{BootParams, ExitStatus};
+pub use boot::{BootParams, ExecRequest, ExitStatus};
 pub use kernel::run;

@@ -143,6 +143,13 @@ pub trait HostOps {
     fn readlink(&self, _path: &[u8], _buf: &mut [u8]) -> KResult<usize> {
         Err(Errno::ENOSYS)
     }
+    /// The next `exec` request (an encoded `ExecRequest`) written to `buf`;
+    /// 0 when none waits.
+    fn take_exec(&self, _buf: &mut [u8]) -> KResult<usize> {
+        Ok(0)
+    }
+    /// Report the end of an `exec`'d process.
+    fn exec_exited(&self, _id: u32, _code: i32) {}
     /// Directory entries of a directory handle, as `linux_dirent64` records
     /// that fit in `buf`; 0 at the end.
     fn getdents64(&self, _h: HostHandle, _buf: &mut [u8]) -> KResult<usize> {
@@ -220,6 +227,13 @@ pub trait Platform {
     }
     /// Restore state saved by [`fpu_state`](Self::fpu_state).
     fn set_fpu_state(&self, _thread: &mut Self::Thread, _state: &[u8; 512]) {}
+    /// A process the host wants started in the container (`exec`).
+    fn take_exec(&self) -> Option<crate::boot::ExecRequest> {
+        None
+    }
+    /// An `exec`'d process ended (or could not start) with `code`, as a
+    /// runtime reports it (128+N for signal N).
+    fn exec_exited(&self, _id: u32, _code: i32) {}
     /// A signal the host wants delivered to the container (from `kill`, or
     /// forwarded from the sandbox process), if one is waiting.
     fn take_host_signal(&self) -> Option<HostSignal> {

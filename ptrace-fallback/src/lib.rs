@@ -48,7 +48,7 @@ pub enum PtraceError {
 #[derive(Debug)]
 pub struct PtracePlatform {
     mem: PhysMemory,
-    host: HostServices,
+    host: std::sync::Arc<HostServices>,
     stub_page: stub::StubPage,
     running: std::sync::Arc<ticker::Running>,
     signals: std::sync::Arc<ticker::HostSignals>,
@@ -59,7 +59,7 @@ pub struct PtracePlatform {
 
 impl PtracePlatform {
     /// A platform with `mem_bytes` of memory serving `host`.
-    pub fn new(mem_bytes: u64, host: HostServices) -> Result<Self, PtraceError> {
+    pub fn new(mem_bytes: u64, host: std::sync::Arc<HostServices>) -> Result<Self, PtraceError> {
         stub::pin_to_current_cpu().map_err(PtraceError::Affinity)?;
         let tsc = tsc::TscCalibration::start();
         let mem = PhysMemory::new(mem_bytes).map_err(|source| PtraceError::Memory {
@@ -267,6 +267,18 @@ impl Platform for PtracePlatform {
             None => Duration::from_secs(1),
         };
         self.signals.wait(wait);
+    }
+
+    fn take_exec(&self) -> Option<guest_kernel::ExecRequest> {
+        let r = self.signals.take_exec();
+        if r.is_some() {
+            self.running.signal_taken();
+        }
+        r
+    }
+
+    fn exec_exited(&self, id: u32, code: i32) {
+        self.signals.exited(id, code);
     }
 
     fn take_host_signal(&self) -> Option<guest_kernel::platform::HostSignal> {

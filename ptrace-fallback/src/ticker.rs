@@ -63,10 +63,22 @@ impl Running {
 }
 
 /// Signals from outside the sandbox, waiting for the sentry.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct HostSignals {
     queue: std::sync::Mutex<std::collections::VecDeque<guest_kernel::platform::HostSignal>>,
     wake: std::sync::Condvar,
+    /// Processes to start (`exec`), and who hears of their exits.
+    execs: std::sync::Mutex<std::collections::VecDeque<guest_kernel::ExecRequest>>,
+    on_exit: std::sync::Mutex<Option<ExitHandler>>,
+}
+
+/// Called with (exec id, exit code) when an `exec`'d process ends.
+pub type ExitHandler = Box<dyn Fn(u32, i32) + Send>;
+
+impl std::fmt::Debug for HostSignals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostSignals")
+    }
 }
 
 /// A handle that other threads of the sandbox process use to signal the
@@ -80,6 +92,25 @@ pub struct SignalSender {
 impl SignalSender {
     pub(crate) fn new(signals: Arc<HostSignals>, running: Arc<Running>) -> Self {
         SignalSender { signals, running }
+    }
+
+    /// Ask the sentry to start a process; `on_exit` hears how it ended.
+    pub fn exec(&self, req: guest_kernel::ExecRequest) {
+        if let Ok(mut q) = self.signals.execs.lock() {
+            q.push_back(req);
+            // Counted with the signals, so the ticker keeps kicking until
+            // the sentry has taken it.
+            self.running.signals_sent.fetch_add(1, Ordering::SeqCst);
+        }
+        self.signals.wake.notify_all();
+        self.running.kick();
+    }
+
+    /// Who hears of the exits of `exec`'d processes.
+    pub fn set_exit_handler(&self, f: ExitHandler) {
+        if let Ok(mut h) = self.signals.on_exit.lock() {
+            *h = Some(f);
+        }
     }
 
     /// Queue `sig` for the container and wake the sentry.
@@ -99,6 +130,18 @@ impl HostSignals {
         self.wake.notify_all();
     }
 
+    pub fn take_exec(&self) -> Option<guest_kernel::ExecRequest> {
+        self.execs.lock().ok()?.pop_front()
+    }
+
+    pub fn exited(&self, id: u32, code: i32) {
+        if let Ok(h) = self.on_exit.lock() {
+            if let Some(f) = h.as_ref() {
+                f(id, code);
+            }
+        }
+    }
+
     pub fn take(&self) -> Option<guest_kernel::platform::HostSignal> {
         self.queue.lock().ok()?.pop_front()
     }
@@ -108,7 +151,8 @@ impl HostSignals {
         let Ok(q) = self.queue.lock() else {
             return;
         };
-        if q.is_empty() {
+        let execs_waiting = self.execs.lock().map(|e| !e.is_empty()).unwrap_or(false);
+        if q.is_empty() && !execs_waiting {
             let _ = self.wake.wait_timeout(q, wait);
         }
     }

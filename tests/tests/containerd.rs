@@ -375,6 +375,25 @@ fn ctr_run_uses_ringfence_as_its_runtime() {
                 );
                 thread::sleep(Duration::from_millis(20));
             }
+            // `ctr task exec`: a second process in the running task; its
+            // output and status come back through the shim.
+            let exec = ctrd.ctr(&[
+                "task",
+                "exec",
+                "--exec-id",
+                "e1",
+                &id,
+                "/bin/exit_code",
+                "3",
+            ]);
+            exec.expect_code(3);
+            assert_eq!(
+                exec.stdout_str(),
+                "exiting with 3 via exit\n",
+                "{}\ncontainerd log:\n{}",
+                exec.context(),
+                ctrd.log()
+            );
             ctrd.ctr(&["task", "kill", &id]).expect_code(0);
             let out = long.join().expect("ctr run thread");
             out.expect_code(143);

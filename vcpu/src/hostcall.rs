@@ -316,6 +316,11 @@ fn serve_one(ram: &GuestRam, host: &dyn HostOps, s: u64) -> Result<i64, Errno> {
         q::OP_READ => result_of(host.read(h, guest_bytes(&buf(q::IO_MAX)?))),
         q::OP_PREAD => result_of(host.pread(h, guest_bytes(&buf(q::IO_MAX)?), offset)),
         q::OP_GETDENTS64 => result_of(host.getdents64(h, guest_bytes(&buf(q::IO_MAX)?))),
+        q::OP_TAKE_EXEC => result_of(host.take_exec(guest_bytes(&buf(q::IO_MAX)?))),
+        q::OP_EXEC_EXIT => {
+            host.exec_exited(h.0, offset as u32 as i32);
+            Ok(0)
+        }
         q::OP_READLINK => {
             if len > q::PATH_MAX || offset > len {
                 return Err(EINVAL);

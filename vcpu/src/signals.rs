@@ -55,6 +55,8 @@ pub struct SignalSender {
     ring: Arc<SignalRing>,
     notify: Notify,
     dropped: Arc<AtomicU64>,
+    /// `exec` requests announced (the host's own count).
+    exec_posted: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for SignalSender {
@@ -77,6 +79,7 @@ impl SignalSender {
             ring,
             notify,
             dropped: Arc::new(AtomicU64::new(0)),
+            exec_posted: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -92,6 +95,19 @@ impl SignalSender {
                 log::warn!("host signal {sig:?} dropped ({why:?}; {n} dropped so far)");
             }
         }
+    }
+
+    /// Announce one more `exec` request (queued in the host services) and
+    /// interrupt the sentry, which fetches it with a host call.
+    pub fn notify_exec(&self) {
+        {
+            let _head = self.ring.head.lock().unwrap_or_else(|e| e.into_inner());
+            let posted = self.exec_posted.fetch_add(1, Ordering::Relaxed) + 1;
+            let _ = self
+                .ram
+                .store_u64(at(s::EXEC_POSTED), posted, Ordering::Release);
+        }
+        (self.notify)();
     }
 
     /// Queue `sig` and interrupt the sentry, or say why not.

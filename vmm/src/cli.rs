@@ -201,7 +201,7 @@ pub enum Command {
         /// The container id.
         id: String,
     },
-    /// Run a new process in a running container (not supported yet).
+    /// Run a new process in a running container.
     Exec {
         /// A process.json with the process to run.
         #[arg(short, long)]

@@ -43,6 +43,22 @@ pub enum Request {
     Resume,
     /// Resource statistics, as `events --stats` prints them.
     Stats,
+    /// Start a process in the running container. Its stdin, stdout and
+    /// stderr come with the request as SCM_RIGHTS; the answer (its exit
+    /// status) comes when it ends, or at once with `detach`.
+    Exec {
+        args: Vec<String>,
+        #[serde(default)]
+        env: Vec<String>,
+        #[serde(default)]
+        cwd: String,
+        #[serde(default)]
+        uid: u32,
+        #[serde(default)]
+        gid: u32,
+        #[serde(default)]
+        detach: bool,
+    },
 }
 
 /// A response: `ok` plus the fields of the request's answer, or `error`.
@@ -138,6 +154,17 @@ pub fn call(
     req: &Request,
     timeout: Option<Duration>,
 ) -> Result<Response, ControlError> {
+    call_with_fds(id, socket, req, &[], timeout)
+}
+
+/// As [`call`], passing `fds` with the request (SCM_RIGHTS).
+pub fn call_with_fds(
+    id: &str,
+    socket: &Path,
+    req: &Request,
+    fds: &[std::os::fd::RawFd],
+    timeout: Option<Duration>,
+) -> Result<Response, ControlError> {
     let unreachable = |source| ControlError::Unreachable {
         id: id.to_string(),
         source,
@@ -154,7 +181,24 @@ pub fn call(
         .map_err(io_err)?;
     let mut line = serde_json::to_vec(req).map_err(|e| io_err(io::Error::other(e)))?;
     line.push(b'\n');
-    stream.write_all(&line).map_err(io_err)?;
+    if fds.is_empty() {
+        stream.write_all(&line).map_err(io_err)?;
+    } else {
+        use std::os::fd::AsRawFd;
+        let iov = [io::IoSlice::new(&line)];
+        let cmsg = [nix::sys::socket::ControlMessage::ScmRights(fds)];
+        let n = nix::sys::socket::sendmsg::<()>(
+            stream.as_raw_fd(),
+            &iov,
+            &cmsg,
+            nix::sys::socket::MsgFlags::empty(),
+            None,
+        )
+        .map_err(|e| io_err(io::Error::from(e)))?;
+        if n < line.len() {
+            stream.write_all(&line[n..]).map_err(io_err)?;
+        }
+    }
     let mut answer = String::new();
     BufReader::new(&stream)
         .read_line(&mut answer)

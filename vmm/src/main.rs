@@ -84,7 +84,30 @@ fn dispatch(cli: &Arc<Cli>) -> Result<u8, CliError> {
         Command::Delete { force, id } => lifecycle::delete(cli, id, *force),
         Command::Pause { id } => lifecycle::pause(cli, id),
         Command::Resume { id } => lifecycle::resume(cli, id),
-        Command::Exec { id, .. } => lifecycle::unsupported(cli, id, "exec"),
+        Command::Exec {
+            process,
+            tty,
+            detach,
+            pid_file,
+            console_socket: _,
+            cwd,
+            env,
+            user,
+            id,
+            command,
+        } => {
+            let args = lifecycle::ExecArgs {
+                process: process.as_deref(),
+                tty: *tty,
+                detach: *detach,
+                pid_file: pid_file.as_deref(),
+                cwd: cwd.as_deref(),
+                env,
+                user: user.as_deref(),
+                command,
+            };
+            lifecycle::exec(cli, id, &args)
+        }
         Command::Events {
             stats,
             interval,

@@ -12,6 +12,59 @@ use resources::SandboxSpec;
 use crate::cli::{Cli, PlatformKind};
 
 type SignalFn = Box<dyn Fn(HostSignal) + Send>;
+/// Starts an `exec`'d process; returns its id.
+type ExecFn = Box<dyn Fn(ExecSpec) -> Result<u32, String> + Send>;
+/// Hears (exec id, exit code) of `exec`'d processes.
+pub type ExitSink = Arc<dyn Fn(u32, i32) + Send + Sync>;
+
+/// A process to add to a running container (`exec`).
+#[derive(Debug)]
+pub struct ExecSpec {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// Its stdin, stdout and stderr, received from the caller.
+    pub stdio: [std::os::fd::OwnedFd; 3],
+}
+
+static NEXT_EXEC: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// Hand `spec`'s stdio to `host` and turn it into the sentry's request.
+fn exec_request(
+    host: &devices::HostServices,
+    spec: ExecSpec,
+) -> Result<guest_kernel::ExecRequest, String> {
+    use guest_kernel::platform::HostOps;
+    let mut req = guest_kernel::ExecRequest {
+        id: NEXT_EXEC.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        args: spec.args.into_iter().map(String::into_bytes).collect(),
+        env: spec.env.into_iter().map(String::into_bytes).collect(),
+        cwd: spec.cwd.into_bytes(),
+        uid: spec.uid,
+        gid: spec.gid,
+        stdio: [0; 3],
+    };
+    if req.encode().len() as u64 > guest_kernel::abi::hostcall::queue::EXEC_MAX {
+        return Err(format!(
+            "the process's arguments and environment exceed {} KiB",
+            guest_kernel::abi::hostcall::queue::EXEC_MAX >> 10
+        ));
+    }
+    for (n, fd) in spec.stdio.into_iter().enumerate() {
+        match host.add_handle(fd) {
+            Ok(h) => req.stdio[n] = h.0,
+            Err(e) => {
+                for h in &req.stdio[..n] {
+                    host.close(guest_kernel::platform::HostHandle(*h));
+                }
+                return Err(format!("cannot pass stdio: {e}"));
+            }
+        }
+    }
+    Ok(req)
+}
 
 /// How long `pause` waits for the platform to reach a safe point.
 const PAUSE_LIMIT: Duration = Duration::from_secs(2);
@@ -45,6 +98,9 @@ impl Pause for vcpu::Pauser {
 #[derive(Default)]
 struct PortInner {
     signal: Option<SignalFn>,
+    exec: Option<ExecFn>,
+    /// Where exits of `exec`'d processes go (the control server).
+    exit_sink: Option<ExitSink>,
     /// Signals for a started container whose platform is not up yet.
     queued: Vec<HostSignal>,
     pause: Option<Box<dyn Pause>>,
@@ -83,6 +139,43 @@ impl SignalPort {
         if let Ok(mut inner) = self.0.lock() {
             inner.signal = None;
             inner.pause = None;
+            inner.exec = None;
+        }
+    }
+
+    fn attach_exec(&self, f: ExecFn) {
+        if let Ok(mut inner) = self.0.lock() {
+            inner.exec = Some(f);
+        }
+    }
+
+    /// The exit sink, for the platform to report to.
+    fn exit_sink(&self) -> ExitSink {
+        let port = self.clone();
+        Arc::new(move |id, code| {
+            let sink = port.0.lock().ok().and_then(|i| i.exit_sink.clone());
+            if let Some(f) = sink {
+                f(id, code);
+            }
+        })
+    }
+
+    /// Where the server hears of `exec`'d processes' exits.
+    pub fn set_exit_sink(&self, sink: ExitSink) {
+        if let Ok(mut inner) = self.0.lock() {
+            inner.exit_sink = Some(sink);
+        }
+    }
+
+    /// Start a process in the running container.
+    pub fn exec(&self, spec: ExecSpec) -> Result<u32, String> {
+        let inner = self
+            .0
+            .lock()
+            .map_err(|_| "the sandbox is shutting down".to_string())?;
+        match inner.exec.as_ref() {
+            Some(f) => f(spec),
+            None => Err("the container is not running (or its platform cannot exec yet)".into()),
         }
     }
 
@@ -297,9 +390,18 @@ fn run_ptrace(
     port: &SignalPort,
 ) -> Result<ExitStatus, SandboxError> {
     info!("platform ptrace, {} MiB of memory", mem >> 20);
-    let host = host_services(spec)?;
-    let plat = ptrace_fallback::PtracePlatform::new(mem, host)?;
+    let host = Arc::new(host_services(spec)?);
+    let plat = ptrace_fallback::PtracePlatform::new(mem, host.clone())?;
     let sender = plat.signal_sender();
+    let sink = port.exit_sink();
+    sender.set_exit_handler(Box::new(move |id, code| sink(id, code)));
+    let exec_sender = sender.clone();
+    port.attach_exec(Box::new(move |spec| {
+        let req = exec_request(&host, spec)?;
+        let id = req.id;
+        exec_sender.exec(req);
+        Ok(id)
+    }));
     port.attach(
         Box::new(move |sig| sender.send(sig)),
         Box::new(plat.pauser()),
@@ -323,13 +425,25 @@ fn run_kvm(
         "platform kvm (PVM), {} MiB of guest memory",
         vm.ram().size() >> 20
     );
-    let host: vcpu::SharedHost = Arc::new(host_services(spec)?);
+    let services = Arc::new(host_services(spec)?);
+    let sink = port.exit_sink();
+    services.set_exit_handler(Box::new(move |id, code| sink(id, code)));
     vm.boot(vcpu::SENTRY_IMAGE, &params.encode())
         .map_err(SandboxError::KvmBoot)?;
     let loaded = t0.elapsed();
     // After the boot, which empties the signal ring.
     let sender = vm.signal_sender();
+    let exec_sender = sender.clone();
+    let exec_host = services.clone();
+    port.attach_exec(Box::new(move |spec| {
+        let req = exec_request(&exec_host, spec)?;
+        let id = req.id;
+        exec_host.queue_exec(req.encode());
+        exec_sender.notify_exec();
+        Ok(id)
+    }));
     port.attach(Box::new(move |sig| sender.send(sig)), Box::new(vm.pauser()));
+    let host: vcpu::SharedHost = services;
     let report = vm.run(host);
     port.detach();
     let report = report.map_err(SandboxError::KvmRun)?;

@@ -17,7 +17,7 @@
 //! which resumes it so that it dies, as under runc.
 
 use std::collections::BTreeMap;
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -43,6 +43,7 @@ use crate::signal::{default_action, DefaultAction, SIGRTMAX};
 const TOKEN_LISTENER: u32 = 0;
 const TOKEN_SIGNALS: u32 = 1;
 const TOKEN_EXIT: u32 = 2;
+const TOKEN_EXEC: u32 = 3;
 /// The first connection token; connections count up from here.
 const TOKEN_FIRST_CONN: u32 = 16;
 
@@ -84,6 +85,10 @@ struct Conn {
     waiting: bool,
     /// Writing failed or the peer is gone: close at the next chance.
     broken: bool,
+    /// Descriptors received with the request (SCM_RIGHTS), for `exec`.
+    fds: Vec<std::os::fd::OwnedFd>,
+    /// An `exec` is parked on this connection until its process ends.
+    exec_id: Option<u32>,
 }
 
 /// The sandbox process's state and the fds its event loop serves.
@@ -101,6 +106,9 @@ pub struct Server {
     exit_evt: EventFd,
     exit_tx: Sender<Outcome>,
     exit_rx: Receiver<Outcome>,
+    /// Exits of `exec`'d processes, from the platform's thread.
+    exec_evt: Arc<EventFd>,
+    exec_rx: Receiver<(u32, i32)>,
     init_thread: Option<JoinHandle<()>>,
     conns: BTreeMap<u32, Conn>,
     next_token: u32,
@@ -167,6 +175,17 @@ impl Server {
         }
         let exit_evt = EventFd::new(EFD_NONBLOCK).map_err(ServeError::EventFd)?;
         let (exit_tx, exit_rx) = mpsc::channel();
+        let exec_evt = Arc::new(EventFd::new(EFD_NONBLOCK).map_err(ServeError::EventFd)?);
+        let (exec_tx, exec_rx) = mpsc::channel::<(u32, i32)>();
+        let port = sandbox::SignalPort::default();
+        let evt = exec_evt.clone();
+        let exec_tx = std::sync::Mutex::new(exec_tx);
+        port.set_exit_sink(Arc::new(move |id, code| {
+            if let Ok(tx) = exec_tx.lock() {
+                let _ = tx.send((id, code));
+            }
+            let _ = evt.write(1);
+        }));
         Ok(Server {
             cli,
             dir,
@@ -179,11 +198,13 @@ impl Server {
             exit_evt,
             exit_tx,
             exit_rx,
+            exec_evt,
+            exec_rx,
             init_thread: None,
             conns: BTreeMap::new(),
             next_token: TOKEN_FIRST_CONN,
             finished: None,
-            port: sandbox::SignalPort::default(),
+            port,
             paused: false,
         })
     }
@@ -420,6 +441,9 @@ impl Server {
             Ok(()) => Response::ok(),
             Err(e) => Response::error(e),
         };
+        if let Request::Exec { .. } = req {
+            return self.exec(token, req);
+        }
         Some(match req {
             Request::Start => done(self.start()),
             Request::Signal { signal, all } => done(self.deliver(signal, all)),
@@ -445,6 +469,7 @@ impl Server {
             },
             Request::Pause => done(self.pause()),
             Request::Resume => done(self.resume()),
+            Request::Exec { .. } => Response::error("exec is served on its own path"),
             Request::Stats => match self.phase {
                 Phase::Stopped(_) => Response::error("container not running"),
                 _ => Response {
@@ -518,6 +543,8 @@ impl Server {
                     buf: Vec::new(),
                     waiting: false,
                     broken: false,
+                    fds: Vec::new(),
+                    exec_id: None,
                 },
             );
         }
@@ -530,7 +557,7 @@ impl Server {
             return;
         };
         let mut chunk = [0u8; 4096];
-        match c.stream.read(&mut chunk) {
+        match recv_with_fds(&c.stream, &mut chunk, &mut c.fds) {
             Ok(0) => c.broken = true,
             Ok(n) => {
                 c.buf.extend_from_slice(&chunk[..n]);
@@ -554,6 +581,82 @@ impl Server {
                     debug!("unwatching connection {token}: {e}");
                 }
             }
+        }
+    }
+
+    /// `exec`'d processes ended: answer the connections parked on them.
+    fn on_exec_exit(&mut self) {
+        let _ = self.exec_evt.read();
+        while let Ok((id, code)) = self.exec_rx.try_recv() {
+            let token = self
+                .conns
+                .iter()
+                .find(|(_, c)| c.exec_id == Some(id))
+                .map(|(t, _)| *t);
+            if let Some(token) = token {
+                if let Some(c) = self.conns.get_mut(&token) {
+                    c.exec_id = None;
+                }
+                self.reply(
+                    token,
+                    &Response {
+                        status: Some(code),
+                        ..Response::ok()
+                    },
+                );
+            }
+            debug!("exec {id} ended with {code}");
+        }
+    }
+
+    /// `exec`: start a process with the stdio the client sent.
+    fn exec(&mut self, token: u32, req: Request) -> Option<Response> {
+        let Request::Exec {
+            args,
+            env,
+            cwd,
+            uid,
+            gid,
+            detach,
+        } = req
+        else {
+            return Some(Response::error("not an exec request"));
+        };
+        if self.phase != Phase::Running {
+            return Some(Response::error(
+                "cannot exec in a container that is not running",
+            ));
+        }
+        if args.is_empty() {
+            return Some(Response::error("exec: no command given"));
+        }
+        let fds: Vec<std::os::fd::OwnedFd> = match self.conns.get_mut(&token) {
+            Some(c) => std::mem::take(&mut c.fds),
+            None => return None,
+        };
+        let Ok([i, o, e]) = <[std::os::fd::OwnedFd; 3]>::try_from(fds) else {
+            return Some(Response::error(
+                "exec: the request must carry stdin, stdout and stderr",
+            ));
+        };
+        let cwd = if cwd.is_empty() { "/".to_string() } else { cwd };
+        let spec = sandbox::ExecSpec {
+            args,
+            env,
+            cwd,
+            uid,
+            gid,
+            stdio: [i, o, e],
+        };
+        match self.port.exec(spec) {
+            Ok(_) if detach => Some(Response::ok()),
+            Ok(id) => {
+                if let Some(c) = self.conns.get_mut(&token) {
+                    c.exec_id = Some(id);
+                }
+                None
+            }
+            Err(msg) => Some(Response::error(msg)),
         }
     }
 
@@ -583,6 +686,7 @@ impl MutEventSubscriber for Server {
             TOKEN_LISTENER => self.accept(ops),
             TOKEN_SIGNALS => self.on_signals(),
             TOKEN_EXIT => self.on_exit(),
+            TOKEN_EXEC => self.on_exec_exit(),
             token => self.on_conn(token, events, ops),
         }
     }
@@ -592,6 +696,7 @@ impl MutEventSubscriber for Server {
             (self.listener.as_raw_fd(), TOKEN_LISTENER, "control socket"),
             (self.signals.as_raw_fd(), TOKEN_SIGNALS, "signalfd"),
             (self.exit_evt.as_raw_fd(), TOKEN_EXIT, "exit notifier"),
+            (self.exec_evt.as_raw_fd(), TOKEN_EXEC, "exec exit notifier"),
         ];
         for (fd, token, what) in fds {
             if let Err(e) = ops.add(Events::with_data_raw(fd, token, EventSet::IN)) {
@@ -645,4 +750,37 @@ fn stats() -> serde_json::Value {
         "memory": {"usage": {"usage": usage}},
         "pids": {"current": pids.len()},
     })
+}
+
+/// Read from a control connection, keeping any descriptors that came with
+/// the bytes (SCM_RIGHTS; at most three are kept).
+fn recv_with_fds(
+    stream: &UnixStream,
+    buf: &mut [u8],
+    fds: &mut Vec<std::os::fd::OwnedFd>,
+) -> io::Result<usize> {
+    use std::os::fd::FromRawFd;
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 3]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(io::Error::from)?;
+    let n = msg.bytes;
+    for c in msg.cmsgs().map_err(io::Error::from)? {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(received) = c {
+            for fd in received {
+                // SAFETY: the kernel just installed `fd` in this process for
+                // us; nothing else owns it.
+                let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+                if fds.len() < 3 {
+                    fds.push(owned);
+                }
+            }
+        }
+    }
+    Ok(n)
 }

@@ -481,6 +481,27 @@ impl guest_kernel::platform::HostOps for QueueHost {
         Ok(n)
     }
 
+    fn take_exec(&self, buf: &mut [u8]) -> KResult<usize> {
+        let n = to_result(call(Req {
+            op: q::OP_TAKE_EXEC,
+            handle: 0,
+            addr: buf_gpa(buf.as_ptr()),
+            len: buf.len() as u64,
+            offset: 0,
+        }))?;
+        Ok(n.min(buf.len()))
+    }
+
+    fn exec_exited(&self, id: u32, code: i32) {
+        let _ = call(Req {
+            op: q::OP_EXEC_EXIT,
+            handle: id,
+            addr: 0,
+            len: 0,
+            offset: code as u32 as u64,
+        });
+    }
+
     fn close(&self, h: guest_kernel::platform::HostHandle) {
         let _ = call(Req {
             op: q::OP_CLOSE,

@@ -13,7 +13,7 @@ use crate::arch::x86_64::{self as arch, entry, phys_to_virt, pvm};
 use crate::hostcall::QueueHost;
 use crate::signals::SignalRing;
 use guest_kernel::platform::{
-    Clock, HostSignal, PhysAddr, Platform, PlatformError, Prot, Trap, TscClock,
+    Clock, HostOps, HostSignal, PhysAddr, Platform, PlatformError, Prot, Trap, TscClock,
 };
 
 /// Linux's `TASK_SIZE`: the top user page stays unmapped.
@@ -307,6 +307,30 @@ impl Platform for PvmPlatform {
 
     fn take_host_signal(&self) -> Option<HostSignal> {
         self.signals.take()
+    }
+
+    fn take_exec(&self) -> Option<guest_kernel::ExecRequest> {
+        let posted = self.signals.exec_posted()?;
+        let mut buf = alloc::vec![0u8; crate::abi::hostcall::queue::EXEC_MAX as usize];
+        loop {
+            match self.host.take_exec(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => match guest_kernel::ExecRequest::decode(&buf[..n]) {
+                    Ok(req) => return Some(req),
+                    Err(_) => log::warn!("host sent a malformed exec request ({n} bytes)"),
+                },
+                Err(e) => {
+                    log::warn!("fetching an exec request: {e:?}");
+                    break;
+                }
+            }
+        }
+        self.signals.execs_drained(posted);
+        None
+    }
+
+    fn exec_exited(&self, id: u32, code: i32) {
+        self.host.exec_exited(id, code);
     }
 
     fn release_thread(&self, _space: &mut PvmAddressSpace, _thread: PvmThread) {}

@@ -27,6 +27,8 @@ fn a64(off: u64) -> &'static AtomicU64 {
 #[derive(Debug, Default)]
 pub struct SignalRing {
     tail: AtomicU64,
+    /// `exec` requests fetched, against the host's `EXEC_POSTED`.
+    execs_seen: AtomicU64,
     /// Entries skipped as malformed, and times the host's index was broken.
     rejected: AtomicU64,
 }
@@ -35,6 +37,7 @@ impl SignalRing {
     pub const fn new() -> SignalRing {
         SignalRing {
             tail: AtomicU64::new(0),
+            execs_seen: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
         }
     }
@@ -42,6 +45,18 @@ impl SignalRing {
     /// Malformed entries skipped, and times the host's index was broken.
     pub fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// The host's count of `exec` requests, when it has posted more than
+    /// [`execs_drained`](Self::execs_drained) recorded: one load.
+    pub fn exec_posted(&self) -> Option<u64> {
+        let posted = a64(s::EXEC_POSTED).load(Ordering::Acquire);
+        (posted != self.execs_seen.load(Ordering::Relaxed)).then_some(posted)
+    }
+
+    /// The host's queue is empty up to its count `posted`.
+    pub fn execs_drained(&self, posted: u64) {
+        self.execs_seen.store(posted, Ordering::Relaxed);
     }
 
     /// The next valid signal from the host, if any. Cheap when the ring is

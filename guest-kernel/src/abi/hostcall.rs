@@ -293,6 +293,13 @@ pub mod queue {
     /// `readlink` of the path in `addr[..offset]`; the target is written
     /// over the buffer (`len` bytes at most) and its length returned.
     pub const OP_READLINK: u32 = 11;
+    /// Copy the next `exec` request (an encoded `ExecRequest`) into
+    /// `addr`/`len`; its length, or 0 when none is waiting.
+    pub const OP_TAKE_EXEC: u32 = 12;
+    /// An `exec`'d process ended: id in `handle`, exit code in `offset`.
+    pub const OP_EXEC_EXIT: u32 = 13;
+    /// Longest encoded `exec` request: the host refuses longer ones.
+    pub const EXEC_MAX: u64 = 256 << 10;
     /// Longest log record the host accepts.
     pub const LOG_MAX: u64 = 4096;
 
@@ -333,6 +340,9 @@ pub mod signals {
     pub const TAIL: u64 = 0x08;
     /// Header: signals the host dropped (`u64`, statistics).
     pub const DROPPED: u64 = 0x10;
+    /// Header: the host's count of `exec` requests posted (`u64`); the
+    /// sentry fetches each with `OP_TAKE_EXEC`.
+    pub const EXEC_POSTED: u64 = 0x18;
     /// The interrupt vector that announces a signal.
     pub const SIGNAL_VECTOR: u32 = 0xee;
     /// Offset of the entry array.

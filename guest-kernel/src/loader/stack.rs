@@ -75,7 +75,11 @@ pub fn build(top: u64, inp: &StackInputs<'_>) -> KResult<StackImage> {
     auxv.push((AT_NULL, 0));
 
     let words = 1 + arg_addrs.len() + 1 + env_addrs.len() + 1 + auxv.len() * 2;
-    let sp = (random_addr - (words as u64) * 8) & !15;
+    // A low `top` may leave no room for the vectors below the strings.
+    let sp = random_addr
+        .checked_sub((words as u64) * 8)
+        .ok_or(Errno::E2BIG)?
+        & !15;
     let total = (top - sp) as usize;
     if total > inp.max_bytes {
         return Err(Errno::E2BIG);
@@ -196,5 +200,13 @@ mod tests {
             ..inp
         };
         assert_eq!(build(0x7fff_0000_0000, &inp), Err(Errno::E2BIG));
+        // Room for the strings below `top` but not for the pointers to them.
+        let empty = [b"".as_slice(); 600];
+        let inp = StackInputs {
+            argv: &empty,
+            max_bytes: 1 << 20,
+            ..inp
+        };
+        assert_eq!(build(5000, &inp), Err(Errno::E2BIG));
     }
 }

@@ -142,6 +142,7 @@ pub fn sys_clone<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             exit_signal: (flags & 0xff) as i32,
             group_exit: None,
             zombie: None,
+            exec_id: None,
         };
         if flags & CLONE_FILES != 0 || flags & CLONE_FS != 0 {
             log::debug!("clone: CLONE_FILES/CLONE_FS without CLONE_THREAD share by copy");

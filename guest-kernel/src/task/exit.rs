@@ -96,6 +96,25 @@ fn group_dead<P: Platform>(k: &mut Kernel<'_, P>, tgid: Tid, status: GroupExit) 
         syscalls::io::release_file(k, e.file);
     }
     debug!("process {tgid} exited: {status:?}");
+    let exec_id = k.groups.get(&tgid).and_then(|g| g.exec_id);
+    if let (0, Some(id)) = (parent, exec_id) {
+        // A process the host started: report it; its children go to init.
+        for c in &children {
+            if let Some(cg) = k.groups.get_mut(c) {
+                cg.parent = 1;
+            }
+        }
+        if let Some(init) = k.groups.get_mut(&1) {
+            init.children.extend(children.iter().copied());
+        }
+        let code = match status {
+            GroupExit::Exited(c) => c & 0xff,
+            GroupExit::Signaled(s) => 128 + s,
+        };
+        k.plat.exec_exited(id, code);
+        reap(k, tgid);
+        return;
+    }
     if parent == 0 {
         // The container's init: every other process dies with it.
         k.init_exit = Some(match status {

@@ -212,4 +212,6 @@ pub struct ThreadGroup {
     pub group_exit: Option<GroupExit>,
     /// Set when every thread has exited: the group is a zombie.
     pub zombie: Option<GroupExit>,
+    /// Started by the host (`exec`): its exit is reported under this id.
+    pub exec_id: Option<u32>,
 }

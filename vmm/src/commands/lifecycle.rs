@@ -134,8 +134,158 @@ pub fn resume(cli: &Cli, id: &str) -> Result<u8, CliError> {
     Ok(0)
 }
 
-/// A verb whose machinery the sentry lacks so far.
-pub fn unsupported(cli: &Cli, id: &str, what: &str) -> Result<u8, CliError> {
-    Container::load(&cli.root, id)?;
-    Err(CliError::Io(format!("{what} is not supported yet")))
+/// What `ringfence exec` asks for.
+#[derive(Debug)]
+pub struct ExecArgs<'a> {
+    pub process: Option<&'a std::path::Path>,
+    pub tty: bool,
+    pub detach: bool,
+    pub pid_file: Option<&'a std::path::Path>,
+    pub cwd: Option<&'a str>,
+    pub env: &'a [String],
+    pub user: Option<&'a str>,
+    pub command: &'a [String],
+}
+
+/// Set in the process that `exec --detach` leaves to wait for the exec'd
+/// process.
+const EXEC_MONITOR_ENV: &str = "_RINGFENCE_EXEC_MONITOR";
+
+/// `exec --detach`, as runc's: the command returns at once, and a host
+/// process (named by `--pid-file`) stands for the exec'd one. It is this
+/// command again, waiting for the process's end and exiting with its
+/// status, so a subreaper (containerd's shim) sees the exit as it would
+/// runc's. It inherits the stdio that the exec'd process gets.
+fn exec_detached(req: &Request, pid_file: Option<&std::path::Path>) -> Result<u8, CliError> {
+    let json = serde_json::to_string(req)
+        .map_err(|e| CliError::Io(format!("exec --detach: cannot encode the request: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::Io(format!("exec --detach: cannot find ringfence: {e}")))?;
+    let mut argv = std::env::args_os();
+    argv.next();
+    let child = std::process::Command::new(exe)
+        .args(argv)
+        .env(EXEC_MONITOR_ENV, json)
+        .spawn()
+        .map_err(|e| CliError::Io(format!("exec --detach: cannot start its monitor: {e}")))?;
+    if let Some(p) = pid_file {
+        std::fs::write(p, child.id().to_string())
+            .map_err(|e| CliError::Io(format!("--pid-file {}: {e}", p.display())))?;
+    }
+    Ok(0)
+}
+
+/// `ringfence exec`: start a process in a running container, with this
+/// command's stdio; exit with its status (unless `--detach`).
+pub fn exec(cli: &Cli, id: &str, a: &ExecArgs<'_>) -> Result<u8, CliError> {
+    if a.tty {
+        return Err(CliError::Io(
+            "exec --tty: terminals are not supported yet".into(),
+        ));
+    }
+    let c = Container::load(&cli.root, id)?;
+    if let Some(json) = std::env::var_os(EXEC_MONITOR_ENV) {
+        // The monitor that `exec --detach` left: the request was resolved
+        // by the command itself (its `--process` file may be gone by now).
+        let req: Request = serde_json::from_str(&json.to_string_lossy())
+            .map_err(|e| CliError::Io(format!("exec monitor: bad request: {e}")))?;
+        return exec_call(&c, &req);
+    }
+    if c.state.status != Status::Running {
+        return Err(CliError::Io(format!(
+            "cannot exec in a container that is {}",
+            c.state.status
+        )));
+    }
+    // Defaults come from the container's own process, as runc's do.
+    let base = resources::load_bundle(&c.state.bundle).ok();
+    let (mut args, mut env, mut cwd, mut uid, mut gid) = match &base {
+        Some(s) => (Vec::new(), s.env.clone(), s.cwd.clone(), s.uid, s.gid),
+        None => (Vec::new(), Vec::new(), "/".to_string(), 0, 0),
+    };
+    if let Some(p) = a.process {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| CliError::Io(format!("--process {}: {e}", p.display())))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| CliError::Io(format!("--process {}: not valid JSON: {e}", p.display())))?;
+        let strings = |k: &str| -> Vec<String> {
+            v[k].as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        args = strings("args");
+        if v.get("env").is_some() {
+            env = strings("env");
+        }
+        if let Some(d) = v["cwd"].as_str() {
+            cwd = d.to_string();
+        }
+        if let Some(u) = v["user"]["uid"].as_u64() {
+            uid =
+                u32::try_from(u).map_err(|_| CliError::Io("--process: uid out of range".into()))?;
+        }
+        if let Some(g) = v["user"]["gid"].as_u64() {
+            gid =
+                u32::try_from(g).map_err(|_| CliError::Io("--process: gid out of range".into()))?;
+        }
+    }
+    if !a.command.is_empty() {
+        args = a.command.to_vec();
+    }
+    if args.is_empty() {
+        return Err(CliError::Io(
+            "exec: no command given (arguments or --process)".into(),
+        ));
+    }
+    for e in a.env {
+        // --env replaces the spec's variable of that name.
+        let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+        env.retain(|old| old.split_once('=').map_or(old.as_str(), |(k, _)| k) != key);
+        env.push(e.clone());
+    }
+    if let Some(d) = a.cwd {
+        cwd = d.to_string();
+    }
+    if let Some(u) = a.user {
+        let (u, g) = u
+            .split_once(':')
+            .map(|(u, g)| (u, Some(g)))
+            .unwrap_or((u, None));
+        uid = u
+            .parse()
+            .map_err(|_| CliError::Io(format!("--user {u}: expected UID[:GID]")))?;
+        if let Some(g) = g {
+            gid = g
+                .parse()
+                .map_err(|_| CliError::Io(format!("--user {g}: expected UID[:GID]")))?;
+        }
+    }
+    let req = Request::Exec {
+        args,
+        env,
+        cwd,
+        uid,
+        gid,
+        detach: false,
+    };
+    if a.detach {
+        return exec_detached(&req, a.pid_file);
+    }
+    exec_call(&c, &req)
+}
+
+/// Send `req` with this process's stdio; the exec'd process's status.
+fn exec_call(c: &Container, req: &Request) -> Result<u8, CliError> {
+    use std::os::fd::AsRawFd;
+    let fds = [
+        std::io::stdin().as_raw_fd(),
+        std::io::stdout().as_raw_fd(),
+        std::io::stderr().as_raw_fd(),
+    ];
+    let resp = control::call_with_fds(&c.state.id, &c.dir.socket(), req, &fds, None)?;
+    Ok(resp.status.map(|s| (s & 0xff) as u8).unwrap_or(0))
 }
