@@ -285,6 +285,58 @@ impl HostOps for HostServices {
         })
     }
 
+    fn tty_ioctl(&self, h: HostHandle, cmd: u32, arg: &mut [u8]) -> KResult<()> {
+        use nix::sys::termios::{tcgetattr, tcsetattr, SetArg};
+        let want = guest_kernel::abi::hostcall::queue::TTY_IOCTLS
+            .iter()
+            .find(|(c, _)| *c == cmd)
+            .ok_or(Errno::ENOTTY)?
+            .1;
+        if arg.len() as u64 != want {
+            return Err(Errno::EINVAL);
+        }
+        let errno = |e: nix::errno::Errno| Errno(e as i32);
+        self.with_fd(h, |fd| match cmd {
+            0x5402..=0x5404 => {
+                let mut raw: libc::termios = tcgetattr(fd).map_err(errno)?.into();
+                let word =
+                    |i: usize| u32::from_le_bytes([arg[i], arg[i + 1], arg[i + 2], arg[i + 3]]);
+                raw.c_iflag = word(0);
+                raw.c_oflag = word(4);
+                raw.c_cflag = word(8);
+                raw.c_lflag = word(12);
+                raw.c_line = arg[16];
+                raw.c_cc[..19].copy_from_slice(&arg[17..36]);
+                let how = match cmd {
+                    0x5402 => SetArg::TCSANOW,
+                    0x5403 => SetArg::TCSADRAIN,
+                    _ => SetArg::TCSAFLUSH,
+                };
+                tcsetattr(fd, how, &raw.into()).map_err(errno)
+            }
+            0x5413 => {
+                let w = rustix::termios::tcgetwinsize(fd).map_err(|e| Errno(e.raw_os_error()))?;
+                for (i, v) in [w.ws_row, w.ws_col, w.ws_xpixel, w.ws_ypixel]
+                    .into_iter()
+                    .enumerate()
+                {
+                    arg[i * 2..i * 2 + 2].copy_from_slice(&v.to_le_bytes());
+                }
+                Ok(())
+            }
+            _ => {
+                let half = |i: usize| u16::from_le_bytes([arg[i], arg[i + 1]]);
+                let w = rustix::termios::Winsize {
+                    ws_row: half(0),
+                    ws_col: half(2),
+                    ws_xpixel: half(4),
+                    ws_ypixel: half(6),
+                };
+                rustix::termios::tcsetwinsize(fd, w).map_err(|e| Errno(e.raw_os_error()))
+            }
+        })
+    }
+
     fn getdents64(&self, h: HostHandle, buf: &mut [u8]) -> KResult<usize> {
         self.with_fd(h, |fd| {
             // One host getdents64 into a buffer of the guest's size: the

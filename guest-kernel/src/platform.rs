@@ -143,6 +143,11 @@ pub trait HostOps {
     fn readlink(&self, _path: &[u8], _buf: &mut [u8]) -> KResult<usize> {
         Err(Errno::ENOSYS)
     }
+    /// A terminal ioctl (one of `queue::TTY_IOCTLS`) with its argument in
+    /// `arg`, written back for queries.
+    fn tty_ioctl(&self, _h: HostHandle, _cmd: u32, _arg: &mut [u8]) -> KResult<()> {
+        Err(Errno::ENOTTY)
+    }
     /// The next `exec` request (an encoded `ExecRequest`) written to `buf`;
     /// 0 when none waits.
     fn take_exec(&self, _buf: &mut [u8]) -> KResult<usize> {

@@ -439,15 +439,30 @@ fn describe(cmd: &Command) -> String {
 /// caller panics. Also panics if, once the process has exited, its output
 /// pipes stay open or members of its process group are still alive (a
 /// leaked child).
+/// `cmd.spawn()`, again while it fails with ETXTBSY: a program a test has
+/// just written may still be open for writing in a child that another
+/// test thread forked and has not yet exec'd (the fd is close-on-exec, so
+/// the window is short).
+pub fn spawn_retrying(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 pub fn run_with_timeout(mut cmd: Command, what: String, log: Option<PathBuf>) -> RunOutput {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
     let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let mut child = spawn_retrying(&mut cmd).unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
     let pgid = i32::try_from(child.id()).expect("pid fits i32");
     let (tx_out, rx_out) = mpsc::channel();
     let (tx_err, rx_err) = mpsc::channel();

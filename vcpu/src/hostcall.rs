@@ -32,6 +32,7 @@ pub type SharedHost = Arc<dyn HostOps + Send + Sync>;
 const POLL: std::time::Duration = std::time::Duration::from_micros(0);
 
 const EFAULT: Errno = 14;
+const ENOTTY: Errno = 25;
 const EINVAL: Errno = 22;
 const ENAMETOOLONG: Errno = 36;
 const ENOSYS: Errno = 38;
@@ -316,6 +317,22 @@ fn serve_one(ram: &GuestRam, host: &dyn HostOps, s: u64) -> Result<i64, Errno> {
         q::OP_READ => result_of(host.read(h, guest_bytes(&buf(q::IO_MAX)?))),
         q::OP_PREAD => result_of(host.pread(h, guest_bytes(&buf(q::IO_MAX)?), offset)),
         q::OP_GETDENTS64 => result_of(host.getdents64(h, guest_bytes(&buf(q::IO_MAX)?))),
+        q::OP_TTY_IOCTL => {
+            let cmd = u32::try_from(offset).map_err(|_| EINVAL)?;
+            let want = q::TTY_IOCTLS
+                .iter()
+                .find(|(c, _)| *c == cmd)
+                .ok_or(ENOTTY)?
+                .1;
+            if len != want {
+                return Err(EINVAL);
+            }
+            let mut arg = vec![0u8; want as usize];
+            ram.read_bytes(addr, &mut arg).map_err(|_| EFAULT)?;
+            host.tty_ioctl(h, cmd, &mut arg).map_err(|e| e.0)?;
+            ram.write_bytes(addr, &arg).map_err(|_| EFAULT)?;
+            Ok(0)
+        }
         q::OP_TAKE_EXEC => result_of(host.take_exec(guest_bytes(&buf(q::IO_MAX)?))),
         q::OP_EXEC_EXIT => {
             host.exec_exited(h.0, offset as u32 as i32);

@@ -278,6 +278,9 @@ pub enum Command {
         /// Write the own pid to this file.
         #[arg(long = "pid-file")]
         pid_file: Option<PathBuf>,
+        /// stdio is a terminal's slave side: make it the controlling terminal.
+        #[arg(long)]
+        console: bool,
         /// The container id.
         id: String,
     },

@@ -481,6 +481,22 @@ impl guest_kernel::platform::HostOps for QueueHost {
         Ok(n)
     }
 
+    fn tty_ioctl(
+        &self,
+        h: guest_kernel::platform::HostHandle,
+        cmd: u32,
+        arg: &mut [u8],
+    ) -> KResult<()> {
+        to_result(call(Req {
+            op: q::OP_TTY_IOCTL,
+            handle: h.0,
+            addr: buf_gpa(arg.as_ptr()),
+            len: arg.len() as u64,
+            offset: u64::from(cmd),
+        }))?;
+        Ok(())
+    }
+
     fn take_exec(&self, buf: &mut [u8]) -> KResult<usize> {
         let n = to_result(call(Req {
             op: q::OP_TAKE_EXEC,

@@ -298,6 +298,18 @@ pub mod queue {
     pub const OP_TAKE_EXEC: u32 = 12;
     /// An `exec`'d process ended: id in `handle`, exit code in `offset`.
     pub const OP_EXEC_EXIT: u32 = 13;
+    /// A terminal ioctl on a handle: the request code in `offset`, its
+    /// argument in `addr`/`len` (read, and written back for queries).
+    /// Only `TTY_IOCTLS` are served.
+    pub const OP_TTY_IOCTL: u32 = 14;
+    /// The terminal ioctls the host serves, with their argument sizes.
+    pub const TTY_IOCTLS: [(u32, u64); 5] = [
+        (0x5402, 36), // TCSETS
+        (0x5403, 36), // TCSETSW
+        (0x5404, 36), // TCSETSF
+        (0x5413, 8),  // TIOCGWINSZ
+        (0x5414, 8),  // TIOCSWINSZ
+    ];
     /// Longest encoded `exec` request: the host refuses longer ones.
     pub const EXEC_MAX: u64 = 256 << 10;
     /// Longest log record the host accepts.

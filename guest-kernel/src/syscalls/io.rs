@@ -461,7 +461,24 @@ pub fn sys_ioctl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             k.copy_out(a[2], &t)?;
             Ok(0)
         }
-        _ => Err(Errno::ENOTTY),
+        cmd => {
+            let cmd = cmd as u32;
+            let (_, size) = crate::abi::hostcall::queue::TTY_IOCTLS
+                .iter()
+                .copied()
+                .find(|(c, _)| *c == cmd)
+                .ok_or(Errno::ENOTTY)?;
+            let mut arg = alloc::vec![0u8; size as usize];
+            let query = cmd == crate::abi::linux::TIOCGWINSZ as u32;
+            if !query {
+                k.copy_in(a[2], &mut arg)?;
+            }
+            k.plat.host().tty_ioctl(*handle, cmd, &mut arg)?;
+            if query {
+                k.copy_out(a[2], &arg)?;
+            }
+            Ok(0)
+        }
     }
 }
 

@@ -69,12 +69,7 @@ fn load(args: &CreateArgs) -> Result<(PathBuf, SandboxSpec), CliError> {
                 "process.terminal is true: a --console-socket is required".into(),
             ))
         }
-        (Some(_), true) => {
-            return Err(CliError::Io(
-                "process.terminal is not supported yet: set it to false".into(),
-            ))
-        }
-        (None, false) => {}
+        (Some(_), true) | (None, false) => {}
     }
     Ok((bundle, spec))
 }
@@ -118,8 +113,21 @@ fn spawn_sandbox(cli: &Cli, root: &Path, bundle: &Path, args: &CreateArgs) -> Re
     if let Some(p) = &args.pid_file {
         cmd.arg("--pid-file").arg(absolute(p)?);
     }
+    // stdio: the caller's, so the container gets it (as runc's init does),
+    // or a new terminal's slave side whose master went to the console socket.
+    if let Some(sock) = &args.console_socket {
+        let slave = send_console(sock)?;
+        let dup = |f: &std::os::fd::OwnedFd| {
+            f.try_clone()
+                .map(std::process::Stdio::from)
+                .map_err(|e| io("dup", e))
+        };
+        cmd.stdin(dup(&slave)?)
+            .stdout(dup(&slave)?)
+            .stderr(dup(&slave)?);
+        cmd.arg("--console");
+    }
     cmd.arg("--").arg(&args.id);
-    // stdio: inherited, so the container gets the caller's.
     let mut child = cmd
         .spawn()
         .map_err(|e| io("cannot start the sandbox process", e))?;
@@ -141,6 +149,26 @@ fn spawn_sandbox(cli: &Cli, root: &Path, bundle: &Path, args: &CreateArgs) -> Re
     Err(CliError::Io(why))
 }
 
+/// A new pseudo-terminal whose master goes to the `--console-socket`, as
+/// runc sends it (SCM_RIGHTS, the pty's name as the message); its slave.
+pub(crate) fn send_console(sock: &Path) -> Result<std::os::fd::OwnedFd, CliError> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let err = |what: &str, e: &dyn std::fmt::Display| {
+        CliError::Io(format!("--console-socket {}: {what}: {e}", sock.display()))
+    };
+    let pty = nix::pty::openpty(None, None).map_err(|e| err("openpty", &e))?;
+    let stream = std::os::unix::net::UnixStream::connect(sock).map_err(|e| err("connect", &e))?;
+    let name = nix::unistd::ttyname(&pty.slave)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "/dev/ptmx".into());
+    let fds = [pty.master.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let iov = [std::io::IoSlice::new(name.as_bytes())];
+    sendmsg::<()>(stream.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
+        .map_err(|e| err("sending the terminal", &e))?;
+    Ok(pty.slave)
+}
+
 /// `ringfence sandbox-init`: become the sandbox process of a container
 /// that `create` has claimed.
 pub fn sandbox_init(
@@ -148,11 +176,19 @@ pub fn sandbox_init(
     bundle: &Path,
     ready_fd: i32,
     pid_file: Option<&Path>,
+    console: bool,
     id: &str,
 ) -> u8 {
-    // Own session and process group, no controlling terminal.
+    // Own session and process group, no controlling terminal but the
+    // container's own: then ^C typed on it is a SIGINT to this process,
+    // which forwards it to the container.
     if let Err(e) = nix::unistd::setsid() {
         debug!("setsid: {e}");
+    }
+    if console {
+        if let Err(e) = rustix::process::ioctl_tiocsctty(std::io::stdin()) {
+            debug!("TIOCSCTTY: {e}");
+        }
     }
     // Reopen the readiness pipe by path and close the inherited fd, so no
     // thread or stub started later holds it.

@@ -139,6 +139,7 @@ pub fn resume(cli: &Cli, id: &str) -> Result<u8, CliError> {
 pub struct ExecArgs<'a> {
     pub process: Option<&'a std::path::Path>,
     pub tty: bool,
+    pub console_socket: Option<&'a std::path::Path>,
     pub detach: bool,
     pub pid_file: Option<&'a std::path::Path>,
     pub cwd: Option<&'a str>,
@@ -156,16 +157,28 @@ const EXEC_MONITOR_ENV: &str = "_RINGFENCE_EXEC_MONITOR";
 /// command again, waiting for the process's end and exiting with its
 /// status, so a subreaper (containerd's shim) sees the exit as it would
 /// runc's. It inherits the stdio that the exec'd process gets.
-fn exec_detached(req: &Request, pid_file: Option<&std::path::Path>) -> Result<u8, CliError> {
+fn exec_detached(
+    req: &Request,
+    pid_file: Option<&std::path::Path>,
+    tty: Option<std::os::fd::OwnedFd>,
+) -> Result<u8, CliError> {
     let json = serde_json::to_string(req)
         .map_err(|e| CliError::Io(format!("exec --detach: cannot encode the request: {e}")))?;
     let exe = std::env::current_exe()
         .map_err(|e| CliError::Io(format!("exec --detach: cannot find ringfence: {e}")))?;
     let mut argv = std::env::args_os();
     argv.next();
-    let child = std::process::Command::new(exe)
-        .args(argv)
-        .env(EXEC_MONITOR_ENV, json)
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(argv).env(EXEC_MONITOR_ENV, json);
+    if let Some(t) = tty {
+        let dup = |t: &std::os::fd::OwnedFd| {
+            t.try_clone()
+                .map(std::process::Stdio::from)
+                .map_err(|e| CliError::Io(format!("exec --detach: dup: {e}")))
+        };
+        cmd.stdin(dup(&t)?).stdout(dup(&t)?).stderr(dup(&t)?);
+    }
+    let child = cmd
         .spawn()
         .map_err(|e| CliError::Io(format!("exec --detach: cannot start its monitor: {e}")))?;
     if let Some(p) = pid_file {
@@ -178,18 +191,13 @@ fn exec_detached(req: &Request, pid_file: Option<&std::path::Path>) -> Result<u8
 /// `ringfence exec`: start a process in a running container, with this
 /// command's stdio; exit with its status (unless `--detach`).
 pub fn exec(cli: &Cli, id: &str, a: &ExecArgs<'_>) -> Result<u8, CliError> {
-    if a.tty {
-        return Err(CliError::Io(
-            "exec --tty: terminals are not supported yet".into(),
-        ));
-    }
     let c = Container::load(&cli.root, id)?;
     if let Some(json) = std::env::var_os(EXEC_MONITOR_ENV) {
         // The monitor that `exec --detach` left: the request was resolved
         // by the command itself (its `--process` file may be gone by now).
         let req: Request = serde_json::from_str(&json.to_string_lossy())
             .map_err(|e| CliError::Io(format!("exec monitor: bad request: {e}")))?;
-        return exec_call(&c, &req);
+        return exec_call(&c, &req, None);
     }
     if c.state.status != Status::Running {
         return Err(CliError::Io(format!(
@@ -199,6 +207,7 @@ pub fn exec(cli: &Cli, id: &str, a: &ExecArgs<'_>) -> Result<u8, CliError> {
     }
     // Defaults come from the container's own process, as runc's do.
     let base = resources::load_bundle(&c.state.bundle).ok();
+    let mut tty = a.tty;
     let (mut args, mut env, mut cwd, mut uid, mut gid) = match &base {
         Some(s) => (Vec::new(), s.env.clone(), s.cwd.clone(), s.uid, s.gid),
         None => (Vec::new(), Vec::new(), "/".to_string(), 0, 0),
@@ -218,6 +227,7 @@ pub fn exec(cli: &Cli, id: &str, a: &ExecArgs<'_>) -> Result<u8, CliError> {
                 .unwrap_or_default()
         };
         args = strings("args");
+        tty |= v["terminal"].as_bool().unwrap_or(false);
         if v.get("env").is_some() {
             env = strings("env");
         }
@@ -272,20 +282,44 @@ pub fn exec(cli: &Cli, id: &str, a: &ExecArgs<'_>) -> Result<u8, CliError> {
         gid,
         detach: false,
     };
+    // A terminal, as runc makes one: its master to the console socket, its
+    // slave the process's stdio.
+    let slave = match (tty, a.console_socket) {
+        (true, Some(sock)) => Some(super::create::send_console(sock)?),
+        (true, None) => {
+            return Err(CliError::Io(
+                "exec with a terminal needs a --console-socket".into(),
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(CliError::Io(
+                "cannot use a console socket without a terminal (--tty)".into(),
+            ))
+        }
+        (false, None) => None,
+    };
     if a.detach {
-        return exec_detached(&req, a.pid_file);
+        return exec_detached(&req, a.pid_file, slave);
     }
-    exec_call(&c, &req)
+    exec_call(&c, &req, slave.as_ref())
 }
 
-/// Send `req` with this process's stdio; the exec'd process's status.
-fn exec_call(c: &Container, req: &Request) -> Result<u8, CliError> {
+/// Send `req` with this process's stdio (or `tty` as all three); the
+/// exec'd process's status.
+fn exec_call(
+    c: &Container,
+    req: &Request,
+    tty: Option<&std::os::fd::OwnedFd>,
+) -> Result<u8, CliError> {
     use std::os::fd::AsRawFd;
-    let fds = [
-        std::io::stdin().as_raw_fd(),
-        std::io::stdout().as_raw_fd(),
-        std::io::stderr().as_raw_fd(),
-    ];
+    let fds = match tty {
+        Some(t) => [t.as_raw_fd(); 3],
+        None => [
+            std::io::stdin().as_raw_fd(),
+            std::io::stdout().as_raw_fd(),
+            std::io::stderr().as_raw_fd(),
+        ],
+    };
     let resp = control::call_with_fds(&c.state.id, &c.dir.socket(), req, &fds, None)?;
     Ok(resp.status.map(|s| (s & 0xff) as u8).unwrap_or(0))
 }

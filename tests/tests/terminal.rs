@@ -1,0 +1,206 @@
+//! Terminals (issue 6): `process.terminal` with `--console-socket`, as runc
+//! does it. The master side of a new pseudo-terminal goes to the console
+//! socket; the container's stdio is the slave. The container sees a
+//! terminal (`isatty`, `stty size` from the master's window size, `stty
+//! -echo` taking effect), reads what is typed on the master, and ^C typed
+//! there reaches its init as SIGINT. `exec --tty --console-socket` gives
+//! an exec'd process a terminal of its own the same way. On both platforms.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use ringfence_tests::{for_each_platform, Bundle, BundleBuilder, Platform, Ringfence, TempDir};
+
+const SCRIPT: &str =
+    "test -t 0 && echo is-a-tty; stty size; stty -echo; echo type; read x; echo got:$x; \
+                      trap 'echo caught INT; exit 3' INT; echo ready; while :; do sleep 0.1; done";
+
+fn terminal_bundle() -> Bundle {
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.exists(),
+        "/bin/busybox is missing: install Debian's busybox-static (scripts/test.sh does)"
+    );
+    let bytes = fs::read(busybox).expect("read busybox");
+    let mut b = BundleBuilder::empty().executable("/bin/busybox", bytes.clone());
+    for applet in ["sh", "stty", "sleep"] {
+        b = b.executable(&format!("/bin/{applet}"), bytes.clone());
+    }
+    let bundle = b.argv(["/bin/sh", "-c", SCRIPT]).build();
+    let config = bundle.dir().join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&fs::read(&config).expect("read config")).expect("config JSON");
+    spec["process"]["terminal"] = serde_json::Value::Bool(true);
+    fs::write(&config, serde_json::to_vec(&spec).expect("encode")).expect("write config");
+    bundle
+}
+
+/// The master fd that `create` sends to the console socket.
+fn receive_master(listener: &UnixListener) -> OwnedFd {
+    use std::os::fd::AsRawFd;
+    let (conn, _) = listener.accept().expect("accept on the console socket");
+    let mut name = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut name)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .expect("recvmsg on the console socket");
+    for c in msg.cmsgs().expect("cmsgs") {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just installed `fd` in this process.
+                return unsafe { OwnedFd::from_raw_fd(fd) };
+            }
+        }
+    }
+    panic!("no fd came with the console socket's message");
+}
+
+/// Everything read from the master until the terminal closes.
+fn collect(master: OwnedFd) -> Arc<Mutex<Vec<u8>>> {
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&out);
+    thread::spawn(move || {
+        let mut f = fs::File::from(master);
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = f.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().expect("lock").extend_from_slice(&buf[..n]);
+        }
+    });
+    out
+}
+
+#[track_caller]
+fn wait_for(out: &Arc<Mutex<Vec<u8>>>, text: &str, p: Platform) {
+    let start = Instant::now();
+    loop {
+        let seen = String::from_utf8_lossy(&out.lock().expect("lock")).into_owned();
+        if seen.contains(text) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{p:?}: {text:?} never appeared on the terminal; it shows {seen:?}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn console_socket_gives_the_container_a_terminal() {
+    let bundle = terminal_bundle();
+    for_each_platform(|p: Platform| {
+        let rf = Ringfence::new(p);
+        let dir = TempDir::new("console");
+        let sock = dir.path().join("console.sock");
+        let listener = UnixListener::bind(&sock).expect("bind the console socket");
+        let b = bundle.dir().to_string_lossy().into_owned();
+        let s = sock.to_string_lossy().into_owned();
+        // The message waits in the socket until it is accepted.
+        rf.invoke(["create", "--console-socket", &s, "--bundle", &b, "tty"])
+            .expect_code(0);
+        let master = receive_master(&listener);
+        let size = rustix::termios::Winsize {
+            ws_row: 30,
+            ws_col: 100,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        rustix::termios::tcsetwinsize(&master, size).expect("TIOCSWINSZ on the master");
+        let mut input = fs::File::from(master.try_clone().expect("dup master"));
+        let out = collect(master);
+        rf.invoke(["start", "tty"]).expect_code(0);
+        // ONLCR: the terminal turns each \n into \r\n.
+        wait_for(&out, "is-a-tty\r\n30 100\r\n", p);
+        wait_for(&out, "type\r\n", p);
+        input.write_all(b"secret\n").expect("type a line");
+        wait_for(&out, "got:secret\r\n", p);
+        let seen = String::from_utf8_lossy(&out.lock().expect("lock")).into_owned();
+        assert!(
+            !seen.contains("secret\r\ngot"),
+            "{p:?}: stty -echo did not stop the echo: {seen:?}"
+        );
+        wait_for(&out, "ready\r\n", p);
+
+        // exec --tty: a second terminal for a second process.
+        let sock2 = dir.path().join("exec.sock");
+        let listener2 = UnixListener::bind(&sock2).expect("bind the exec console socket");
+        let s2 = sock2.to_string_lossy().into_owned();
+        thread::scope(|scope| {
+            let exec = scope.spawn(|| {
+                rf.invoke([
+                    "exec",
+                    "--tty",
+                    "--console-socket",
+                    &s2,
+                    "tty",
+                    "/bin/sh",
+                    "-c",
+                    "test -t 0 && test -t 1 && echo exec-tty; read x; echo exec-got:$x; exit 4",
+                ])
+            });
+            let master2 = receive_master(&listener2);
+            let mut input2 = fs::File::from(master2.try_clone().expect("dup master"));
+            let out2 = collect(master2);
+            wait_for(&out2, "exec-tty\r\n", p);
+            input2.write_all(b"abc\n").expect("type a line");
+            // Echo is on in this terminal: the line shows, then the answer.
+            wait_for(&out2, "abc\r\nexec-got:abc\r\n", p);
+            exec.join().expect("exec thread").expect_code(4);
+        });
+
+        input.write_all(b"\x03").expect("type ^C");
+        wait_for(&out, "caught INT\r\n", p);
+        rf.invoke(["wait", "tty"])
+            .expect_code(0)
+            .expect_stdout("3\n");
+        rf.invoke(["delete", "tty"]).expect_code(0);
+    });
+}
+
+#[test]
+fn terminal_and_console_socket_go_together() {
+    let bundle = terminal_bundle();
+    for_each_platform(|p: Platform| {
+        let rf = Ringfence::new(p);
+        let b = bundle.dir().to_string_lossy().into_owned();
+        let out = rf.invoke(["create", "--bundle", &b, "t1"]);
+        out.expect_no_panic();
+        assert_ne!(out.exit.shell_code(), 0, "{}", out.context());
+        assert!(
+            out.stderr_str().contains("console-socket"),
+            "{}",
+            out.context()
+        );
+        // A socket nobody listens on: a clear error, nothing left behind.
+        let dir = TempDir::new("console");
+        let s = dir.path().join("none.sock").to_string_lossy().into_owned();
+        let out = rf.invoke(["create", "--console-socket", &s, "--bundle", &b, "t2"]);
+        out.expect_no_panic();
+        assert_ne!(out.exit.shell_code(), 0, "{}", out.context());
+        assert!(
+            out.stderr_str().contains("console-socket"),
+            "{}",
+            out.context()
+        );
+        assert!(
+            rf.root_entries().is_empty(),
+            "{p:?}: {:?}",
+            rf.root_entries()
+        );
+    });
+}
