@@ -70,6 +70,9 @@ pub struct Kernel<'p, P: Platform> {
     pub stats: Stats,
     /// The vDSO's frames, set up by the loader on first use.
     pub vdso: crate::loader::vdso::VdsoState,
+    /// Each session's terminal foreground process group (`tcsetpgrp`);
+    /// the session leader's group until set.
+    pub tty_fg: BTreeMap<Tid, Tid>,
 }
 
 /// The internal errno a handler returns after `Kernel::block`.
@@ -120,6 +123,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
             },
             stats: Stats::default(),
             vdso: Default::default(),
+            tty_fg: BTreeMap::new(),
         }
     }
 
@@ -598,13 +602,25 @@ impl<'p, P: Platform> Kernel<'p, P> {
                     .filter(|g| g.zombie.is_none())
                     .map(|g| g.tgid)
                     .collect()
+            } else if hs.pid == crate::platform::HostSignal::FOREGROUND {
+                let sid = self.groups.get(&1).map_or(1, |g| g.sid);
+                let fg = self.tty_fg.get(&sid).copied().unwrap_or(sid);
+                self.groups
+                    .values()
+                    .filter(|g| g.zombie.is_none() && g.pgid == fg)
+                    .map(|g| g.tgid)
+                    .collect()
             } else {
                 alloc::vec![if hs.pid == 0 { 1 } else { hs.pid }]
             };
             debug!("host signal {} for {:?}", hs.sig, targets);
             let info = crate::task::SigInfo {
                 signo: hs.sig,
-                code: crate::task::SI_USER,
+                code: if hs.pid == crate::platform::HostSignal::FOREGROUND {
+                    0x80 // SI_KERNEL, as the terminal's
+                } else {
+                    crate::task::SI_USER
+                },
                 ..Default::default()
             };
             for t in targets {

@@ -167,11 +167,18 @@ pub trait HostOps {
 /// A signal from outside the sandbox.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostSignal {
-    /// Container pid of the target; 0 means the container's init.
+    /// Container pid of the target; 0 means the container's init, and
+    /// [`HostSignal::FOREGROUND`] the foreground process group of init's
+    /// terminal (a signal that the terminal generated, as ^C's SIGINT).
     pub pid: i32,
     pub sig: i32,
     /// Signal every process of the container (`kill --all`).
     pub all: bool,
+}
+
+impl HostSignal {
+    /// The `pid` that means init's terminal's foreground process group.
+    pub const FOREGROUND: i32 = -1;
 }
 
 /// What the sentry needs from the machine.

@@ -16,7 +16,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-use ringfence_tests::{for_each_platform, Bundle, BundleBuilder, Platform, Ringfence, TempDir};
+use ringfence_tests::{
+    compile, for_each_platform, Bundle, BundleBuilder, Link, Platform, Ringfence, TempDir,
+};
 
 const SCRIPT: &str =
     "test -t 0 && echo is-a-tty; stty size; stty -echo; echo type; read x; echo got:$x; \
@@ -33,7 +35,11 @@ fn terminal_bundle() -> Bundle {
     for applet in ["sh", "stty", "sleep"] {
         b = b.executable(&format!("/bin/{applet}"), bytes.clone());
     }
-    let bundle = b.argv(["/bin/sh", "-c", SCRIPT]).build();
+    with_terminal(b.argv(["/bin/sh", "-c", SCRIPT]).build())
+}
+
+/// `bundle` with `process.terminal` set.
+fn with_terminal(bundle: Bundle) -> Bundle {
     let config = bundle.dir().join("config.json");
     let mut spec: serde_json::Value =
         serde_json::from_slice(&fs::read(&config).expect("read config")).expect("config JSON");
@@ -202,5 +208,37 @@ fn terminal_and_console_socket_go_together() {
             "{p:?}: {:?}",
             rf.root_entries()
         );
+    });
+}
+
+/// ^C goes to the terminal's foreground process group, which the
+/// container sets with `tcsetpgrp` (tests/c/tty_jobs.c): first a child's
+/// group (the child dies, init does not see it), then init's own.
+#[test]
+fn ctrl_c_goes_to_the_foreground_process_group() {
+    let bundle = with_terminal(Bundle::builder(&compile("tty_jobs", Link::Static)).build());
+    for_each_platform(|p: Platform| {
+        let rf = Ringfence::new(p);
+        let dir = TempDir::new("console");
+        let sock = dir.path().join("console.sock");
+        let listener = UnixListener::bind(&sock).expect("bind the console socket");
+        let b = bundle.dir().to_string_lossy().into_owned();
+        let s = sock.to_string_lossy().into_owned();
+        rf.invoke(["create", "--console-socket", &s, "--bundle", &b, "jobs"])
+            .expect_code(0);
+        let master = receive_master(&listener);
+        let mut input = fs::File::from(master.try_clone().expect("dup master"));
+        let out = collect(master);
+        rf.invoke(["start", "jobs"]).expect_code(0);
+        wait_for(&out, "child is the foreground group\r\nready\r\n", p);
+        input.write_all(b"\x03").expect("type ^C");
+        wait_for(&out, "child killed by signal 2; init saw 0\r\n", p);
+        wait_for(&out, "init in the foreground\r\n", p);
+        input.write_all(b"\x03").expect("type ^C");
+        wait_for(&out, "init got SIGINT\r\n", p);
+        rf.invoke(["wait", "jobs"])
+            .expect_code(0)
+            .expect_stdout("0\n");
+        rf.invoke(["delete", "jobs"]).expect_code(0);
     });
 }

@@ -112,7 +112,7 @@ impl SignalSender {
 
     /// Queue `sig` and interrupt the sentry, or say why not.
     pub fn try_send(&self, sig: HostSignal) -> Result<(), SendError> {
-        if !(1..=s::MAX_SIGNAL).contains(&sig.sig) || sig.pid < 0 {
+        if !(1..=s::MAX_SIGNAL).contains(&sig.sig) || sig.pid < HostSignal::FOREGROUND {
             return Err(SendError::Invalid);
         }
         {
@@ -234,7 +234,7 @@ mod tests {
         assert_eq!(tx.try_send(sig(65)), Err(SendError::Invalid));
         assert_eq!(
             tx.try_send(HostSignal {
-                pid: -1,
+                pid: -2,
                 sig: 15,
                 all: false
             }),

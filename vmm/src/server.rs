@@ -335,8 +335,10 @@ impl Server {
         self.finish(code);
     }
 
-    /// Signal `n` for the container, from `kill` or from the host.
-    fn deliver(&mut self, n: i32, all: bool) -> Result<(), String> {
+    /// Signal `n` for the container, from `kill` or from the host: for
+    /// `pid` (0: init; `HostSignal::FOREGROUND`: its terminal's
+    /// foreground process group).
+    fn deliver(&mut self, n: i32, all: bool, pid: i32) -> Result<(), String> {
         if !(0..=SIGRTMAX).contains(&n) {
             return Err(format!("invalid signal {n}"));
         }
@@ -358,11 +360,8 @@ impl Server {
         let whom = if all { "every process" } else { "the init" };
         if self.phase == Phase::Running {
             // Into the sentry, or queued until its platform is up.
-            self.port.send_or_queue(guest_kernel::platform::HostSignal {
-                pid: 0,
-                sig: n,
-                all,
-            });
+            self.port
+                .send_or_queue(guest_kernel::platform::HostSignal { pid, sig: n, all });
             debug!(
                 "signal {n} for {whom} of container {}: delivered to the sentry",
                 self.state.id
@@ -446,7 +445,7 @@ impl Server {
         }
         Some(match req {
             Request::Start => done(self.start()),
-            Request::Signal { signal, all } => done(self.deliver(signal, all)),
+            Request::Signal { signal, all } => done(self.deliver(signal, all, 0)),
             Request::Wait => match self.phase {
                 Phase::Stopped(code) => Response {
                     status: Some(code),
@@ -665,8 +664,17 @@ impl Server {
             match self.signals.read_signal() {
                 Ok(Some(info)) => {
                     let n = i32::try_from(info.ssi_signo).unwrap_or(0);
+                    // The container's terminal is this process's controlling
+                    // one: what it generates (^C, a window change) is the
+                    // kernel's, and goes to the foreground group, as the
+                    // terminal would send it. Anything else goes to init.
+                    let pid = if info.ssi_code == libc::SI_KERNEL {
+                        guest_kernel::platform::HostSignal::FOREGROUND
+                    } else {
+                        0
+                    };
                     info!("sandbox process received signal {n}: forwarding it to the container");
-                    if let Err(e) = self.deliver(n, false) {
+                    if let Err(e) = self.deliver(n, false, pid) {
                         debug!("signal {n}: {e}");
                     }
                 }

@@ -121,6 +121,7 @@ pub const FORWARDED: &[Signal] = &[
     Signal::SIGQUIT,
     Signal::SIGUSR1,
     Signal::SIGUSR2,
+    Signal::SIGWINCH,
 ];
 
 /// Blocks [`FORWARDED`] in the calling thread (and so in every thread it

@@ -456,6 +456,7 @@ pub fn sys_ioctl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         return Err(Errno::ENOTTY);
     };
     match a[1] & 0xffff_ffff {
+        TIOCGPGRP | TIOCSPGRP | TIOCGSID | TIOCSCTTY | TIOCNOTTY => job_control(k, *handle, a),
         TCGETS => {
             let t: [u8; TERMIOS_SIZE] = k.plat.host().tcgets(*handle)?;
             k.copy_out(a[2], &t)?;
@@ -480,6 +481,51 @@ pub fn sys_ioctl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             Ok(0)
         }
     }
+}
+
+const TIOCSCTTY: u64 = 0x540e;
+const TIOCGPGRP: u64 = 0x540f;
+const TIOCSPGRP: u64 = 0x5410;
+const TIOCNOTTY: u64 = 0x5422;
+const TIOCGSID: u64 = 0x5429;
+
+/// The terminal's process groups, kept in the sentry: the host terminal
+/// is the sandbox's, so its own foreground group means nothing here. One
+/// terminal per session: the caller's session's.
+fn job_control<P: Platform>(
+    k: &mut Kernel<'_, P>,
+    handle: crate::platform::HostHandle,
+    a: Args,
+) -> KResult<u64> {
+    // Only terminals have process groups.
+    k.plat.host().tcgets(handle)?;
+    let sid = k.group().sid;
+    match a[1] & 0xffff_ffff {
+        TIOCGPGRP => {
+            let fg = k.tty_fg.get(&sid).copied().unwrap_or(sid);
+            k.copy_out(a[2], &fg.to_le_bytes())?;
+        }
+        TIOCSPGRP => {
+            let mut b = [0u8; 4];
+            k.copy_in(a[2], &mut b)?;
+            let pgid = i32::from_le_bytes(b);
+            if pgid < 0 {
+                return Err(Errno::EINVAL);
+            }
+            if !k
+                .groups
+                .values()
+                .any(|g| g.pgid == pgid && g.sid == sid && g.zombie.is_none())
+            {
+                return Err(Errno::EPERM);
+            }
+            k.tty_fg.insert(sid, pgid);
+        }
+        TIOCGSID => k.copy_out(a[2], &sid.to_le_bytes())?,
+        // Every terminal here is its session's already.
+        _ => {}
+    }
+    Ok(0)
 }
 
 fn readlink_common<P: Platform>(
