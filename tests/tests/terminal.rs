@@ -242,3 +242,48 @@ fn ctrl_c_goes_to_the_foreground_process_group() {
         rf.invoke(["delete", "jobs"]).expect_code(0);
     });
 }
+
+/// `docker run -it busybox sh`: an interactive shell with job control on
+/// the terminal. ^C ends the foreground command, not the shell.
+#[test]
+fn interactive_shell_with_job_control() {
+    let busybox = fs::read("/bin/busybox").expect("read /bin/busybox (busybox-static)");
+    let mut b = BundleBuilder::empty().executable("/bin/busybox", busybox.clone());
+    for applet in ["sh", "sleep"] {
+        b = b.executable(&format!("/bin/{applet}"), busybox.clone());
+    }
+    let bundle = with_terminal(
+        b.argv(["/bin/sh", "-i"])
+            .env(["PATH=/bin", "TERM=xterm", "PS1=prompt$ "])
+            .build(),
+    );
+    for_each_platform(|p: Platform| {
+        let rf = Ringfence::new(p);
+        let dir = TempDir::new("console");
+        let sock = dir.path().join("console.sock");
+        let listener = UnixListener::bind(&sock).expect("bind the console socket");
+        let b = bundle.dir().to_string_lossy().into_owned();
+        let s = sock.to_string_lossy().into_owned();
+        rf.invoke(["create", "--console-socket", &s, "--bundle", &b, "sh"])
+            .expect_code(0);
+        let master = receive_master(&listener);
+        let mut input = fs::File::from(master.try_clone().expect("dup master"));
+        let out = collect(master);
+        rf.invoke(["start", "sh"]).expect_code(0);
+        wait_for(&out, "prompt$ ", p);
+        // The child prints once it runs, and by then it is the foreground
+        // group (ash's child calls tcsetpgrp itself).
+        input
+            .write_all(b"sh -c 'echo start''ed; exec sleep 100'\r")
+            .expect("type a command");
+        wait_for(&out, "started\r\n", p);
+        input.write_all(b"\x03").expect("type ^C");
+        input.write_all(b"echo alive $?\r").expect("type a command");
+        wait_for(&out, "alive 130\r\n", p);
+        input.write_all(b"exit 9\r").expect("type exit");
+        rf.invoke(["wait", "sh"])
+            .expect_code(0)
+            .expect_stdout("9\n");
+        rf.invoke(["delete", "sh"]).expect_code(0);
+    });
+}
