@@ -93,6 +93,33 @@ impl HostServices {
         })
     }
 
+    /// The directory of `path` opened beneath its root (O_PATH), and the
+    /// last component, which is not resolved: for calls that must not
+    /// follow a final symlink.
+    fn parent_of<'a>(&'a self, path: &'a [u8]) -> KResult<(OwnedFd, &'a str)> {
+        if path.len() >= PATH_MAX || path.contains(&0) {
+            return Err(Errno::EINVAL);
+        }
+        let full = std::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
+        let (base, text) = self.route(full);
+        let (dir, name) = match text.trim_end_matches('/').rsplit_once('/') {
+            Some((d, n)) => (if d.is_empty() { "/" } else { d }, n),
+            None => (".", text),
+        };
+        if name.is_empty() || name == "." || name == ".." {
+            return Err(Errno::EINVAL);
+        }
+        let dirfd = rustix::fs::openat2(
+            base,
+            dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(errno_of)?;
+        Ok((dirfd, name))
+    }
+
     /// Queue an encoded `ExecRequest` for the sentry (KVM fetches it with a
     /// host call).
     pub fn queue_exec(&self, req: Vec<u8>) {
@@ -245,28 +272,15 @@ impl HostOps for HostServices {
 
     fn fstat(&self, h: HostHandle) -> KResult<HostStat> {
         self.with_fd(h, |fd| {
-            let st = rustix::fs::fstat(fd).map_err(errno_of)?;
-            Ok(Stat {
-                st_dev: st.st_dev,
-                st_ino: st.st_ino,
-                st_nlink: st.st_nlink,
-                st_mode: st.st_mode,
-                st_uid: st.st_uid,
-                st_gid: st.st_gid,
-                pad0: 0,
-                st_rdev: st.st_rdev,
-                st_size: st.st_size,
-                st_blksize: st.st_blksize,
-                st_blocks: st.st_blocks,
-                st_atime: st.st_atime,
-                st_atime_nsec: st.st_atime_nsec as i64,
-                st_mtime: st.st_mtime,
-                st_mtime_nsec: st.st_mtime_nsec as i64,
-                st_ctime: st.st_ctime,
-                st_ctime_nsec: st.st_ctime_nsec as i64,
-                reserved: [0; 3],
-            })
+            Ok(stat_of(&rustix::fs::fstat(fd).map_err(errno_of)?))
         })
+    }
+
+    fn lstat(&self, path: &[u8]) -> KResult<HostStat> {
+        let (dirfd, name) = self.parent_of(path)?;
+        let st = rustix::fs::statat(&dirfd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(errno_of)?;
+        Ok(stat_of(&st))
     }
 
     fn tcgets(&self, h: HostHandle) -> KResult<[u8; TERMIOS_SIZE]> {
@@ -377,28 +391,7 @@ impl HostOps for HostServices {
     }
 
     fn readlink(&self, path: &[u8], buf: &mut [u8]) -> KResult<usize> {
-        if path.len() >= PATH_MAX || path.contains(&0) {
-            return Err(Errno::EINVAL);
-        }
-        let full = std::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
-        let (base, text) = self.route(full);
-        let (dir, name) = match text.trim_end_matches('/').rsplit_once('/') {
-            Some((d, n)) => (if d.is_empty() { "/" } else { d }, n),
-            None => (".", text),
-        };
-        if name.is_empty() || name == "." || name == ".." {
-            return Err(Errno::EINVAL);
-        }
-        // The directory resolves beneath the root; only the last component
-        // is read as a link, relative to it.
-        let dirfd = rustix::fs::openat2(
-            base,
-            dir,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        )
-        .map_err(errno_of)?;
+        let (dirfd, name) = self.parent_of(path)?;
         let target = rustix::fs::readlinkat(&dirfd, name, Vec::new()).map_err(errno_of)?;
         let bytes = target.as_bytes();
         let n = bytes.len().min(buf.len());
@@ -435,6 +428,30 @@ impl HostOps for HostServices {
         if let Ok(mut t) = self.table.lock() {
             t.fds.remove(&h.0);
         }
+    }
+}
+
+/// Linux's `struct stat` from the host's.
+fn stat_of(st: &rustix::fs::Stat) -> HostStat {
+    Stat {
+        st_dev: st.st_dev,
+        st_ino: st.st_ino,
+        st_nlink: st.st_nlink,
+        st_mode: st.st_mode,
+        st_uid: st.st_uid,
+        st_gid: st.st_gid,
+        pad0: 0,
+        st_rdev: st.st_rdev,
+        st_size: st.st_size,
+        st_blksize: st.st_blksize,
+        st_blocks: st.st_blocks,
+        st_atime: st.st_atime,
+        st_atime_nsec: st.st_atime_nsec as i64,
+        st_mtime: st.st_mtime,
+        st_mtime_nsec: st.st_mtime_nsec as i64,
+        st_ctime: st.st_ctime,
+        st_ctime_nsec: st.st_ctime_nsec as i64,
+        reserved: [0; 3],
     }
 }
 

@@ -143,6 +143,11 @@ pub trait HostOps {
     fn readlink(&self, _path: &[u8], _buf: &mut [u8]) -> KResult<usize> {
         Err(Errno::ENOSYS)
     }
+    /// `lstat` of a path of the container's root: a final symlink is
+    /// described, not followed.
+    fn lstat(&self, _path: &[u8]) -> KResult<HostStat> {
+        Err(Errno::ENOSYS)
+    }
     /// A terminal ioctl (one of `queue::TTY_IOCTLS`) with its argument in
     /// `arg`, written back for queries.
     fn tty_ioctl(&self, _h: HostHandle, _cmd: u32, _arg: &mut [u8]) -> KResult<()> {

@@ -169,3 +169,23 @@ fn host_symlinks_are_readable() {
     });
     let _ = std::fs::remove_file(&link);
 }
+
+/// `lstat` describes the host's symlinks (dangling ones too) instead of
+/// their targets, as `ls -l` and `stat` show natively.
+#[test]
+fn lstat_of_host_symlinks_matches_native() {
+    let dir = format!("/var/tmp/ringfence-lstat-{}", std::process::id());
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(format!("{dir}/file"), "x").expect("write");
+    std::os::unix::fs::symlink("file", format!("{dir}/to-file")).expect("symlink");
+    std::os::unix::fs::symlink("/no/such/target", format!("{dir}/dangling")).expect("symlink");
+    std::os::unix::fs::symlink("..", format!("{dir}/up")).expect("symlink");
+    let script = format!(
+        "stat -c '%n %F %s' {dir}/file {dir}/to-file {dir}/dangling {dir}/up; \
+         stat -L -c '%n %F' {dir}/to-file {dir}/up; \
+         find {dir} -type l | sort; ls -l / | grep '^l' | cut -c1,50-"
+    );
+    check(&["/bin/sh", "-c", &script]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

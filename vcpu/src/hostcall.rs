@@ -338,6 +338,16 @@ fn serve_one(ram: &GuestRam, host: &dyn HostOps, s: u64) -> Result<i64, Errno> {
             host.exec_exited(h.0, offset as u32 as i32);
             Ok(0)
         }
+        q::OP_LSTAT => {
+            if !(144..=q::PATH_MAX).contains(&len) || offset > len {
+                return Err(EINVAL);
+            }
+            let mut path = vec![0u8; usize::try_from(offset).map_err(|_| EINVAL)?];
+            ram.read_bytes(addr, &mut path).map_err(|_| EFAULT)?;
+            let st = host.lstat(&path).map_err(|e| e.0)?;
+            ram.write_bytes(addr, &st.to_bytes()).map_err(|_| EFAULT)?;
+            Ok(0)
+        }
         q::OP_READLINK => {
             if len > q::PATH_MAX || offset > len {
                 return Err(EINVAL);

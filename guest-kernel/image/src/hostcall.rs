@@ -427,11 +427,12 @@ impl guest_kernel::platform::HostOps for QueueHost {
         &self,
         h: guest_kernel::platform::HostHandle,
     ) -> KResult<guest_kernel::platform::HostStat> {
-        let raw = [0u8; 144];
+        // `mut`: the host writes it behind the compiler's back.
+        let mut raw = [0u8; 144];
         to_result(call(Req {
             op: q::OP_FSTAT,
             handle: h.0,
-            addr: buf_gpa(raw.as_ptr()),
+            addr: buf_gpa(raw.as_mut_ptr()),
             len: 144,
             offset: 0,
         }))?;
@@ -442,11 +443,11 @@ impl guest_kernel::platform::HostOps for QueueHost {
         &self,
         h: guest_kernel::platform::HostHandle,
     ) -> KResult<[u8; crate::abi::linux::TERMIOS_SIZE]> {
-        let t = [0u8; crate::abi::linux::TERMIOS_SIZE];
+        let mut t = [0u8; crate::abi::linux::TERMIOS_SIZE];
         to_result(call(Req {
             op: q::OP_TCGETS,
             handle: h.0,
-            addr: buf_gpa(t.as_ptr()),
+            addr: buf_gpa(t.as_mut_ptr()),
             len: t.len() as u64,
             offset: 0,
         }))?;
@@ -481,6 +482,25 @@ impl guest_kernel::platform::HostOps for QueueHost {
         Ok(n)
     }
 
+    fn lstat(&self, path: &[u8]) -> KResult<guest_kernel::platform::HostStat> {
+        // The path in, the stat out, in one buffer.
+        let mut area = alloc::vec![0u8; (q::PATH_MAX as usize).max(144)];
+        if path.len() > q::PATH_MAX as usize {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        area[..path.len()].copy_from_slice(path);
+        to_result(call(Req {
+            op: q::OP_LSTAT,
+            handle: 0,
+            addr: buf_gpa(area.as_mut_ptr()),
+            len: area.len() as u64,
+            offset: path.len() as u64,
+        }))?;
+        let mut raw = [0u8; 144];
+        raw.copy_from_slice(&area[..144]);
+        Ok(stat_from_bytes(&raw))
+    }
+
     fn tty_ioctl(
         &self,
         h: guest_kernel::platform::HostHandle,
@@ -490,7 +510,7 @@ impl guest_kernel::platform::HostOps for QueueHost {
         to_result(call(Req {
             op: q::OP_TTY_IOCTL,
             handle: h.0,
-            addr: buf_gpa(arg.as_ptr()),
+            addr: buf_gpa(arg.as_mut_ptr()),
             len: arg.len() as u64,
             offset: u64::from(cmd),
         }))?;
@@ -501,7 +521,7 @@ impl guest_kernel::platform::HostOps for QueueHost {
         let n = to_result(call(Req {
             op: q::OP_TAKE_EXEC,
             handle: 0,
-            addr: buf_gpa(buf.as_ptr()),
+            addr: buf_gpa(buf.as_mut_ptr()),
             len: buf.len() as u64,
             offset: 0,
         }))?;

@@ -310,6 +310,9 @@ pub mod queue {
         (0x5413, 8),  // TIOCGWINSZ
         (0x5414, 8),  // TIOCSWINSZ
     ];
+    /// `lstat` of the path in `addr[..offset]` (the last component is not
+    /// followed); the 144-byte stat is written over the buffer.
+    pub const OP_LSTAT: u32 = 15;
     /// Longest encoded `exec` request: the host refuses longer ones.
     pub const EXEC_MAX: u64 = 256 << 10;
     /// Longest log record the host accepts.

@@ -157,8 +157,13 @@ impl Vfs {
                     if let InodeKind::Dir { opaque: true, .. } = fs.inode(ino)?.kind {
                         return Err(Errno::ENOENT);
                     }
-                    // The host resolves the rest; make sure it exists.
-                    host_stat(plat, path)?;
+                    // The host resolves the rest; make sure it exists (as a
+                    // dangling symlink, when it is not followed).
+                    if follow {
+                        host_stat(plat, path)?;
+                    } else {
+                        plat.host().lstat(path).or_else(|_| host_stat(plat, path))?;
+                    }
                     return Ok(Step::Done(Node::Host(path.to_vec())));
                 }
                 return Err(Errno::ENOENT);

@@ -1,7 +1,7 @@
 //! stat, lstat, newfstatat, access, faccessat, faccessat2 on container paths.
 //!
 //! Until the VFS arrives, paths resolve on the host beneath the container
-//! root (symlinks are followed, so `lstat` of a symlink reports its target)
+//! root (a final symlink is described by a host `lstat` when not followed)
 //! or name one of the sentry's devices.
 
 use super::{arg_fd, Args};
@@ -52,6 +52,12 @@ fn stat_path<P: Platform>(k: &mut Kernel<'_, P>, full: &[u8], follow: bool) -> K
         };
     }
     let node = k.vfs.lookup(k.plat, full, follow)?;
+    if let (false, crate::fs::vfs::Node::Host(p)) = (follow, &node) {
+        // A final symlink of the lower layer is described, not followed.
+        if let Ok(st) = crate::platform::HostOps::lstat(k.plat.host(), p) {
+            return Ok(st);
+        }
+    }
     k.vfs.stat(k.plat, &node)
 }
 
