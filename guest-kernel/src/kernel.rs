@@ -602,6 +602,12 @@ impl<'p, P: Platform> Kernel<'p, P> {
                     .filter(|g| g.zombie.is_none())
                     .map(|g| g.tgid)
                     .collect()
+            } else if hs.pgrp {
+                self.groups
+                    .values()
+                    .filter(|g| g.zombie.is_none() && g.pgid == hs.pid)
+                    .map(|g| g.tgid)
+                    .collect()
             } else if hs.pid == crate::platform::HostSignal::FOREGROUND {
                 let sid = self.groups.get(&1).map_or(1, |g| g.sid);
                 let fg = self.tty_fg.get(&sid).copied().unwrap_or(sid);

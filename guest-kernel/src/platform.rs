@@ -179,6 +179,8 @@ pub struct HostSignal {
     pub sig: i32,
     /// Signal every process of the container (`kill --all`).
     pub all: bool,
+    /// `pid` names a process group (the control API's `pgid`).
+    pub pgrp: bool,
 }
 
 impl HostSignal {

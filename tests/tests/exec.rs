@@ -24,7 +24,7 @@ fn busybox_sleeper() -> Bundle {
     );
     let bytes = fs::read(busybox).expect("read busybox");
     let mut b = BundleBuilder::empty().executable("/bin/busybox", bytes.clone());
-    for applet in ["sh", "cat", "sleep", "id", "pwd"] {
+    for applet in ["sh", "cat", "sleep", "id", "pwd", "grep"] {
         b = b.executable(&format!("/bin/{applet}"), bytes.clone());
     }
     b.executable("/bin/not-a-program", b"just text\n".to_vec())
@@ -311,5 +311,104 @@ fn exec_refuses_what_it_cannot_do() {
         }
         fails(&["exec", "ex", "/bin/sh"], "stopped");
         drop(c);
+    });
+}
+
+/// One request line on the container's control socket; the answer line.
+fn control(rf: &Ringfence, id: &str, request: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let sock = rf.root().join(id).join("ctl.sock");
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).expect("connect ctl.sock");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    s.write_all(format!("{request}\n").as_bytes())
+        .expect("send");
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).expect("answer");
+    line
+}
+
+/// The control API's `signal` to one process (`pid`) and to a process
+/// group (`pgid`), both container pids, reaches exactly those.
+#[test]
+fn control_api_signals_a_process_and_a_process_group() {
+    let bundle = busybox_sleeper();
+    for_each_platform(|p: Platform| {
+        let rf = Ringfence::new(p);
+        let files = TempDir::new("exec-out");
+        let c = Running::start(&rf, &bundle, "ex", &files);
+        // Bad requests are refused with a reason.
+        let bad = control(&rf, "ex", r#"{"op":"signal","signal":15,"pid":0}"#);
+        assert!(bad.contains("\"ok\":false"), "{p:?}: {bad}");
+        let bad = control(&rf, "ex", r#"{"op":"signal","signal":15,"pid":3,"pgid":3}"#);
+        assert!(bad.contains("\"ok\":false"), "{p:?}: {bad}");
+
+        thread::scope(|scope| {
+            let group = scope.spawn(|| {
+                c.exec(&[
+                    "/bin/sh",
+                    "-c",
+                    "sleep 100 & echo $! > /tmp/bg; echo $$ > /tmp/pg; sleep 100",
+                ])
+            });
+            let one = scope.spawn(|| {
+                c.exec(&[
+                    "/bin/sh",
+                    "-c",
+                    "trap 'echo got TERM; exit 5' TERM; echo $$ > /tmp/one; \
+                     while :; do sleep 0.1; done",
+                ])
+            });
+            let read = |f: &str| -> String {
+                let start = Instant::now();
+                loop {
+                    let out = c.exec(&["/bin/cat", f]);
+                    if out.exit.shell_code() == 0 && !out.stdout_str().trim().is_empty() {
+                        return out.stdout_str().trim().to_string();
+                    }
+                    assert!(
+                        start.elapsed() < Duration::from_secs(20),
+                        "{p:?}: {f} never written"
+                    );
+                    thread::sleep(Duration::from_millis(20));
+                }
+            };
+            let one_pid = read("/tmp/one");
+            let ok = control(
+                &rf,
+                "ex",
+                &format!(r#"{{"op":"signal","signal":15,"pid":{one_pid}}}"#),
+            );
+            assert!(ok.contains("\"ok\":true"), "{p:?}: {ok}");
+            let out = one.join().expect("exec thread");
+            out.expect_code(5).expect_stdout("got TERM\n");
+
+            let pgid = read("/tmp/pg");
+            read("/tmp/bg");
+            let ok = control(
+                &rf,
+                "ex",
+                &format!(r#"{{"op":"signal","signal":9,"pgid":{pgid}}}"#),
+            );
+            assert!(ok.contains("\"ok\":true"), "{p:?}: {ok}");
+            group.join().expect("exec thread").expect_code(137);
+            // The background sleep was in the group too: gone, or a zombie
+            // of init (which does not reap).
+            c.exec(&[
+                "/bin/sh",
+                "-c",
+                "b=$(cat /tmp/bg); if [ -e /proc/$b ] && ! grep -q ') Z' /proc/$b/stat; \
+                 then echo alive; else echo dead; fi",
+            ])
+            .expect_code(0)
+            .expect_stdout("dead\n");
+        });
+        // init was spared by both.
+        let state = rf.invoke(["state", "ex"]);
+        assert!(
+            state.stdout_str().contains("\"running\""),
+            "{}",
+            state.context()
+        );
     });
 }

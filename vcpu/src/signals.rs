@@ -129,7 +129,8 @@ impl SignalSender {
                 return Err(SendError::Full);
             }
             let e = at(s::ENTRIES + (*head % s::NR_ENTRIES) * s::ENTRY_SIZE);
-            let flags = if sig.all { s::FLAG_ALL } else { 0 };
+            let flags =
+                if sig.all { s::FLAG_ALL } else { 0 } | if sig.pgrp { s::FLAG_PGRP } else { 0 };
             let write = || -> Result<(), memory::MemoryError> {
                 self.ram
                     .store_u32(e + s::ENTRY_PID, sig.pid as u32, Ordering::Relaxed)?;
@@ -174,6 +175,7 @@ mod tests {
             pid: 0,
             sig: n,
             all: false,
+            pgrp: false,
         }
     }
 
@@ -199,6 +201,7 @@ mod tests {
             pid: 7,
             sig: 9,
             all: true,
+            pgrp: false,
         })
         .unwrap();
         assert_eq!(kicks.load(Ordering::SeqCst), 2);
@@ -236,7 +239,8 @@ mod tests {
             tx.try_send(HostSignal {
                 pid: -2,
                 sig: 15,
-                all: false
+                all: false,
+                pgrp: false,
             }),
             Err(SendError::Invalid)
         );

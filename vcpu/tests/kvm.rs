@@ -249,12 +249,14 @@ fn host_signals_reach_the_sentry() {
             pid: 0,
             sig: 15,
             all: false,
+            pgrp: false,
         });
         phase(2);
         tx.send(HostSignal {
             pid: 2,
             sig: 9,
             all: true,
+            pgrp: false,
         });
         phase(3);
         // A broken host: malformed entries around a good one.

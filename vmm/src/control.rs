@@ -25,11 +25,16 @@ pub enum Request {
     /// Start the container's program (status `created` → `running`).
     Start,
     /// Send `signal` (1..=64, or 0 to probe) to the container's init, or
-    /// with `all` to every process of the container.
+    /// with `all` to every process of the container, or to the process
+    /// `pid` or the process group `pgid` (container pids).
     Signal {
         signal: i32,
         #[serde(default)]
         all: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pgid: Option<i32>,
     },
     /// Answer once the container has stopped, with its exit status.
     Wait,
@@ -231,7 +236,9 @@ mod tests {
             r,
             Request::Signal {
                 signal: 9,
-                all: false
+                all: false,
+                pid: None,
+                pgid: None
             }
         );
         let r: Request = serde_json::from_str(r#"{"op":"start"}"#).expect("parse");

@@ -339,6 +339,11 @@ impl Server {
     /// `pid` (0: init; `HostSignal::FOREGROUND`: its terminal's
     /// foreground process group).
     fn deliver(&mut self, n: i32, all: bool, pid: i32) -> Result<(), String> {
+        self.deliver_to(n, all, pid, false)
+    }
+
+    /// As [`deliver`](Self::deliver); with `pgrp`, `pid` is a process group.
+    fn deliver_to(&mut self, n: i32, all: bool, pid: i32, pgrp: bool) -> Result<(), String> {
         if !(0..=SIGRTMAX).contains(&n) {
             return Err(format!("invalid signal {n}"));
         }
@@ -357,11 +362,24 @@ impl Server {
             );
             self.set_paused(false);
         }
-        let whom = if all { "every process" } else { "the init" };
+        let whom = match (all, pid, pgrp) {
+            (true, _, _) => "every process".to_string(),
+            (_, 0, _) => "the init".to_string(),
+            (_, p, true) => format!("process group {p}"),
+            (_, p, false) if p > 0 => format!("process {p}"),
+            _ => "the terminal's foreground group".to_string(),
+        };
+        if self.phase != Phase::Running && pid > 0 {
+            return Err(format!("{whom}: the container's program has not started"));
+        }
         if self.phase == Phase::Running {
             // Into the sentry, or queued until its platform is up.
-            self.port
-                .send_or_queue(guest_kernel::platform::HostSignal { pid, sig: n, all });
+            self.port.send_or_queue(guest_kernel::platform::HostSignal {
+                pid,
+                sig: n,
+                all,
+                pgrp,
+            });
             debug!(
                 "signal {n} for {whom} of container {}: delivered to the sentry",
                 self.state.id
@@ -445,7 +463,20 @@ impl Server {
         }
         Some(match req {
             Request::Start => done(self.start()),
-            Request::Signal { signal, all } => done(self.deliver(signal, all, 0)),
+            Request::Signal {
+                signal,
+                all,
+                pid,
+                pgid,
+            } => done(match (pid, pgid) {
+                (Some(_), Some(_)) => Err("give pid or pgid, not both".into()),
+                (Some(p), None) | (None, Some(p)) if p <= 0 || all => Err(format!(
+                    "pid/pgid {p}: expected a positive number, without all"
+                )),
+                (Some(p), None) => self.deliver_to(signal, false, p, false),
+                (None, Some(g)) => self.deliver_to(signal, false, g, true),
+                (None, None) => self.deliver(signal, all, 0),
+            }),
             Request::Wait => match self.phase {
                 Phase::Stopped(code) => Response {
                     status: Some(code),

@@ -83,7 +83,7 @@ impl SignalRing {
             // The entry is copied out: give it back to the host.
             self.tail.store(tail + 1, Ordering::Relaxed);
             a64(s::TAIL).store(tail + 1, Ordering::Release);
-            if !(1..=s::MAX_SIGNAL).contains(&sig) || pid < HostSignal::FOREGROUND || flags & !s::FLAG_ALL != 0 {
+            if !(1..=s::MAX_SIGNAL).contains(&sig) || pid < HostSignal::FOREGROUND || flags & !(s::FLAG_ALL | s::FLAG_PGRP) != 0 {
                 self.rejected.fetch_add(1, Ordering::Relaxed);
                 log::warn!("host signal ring: bad entry pid {pid} sig {sig} flags {flags:#x}");
                 continue;
@@ -92,6 +92,7 @@ impl SignalRing {
                 pid,
                 sig,
                 all: flags & s::FLAG_ALL != 0,
+                pgrp: flags & s::FLAG_PGRP != 0,
             });
         }
     }

@@ -374,6 +374,8 @@ pub mod signals {
     pub const ENTRY_FLAGS: u64 = 0x08;
     /// Flag: signal every process of the container.
     pub const FLAG_ALL: u32 = 1;
+    /// Flag: `pid` is a process group.
+    pub const FLAG_PGRP: u32 = 2;
     /// The highest signal number (`SIGRTMAX`).
     pub const MAX_SIGNAL: i32 = 64;
 

@@ -66,7 +66,15 @@ pub fn kill(cli: &Cli, id: &str, signal: &str, all: bool) -> Result<u8, CliError
     if c.state.status == Status::Stopped {
         return Err(CliError::Io("container not running".into()));
     }
-    call(&c, &Request::Signal { signal: n, all })?;
+    call(
+        &c,
+        &Request::Signal {
+            signal: n,
+            all,
+            pid: None,
+            pgid: None,
+        },
+    )?;
     Ok(0)
 }
 
