@@ -150,6 +150,15 @@ impl Env {
     }
 }
 
+/// A test that fails midway leaves no sandbox process running.
+impl Drop for Env {
+    fn drop(&mut self) {
+        for id in self.rf.root_entries() {
+            let _ = self.rf.invoke(["delete", "--force", &id]);
+        }
+    }
+}
+
 fn pid_of(state: &Value) -> i32 {
     let pid = state["pid"].as_i64().unwrap_or(0);
     i32::try_from(pid).unwrap_or(0)
