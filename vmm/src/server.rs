@@ -587,7 +587,7 @@ impl Server {
             return;
         };
         let mut chunk = [0u8; 4096];
-        match recv_with_fds(&c.stream, &mut chunk, &mut c.fds) {
+        match crate::control::recv_with_fds(&c.stream, &mut chunk, &mut c.fds) {
             Ok(0) => c.broken = true,
             Ok(n) => {
                 c.buf.extend_from_slice(&chunk[..n]);
@@ -789,37 +789,4 @@ fn stats() -> serde_json::Value {
         "memory": {"usage": {"usage": usage}},
         "pids": {"current": pids.len()},
     })
-}
-
-/// Read from a control connection, keeping any descriptors that came with
-/// the bytes (SCM_RIGHTS; at most three are kept).
-fn recv_with_fds(
-    stream: &UnixStream,
-    buf: &mut [u8],
-    fds: &mut Vec<std::os::fd::OwnedFd>,
-) -> io::Result<usize> {
-    use std::os::fd::FromRawFd;
-    let mut iov = [io::IoSliceMut::new(buf)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 3]);
-    let msg = nix::sys::socket::recvmsg::<()>(
-        stream.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(io::Error::from)?;
-    let n = msg.bytes;
-    for c in msg.cmsgs().map_err(io::Error::from)? {
-        if let nix::sys::socket::ControlMessageOwned::ScmRights(received) = c {
-            for fd in received {
-                // SAFETY: the kernel just installed `fd` in this process for
-                // us; nothing else owns it.
-                let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-                if fds.len() < 3 {
-                    fds.push(owned);
-                }
-            }
-        }
-    }
-    Ok(n)
 }
