@@ -301,11 +301,7 @@ impl HostOps for HostServices {
 
     fn tty_ioctl(&self, h: HostHandle, cmd: u32, arg: &mut [u8]) -> KResult<()> {
         use nix::sys::termios::{tcgetattr, tcsetattr, SetArg};
-        let want = guest_kernel::abi::hostcall::queue::TTY_IOCTLS
-            .iter()
-            .find(|(c, _)| *c == cmd)
-            .ok_or(Errno::ENOTTY)?
-            .1;
+        let want = guest_kernel::abi::hostcall::queue::tty_ioctl_size(cmd).ok_or(Errno::ENOTTY)?;
         if arg.len() as u64 != want {
             return Err(Errno::EINVAL);
         }

@@ -73,6 +73,19 @@ fn receive_master(listener: &UnixListener) -> OwnedFd {
     panic!("no fd came with the console socket's message");
 }
 
+/// `create --console-socket` of `bundle` as `id`, with the socket in
+/// `dir`; the terminal's master.
+fn create_with_console(rf: &Ringfence, bundle: &Bundle, id: &str, dir: &TempDir) -> OwnedFd {
+    let sock = dir.path().join("console.sock");
+    let listener = UnixListener::bind(&sock).expect("bind the console socket");
+    let b = bundle.dir().to_string_lossy().into_owned();
+    let s = sock.to_string_lossy().into_owned();
+    // The message waits in the socket until it is accepted.
+    rf.invoke(["create", "--console-socket", &s, "--bundle", &b, id])
+        .expect_code(0);
+    receive_master(&listener)
+}
+
 /// Everything read from the master until the terminal closes.
 fn collect(master: OwnedFd) -> Arc<Mutex<Vec<u8>>> {
     let out = Arc::new(Mutex::new(Vec::new()));
@@ -112,14 +125,7 @@ fn console_socket_gives_the_container_a_terminal() {
     for_each_platform(|p: Platform| {
         let rf = Ringfence::new(p);
         let dir = TempDir::new("console");
-        let sock = dir.path().join("console.sock");
-        let listener = UnixListener::bind(&sock).expect("bind the console socket");
-        let b = bundle.dir().to_string_lossy().into_owned();
-        let s = sock.to_string_lossy().into_owned();
-        // The message waits in the socket until it is accepted.
-        rf.invoke(["create", "--console-socket", &s, "--bundle", &b, "tty"])
-            .expect_code(0);
-        let master = receive_master(&listener);
+        let master = create_with_console(&rf, &bundle, "tty", &dir);
         let size = rustix::termios::Winsize {
             ws_row: 30,
             ws_col: 100,
@@ -220,13 +226,7 @@ fn ctrl_c_goes_to_the_foreground_process_group() {
     for_each_platform(|p: Platform| {
         let rf = Ringfence::new(p);
         let dir = TempDir::new("console");
-        let sock = dir.path().join("console.sock");
-        let listener = UnixListener::bind(&sock).expect("bind the console socket");
-        let b = bundle.dir().to_string_lossy().into_owned();
-        let s = sock.to_string_lossy().into_owned();
-        rf.invoke(["create", "--console-socket", &s, "--bundle", &b, "jobs"])
-            .expect_code(0);
-        let master = receive_master(&listener);
+        let master = create_with_console(&rf, &bundle, "jobs", &dir);
         let mut input = fs::File::from(master.try_clone().expect("dup master"));
         let out = collect(master);
         rf.invoke(["start", "jobs"]).expect_code(0);
@@ -260,13 +260,7 @@ fn interactive_shell_with_job_control() {
     for_each_platform(|p: Platform| {
         let rf = Ringfence::new(p);
         let dir = TempDir::new("console");
-        let sock = dir.path().join("console.sock");
-        let listener = UnixListener::bind(&sock).expect("bind the console socket");
-        let b = bundle.dir().to_string_lossy().into_owned();
-        let s = sock.to_string_lossy().into_owned();
-        rf.invoke(["create", "--console-socket", &s, "--bundle", &b, "sh"])
-            .expect_code(0);
-        let master = receive_master(&listener);
+        let master = create_with_console(&rf, &bundle, "sh", &dir);
         let mut input = fs::File::from(master.try_clone().expect("dup master"));
         let out = collect(master);
         rf.invoke(["start", "sh"]).expect_code(0);

@@ -319,11 +319,7 @@ fn serve_one(ram: &GuestRam, host: &dyn HostOps, s: u64) -> Result<i64, Errno> {
         q::OP_GETDENTS64 => result_of(host.getdents64(h, guest_bytes(&buf(q::IO_MAX)?))),
         q::OP_TTY_IOCTL => {
             let cmd = u32::try_from(offset).map_err(|_| EINVAL)?;
-            let want = q::TTY_IOCTLS
-                .iter()
-                .find(|(c, _)| *c == cmd)
-                .ok_or(ENOTTY)?
-                .1;
+            let want = q::tty_ioctl_size(cmd).ok_or(ENOTTY)?;
             if len != want {
                 return Err(EINVAL);
             }

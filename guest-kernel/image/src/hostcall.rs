@@ -368,6 +368,25 @@ fn buf_gpa(p: *const u8) -> u64 {
     virt_to_phys(p as u64)
 }
 
+/// A host call on a path that answers in the same buffer (`readlink`,
+/// `lstat`): the path in `addr[..offset]`, a `PATH_MAX` buffer for the
+/// answer. The call's result and the buffer.
+fn path_call(op: u32, path: &[u8]) -> KResult<(usize, alloc::vec::Vec<u8>)> {
+    if path.len() > q::PATH_MAX as usize {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    let mut area = alloc::vec![0u8; q::PATH_MAX as usize];
+    area[..path.len()].copy_from_slice(path);
+    let n = to_result(call(Req {
+        op,
+        handle: 0,
+        addr: buf_gpa(area.as_mut_ptr()),
+        len: area.len() as u64,
+        offset: path.len() as u64,
+    }))?;
+    Ok((n, area))
+}
+
 impl guest_kernel::platform::HostOps for QueueHost {
     fn open(&self, path: &[u8]) -> KResult<guest_kernel::platform::HostHandle> {
         if path.len() as u64 > q::PATH_MAX {
@@ -387,7 +406,7 @@ impl guest_kernel::platform::HostOps for QueueHost {
         to_result(call(Req {
             op: q::OP_READ,
             handle: h.0,
-            addr: buf_gpa(buf.as_ptr()),
+            addr: buf_gpa(buf.as_mut_ptr()),
             len: buf.len() as u64,
             offset: 0,
         }))
@@ -402,7 +421,7 @@ impl guest_kernel::platform::HostOps for QueueHost {
         to_result(call(Req {
             op: q::OP_PREAD,
             handle: h.0,
-            addr: buf_gpa(buf.as_ptr()),
+            addr: buf_gpa(buf.as_mut_ptr()),
             len: buf.len() as u64,
             offset,
         }))
@@ -458,44 +477,21 @@ impl guest_kernel::platform::HostOps for QueueHost {
         to_result(call(Req {
             op: q::OP_GETDENTS64,
             handle: h.0,
-            addr: buf_gpa(buf.as_ptr()),
+            addr: buf_gpa(buf.as_mut_ptr()),
             len: buf.len() as u64,
             offset: 0,
         }))
     }
 
     fn readlink(&self, path: &[u8], buf: &mut [u8]) -> KResult<usize> {
-        let mut area = alloc::vec![0u8; (q::PATH_MAX as usize).max(path.len())];
-        if path.len() > area.len() {
-            return Err(Errno::ENAMETOOLONG);
-        }
-        area[..path.len()].copy_from_slice(path);
-        let n = to_result(call(Req {
-            op: q::OP_READLINK,
-            handle: 0,
-            addr: buf_gpa(area.as_ptr()),
-            len: area.len() as u64,
-            offset: path.len() as u64,
-        }))?;
+        let (n, area) = path_call(q::OP_READLINK, path)?;
         let n = n.min(buf.len()).min(area.len());
         buf[..n].copy_from_slice(&area[..n]);
         Ok(n)
     }
 
     fn lstat(&self, path: &[u8]) -> KResult<guest_kernel::platform::HostStat> {
-        // The path in, the stat out, in one buffer.
-        let mut area = alloc::vec![0u8; (q::PATH_MAX as usize).max(144)];
-        if path.len() > q::PATH_MAX as usize {
-            return Err(Errno::ENAMETOOLONG);
-        }
-        area[..path.len()].copy_from_slice(path);
-        to_result(call(Req {
-            op: q::OP_LSTAT,
-            handle: 0,
-            addr: buf_gpa(area.as_mut_ptr()),
-            len: area.len() as u64,
-            offset: path.len() as u64,
-        }))?;
+        let (_, area) = path_call(q::OP_LSTAT, path)?;
         let mut raw = [0u8; 144];
         raw.copy_from_slice(&area[..144]);
         Ok(stat_from_bytes(&raw))

@@ -310,6 +310,14 @@ pub mod queue {
         (0x5413, 8),  // TIOCGWINSZ
         (0x5414, 8),  // TIOCSWINSZ
     ];
+
+    /// The argument size of terminal ioctl `cmd`, if the host serves it.
+    pub fn tty_ioctl_size(cmd: u32) -> Option<u64> {
+        TTY_IOCTLS
+            .iter()
+            .find(|(c, _)| *c == cmd)
+            .map(|(_, size)| *size)
+    }
     /// `lstat` of the path in `addr[..offset]` (the last component is not
     /// followed); the 144-byte stat is written over the buffer.
     pub const OP_LSTAT: u32 = 15;

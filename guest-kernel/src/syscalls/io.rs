@@ -464,11 +464,7 @@ pub fn sys_ioctl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         }
         cmd => {
             let cmd = cmd as u32;
-            let (_, size) = crate::abi::hostcall::queue::TTY_IOCTLS
-                .iter()
-                .copied()
-                .find(|(c, _)| *c == cmd)
-                .ok_or(Errno::ENOTTY)?;
+            let size = crate::abi::hostcall::queue::tty_ioctl_size(cmd).ok_or(Errno::ENOTTY)?;
             let mut arg = alloc::vec![0u8; size as usize];
             let query = cmd == crate::abi::linux::TIOCGWINSZ as u32;
             if !query {
