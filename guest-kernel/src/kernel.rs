@@ -73,6 +73,8 @@ pub struct Kernel<'p, P: Platform> {
     /// Each session's terminal foreground process group (`tcsetpgrp`);
     /// the session leader's group until set.
     pub tty_fg: BTreeMap<Tid, Tid>,
+    /// Advisory file locks.
+    pub locks: crate::fs::lock::LockTable,
 }
 
 /// The internal errno a handler returns after `Kernel::block`.
@@ -124,6 +126,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
             stats: Stats::default(),
             vdso: Default::default(),
             tty_fg: BTreeMap::new(),
+            locks: Default::default(),
         }
     }
 

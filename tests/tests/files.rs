@@ -103,3 +103,49 @@ fn spec_bind_and_tmpfs_mounts() {
         "the bind source was written"
     );
 }
+
+/// `xfer MODE` natively and on every platform, with a 300 kB source file
+/// in the (read-only) bundle.
+fn xfer_matches_native(mode: &str) {
+    let prog = compile("xfer", Link::Static);
+    let src: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let bundle = Bundle::builder(&prog)
+        .args([mode])
+        .file("data/src.bin", src)
+        .readonly(true)
+        .build();
+    let native = bundle.run_native();
+    native.expect_exit(Exit::Code(0));
+    assert!(
+        !native.stdout_str().contains("FAIL"),
+        "native run failed:\n{}",
+        native.context()
+    );
+    for_each_platform(|p| {
+        let out = bundle.run(p);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(&native.stdout_str());
+    });
+}
+
+#[test]
+fn sendfile_splice_tee_copy_file_range() {
+    xfer_matches_native("splice");
+}
+
+#[test]
+fn flock_posix_and_ofd_locks() {
+    xfer_matches_native("locks");
+}
+
+#[test]
+fn fallocate_modes_and_errors() {
+    xfer_matches_native("fallocate");
+}
+
+#[test]
+fn openat2_resolve_restrictions() {
+    xfer_matches_native("openat2");
+}

@@ -115,6 +115,12 @@ impl Pipe {
         (s.buf.len(), if write_end { s.readers } else { s.writers })
     }
 
+    /// A copy of up to `max` buffered bytes, left in place (`tee`).
+    pub fn peek(&self, max: usize) -> alloc::vec::Vec<u8> {
+        let s = self.state.lock();
+        s.buf.iter().take(max).copied().collect()
+    }
+
     /// Bytes buffered.
     pub fn len(&self) -> usize {
         self.state.lock().buf.len()

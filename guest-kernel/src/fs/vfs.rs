@@ -112,6 +112,25 @@ impl Vfs {
         }
     }
 
+    /// Which mount `path` (normalized, absolute) is on: 0 for the root,
+    /// others numbered as `tmpfs_mount` and `lookup` find them.
+    pub fn mount_of(&self, path: &[u8]) -> usize {
+        let parts = components(path);
+        for (i, (at, _)) in self.mounts.iter().enumerate() {
+            if parts.len() >= at.len() && parts.iter().zip(at).all(|(a, b)| *a == b.as_slice()) {
+                return 10 + i;
+            }
+        }
+        match parts.as_slice() {
+            [b"proc", ..] => 1,
+            [b"sys", ..] => 2,
+            [b"dev", b"shm", ..] => 3,
+            [b"dev", ..] => 4,
+            [b"tmp", ..] => 5,
+            _ => 0,
+        }
+    }
+
     /// Resolve `path` (normalized, absolute). With `follow`, a final
     /// symlink is followed too.
     pub fn lookup<P: Platform>(&self, plat: &P, path: &[u8], follow: bool) -> KResult<Node> {

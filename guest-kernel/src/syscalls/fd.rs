@@ -29,18 +29,26 @@ fn nofile<P: Platform>(k: &Kernel<'_, P>) -> u64 {
     k.group().rlimits[RLIMIT_NOFILE as usize].0
 }
 
-/// Close `fd`, waking pipe peers that may now see EOF or EPIPE.
+/// Close `fd`.
 pub fn close_fd<P: Platform>(k: &mut Kernel<'_, P>, fd: i32) -> KResult<()> {
     let entry = k.group_mut().fds.remove(fd)?;
-    let pipe_id = match &*entry.file {
+    descriptor_closed(k, entry.file);
+    Ok(())
+}
+
+/// The current process no longer holds `file` at some descriptor: its
+/// record locks on the file go, and pipe peers may now see EOF or EPIPE.
+pub fn descriptor_closed<P: Platform>(k: &mut Kernel<'_, P>, file: Arc<File>) {
+    let tgid = k.cur().tgid;
+    super::lock::descriptor_closed(k, tgid, &file);
+    let pipe_id = match &*file {
         File::Pipe(end) => Some(end.pipe.id),
         _ => None,
     };
-    release_file(k, entry.file);
+    release_file(k, file);
     if let Some(id) = pipe_id {
         k.wake(WaitKey::Pipe(id), usize::MAX);
     }
-    Ok(())
 }
 
 /// close(2).
@@ -62,14 +70,7 @@ fn dup_to<P: Platform>(k: &mut Kernel<'_, P>, old: i32, new: i32, cloexec: bool)
         return Err(Errno::EBADF);
     }
     if let Some(prev) = k.group_mut().fds.install_at(new, file, cloexec) {
-        let pipe_id = match &*prev.file {
-            File::Pipe(end) => Some(end.pipe.id),
-            _ => None,
-        };
-        release_file(k, prev.file);
-        if let Some(id) = pipe_id {
-            k.wake(WaitKey::Pipe(id), usize::MAX);
-        }
+        descriptor_closed(k, prev.file);
     }
     Ok(new as u64)
 }
@@ -145,6 +146,12 @@ pub fn sys_fcntl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             }
             Ok(0)
         }
+        super::lock::F_GETLK
+        | super::lock::F_SETLK
+        | super::lock::F_SETLKW
+        | super::lock::F_OFD_GETLK
+        | super::lock::F_OFD_SETLK
+        | super::lock::F_OFD_SETLKW => super::lock::fcntl_lock(k, a),
         F_GETPIPE_SZ => match &*k.group().fds.get(fd)? {
             File::Pipe(_) => Ok(PIPE_CAPACITY as u64),
             _ => Err(Errno::EBADF),

@@ -25,6 +25,7 @@ const IOV_MAX: u64 = 1024;
 /// Drop a file reference; the last one releases its host handle.
 pub fn release_file<P: Platform>(k: &mut Kernel<'_, P>, file: Arc<File>) {
     release_file_plat(k.plat, file);
+    super::lock::file_released(k);
 }
 
 /// As [`release_file`], with only the platform at hand.
@@ -526,6 +527,7 @@ fn job_control<P: Platform>(
 
 fn readlink_common<P: Platform>(
     k: &mut Kernel<'_, P>,
+    dirfd: i32,
     path: u64,
     buf: u64,
     size: u64,
@@ -542,7 +544,7 @@ fn readlink_common<P: Platform>(
         k.copy_out(buf, &exe[..n])?;
         return Ok(n as u64);
     }
-    let full = super::stat::full_path(k, AT_FDCWD, &path)?;
+    let full = super::stat::full_path(k, dirfd, &path)?;
     if super::procfs::is_proc(&full) {
         let super::procfs::ProcNode::Symlink(target) =
             super::procfs::lookup(k, &full, false)?.map_err(|_| Errno::EINVAL)?
@@ -572,17 +574,14 @@ fn readlink_common<P: Platform>(
 
 /// readlink(2).
 pub fn sys_readlink<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    readlink_common(k, a[0], a[1], a[2])
+    readlink_common(k, AT_FDCWD, a[0], a[1], a[2])
 }
 
 const AT_FDCWD: i32 = -100;
 
-/// readlinkat(2), with `AT_FDCWD` or an absolute path.
+/// readlinkat(2).
 pub fn sys_readlinkat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    if arg_fd(a[0]) != AT_FDCWD {
-        k.group().fds.get(arg_fd(a[0]))?;
-    }
-    readlink_common(k, a[1], a[2], a[3])
+    readlink_common(k, arg_fd(a[0]), a[1], a[2], a[3])
 }
 
 /// getcwd(2).

@@ -6,6 +6,7 @@ pub mod epoll;
 pub mod fd;
 pub mod futex;
 pub mod io;
+pub mod lock;
 pub mod misc;
 pub mod mm;
 pub mod namei;
@@ -13,8 +14,10 @@ pub mod open;
 pub mod poll;
 pub mod process;
 pub mod procfs;
+pub mod resolve;
 pub mod signal;
 pub mod socket;
+pub mod splice;
 pub mod stat;
 pub mod time;
 pub mod wait;
@@ -79,12 +82,14 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         WRITEV => io::sys_writev(k, a),
         OPEN => open::sys_open(k, a),
         OPENAT => open::sys_openat(k, a),
+        OPENAT2 => open::sys_openat2(k, a),
         CREAT => open::sys_creat(k, a),
         LSEEK => open::sys_lseek(k, a),
         PREAD64 => open::sys_pread64(k, a),
         PWRITE64 => open::sys_pwrite64(k, a),
         TRUNCATE => open::sys_truncate(k, a),
         FTRUNCATE => open::sys_ftruncate(k, a),
+        FALLOCATE => open::sys_fallocate(k, a),
         FSYNC | FDATASYNC | SYNCFS => open::sys_fsync(k, a),
         SYNC => Ok(0),
         MKDIR => namei::sys_mkdir(k, a),
@@ -130,6 +135,7 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         DUP2 => fd::sys_dup2(k, a),
         DUP3 => fd::sys_dup3(k, a),
         FCNTL => fd::sys_fcntl(k, a),
+        FLOCK => lock::sys_flock(k, a),
         PIPE => fd::sys_pipe2(k, [a[0], 0, 0, 0, 0, 0]),
         PIPE2 => fd::sys_pipe2(k, a),
         EVENTFD2 => fd::sys_eventfd2(k, a),
@@ -147,6 +153,10 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         SETSOCKOPT => socket::sys_setsockopt(k, a),
         GETSOCKNAME | GETPEERNAME => socket::sys_getsockname(k, a),
         EVENTFD => fd::sys_eventfd2(k, [a[0], 0, 0, 0, 0, 0]),
+        SENDFILE => splice::sys_sendfile(k, a),
+        SPLICE => splice::sys_splice(k, a),
+        TEE => splice::sys_tee(k, a),
+        COPY_FILE_RANGE => splice::sys_copy_file_range(k, a),
 
         BRK => mm::sys_brk(k, a),
         MMAP => mm::sys_mmap(k, a),

@@ -119,6 +119,77 @@ pub fn sys_openat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         return Err(Errno::EOPNOTSUPP);
     }
     let full = super::stat::full_path(k, dirfd, &path)?;
+    open_full(k, full, flags, mode)
+}
+
+/// Every `O_*` flag open(2) knows (`O_LARGEFILE` and `O_NOATIME` included).
+const O_ALL: u64 = 0o37777703;
+
+/// openat2(2): `struct open_how` with strict flag checks and the
+/// `RESOLVE_*` restrictions.
+pub fn sys_openat2<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    use super::resolve::{RESOLVE_ALL, RESOLVE_BENEATH, RESOLVE_CACHED, RESOLVE_IN_ROOT};
+    let (dirfd, how, size) = (arg_fd(a[0]), a[2], a[3]);
+    const OPEN_HOW_SIZE_VER0: u64 = 24;
+    if size < OPEN_HOW_SIZE_VER0 {
+        return Err(Errno::EINVAL);
+    }
+    if size > 4096 {
+        return Err(Errno::E2BIG);
+    }
+    let mut raw = vec![0u8; size as usize];
+    k.copy_in(how, &mut raw)?;
+    // A larger struct from a newer libc is fine if its extra fields are 0.
+    if raw[24..].iter().any(|b| *b != 0) {
+        return Err(Errno::E2BIG);
+    }
+    let field = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+    let (flags, mode, resolve) = (field(0), field(1), field(2));
+    if flags & !O_ALL != 0 || resolve & !RESOLVE_ALL != 0 {
+        return Err(Errno::EINVAL);
+    }
+    // Unlike open(2), a mode without O_CREAT is an error, not ignored.
+    if mode & !0o7777 != 0 || (flags & (O_CREAT | O_TMPFILE) == 0 && mode != 0) {
+        return Err(Errno::EINVAL);
+    }
+    if resolve & RESOLVE_BENEATH != 0 && resolve & RESOLVE_IN_ROOT != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & O_TMPFILE == O_TMPFILE {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    if resolve & RESOLVE_CACHED != 0 && flags & (O_CREAT | O_TRUNC) != 0 {
+        return Err(Errno::EAGAIN);
+    }
+    let path = k.read_cstr(a[1], 4095)?;
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    if path.split(|b| *b == b'/').any(|c| c.len() > 255) {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    let base = if dirfd == AT_FDCWD {
+        k.group().cwd.clone()
+    } else {
+        k.group()
+            .fds
+            .get(dirfd)?
+            .path()
+            .ok_or(Errno::ENOTDIR)?
+            .to_vec()
+    };
+    let follow = flags & O_NOFOLLOW == 0;
+    let full = super::resolve::walk(k, &base, &path, resolve, follow)?;
+    open_full(k, full, flags, mode as u32)
+}
+
+/// Open the normalized absolute path `full`.
+fn open_full<P: Platform>(
+    k: &mut Kernel<'_, P>,
+    full: alloc::vec::Vec<u8>,
+    flags: u64,
+    mode: u32,
+) -> KResult<u64> {
     let acc = flags & O_ACCMODE;
     if acc == 3 {
         return Err(Errno::EINVAL);
@@ -339,6 +410,57 @@ pub fn sys_ftruncate<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64
         File::Tmpfs(_) | File::HostFile { .. } => Err(Errno::EBADF),
         _ => Err(Errno::EINVAL),
     }
+}
+
+/// fallocate(2) on tmpfs and overlay files: space is memory, so allocating
+/// is growing the size, and punching a hole or zeroing a range writes zeros.
+pub fn sys_fallocate<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    const KEEP_SIZE: u64 = 1;
+    const PUNCH_HOLE: u64 = 2;
+    const ZERO_RANGE: u64 = 0x10;
+    let file = k.group().fds.get(arg_fd(a[0]))?;
+    let (mode, off, len) = (a[1] & 0xffff_ffff, a[2] as i64, a[3] as i64);
+    if off < 0 || len <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let end = (off as u64)
+        .checked_add(len as u64)
+        .filter(|e| *e <= i64::MAX as u64)
+        .ok_or(Errno::EFBIG)?;
+    let t = match &*file {
+        File::Tmpfs(t) if t.flags.load(Ordering::Relaxed) & 3 != 0 => t,
+        File::Tmpfs(_) | File::HostFile { .. } => return Err(Errno::EBADF),
+        File::Pipe(_) | File::Socket(_) => return Err(Errno::ESPIPE),
+        File::Dir(_) => return Err(Errno::EISDIR),
+        _ => return Err(Errno::ENODEV),
+    };
+    if mode & PUNCH_HOLE != 0 && mode & ZERO_RANGE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if mode & PUNCH_HOLE != 0 && mode & KEEP_SIZE == 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    if mode & !(KEEP_SIZE | PUNCH_HOLE | ZERO_RANGE) != 0 {
+        // COLLAPSE/INSERT_RANGE and friends: tmpfs has none of them either.
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let stamp = now(k);
+    let size = t.fs.stat(t.ino)?.st_size as u64;
+    if mode & (PUNCH_HOLE | ZERO_RANGE) != 0 {
+        // Zero what exists of the range; growing is done below.
+        let zero_end = end.min(size);
+        let zeros = vec![0u8; CHUNK];
+        let mut at = off as u64;
+        while at < zero_end {
+            let n = ((zero_end - at) as usize).min(CHUNK);
+            t.fs.write(t.ino, &zeros[..n], at, stamp)?;
+            at += n as u64;
+        }
+    }
+    if mode & KEEP_SIZE == 0 && end > size {
+        t.fs.truncate(t.ino, end, stamp)?;
+    }
+    Ok(0)
 }
 
 /// truncate(2).

@@ -256,7 +256,7 @@ pub fn sys_execve<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     g.sighand.reset_for_exec();
     let closing = g.fds.take_cloexec();
     for e in closing {
-        super::io::release_file(k, e.file);
+        super::fd::descriptor_closed(k, e.file);
     }
     Ok(0)
 }
