@@ -114,10 +114,8 @@ impl<'p, P: Platform> Kernel<'p, P> {
             yield_now: false,
             last_exe: Vec::new(),
             vfs: {
-                let mut vfs = crate::fs::vfs::Vfs {
-                    readonly: params.root_readonly,
-                    ..Default::default()
-                };
+                let mut vfs = crate::fs::vfs::Vfs::default();
+                vfs.readonly = params.root_readonly;
                 for m in &params.tmpfs_mounts {
                     vfs.mount_tmpfs(&crate::syscalls::dir::normalize(m));
                 }

@@ -46,6 +46,22 @@ pub enum Node {
     Proc(Vec<u8>),
 }
 
+/// How long a lower-layer path's attributes are trusted (FUSE's default
+/// `attr_timeout`): the sandbox never changes the lower layer, but the host
+/// may (a shared volume), and a second is what FUSE users expect.
+const ATTR_TTL_NS: u64 = 1_000_000_000;
+/// Entries kept before the attribute cache starts over.
+const ATTR_CACHE_MAX: usize = 16384;
+
+/// A lower-layer path's `stat` and `lstat` results, errors included
+/// (programs probe many paths that do not exist), as of `at`.
+#[derive(Debug, Default)]
+struct CachedAttr {
+    at: u64,
+    stat: Option<KResult<Stat>>,
+    lstat: Option<KResult<Stat>>,
+}
+
 /// The mount table.
 #[derive(Debug)]
 pub struct Vfs {
@@ -57,6 +73,8 @@ pub struct Vfs {
     pub shm: Arc<Tmpfs>,
     /// The spec's tmpfs mounts: (path components, filesystem), longest first.
     pub mounts: Vec<(Vec<Vec<u8>>, Arc<Tmpfs>)>,
+    /// Attributes of lower-layer paths: each costs host calls to learn.
+    attrs: spin::Mutex<alloc::collections::BTreeMap<Vec<u8>, CachedAttr>>,
 }
 
 /// The components of a normalized absolute path.
@@ -93,11 +111,50 @@ impl Default for Vfs {
             tmp: Arc::new(Tmpfs::new(0x31, 0o1777)),
             shm: Arc::new(Tmpfs::new(0x32, 0o1777)),
             mounts: Vec::new(),
+            attrs: Default::default(),
         }
     }
 }
 
 impl Vfs {
+    /// `stat` (with `follow`) or `lstat` of a lower-layer path, from the
+    /// attribute cache while it is fresh.
+    pub fn lower_stat<P: Platform>(&self, plat: &P, path: &[u8], follow: bool) -> KResult<Stat> {
+        let now = plat.now(crate::platform::Clock::Monotonic);
+        {
+            let cache = self.attrs.lock();
+            if let Some(c) = cache.get(path) {
+                if now.saturating_sub(c.at) < ATTR_TTL_NS {
+                    if let Some(r) = if follow { &c.stat } else { &c.lstat } {
+                        return *r;
+                    }
+                }
+            }
+        }
+        let r = if follow {
+            host_stat(plat, path)
+        } else {
+            plat.host().lstat(path).or_else(|_| host_stat(plat, path))
+        };
+        let mut cache = self.attrs.lock();
+        if cache.len() >= ATTR_CACHE_MAX {
+            cache.clear();
+        }
+        let c = cache.entry(path.to_vec()).or_default();
+        if now.saturating_sub(c.at) >= ATTR_TTL_NS {
+            *c = CachedAttr {
+                at: now,
+                ..Default::default()
+            };
+        }
+        if follow {
+            c.stat = Some(r);
+        } else {
+            c.lstat = Some(r);
+        }
+        r
+    }
+
     /// The tmpfs mounted at the start of `path`, with the rest of it.
     fn tmpfs_mount<'a>(&self, parts: &'a [&'a [u8]]) -> Option<(Arc<Tmpfs>, &'a [&'a [u8]])> {
         for (at, fs) in &self.mounts {
@@ -178,11 +235,7 @@ impl Vfs {
                     }
                     // The host resolves the rest; make sure it exists (as a
                     // dangling symlink, when it is not followed).
-                    if follow {
-                        host_stat(plat, path)?;
-                    } else {
-                        plat.host().lstat(path).or_else(|_| host_stat(plat, path))?;
-                    }
+                    self.lower_stat(plat, path, follow)?;
                     return Ok(Step::Done(Node::Host(path.to_vec())));
                 }
                 return Err(Errno::ENOENT);
@@ -221,7 +274,7 @@ impl Vfs {
     /// `stat` of a node.
     pub fn stat<P: Platform>(&self, plat: &P, node: &Node) -> KResult<Stat> {
         match node {
-            Node::Host(p) => host_stat(plat, p),
+            Node::Host(p) => self.lower_stat(plat, p, true),
             Node::Tmp { fs, ino, .. } => fs.stat(*ino),
             Node::Dev(d) => Ok(d.stat()),
             Node::Proc(_) => Ok(Stat {
@@ -260,7 +313,7 @@ impl Vfs {
                 },
                 None => {
                     let lower = join_components(&parts[..=i]);
-                    let st = host_stat(plat, &lower)?;
+                    let st = self.lower_stat(plat, &lower, true)?;
                     if st.st_mode & S_IFMT != S_IFDIR {
                         return Err(Errno::ENOTDIR);
                     }
@@ -404,7 +457,7 @@ impl Vfs {
                     self.upper.remove(parent, &name)?;
                 }
                 // Hide the lower name, if there is one.
-                if host_stat(plat, path).is_ok() {
+                if self.lower_stat(plat, path, true).is_ok() {
                     self.upper
                         .create(parent, &name, InodeKind::Whiteout, 0, (0, 0), now)?;
                 }
@@ -476,8 +529,8 @@ enum Step {
     Restart(Vec<u8>),
 }
 
-/// `stat` of a lower-layer path.
-pub fn host_stat<P: Platform>(plat: &P, path: &[u8]) -> KResult<Stat> {
+/// `stat` of a lower-layer path, asked of the host.
+fn host_stat<P: Platform>(plat: &P, path: &[u8]) -> KResult<Stat> {
     let host = plat.host();
     let h = host.open(path)?;
     let st = host.fstat(h);

@@ -10,7 +10,7 @@ use super::{arg_fd, arg_i32, Args};
 use crate::abi::linux::{S_IFDIR, S_IFMT};
 use crate::abi::{Errno, KResult};
 use crate::fs::tmpfs::{InodeKind, Tmpfs};
-use crate::fs::vfs::{host_stat, split_last, Node};
+use crate::fs::vfs::{split_last, Node};
 use crate::fs::File;
 use crate::kernel::Kernel;
 use crate::platform::Platform;
@@ -55,7 +55,7 @@ pub fn writable_inode<P: Platform>(
     match node {
         Node::Tmp { fs, ino, .. } => Ok((fs, ino)),
         Node::Host(p) => {
-            let st = host_stat(k.plat, &p)?;
+            let st = k.vfs.lower_stat(k.plat, &p, true)?;
             let ino = if st.st_mode & S_IFMT == S_IFDIR {
                 k.vfs.copy_up_dir(k.plat, &p, stamp)?
             } else {
@@ -88,7 +88,7 @@ fn create_node<P: Platform>(
     // A new directory over a deleted lower one must not show the old contents.
     if overlay
         && matches!(fs.inode(ino)?.kind, InodeKind::Dir { .. })
-        && host_stat(k.plat, path).is_ok()
+        && k.vfs.lower_stat(k.plat, path, true).is_ok()
     {
         fs.set_opaque(ino);
     }
@@ -172,10 +172,10 @@ pub fn sys_renameat2<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64
             fs, overlay_path, ..
         } => (
             fs.clone(),
-            overlay_path.is_some() && host_stat(k.plat, &from).is_ok(),
+            overlay_path.is_some() && k.vfs.lower_stat(k.plat, &from, true).is_ok(),
         ),
         Node::Host(p) => {
-            if host_stat(k.plat, p)?.st_mode & S_IFMT == S_IFDIR {
+            if k.vfs.lower_stat(k.plat, p, true)?.st_mode & S_IFMT == S_IFDIR {
                 return Err(Errno::EXDEV);
             }
             k.vfs.copy_up_file(k.plat, p, stamp)?;
@@ -199,7 +199,7 @@ pub fn sys_renameat2<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64
     };
     // Replacing a lower-only target: it must be hidden after the move.
     if dst_overlay && src_fs.lookup(dst_parent, &dst_name)?.is_none() {
-        if let Ok(st) = host_stat(k.plat, &to) {
+        if let Ok(st) = k.vfs.lower_stat(k.plat, &to, true) {
             let src_is_dir = src_fs
                 .stat(src_fs.lookup(src_parent, &src_name)?.ok_or(Errno::ENOENT)?)?
                 .st_mode

@@ -8,7 +8,7 @@ use super::{arg_fd, Args};
 use crate::abi::linux::{RLIMIT_NOFILE, S_IFDIR, S_IFMT};
 use crate::abi::{Errno, KResult};
 use crate::fs::tmpfs::InodeKind;
-use crate::fs::vfs::{host_stat, Node};
+use crate::fs::vfs::Node;
 use crate::fs::{DirFile, File, TmpFile};
 use crate::kernel::Kernel;
 use crate::platform::{Clock, HostOps, Platform};
@@ -268,7 +268,7 @@ fn open_full<P: Platform>(
             tmp_file(fs, ino, flags, full)
         }
         Node::Host(p) => {
-            let st = host_stat(k.plat, &p)?;
+            let st = k.vfs.lower_stat(k.plat, &p, true)?;
             let dir = st.st_mode & S_IFMT == S_IFDIR;
             if dir && acc != 0 {
                 return Err(Errno::EISDIR);
@@ -550,7 +550,7 @@ fn open_path<P: Platform>(k: &mut Kernel<'_, P>, full: &[u8], flags: u64) -> KRe
         {
             tmp_file(fs, ino, flags & !O_ACCMODE, full.to_vec())
         }
-        Node::Host(p) if host_stat(k.plat, &p)?.st_mode & S_IFMT != S_IFDIR => {
+        Node::Host(p) if k.vfs.lower_stat(k.plat, &p, true)?.st_mode & S_IFMT != S_IFDIR => {
             let handle = k.plat.host().open(&p)?;
             File::HostFile {
                 handle,

@@ -47,7 +47,7 @@ fn symlink_at<P: Platform>(k: &mut Kernel<'_, P>, path: &[u8]) -> KResult<Option
             _ => None,
         }),
         Node::Host(p) => {
-            if k.plat.host().lstat(&p)?.st_mode & S_IFMT != S_IFLNK {
+            if k.vfs.lower_stat(k.plat, &p, false)?.st_mode & S_IFMT != S_IFLNK {
                 return Ok(None);
             }
             let mut buf = alloc::vec![0u8; 4096];

@@ -54,7 +54,7 @@ fn stat_path<P: Platform>(k: &mut Kernel<'_, P>, full: &[u8], follow: bool) -> K
     let node = k.vfs.lookup(k.plat, full, follow)?;
     if let (false, crate::fs::vfs::Node::Host(p)) = (follow, &node) {
         // A final symlink of the lower layer is described, not followed.
-        if let Ok(st) = crate::platform::HostOps::lstat(k.plat.host(), p) {
+        if let Ok(st) = k.vfs.lower_stat(k.plat, p, false) {
             return Ok(st);
         }
     }
