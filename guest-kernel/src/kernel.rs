@@ -95,6 +95,7 @@ pub fn run<P: Platform>(plat: &P, params: BootParams) -> ExitStatus {
 impl<'p, P: Platform> Kernel<'p, P> {
     fn new(plat: &'p P, params: &BootParams) -> Self {
         let (base, len) = plat.phys_range();
+        crate::fs::filedata::set_limit(plat.tmpfs_limit());
         Kernel {
             plat,
             frames: FrameAllocator::new(base, len),

@@ -200,6 +200,12 @@ pub trait Platform {
     /// The physical range `(base, len)` whose frames the sentry allocates
     /// for user memory. The platform keeps whatever it needs elsewhere.
     fn phys_range(&self) -> (PhysAddr, u64);
+    /// Bytes all tmpfs contents together may hold. They live in the
+    /// sentry's heap; by default half the sandbox's memory, as Linux's
+    /// tmpfs.
+    fn tmpfs_limit(&self) -> u64 {
+        self.phys_range().1 / 2
+    }
     /// One past the highest address the application may map. At most
     /// Linux's `TASK_SIZE`; a platform may keep the top for itself (the
     /// ptrace stub's code page).

@@ -3,6 +3,9 @@
  *   locks      flock, fcntl record locks and OFD locks, across processes
  *   fallocate  fallocate modes and errors
  *   openat2    openat2 with RESOLVE_* restrictions
+ *   sparse     huge sparse files, holes, 255-byte names
+ *   fill       write /tmp full: ENOSPC, then the space comes back (sandbox
+ *              only: natively it would fill the host's disk)
  * It works in a fresh directory under /tmp and reads `data/src.bin` (a
  * file of the bundle, relative to the cwd), and prints only results that do
  * not depend on where it ran, so a sandboxed run compares with a native one. */
@@ -430,6 +433,58 @@ static void do_openat2(void) {
     expect_err(syscall(SYS_openat2, root, "a/f", (void *)8, sizeof how), "bad pointer");
 }
 
+static void do_sparse(void) {
+    int fd = open(at("sparse"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+    check(fd >= 0, "open");
+    printf("ftruncate 100 GiB: %d\n", ftruncate(fd, 100LL << 30));
+    struct stat st;
+    fstat(fd, &st);
+    printf("size %lld, blocks under 1 MiB: %d\n", (long long)st.st_size, st.st_blocks < 2048);
+    printf("pwrite at 50 GiB: %zd\n", pwrite(fd, "end", 3, 50LL << 30));
+    char buf[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    ssize_t got = pread(fd, buf, 8, 1LL << 30);
+    printf("pread in a hole: %zd, zeros %d\n", got, !memcmp(buf, "\0\0\0\0\0\0\0\0", 8));
+    got = pread(fd, buf, 3, 50LL << 30);
+    printf("pread the data: %zd '%.3s'\n", got, buf);
+    printf("pread past the end: %zd\n", pread(fd, buf, 8, 200LL << 30));
+    printf("shrink to 4097: %d\n", ftruncate(fd, 4097));
+    printf("grow to 8192: %d\n", ftruncate(fd, 8192));
+    fstat(fd, &st);
+    printf("size %lld\n", (long long)st.st_size);
+    expect_err(ftruncate(fd, -1), "ftruncate -1");
+    expect_err(pwrite(fd, "x", 1, 0x7fffffffffffffffLL), "pwrite at the largest offset");
+    char name[300];
+    memset(name, 'n', sizeof name);
+    snprintf(name, sizeof name, "%s/", dir);
+    size_t base = strlen(name);
+    memset(name + base, 'n', 255);
+    name[base + 255] = 0;
+    int f255 = open(name, O_WRONLY | O_CREAT, 0644);
+    printf("255-byte name: %s\n", f255 >= 0 ? "created" : strerrorname_np(errno));
+    if (f255 >= 0)
+        close(f255), unlink(name);
+    name[base + 255] = 'n';
+    name[base + 256] = 0;
+    expect_err(open(name, O_WRONLY | O_CREAT, 0644), "256-byte name");
+}
+
+static void do_fill(void) {
+    static char chunk[1 << 20];
+    memset(chunk, 'f', sizeof chunk);
+    int fd = open(at("fill"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    check(fd >= 0, "open");
+    long long total = 0;
+    ssize_t n;
+    while ((n = write(fd, chunk, sizeof chunk)) > 0)
+        total += n;
+    printf("filled: %s after more than 16 MiB: %d\n", n < 0 ? strerrorname_np(errno) : "EOF",
+           total > (16 << 20));
+    close(fd);
+    check(unlink(at("fill")) == 0, "unlink");
+    fd = open(at("again"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    printf("after unlink, a 1 MiB write: %zd\n", write(fd, chunk, sizeof chunk));
+}
+
 static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *f) {
     (void)st, (void)type, (void)f;
     remove(path);
@@ -449,6 +504,10 @@ int main(int argc, char **argv) {
         do_fallocate();
     else if (!strcmp(mode, "openat2"))
         do_openat2();
+    else if (!strcmp(mode, "sparse"))
+        do_sparse();
+    else if (!strcmp(mode, "fill"))
+        do_fill();
     else {
         fprintf(stderr, "usage: xfer splice|locks|fallocate|openat2\n");
         return 2;

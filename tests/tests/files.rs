@@ -149,3 +149,23 @@ fn fallocate_modes_and_errors() {
 fn openat2_resolve_restrictions() {
     xfer_matches_native("openat2");
 }
+
+#[test]
+fn huge_sparse_files_and_long_names() {
+    xfer_matches_native("sparse");
+}
+
+/// Filling /tmp ends in ENOSPC, not a crashed sentry, and unlinking gives
+/// the space back. Sandbox only: natively this would fill the host's disk.
+#[test]
+fn tmpfs_full_is_enospc_and_recovers() {
+    let prog = compile("xfer", Link::Static);
+    let bundle = Bundle::builder(&prog).args(["fill"]).build();
+    for_each_platform(|p| {
+        let out = bundle.run(p);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(
+            "filled: ENOSPC after more than 16 MiB: 1\nafter unlink, a 1 MiB write: 1048576\n",
+        );
+    });
+}

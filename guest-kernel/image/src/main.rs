@@ -39,7 +39,8 @@ pub extern "C" fn kmain() -> ! {
 
     // Kernel heap right after the image; the sentry's frames after that.
     let heap_start = (facts.image_end + 2 * MIB - 1) & !(2 * MIB - 1);
-    let heap_size = (facts.mem_size / 8).clamp(16 * MIB, 256 * MIB);
+    // A quarter of RAM: tmpfs contents live in the heap (up to half of it).
+    let heap_size = (facts.mem_size / 4).clamp(16 * MIB, 1024 * MIB);
     let phys_base = heap_start + heap_size;
     if phys_base + 16 * MIB > facts.mem_size {
         console::fatal(format_args!(
@@ -52,7 +53,7 @@ pub extern "C" fn kmain() -> ! {
     unsafe { heap::HEAP.init(x86::phys_to_virt(heap_start), heap_size) };
 
     let seed = x86::boot_info_read(boot_info::SEED) ^ facts.boot_tsc;
-    let platform = PvmPlatform::new(phys_base, facts.mem_size - phys_base, seed);
+    let platform = PvmPlatform::new(phys_base, facts.mem_size - phys_base, heap_size, seed);
 
     let which = x86::boot_info_read(boot_info::SELFTEST);
     let arg = x86::boot_info_read(boot_info::SELFTEST_ARG);

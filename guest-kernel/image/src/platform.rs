@@ -74,6 +74,7 @@ pub struct PvmAddressSpace {
 pub struct PvmPlatform {
     phys_base: u64,
     phys_size: u64,
+    heap_size: u64,
     host: QueueHost,
     signals: SignalRing,
     rng: core::sync::atomic::AtomicU64,
@@ -100,10 +101,11 @@ fn pte_flags(prot: Prot) -> u64 {
 
 impl PvmPlatform {
     /// The platform over GPAs `[phys_base, phys_base + phys_size)`.
-    pub fn new(phys_base: u64, phys_size: u64, seed: u64) -> PvmPlatform {
+    pub fn new(phys_base: u64, phys_size: u64, heap_size: u64, seed: u64) -> PvmPlatform {
         PvmPlatform {
             phys_base,
             phys_size,
+            heap_size,
             host: QueueHost,
             signals: SignalRing::new(),
             rng: core::sync::atomic::AtomicU64::new(seed | 1),
@@ -168,6 +170,11 @@ impl Platform for PvmPlatform {
 
     fn phys_range(&self) -> (PhysAddr, u64) {
         (self.phys_base, self.phys_size)
+    }
+
+    fn tmpfs_limit(&self) -> u64 {
+        // The rest of the heap is the sentry's own working memory.
+        self.heap_size / 2
     }
 
     fn max_user_address(&self) -> u64 {

@@ -5,6 +5,7 @@
 
 pub mod epoll;
 pub mod eventfd;
+pub mod filedata;
 pub mod lock;
 pub mod pipe;
 pub mod socket;

@@ -12,8 +12,9 @@ use crate::abi::{Errno, KResult};
 
 /// Inode number of a tmpfs root.
 pub const ROOT_INO: u64 = 1;
-/// Longest file a tmpfs holds (a bound on sentry memory per file).
-pub const MAX_FILE_SIZE: u64 = 1 << 32;
+/// Longest file a tmpfs holds: Linux's `MAX_LFS_FILESIZE`. Contents are
+/// paged and sparse, so only what is written costs memory.
+pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 
 /// What an inode is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,7 +26,7 @@ pub enum InodeKind {
         opaque: bool,
     },
     File {
-        data: Vec<u8>,
+        data: super::filedata::FileData,
     },
     Symlink {
         target: Vec<u8>,
@@ -327,43 +328,36 @@ impl Tmpfs {
         Ok(())
     }
 
-    /// Read from a regular file at `off`.
-    pub fn read(&self, ino: u64, buf: &mut [u8], off: u64) -> KResult<usize> {
-        let st = self.state.lock();
-        match &st.inodes.get(&ino).ok_or(Errno::ENOENT)?.kind {
-            InodeKind::File { data } => {
-                let Ok(start) = usize::try_from(off) else {
-                    return Ok(0);
-                };
-                if start >= data.len() {
-                    return Ok(0);
-                }
-                let n = buf.len().min(data.len() - start);
-                buf[..n].copy_from_slice(&data[start..start + n]);
-                Ok(n)
-            }
+    /// A regular file's contents.
+    fn data(&self, ino: u64) -> KResult<super::filedata::FileData> {
+        match &self
+            .state
+            .lock()
+            .inodes
+            .get(&ino)
+            .ok_or(Errno::ENOENT)?
+            .kind
+        {
+            InodeKind::File { data } => Ok(data.clone()),
             InodeKind::Dir { .. } => Err(Errno::EISDIR),
             _ => Err(Errno::EINVAL),
         }
     }
 
-    /// Write to a regular file at `off` (growing it, with zeros in any gap).
+    /// Read from a regular file at `off`.
+    pub fn read(&self, ino: u64, buf: &mut [u8], off: u64) -> KResult<usize> {
+        Ok(self.data(ino)?.read(buf, off))
+    }
+
+    /// Write to a regular file at `off` (growing it; a gap reads as zeros).
     pub fn write(&self, ino: u64, data: &[u8], off: u64, now: (i64, i64)) -> KResult<usize> {
         let end = off.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
         if end > MAX_FILE_SIZE {
             return Err(Errno::EFBIG);
         }
-        let mut st = self.state.lock();
-        let inode = st.inodes.get_mut(&ino).ok_or(Errno::ENOENT)?;
-        let InodeKind::File { data: contents } = &mut inode.kind else {
-            return Err(Errno::EISDIR);
-        };
-        if contents.len() < end as usize {
-            contents.resize(end as usize, 0);
-        }
-        contents[off as usize..end as usize].copy_from_slice(data);
-        inode.mtime = now;
-        Ok(data.len())
+        let n = self.data(ino)?.write(data, off)?;
+        self.set_mtime(ino, now)?;
+        Ok(n)
     }
 
     /// Set a regular file's size.
@@ -371,14 +365,8 @@ impl Tmpfs {
         if len > MAX_FILE_SIZE {
             return Err(Errno::EFBIG);
         }
-        let mut st = self.state.lock();
-        let inode = st.inodes.get_mut(&ino).ok_or(Errno::ENOENT)?;
-        let InodeKind::File { data } = &mut inode.kind else {
-            return Err(Errno::EISDIR);
-        };
-        data.resize(len as usize, 0);
-        inode.mtime = now;
-        Ok(())
+        self.data(ino)?.truncate(len);
+        self.set_mtime(ino, now)
     }
 
     /// Change an inode's permission bits and owner.
@@ -429,10 +417,7 @@ impl Tmpfs {
             InodeKind::Dir { entries, .. } => Ok(entries
                 .iter()
                 .map(|(n, i)| {
-                    let kind = st.inodes.get(i).map(|x| match &x.kind {
-                        InodeKind::File { .. } => InodeKind::File { data: Vec::new() },
-                        other => other.clone(),
-                    });
+                    let kind = st.inodes.get(i).map(|x| x.kind.clone());
                     (n.clone(), *i, kind.unwrap_or(InodeKind::Whiteout))
                 })
                 .collect()),
@@ -445,7 +430,7 @@ impl Tmpfs {
         let st = self.state.lock();
         let i = st.inodes.get(&ino).ok_or(Errno::ENOENT)?;
         let size = match &i.kind {
-            InodeKind::File { data } => data.len() as i64,
+            InodeKind::File { data } => data.size() as i64,
             InodeKind::Symlink { target } => target.len() as i64,
             InodeKind::Dir { entries, .. } => 4096.max(entries.len() as i64 * 32),
             InodeKind::Whiteout => 0,
@@ -459,7 +444,10 @@ impl Tmpfs {
             st_gid: i.gid,
             st_size: size,
             st_blksize: 4096,
-            st_blocks: (size + 511) / 512,
+            st_blocks: match &i.kind {
+                InodeKind::File { data } => data.allocated() as i64 / 512,
+                _ => (size + 511) / 512,
+            },
             st_atime: i.mtime.0,
             st_atime_nsec: i.mtime.1,
             st_mtime: i.mtime.0,
@@ -476,7 +464,9 @@ mod tests {
     use super::*;
 
     fn file() -> InodeKind {
-        InodeKind::File { data: Vec::new() }
+        InodeKind::File {
+            data: Default::default(),
+        }
     }
 
     fn dir() -> InodeKind {
@@ -536,6 +526,6 @@ mod tests {
             .unwrap();
         // Whiteouts do not count as contents.
         assert_eq!(t.remove(a, b"b"), Ok(()));
-        assert_eq!(t.write(MAX_FILE_SIZE, b"x", 0, (0, 0)), Err(Errno::ENOENT));
+        assert_eq!(t.write(1 << 40, b"x", 0, (0, 0)), Err(Errno::ENOENT));
     }
 }

@@ -23,8 +23,6 @@ use crate::platform::{HostOps, Platform};
 
 /// Symlinks followed in one lookup before `ELOOP` (Linux's limit).
 const MAX_SYMLINKS: usize = 40;
-/// Largest lower-layer file copied up into the sandbox.
-const MAX_COPY_UP: u64 = super::tmpfs::MAX_FILE_SIZE;
 
 /// What a path names.
 #[derive(Clone, Debug)]
@@ -354,18 +352,19 @@ impl Vfs {
             if st.st_mode & S_IFMT != crate::abi::linux::S_IFREG {
                 return Err(Errno::EISDIR);
             }
-            if st.st_size as u64 > MAX_COPY_UP {
-                return Err(Errno::EFBIG);
-            }
-            let mut data = alloc::vec![0u8; st.st_size as usize];
-            let mut off = 0;
-            while off < data.len() {
-                match host.pread(h, &mut data[off..], off as u64)? {
+            // Chunk by chunk: a large file never needs one large buffer.
+            let data = super::filedata::FileData::default();
+            let mut chunk = alloc::vec![0u8; 64 * 1024];
+            let mut off = 0u64;
+            loop {
+                match host.pread(h, &mut chunk, off)? {
                     0 => break,
-                    n => off += n,
+                    n => {
+                        data.write(&chunk[..n], off)?;
+                        off += n as u64;
+                    }
                 }
             }
-            data.truncate(off);
             let ino = self.upper.create(
                 parent,
                 &name,

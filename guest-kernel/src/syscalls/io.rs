@@ -231,12 +231,20 @@ fn read_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64
         }
         File::Dev(DevKind::Null) => Ok(0),
         File::Dev(kind) => {
+            // The whole request, as Linux gives it (`dd bs=1M` counts on it).
             let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
-            if *kind == DevKind::Random {
-                k.plat.random(&mut tmp);
+            let mut done = 0u64;
+            while done < len {
+                let n = ((len - done) as usize).min(CHUNK);
+                if *kind == DevKind::Random {
+                    k.plat.random(&mut tmp[..n]);
+                }
+                if let Err(e) = k.copy_out(buf + done, &tmp[..n]) {
+                    return if done > 0 { Ok(done) } else { Err(e) };
+                }
+                done += n as u64;
             }
-            k.copy_out(buf, &tmp)?;
-            Ok(tmp.len() as u64)
+            Ok(done)
         }
         File::HostFile { handle, offset, .. } => {
             let off = offset.load(Ordering::Relaxed);

@@ -220,7 +220,9 @@ fn open_full<P: Platform>(
             let ino = fs.create(
                 parent,
                 &name,
-                InodeKind::File { data: vec![] },
+                InodeKind::File {
+                    data: Default::default(),
+                },
                 mode & !umask,
                 (c.euid, c.egid),
                 stamp,
@@ -362,13 +364,20 @@ pub fn sys_lseek<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     Ok(new as u64)
 }
 
+/// Linux's check of a positioned transfer: the offset and its end must
+/// be valid `loff_t`s.
+fn rw_verify_area(off: u64, len: u64) -> KResult<()> {
+    match (off as i64).checked_add(len as i64) {
+        Some(_) if (off as i64) >= 0 => Ok(()),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
 /// pread64(2).
 pub fn sys_pread64<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let file = k.group().fds.get(arg_fd(a[0]))?;
-    if (a[3] as i64) < 0 {
-        return Err(Errno::EINVAL);
-    }
     let len = a[2].min(0x7fff_f000);
+    rw_verify_area(a[3], len)?;
     match &*file {
         File::HostFile { handle, .. } => super::io::pread_host(k, *handle, a[1], len, a[3]),
         File::Tmpfs(t) if t.flags.load(Ordering::Relaxed) & 3 != 1 => {
@@ -383,9 +392,7 @@ pub fn sys_pread64<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> 
 /// pwrite64(2).
 pub fn sys_pwrite64<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let file = k.group().fds.get(arg_fd(a[0]))?;
-    if (a[3] as i64) < 0 {
-        return Err(Errno::EINVAL);
-    }
+    rw_verify_area(a[3], a[2].min(0x7fff_f000))?;
     match &*file {
         File::Tmpfs(t) if t.flags.load(Ordering::Relaxed) & 3 != 0 => {
             pwrite_tmp(k, t, a[1], a[2].min(0x7fff_f000), a[3])
@@ -521,7 +528,9 @@ fn proc_open<P: Platform>(
             let ino = fs.create(
                 crate::fs::tmpfs::ROOT_INO,
                 b"f",
-                InodeKind::File { data },
+                InodeKind::File {
+                    data: crate::fs::filedata::FileData::from_bytes(&data)?,
+                },
                 0o444,
                 (0, 0),
                 now(k),

@@ -180,26 +180,51 @@ pub fn sys_statfs<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let path = k.read_cstr(a[0], PATH_MAX)?;
     let full = full_path(k, AT_FDCWD, &path)?;
     stat_path(k, &full, true)?;
-    write_statfs(k, a[1])
+    write_statfs(k, Some(&full), a[1])
 }
 
 pub fn sys_fstatfs<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    k.group().fds.get(arg_fd(a[0]))?;
-    write_statfs(k, a[1])
+    let file = k.group().fds.get(arg_fd(a[0]))?;
+    let path = match &*file {
+        crate::fs::File::Pipe(_) => None,
+        f => Some(f.path().unwrap_or(b"/dev").to_vec()),
+    };
+    write_statfs(k, path.as_deref(), a[1])
 }
 
-fn write_statfs<P: Platform>(k: &mut Kernel<'_, P>, buf: u64) -> KResult<u64> {
+/// `struct statfs` of the filesystem `path` is on (`None`: a pipe).
+fn write_statfs<P: Platform>(k: &mut Kernel<'_, P>, path: Option<&[u8]>, buf: u64) -> KResult<u64> {
     const OVERLAYFS_MAGIC: u64 = 0x794c_7630;
+    const TMPFS_MAGIC: u64 = 0x0102_1994;
+    const PROC_MAGIC: u64 = 0x9fa0;
+    const PIPEFS_MAGIC: u64 = 0x5049_5045;
     const ST_RDONLY: u64 = 1;
+    const ST_NOSUID: u64 = 2;
+    let mount = path.map(|p| k.vfs.mount_of(p));
+    let (magic, flags) = match mount {
+        None => (PIPEFS_MAGIC, 0),
+        Some(0) if k.vfs.readonly => (OVERLAYFS_MAGIC, ST_RDONLY),
+        Some(0) => (OVERLAYFS_MAGIC, 0),
+        Some(1) | Some(2) => (PROC_MAGIC, ST_NOSUID),
+        Some(_) => (TMPFS_MAGIC, ST_NOSUID),
+    };
+    // Every tmpfs (and the overlay's upper layer) shares one memory budget.
+    let (limit, used) = crate::fs::filedata::usage();
+    let (blocks, free) = match magic {
+        PROC_MAGIC | PIPEFS_MAGIC => (0, 0),
+        _ => (limit / 4096, limit.saturating_sub(used) / 4096),
+    };
+    let files = if blocks == 0 { 0 } else { blocks / 4 };
     let mut b = [0u8; 120];
-    let fields: [u64; 10] = [OVERLAYFS_MAGIC, 4096, 0, 0, 0, 0, 0, 0, 255, 4096];
+    let id = mount.unwrap_or(99) as u64;
+    // f_type, f_bsize, f_blocks, f_bfree, f_bavail, f_files, f_ffree,
+    // f_fsid (2 x i32), f_namelen, f_frsize, f_flags
+    let fields: [u64; 11] = [
+        magic, 4096, blocks, free, free, files, files, id, 255, 4096, flags,
+    ];
     for (i, v) in fields.iter().enumerate() {
-        // f_type, f_bsize, f_blocks, f_bfree, f_bavail, f_files, f_ffree,
-        // f_fsid (2 x i32), f_namelen, f_frsize
-        let off = if i < 8 { i * 8 } else { 64 + (i - 8) * 8 };
-        b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+        b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
     }
-    b[80..88].copy_from_slice(&ST_RDONLY.to_le_bytes()); // f_flags
     k.copy_out(buf, &b)?;
     Ok(0)
 }
