@@ -14,9 +14,11 @@ pub mod poll;
 pub mod process;
 pub mod procfs;
 pub mod signal;
+pub mod signalfd;
 pub mod socket;
 pub mod stat;
 pub mod time;
+pub mod timer;
 pub mod wait;
 
 use log::{debug, trace};
@@ -147,6 +149,9 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         SETSOCKOPT => socket::sys_setsockopt(k, a),
         GETSOCKNAME | GETPEERNAME => socket::sys_getsockname(k, a),
         EVENTFD => fd::sys_eventfd2(k, [a[0], 0, 0, 0, 0, 0]),
+        SIGNALFD => signalfd::sys_signalfd(k, a),
+        SIGNALFD4 => signalfd::sys_signalfd4(k, a),
+        CLOSE_RANGE => fd::sys_close_range(k, a),
 
         BRK => mm::sys_brk(k, a),
         MMAP => mm::sys_mmap(k, a),
@@ -206,6 +211,11 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         ALARM => time::sys_alarm(k, a),
         SETITIMER => time::sys_setitimer(k, a),
         GETITIMER => time::sys_getitimer(k, a),
+        TIMER_CREATE => timer::sys_timer_create(k, a),
+        TIMER_SETTIME => timer::sys_timer_settime(k, a),
+        TIMER_GETTIME => timer::sys_timer_gettime(k, a),
+        TIMER_GETOVERRUN => timer::sys_timer_getoverrun(k, a),
+        TIMER_DELETE => timer::sys_timer_delete(k, a),
 
         FUTEX => futex::sys_futex(k, a),
         POLL => poll::sys_poll(k, a),
