@@ -262,7 +262,7 @@ static int mode_timers(void) {
     timer_settime(t, 0, &sec, NULL);
     struct itimerspec off = {{0, 0}, {0, 0}};
     timer_settime(t, 0, &off, &old);
-    printf("timer: old value in (900ms, 1s] %d\n", ms_of(old.it_value) > 900 && ms_of(old.it_value) <= 1000);
+    printf("timer: old value in (500ms, 1s] %d\n", ms_of(old.it_value) > 500 && ms_of(old.it_value) <= 1000);
     timer_gettime(t, &cur);
     printf("timer: disarmed remaining %ld\n", ms_of(cur.it_value));
 

@@ -238,6 +238,9 @@ fn setup_frame<P: Platform>(
     let plat = k.plat;
     let t = k.cur_mut();
     let mut saved_mask = t.sig.blocked;
+    // The interrupted wait (sigwaitinfo, a signalfd read) is over while the
+    // handler runs; a retry waits anew.
+    t.sigwait = 0;
     if let Some(r) = t.restart.take() {
         if let Some(m) = r.saved_mask {
             saved_mask = m;
