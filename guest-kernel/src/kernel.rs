@@ -53,6 +53,8 @@ pub struct Kernel<'p, P: Platform> {
     timers: BTreeMap<(u64, Tid), ()>,
     /// `ITIMER_REAL` per thread group: (next expiry, interval), in ns.
     pub alarms: BTreeMap<Tid, (u64, u64)>,
+    /// POSIX timers (`timer_create`).
+    pub ptimers: syscalls::timer::PosixTimers,
     wait_seq: u64,
     /// The task whose syscall is being served.
     pub cur: Tid,
@@ -107,6 +109,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
             runq: VecDeque::new(),
             timers: BTreeMap::new(),
             alarms: BTreeMap::new(),
+            ptimers: Default::default(),
             wait_seq: 0,
             cur: 1,
             hostname: params.hostname.clone(),
@@ -286,6 +289,8 @@ impl<'p, P: Platform> Kernel<'p, P> {
             }
             let Some(tid) = self.runq.pop_front() else {
                 let next_alarm = self.alarms.values().map(|(d, _)| *d).min();
+                let next_alarm =
+                    syscalls::poll::min_deadline(next_alarm, self.ptimers.next_deadline());
                 let next = match (self.timers.keys().next().map(|(d, _)| *d), next_alarm) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -638,10 +643,11 @@ impl<'p, P: Platform> Kernel<'p, P> {
     }
 
     fn fire_timers(&mut self) {
-        if self.timers.is_empty() && self.alarms.is_empty() {
+        if self.timers.is_empty() && self.alarms.is_empty() && self.ptimers.is_empty() {
             return;
         }
         let now = self.plat.now(Clock::Monotonic);
+        syscalls::timer::fire(self, now);
         let due: Vec<(Tid, u64, u64)> = self
             .alarms
             .iter()

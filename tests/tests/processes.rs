@@ -96,3 +96,41 @@ fn waitid_and_sigtimedwait() {
 fn timerfd_one_shot_periodic_and_polled() {
     procs_matches_native("timerfd");
 }
+
+/// `c/ipc2.c` in `mode`, compared with the same program run natively.
+fn ipc2_matches_native(mode: &str) {
+    let prog = compile("ipc2", Link::Static);
+    let bundle = Bundle::builder(&prog).args([mode]).build();
+    let native = bundle.run_native();
+    native.expect_exit(Exit::Code(0));
+    assert!(
+        !native.stdout_str().is_empty(),
+        "native run printed nothing:\n{}",
+        native.context()
+    );
+    for_each_platform(|p| {
+        let out = bundle.run(p);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(&native.stdout_str());
+    });
+}
+
+#[test]
+fn signalfd_reads_and_polls() {
+    ipc2_matches_native("signalfd");
+}
+
+#[test]
+fn posix_timers_signal_and_thread() {
+    ipc2_matches_native("timers");
+}
+
+#[test]
+fn close_range_closes_and_cloexec() {
+    ipc2_matches_native("close-range");
+}
+
+#[test]
+fn robust_mutex_owner_died() {
+    ipc2_matches_native("robust");
+}

@@ -8,6 +8,7 @@ pub mod eventfd;
 pub mod filedata;
 pub mod lock;
 pub mod pipe;
+pub mod signalfd;
 pub mod socket;
 pub mod timerfd;
 pub mod tmpfs;
@@ -53,6 +54,8 @@ pub enum File {
     Socket(socket::UnixSocket),
     /// A timerfd.
     TimerFd(timerfd::TimerFd),
+    /// A signalfd.
+    SignalFd(signalfd::SignalFd),
 }
 
 /// An open tmpfs file.
@@ -180,6 +183,7 @@ impl File {
             File::Pipe(end) => end.pipe.generation.load(Ordering::Relaxed),
             File::EventFd(e) => e.generation.load(Ordering::Relaxed),
             File::TimerFd(t) => t.generation.load(Ordering::Relaxed),
+            File::SignalFd(s) => s.generation(),
             File::Socket(s) => {
                 s.rx.generation
                     .load(Ordering::Relaxed)

@@ -158,7 +158,7 @@ fn do_wait<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     }
     let epfile = k.group().fds.get(epfd)?;
     let ep = epoll_of(&epfile)?;
-    crate::fs::timerfd::set_now(k.plat.now(crate::platform::Clock::Monotonic));
+    super::poll::prepare_readiness(k);
     let ready = collect(ep, max as usize);
     // Wake at the first expiry of a watched timerfd.
     let timer_deadline = ep

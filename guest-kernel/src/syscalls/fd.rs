@@ -1,4 +1,4 @@
-//! Descriptor-table calls: close, dup, dup2, dup3, fcntl, pipe2.
+//! Descriptor-table calls: close, close_range, dup, dup2, dup3, fcntl, pipe2.
 
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
@@ -133,6 +133,7 @@ pub fn sys_fcntl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
                 File::Socket(s) => 2 | u64::from(s.flags.load(Ordering::Relaxed)),
                 File::TimerFd(t) => u64::from(t.flags.load(Ordering::Relaxed)),
                 File::EventFd(e) => 2 | u64::from(e.flags.load(Ordering::Relaxed)),
+                File::SignalFd(s) => 2 | u64::from(s.flags.load(Ordering::Relaxed)),
             })
         }
         F_SETFL => {
@@ -142,6 +143,7 @@ pub fn sys_fcntl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
                 File::EventFd(e) => e.flags.store(a[2] as u32 & O_NONBLOCK, Ordering::Relaxed),
                 File::Socket(s) => s.flags.store(a[2] as u32 & O_NONBLOCK, Ordering::Relaxed),
                 File::TimerFd(t) => t.flags.store(a[2] as u32 & O_NONBLOCK, Ordering::Relaxed),
+                File::SignalFd(s) => s.flags.store(a[2] as u32 & O_NONBLOCK, Ordering::Relaxed),
                 _ => {}
             }
             Ok(0)
@@ -284,5 +286,38 @@ pub fn sys_timerfd_gettime<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResu
     let t = timerfd_of(&file)?;
     let (value, interval) = t.get(k.plat.now(crate::platform::Clock::Monotonic));
     k.copy_out(a[1], &itimerspec(interval, value))?;
+    Ok(0)
+}
+
+/// close_range(2): close, or mark close-on-exec, the descriptors in
+/// `first..=last`.
+pub fn sys_close_range<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    const CLOSE_RANGE_UNSHARE: u64 = 1 << 1;
+    const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
+    let (first, last) = (a[0] as u32, a[1] as u32);
+    if a[2] & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+        return Err(Errno::EINVAL);
+    }
+    // Descriptors above i32::MAX cannot exist. CLOSE_RANGE_UNSHARE needs
+    // nothing: a process's table is never shared with another process here
+    // (CLONE_FILES without CLONE_THREAD copies it).
+    let Ok(first) = i32::try_from(first) else {
+        return Ok(0);
+    };
+    let last = i32::try_from(last).unwrap_or(i32::MAX);
+    let fds: alloc::vec::Vec<i32> = k
+        .group()
+        .fds
+        .fds()
+        .into_iter()
+        .filter(|fd| (first..=last).contains(fd))
+        .collect();
+    for fd in fds {
+        if a[2] & CLOSE_RANGE_CLOEXEC != 0 {
+            k.group_mut().fds.entry_mut(fd)?.cloexec = true;
+        } else {
+            close_fd(k, fd)?;
+        }
+    }
     Ok(0)
 }

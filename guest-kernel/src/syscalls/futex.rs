@@ -165,3 +165,105 @@ pub fn sys_futex<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         _ => Err(Errno::ENOSYS),
     }
 }
+/// Bound on the robust-list walk, against lists that loop (Linux's).
+const ROBUST_LIST_LIMIT: usize = 2048;
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+
+fn read_in<P: Platform>(k: &mut Kernel<'_, P>, mm: MmId, va: u64, buf: &mut [u8]) -> Option<()> {
+    let e = k.mms.get_mut(&mm)?;
+    e.mm.copy_in(k.plat, &mut k.frames, va, buf).ok()
+}
+
+fn read_u64_in<P: Platform>(k: &mut Kernel<'_, P>, mm: MmId, va: u64) -> Option<u64> {
+    let mut b = [0u8; 8];
+    read_in(k, mm, va, &mut b)?;
+    Some(u64::from_le_bytes(b))
+}
+
+/// A dying thread's robust futex list (`set_robust_list`): mark each lock
+/// it still holds `FUTEX_OWNER_DIED` and wake a waiter, so the next owner
+/// gets `EOWNERDEAD` (Linux's `exit_robust_list`). The list is user memory:
+/// a bad pointer ends the walk quietly.
+pub fn exit_robust_list<P: Platform>(k: &mut Kernel<'_, P>, mm: MmId, tid: i32, head: u64) {
+    // struct robust_list_head { next; long futex_offset; list_op_pending; }
+    let Some(first) = read_u64_in(k, mm, head) else {
+        return;
+    };
+    let Some(offset) = read_u64_in(k, mm, head.wrapping_add(8)) else {
+        return;
+    };
+    let Some(pending) = read_u64_in(k, mm, head.wrapping_add(16)) else {
+        return;
+    };
+    // Bit 0 of each pointer marks a PI futex.
+    let (pending, pending_pi) = (pending & !1, pending & 1 != 0);
+    let (mut entry, mut pi) = (first & !1, first & 1 != 0);
+    let mut limit = ROBUST_LIST_LIMIT;
+    while entry != head {
+        let next = read_u64_in(k, mm, entry);
+        // The lock being taken or released (list_op_pending) is done last.
+        if entry != pending {
+            futex_death(k, mm, tid, entry.wrapping_add(offset), pi, false);
+        }
+        let Some(next) = next else {
+            return;
+        };
+        (entry, pi) = (next & !1, next & 1 != 0);
+        limit -= 1;
+        if limit == 0 {
+            break;
+        }
+    }
+    if pending != 0 {
+        futex_death(k, mm, tid, pending.wrapping_add(offset), pending_pi, true);
+    }
+}
+
+/// One robust futex of a dying owner (Linux's `handle_futex_death`).
+fn futex_death<P: Platform>(
+    k: &mut Kernel<'_, P>,
+    mm: MmId,
+    tid: i32,
+    uaddr: u64,
+    pi: bool,
+    pending_op: bool,
+) {
+    if !uaddr.is_multiple_of(4) {
+        return;
+    }
+    let mut b = [0u8; 4];
+    if read_in(k, mm, uaddr, &mut b).is_none() {
+        return;
+    }
+    let val = u32::from_le_bytes(b);
+    let wake = |k: &mut Kernel<'_, P>| {
+        if let Ok(key) = key_in(k, mm, uaddr, false) {
+            k.wake(key, 1);
+        }
+    };
+    // Died between taking a 0 word and recording itself as owner: a waiter
+    // may have gone to sleep meanwhile.
+    if pending_op && !pi && val == 0 {
+        wake(k);
+        return;
+    }
+    if val & FUTEX_TID_MASK != tid as u32 {
+        return;
+    }
+    let new = (val & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
+    let Some(e) = k.mms.get_mut(&mm) else {
+        return;
+    };
+    if e.mm
+        .copy_out(k.plat, &mut k.frames, uaddr, &new.to_le_bytes())
+        .is_err()
+    {
+        return;
+    }
+    // PI futexes hand over through the PI state, which the sentry lacks.
+    if !pi && val & FUTEX_WAITERS != 0 {
+        wake(k);
+    }
+}

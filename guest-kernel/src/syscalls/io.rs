@@ -91,7 +91,7 @@ fn read_pipe<P: Platform>(
 fn write_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64) -> KResult<u64> {
     let len = len.min(MAX_RW_COUNT);
     match file {
-        File::TimerFd(_) => Err(Errno::EINVAL),
+        File::TimerFd(_) | File::SignalFd(_) => Err(Errno::EINVAL),
         File::Socket(s) => {
             let mut data = vec![0u8; len.min(1 << 20) as usize];
             k.copy_in(buf, &mut data)?;
@@ -209,6 +209,7 @@ fn read_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64
                 }
             }
         }
+        File::SignalFd(s) => super::signalfd::read(k, s, buf, len),
         File::Socket(s) => {
             let (data, _rights, _) = super::socket::recv_data(k, s, len.min(1 << 20) as usize, 0)?;
             k.copy_out(buf, &data)?;
@@ -405,6 +406,14 @@ pub fn stat_of<P: Platform>(k: &Kernel<'_, P>, file: &File) -> KResult<Stat> {
             ..Default::default()
         }),
         File::Tmpfs(t) => t.fs.stat(t.ino),
+        File::SignalFd(s) => Ok(Stat {
+            st_dev: 13,
+            st_ino: s.id,
+            st_nlink: 1,
+            st_mode: 0o600,
+            st_blksize: 4096,
+            ..Default::default()
+        }),
         File::TimerFd(t) => Ok(Stat {
             st_dev: 13,
             st_ino: t.id,

@@ -70,7 +70,8 @@ pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             | File::EventFd(_)
             | File::Epoll(_)
             | File::Socket(_)
-            | File::TimerFd(_) => return Err(Errno::EACCES),
+            | File::TimerFd(_)
+            | File::SignalFd(_) => return Err(Errno::EACCES),
             File::Dev(_) => return Err(Errno::ENODEV),
         }
     };

@@ -16,10 +16,12 @@ pub mod process;
 pub mod procfs;
 pub mod resolve;
 pub mod signal;
+pub mod signalfd;
 pub mod socket;
 pub mod splice;
 pub mod stat;
 pub mod time;
+pub mod timer;
 pub mod wait;
 
 use log::{debug, trace};
@@ -157,6 +159,9 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         SPLICE => splice::sys_splice(k, a),
         TEE => splice::sys_tee(k, a),
         COPY_FILE_RANGE => splice::sys_copy_file_range(k, a),
+        SIGNALFD => signalfd::sys_signalfd(k, a),
+        SIGNALFD4 => signalfd::sys_signalfd4(k, a),
+        CLOSE_RANGE => fd::sys_close_range(k, a),
 
         BRK => mm::sys_brk(k, a),
         MMAP => mm::sys_mmap(k, a),
@@ -216,6 +221,11 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         ALARM => time::sys_alarm(k, a),
         SETITIMER => time::sys_setitimer(k, a),
         GETITIMER => time::sys_getitimer(k, a),
+        TIMER_CREATE => timer::sys_timer_create(k, a),
+        TIMER_SETTIME => timer::sys_timer_settime(k, a),
+        TIMER_GETTIME => timer::sys_timer_gettime(k, a),
+        TIMER_GETOVERRUN => timer::sys_timer_getoverrun(k, a),
+        TIMER_DELETE => timer::sys_timer_delete(k, a),
 
         FUTEX => futex::sys_futex(k, a),
         POLL => poll::sys_poll(k, a),

@@ -59,6 +59,13 @@ pub fn readiness(file: &File) -> u16 {
                 ev
             }
         }
+        File::SignalFd(s) => {
+            if s.ready() {
+                POLLIN | POLLRDNORM
+            } else {
+                0
+            }
+        }
         File::TimerFd(t) => {
             if t.ready() {
                 POLLIN | POLLRDNORM
@@ -97,6 +104,13 @@ pub fn readiness(file: &File) -> u16 {
     }
 }
 
+/// Record what time- and task-dependent readiness is computed against:
+/// the time for timerfds, the asking task's pending signals for signalfds.
+pub fn prepare_readiness<P: Platform>(k: &Kernel<'_, P>) {
+    crate::fs::timerfd::set_now(k.plat.now(crate::platform::Clock::Monotonic));
+    crate::fs::signalfd::set_pending(k.cur().sig.pending | k.group().pending);
+}
+
 fn do_poll<P: Platform>(
     k: &mut Kernel<'_, P>,
     fds: u64,
@@ -109,7 +123,7 @@ fn do_poll<P: Platform>(
     }
     let mut raw = vec![0u8; nfds as usize * 8];
     k.copy_in(fds, &mut raw)?;
-    crate::fs::timerfd::set_now(k.plat.now(crate::platform::Clock::Monotonic));
+    prepare_readiness(k);
     let mut timer_deadline: Option<u64> = None;
     let mut ready = 0u64;
     for entry in raw.chunks_exact_mut(8) {
@@ -225,6 +239,7 @@ fn do_select<P: Platform>(
     }
     let mut output = [vec![0u8; bytes], vec![0u8; bytes], vec![0u8; bytes]];
     let mut ready = 0u64;
+    prepare_readiness(k);
     for fd in 0..nfds as usize {
         let (byte, bit) = (fd / 8, 1u8 << (fd % 8));
         let wanted = [0, 1, 2].map(|i| input[i][byte] & bit != 0);

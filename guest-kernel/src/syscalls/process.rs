@@ -230,6 +230,11 @@ pub fn sys_execve<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     for t in others {
         exit_thread(k, t, GroupExit::Exited(0));
     }
+    // The old image's robust locks are released as at thread exit.
+    let (cur_mm, robust_head) = (k.cur().mm, k.cur().robust_list.0);
+    if robust_head != 0 {
+        super::futex::exit_robust_list(k, cur_mm, tid, robust_head);
+    }
     let t = k.cur_mut();
     let old_mm = core::mem::replace(&mut t.mm, new_mm);
     let old_thread = t.thread.replace(thread);
@@ -254,6 +259,9 @@ pub fn sys_execve<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         .flat_map(|a| a.iter().copied().chain(core::iter::once(0)))
         .collect();
     g.sighand.reset_for_exec();
+    let tgid = g.tgid;
+    k.ptimers.remove_group(tgid);
+    let g = k.group_mut();
     let closing = g.fds.take_cloexec();
     for e in closing {
         super::fd::descriptor_closed(k, e.file);

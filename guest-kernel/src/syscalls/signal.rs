@@ -252,27 +252,11 @@ pub fn sys_rt_sigtimedwait<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResu
         return Err(Errno::EINVAL);
     }
     let set = k.read_u64(a[0])? & !UNBLOCKABLE;
-    let from_thread = k.cur().sig.pending & set;
-    let from_group = k.group().pending & set;
-    if let Some(sig) = crate::task::signal::lowest(from_thread | from_group) {
-        let bit = crate::task::signal::bit(sig);
-        let info = if from_thread & bit != 0 {
-            let t = k.cur_mut();
-            t.sig.pending &= !bit;
-            t.siginfo.remove(&sig)
-        } else {
-            let g = k.group_mut();
-            g.pending &= !bit;
-            g.siginfo.remove(&sig)
-        }
-        .unwrap_or(SigInfo {
-            signo: sig,
-            ..Default::default()
-        });
+    if let Some(info) = crate::task::frame::dequeue_signal(k, set) {
         if a[1] != 0 {
             k.copy_out(a[1], &info.to_bytes())?;
         }
-        return Ok(sig as u64);
+        return Ok(info.signo as u64);
     }
     if k.timed_out() {
         return Err(Errno::EAGAIN);

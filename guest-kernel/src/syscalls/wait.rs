@@ -124,6 +124,7 @@ pub fn sys_waitid<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
                 uid,
                 addr: 0,
                 status,
+                ..Default::default()
             };
             k.copy_out(infop, &info.to_bytes())?;
         }

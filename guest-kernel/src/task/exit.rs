@@ -34,6 +34,11 @@ pub fn exit_thread<P: Platform>(k: &mut Kernel<'_, P>, tid: Tid, status: GroupEx
         return;
     };
     let (mm, ctid, tgid, vfork_parent) = (t.mm, t.clear_child_tid, t.tgid, t.vfork_parent);
+    // Locks the thread still holds pass to their waiters as owner-died.
+    let robust_head = t.robust_list.0;
+    if robust_head != 0 {
+        syscalls::futex::exit_robust_list(k, mm, tid, robust_head);
+    }
     // CLONE_CHILD_CLEARTID: zero the word and wake one futex waiter
     // (pthread_join), while the address space still exists.
     if ctid != 0 {
@@ -90,6 +95,7 @@ fn group_dead<P: Platform>(k: &mut Kernel<'_, P>, tgid: Tid, status: GroupExit) 
     let files: Vec<_> = g.fds.drain().collect();
     g.zombie = Some(status);
     k.alarms.remove(&tgid);
+    k.ptimers.remove_group(tgid);
     let (parent, exit_signal, children) =
         (g.parent, g.exit_signal, core::mem::take(&mut g.children));
     for e in files {
@@ -163,6 +169,7 @@ fn group_dead<P: Platform>(k: &mut Kernel<'_, P>, tgid: Tid, status: GroupExit) 
                 uid: 0,
                 addr: 0,
                 status: st,
+                ..Default::default()
             };
             super::frame::send_to_group(k, parent, exit_signal, info);
         }

@@ -53,16 +53,21 @@ pub fn send_to_group<P: Platform>(k: &mut Kernel<'_, P>, tgid: Tid, sig: i32, in
     }
     g.pending |= bit(sig);
     g.siginfo.insert(sig, info);
-    // Any thread that does not block the signal may take it.
+    // A thread waiting for the signal (sigwaitinfo, a signalfd read) takes
+    // it first, else any thread that does not block it.
     let threads = g.threads.clone();
-    let target = threads.iter().copied().find(|t| {
-        k.tasks
-            .get(t)
-            .is_some_and(|t| t.sig.blocked & bit(sig) == 0)
-    });
+    let find = |k: &Kernel<'_, P>, want: &dyn Fn(&super::Task<P>) -> bool| {
+        threads
+            .iter()
+            .copied()
+            .find(|t| k.tasks.get(t).is_some_and(want))
+    };
+    let target = find(k, &|t| t.sigwait & bit(sig) != 0)
+        .or_else(|| find(k, &|t| t.sig.blocked & bit(sig) == 0));
     if let Some(t) = target {
         interrupt(k, t, sig);
     }
+    signal_queued(k);
 }
 
 /// Send `sig` to one thread.
@@ -83,6 +88,45 @@ pub fn send_to_thread<P: Platform>(k: &mut Kernel<'_, P>, tid: Tid, sig: i32, in
         t.siginfo.insert(sig, info);
     }
     interrupt(k, tid, sig);
+    signal_queued(k);
+}
+
+/// A signal was queued: pollers of signalfds may now see it.
+fn signal_queued<P: Platform>(k: &mut Kernel<'_, P>) {
+    crate::fs::signalfd::signals_changed();
+    if crate::fs::signalfd::any_live() {
+        k.wake(super::WaitKey::Poll, usize::MAX);
+    }
+}
+
+/// Take the lowest pending signal of `set` for the current task, its
+/// thread's pending set first (as Linux's `dequeue_signal`).
+pub fn dequeue_signal<P: Platform>(k: &mut Kernel<'_, P>, set: u64) -> Option<SigInfo> {
+    let from_thread = k.cur().sig.pending & set;
+    let from_group = k.group().pending & set;
+    let sig = if from_thread != 0 {
+        lowest(from_thread)?
+    } else {
+        lowest(from_group)?
+    };
+    let info = if from_thread != 0 {
+        let t = k.cur_mut();
+        t.sig.pending &= !bit(sig);
+        t.siginfo.remove(&sig)
+    } else {
+        let g = k.group_mut();
+        g.pending &= !bit(sig);
+        g.siginfo.remove(&sig)
+    };
+    crate::fs::signalfd::signals_changed();
+    let info = info.unwrap_or(SigInfo {
+        signo: sig,
+        ..Default::default()
+    });
+    if info.code == super::SI_TIMER {
+        crate::syscalls::timer::delivered(k, &info);
+    }
+    Some(info)
 }
 
 /// A synchronous fault: delivered to the faulting thread, and fatal if
@@ -123,28 +167,16 @@ pub fn deliver_signals<P: Platform>(k: &mut Kernel<'_, P>) {
         if t.state != TaskState::Runnable {
             return;
         }
-        let ready = (t.sig.pending | g.pending) & !t.sig.blocked;
-        let Some(sig) = lowest(ready) else {
+        let blocked = t.sig.blocked;
+        let ready = (t.sig.pending | g.pending) & !blocked != 0;
+        let Some(info) = ready.then(|| dequeue_signal(k, !blocked)).flatten() else {
             // Woken by a signal that went elsewhere: the call simply retries.
             if let Some(r) = k.cur_mut().restart.as_mut() {
                 r.interrupted = false;
             }
             return;
         };
-        let from_thread = t.sig.pending & bit(sig) != 0;
-        let info = if from_thread {
-            let t = k.cur_mut();
-            t.sig.pending &= !bit(sig);
-            t.siginfo.remove(&sig)
-        } else {
-            let g = k.group_mut();
-            g.pending &= !bit(sig);
-            g.siginfo.remove(&sig)
-        }
-        .unwrap_or(SigInfo {
-            signo: sig,
-            ..Default::default()
-        });
+        let sig = info.signo;
         let act = k.group().sighand.action(sig);
         if act.handler == SIG_IGN {
             continue;
@@ -206,6 +238,9 @@ fn setup_frame<P: Platform>(
     let plat = k.plat;
     let t = k.cur_mut();
     let mut saved_mask = t.sig.blocked;
+    // The interrupted wait (sigwaitinfo, a signalfd read) is over while the
+    // handler runs; a retry waits anew.
+    t.sigwait = 0;
     if let Some(r) = t.restart.take() {
         if let Some(m) = r.saved_mask {
             saved_mask = m;

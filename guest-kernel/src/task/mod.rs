@@ -139,11 +139,17 @@ pub struct SigInfo {
     pub addr: u64,
     /// `SIGCHLD`: the child's exit code or signal.
     pub status: i32,
+    /// `si_value` (POSIX timers, `sigqueue`).
+    pub value: u64,
+    /// `SI_TIMER`: the kernel timer id and its overrun count.
+    pub timerid: i32,
+    pub overrun: i32,
 }
 
 /// `si_code` values.
 pub const SI_USER: i32 = 0;
 pub const SI_KERNEL: i32 = 0x80;
+pub const SI_TIMER: i32 = -2;
 pub const SI_TKILL: i32 = -6;
 pub const CLD_EXITED: i32 = 1;
 pub const CLD_KILLED: i32 = 2;
@@ -154,7 +160,11 @@ impl SigInfo {
         let mut b = [0u8; 128];
         b[0..4].copy_from_slice(&self.signo.to_le_bytes());
         b[8..12].copy_from_slice(&self.code.to_le_bytes());
-        if self.addr != 0 {
+        if self.code == SI_TIMER {
+            b[16..20].copy_from_slice(&self.timerid.to_le_bytes());
+            b[20..24].copy_from_slice(&self.overrun.to_le_bytes());
+            b[24..32].copy_from_slice(&self.value.to_le_bytes());
+        } else if self.addr != 0 {
             b[16..24].copy_from_slice(&self.addr.to_le_bytes());
         } else {
             b[16..20].copy_from_slice(&self.pid.to_le_bytes());
