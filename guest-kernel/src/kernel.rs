@@ -714,6 +714,17 @@ impl<'p, P: Platform> Kernel<'p, P> {
         mm.copy_in(plat, frames, va, buf)
     }
 
+    /// Physical runs of a user buffer (see `MmStruct::user_phys_runs`).
+    pub fn user_phys_runs(
+        &mut self,
+        va: u64,
+        len: u64,
+        write: bool,
+    ) -> KResult<Vec<(crate::platform::PhysAddr, usize)>> {
+        let (mm, frames, plat) = self.mm_parts();
+        mm.user_phys_runs(plat, frames, va, len, write)
+    }
+
     pub fn copy_out(&mut self, va: u64, data: &[u8]) -> KResult<()> {
         let (mm, frames, plat) = self.mm_parts();
         mm.copy_out(plat, frames, va, data)

@@ -200,6 +200,16 @@ pub trait Platform {
     /// The physical range `(base, len)` whose frames the sentry allocates
     /// for user memory. The platform keeps whatever it needs elsewhere.
     fn phys_range(&self) -> (PhysAddr, u64);
+    /// Read host file `h` at `off` into physical memory `[pa, pa+len)`.
+    /// A platform whose host calls can name physical memory reads straight
+    /// into it (no copy in the sentry); this default bounces.
+    fn host_pread_phys(&self, h: HostHandle, pa: PhysAddr, len: usize, off: u64) -> KResult<usize> {
+        let mut buf = alloc::vec![0u8; len.min(256 * 1024)];
+        let n = self.host().pread(h, &mut buf, off)?;
+        self.phys_write(pa, &buf[..n]);
+        Ok(n)
+    }
+
     /// Bytes all tmpfs contents together may hold. They live in the
     /// sentry's heap; by default half the sandbox's memory, as Linux's
     /// tmpfs.

@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use devices::HostServices;
 use guest_kernel::abi::{KResult, UserRegs};
-use guest_kernel::platform::{Clock, PhysAddr, Platform, PlatformError, Prot, Trap};
+use guest_kernel::platform::{
+    Clock, HostHandle, HostOps, PhysAddr, Platform, PlatformError, Prot, Trap,
+};
 use nix::sys::signal::Signal;
 use nix::sys::time::TimeSpec;
 use nix::time::{clock_gettime, ClockId};
@@ -199,6 +201,11 @@ impl Platform for PtracePlatform {
 
     fn phys_zero(&self, pa: PhysAddr, len: u64) {
         self.mem.zero(pa, len);
+    }
+
+    fn host_pread_phys(&self, h: HostHandle, pa: PhysAddr, len: usize, off: u64) -> KResult<usize> {
+        self.mem
+            .with_slice_mut(pa, len, |buf| self.host.pread(h, buf, off))
     }
 
     fn new_address_space(&self) -> Result<Stub, PlatformError> {

@@ -96,6 +96,18 @@ impl PhysMemory {
         }
     }
 
+    /// Run `f` on `[pa, pa+n)` as a mutable slice (a host read lands there
+    /// directly).
+    pub fn with_slice_mut<R>(&self, pa: u64, n: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        let off = self.check(pa, n);
+        // SAFETY: `check` proved the range lies inside our live mapping. The
+        // stubs that share it are stopped while the sentry serves a call,
+        // and the sentry is single-threaded, so nothing else touches these
+        // bytes while the slice lives.
+        let slice = unsafe { std::slice::from_raw_parts_mut(self.base.as_ptr().add(off), n) };
+        f(slice)
+    }
+
     pub fn zero(&self, pa: u64, len: u64) {
         let off = self.check(pa, len as usize);
         if len >= PUNCH_MIN {

@@ -4,6 +4,8 @@
  *   fallocate  fallocate modes and errors
  *   openat2    openat2 with RESOLVE_* restrictions
  *   sparse     huge sparse files, holes, 255-byte names
+ *   readinto   read(2) of a host file into awkward buffers: half bad,
+ *              read-only, copy-on-write after fork, huge
  *   fill       write /tmp full: ENOSPC, then the space comes back (sandbox
  *              only: natively it would fill the host's disk)
  * It works in a fresh directory under /tmp and reads `data/src.bin` (a
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -468,6 +471,46 @@ static void do_sparse(void) {
     expect_err(open(name, O_WRONLY | O_CREAT, 0644), "256-byte name");
 }
 
+static void do_readinto(void) {
+    int fd = open("data/src.bin", O_RDONLY);
+    check(fd >= 0, "open");
+    unsigned char want[8192];
+    check(pread(fd, want, sizeof want, 0) == sizeof want, "pread");
+    unsigned char *two = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    check(two != MAP_FAILED && mprotect(two + 4096, 4096, PROT_NONE) == 0, "mmap");
+    ssize_t n = pread(fd, two, 8192, 0);
+    printf("read across into PROT_NONE: %zd, data right %d\n", n, !memcmp(two, want, 4096));
+    expect_err(pread(fd, two + 4096, 10, 0), "read into PROT_NONE");
+    check(mprotect(two, 4096, PROT_READ) == 0, "mprotect");
+    expect_err(pread(fd, two, 10, 0), "read into a read-only page");
+    expect_err(syscall(SYS_read, fd, (void *)0, 10), "read into NULL");
+    /* After fork, the child's read lands in its own copy. */
+    unsigned char *buf = malloc(100000);
+    memset(buf, 'A', 100000);
+    pid_t pid = fork();
+    if (pid == 0) {
+        n = pread(fd, buf, 100000, 0);
+        printf("child read %zd\n", n);
+        fflush(stdout);
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    int untouched = 1;
+    for (int i = 0; i < 100000; i++)
+        untouched &= buf[i] == 'A';
+    printf("parent's copy untouched: %d\n", untouched);
+    /* A read larger than the file, into a fresh (unpopulated) mapping. */
+    size_t big = 64 << 20;
+    unsigned char *m = mmap(NULL, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    check(m != MAP_FAILED, "mmap big");
+    n = pread(fd, m, big, 100);
+    printf("big read: %zd, data right %d\n", n, !memcmp(m, want + 100, 8000));
+    /* Unaligned start, unaligned length. */
+    n = pread(fd, m + 4093, 5000, 3);
+    printf("unaligned read: %zd, data right %d\n", n, !memcmp(m + 4093, want + 3, 5000));
+}
+
 static void do_fill(void) {
     static char chunk[1 << 20];
     memset(chunk, 'f', sizeof chunk);
@@ -506,6 +549,8 @@ int main(int argc, char **argv) {
         do_openat2();
     else if (!strcmp(mode, "sparse"))
         do_sparse();
+    else if (!strcmp(mode, "readinto"))
+        do_readinto();
     else if (!strcmp(mode, "fill"))
         do_fill();
     else {

@@ -169,3 +169,8 @@ fn tmpfs_full_is_enospc_and_recovers() {
         );
     });
 }
+
+#[test]
+fn host_file_reads_into_awkward_buffers() {
+    xfer_matches_native("readinto");
+}

@@ -546,6 +546,18 @@ impl guest_kernel::platform::HostOps for QueueHost {
 }
 
 /// A nop round trip (latency probe for the self-test).
+/// `pread` into guest-physical memory `[gpa, gpa+len)` (the caller checked
+/// that it is the sentry's RAM).
+pub fn pread_gpa(h: guest_kernel::platform::HostHandle, gpa: u64, len: u64, offset: u64) -> KResult<usize> {
+    to_result(call(Req {
+        op: q::OP_PREAD,
+        handle: h.0,
+        addr: gpa,
+        len: len.min(q::IO_MAX),
+        offset,
+    }))
+}
+
 pub fn nop() -> i64 {
     call(Req {
         op: q::OP_NOP,

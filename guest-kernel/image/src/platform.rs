@@ -13,7 +13,7 @@ use crate::arch::x86_64::{self as arch, entry, phys_to_virt, pvm};
 use crate::hostcall::QueueHost;
 use crate::signals::SignalRing;
 use guest_kernel::platform::{
-    Clock, HostOps, HostSignal, PhysAddr, Platform, PlatformError, Prot, Trap, TscClock,
+    Clock, HostHandle, HostOps, HostSignal, PhysAddr, Platform, PlatformError, Prot, Trap, TscClock,
 };
 
 /// Linux's `TASK_SIZE`: the top user page stays unmapped.
@@ -170,6 +170,12 @@ impl Platform for PvmPlatform {
 
     fn phys_range(&self) -> (PhysAddr, u64) {
         (self.phys_base, self.phys_size)
+    }
+
+    fn host_pread_phys(&self, h: HostHandle, pa: PhysAddr, len: usize, off: u64) -> KResult<usize> {
+        // Frames are guest-physical: the VMM preads straight into them.
+        self.va_of(pa, len);
+        crate::hostcall::pread_gpa(h, pa, len as u64, off)
     }
 
     fn tmpfs_limit(&self) -> u64 {

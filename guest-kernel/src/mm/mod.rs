@@ -635,6 +635,37 @@ impl<P: Platform> MmStruct<P> {
         Ok(self.translate(plat, frames, va, Access::Write)?)
     }
 
+    /// The physical runs behind user range `[va, va+len)`, populated (and,
+    /// for `write`, made private) on demand, contiguous frames merged. Stops
+    /// at the first page that cannot be had: EFAULT if that is the first.
+    pub fn user_phys_runs(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        va: u64,
+        len: u64,
+        write: bool,
+    ) -> KResult<Vec<(PhysAddr, usize)>> {
+        let access = if write { Access::Write } else { Access::Read };
+        let end = va.checked_add(len).ok_or(Errno::EFAULT)?;
+        let mut runs: Vec<(PhysAddr, usize)> = Vec::new();
+        let mut cur = va;
+        while cur < end {
+            let chunk = (PAGE_SIZE - (cur % PAGE_SIZE)).min(end - cur);
+            let pa = match self.translate(plat, frames, cur, access) {
+                Ok(pa) => pa,
+                Err(e) if runs.is_empty() => return Err(e.into()),
+                Err(_) => break,
+            };
+            match runs.last_mut() {
+                Some((start, n)) if *start + *n as u64 == pa => *n += chunk as usize,
+                _ => runs.push((pa, chunk as usize)),
+            }
+            cur += chunk;
+        }
+        Ok(runs)
+    }
+
     /// Read a `u64` from user memory.
     pub fn read_u64(&mut self, plat: &P, frames: &mut FrameAllocator, va: u64) -> KResult<u64> {
         let mut b = [0u8; 8];

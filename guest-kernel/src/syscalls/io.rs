@@ -158,7 +158,7 @@ fn write_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u6
     }
 }
 
-/// Read from a host file at `off` into user memory, in bounce-buffer chunks.
+/// Read from a host file at `off` straight into the user buffer's frames.
 pub fn pread_host<P: Platform>(
     k: &mut Kernel<'_, P>,
     handle: HostHandle,
@@ -166,24 +166,24 @@ pub fn pread_host<P: Platform>(
     len: u64,
     off: u64,
 ) -> KResult<u64> {
-    let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
+    let runs = k.user_phys_runs(buf, len, true)?;
     let mut done = 0u64;
-    while done < len {
-        let want = ((len - done) as usize).min(CHUNK);
-        let n = match k.plat.host().pread(handle, &mut tmp[..want], off + done) {
-            Ok(n) => n,
-            Err(e) if done == 0 => return Err(e),
-            Err(_) => break,
-        };
-        if n == 0 {
-            break;
-        }
-        if let Err(e) = k.copy_out(buf + done, &tmp[..n]) {
-            return if done > 0 { Ok(done) } else { Err(e) };
-        }
-        done += n as u64;
-        if n < want {
-            break;
+    for (pa, n) in runs {
+        let mut at = 0;
+        while at < n {
+            let got = match k
+                .plat
+                .host_pread_phys(handle, pa + at as u64, n - at, off + done)
+            {
+                Ok(got) => got,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => return Ok(done),
+            };
+            done += got as u64;
+            if got == 0 {
+                return Ok(done);
+            }
+            at += got;
         }
     }
     Ok(done)
