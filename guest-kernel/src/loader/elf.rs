@@ -59,6 +59,13 @@ pub fn parse(data: &[u8]) -> KResult<ElfInfo> {
 
 /// As [`parse`], with `dyn_bias` added to the addresses of an `ET_DYN` file.
 pub fn parse_at(data: &[u8], dyn_bias: u64) -> KResult<ElfInfo> {
+    parse_head(data, data.len() as u64, dyn_bias)
+}
+
+/// As [`parse_at`], from the first bytes (`head`) of a file of `file_len`
+/// bytes: the headers and `PT_INTERP` must lie in `head`, the segments in
+/// the file.
+pub fn parse_head(data: &[u8], file_len: u64, dyn_bias: u64) -> KResult<ElfInfo> {
     let hdr = elf::FileHeader64::<LE>::parse(data).map_err(|_| Errno::ENOEXEC)?;
     let e = hdr.endian().map_err(|_| Errno::ENOEXEC)?;
     if hdr.e_machine(e) != elf::EM_X86_64 {
@@ -90,7 +97,7 @@ pub fn parse_at(data: &[u8], dyn_bias: u64) -> KResult<ElfInfo> {
                 let seg_end = vaddr.checked_add(memsz).ok_or(Errno::ENOEXEC)?;
                 let file_end = offset.checked_add(filesz).ok_or(Errno::ENOEXEC)?;
                 if filesz > memsz
-                    || file_end > data.len() as u64
+                    || file_end > file_len
                     || seg_end > TASK_SIZE
                     || (vaddr < PAGE_SIZE && dyn_bias != 0)
                 {

@@ -1,10 +1,10 @@
 //! `execve`'s loader: read an ELF from the container, map it, build the stack.
 
 pub mod elf;
+pub mod image;
 pub mod stack;
 pub mod vdso;
 
-use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -20,8 +20,6 @@ pub const DEFAULT_STACK: u64 = 8 << 20;
 pub const MAX_STACK: u64 = 1 << 30;
 /// Gap kept between the stack reservation and the mmap area.
 const STACK_GAP: u64 = 128 << 20;
-/// Largest executable the loader reads.
-const MAX_EXE_BYTES: u64 = 1 << 30;
 
 /// Where a loaded program starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,61 +76,6 @@ fn fail(errno: Errno, reason: &'static str) -> LoadError {
 }
 
 impl<P: Platform> Kernel<'_, P> {
-    /// Read a whole host file of the container.
-    fn read_container_file(&self, path: &[u8]) -> Result<Vec<u8>, LoadError> {
-        // Through the sentry's namespace, so programs written into the
-        // sandbox (tmpfs, the root overlay) run too.
-        let path = crate::syscalls::dir::normalize(path);
-        if let crate::fs::vfs::Node::Tmp { fs, ino, .. } = self
-            .vfs
-            .lookup(self.plat, &path, true)
-            .map_err(|e| fail(e, "cannot open"))?
-        {
-            let st = fs.stat(ino).map_err(|e| fail(e, "cannot stat"))?;
-            if st.st_mode & S_IFMT != S_IFREG {
-                return Err(fail(Errno::EACCES, "not a regular file"));
-            }
-            if st.st_mode & 0o111 == 0 {
-                return Err(fail(Errno::EACCES, "permission denied (no execute bit)"));
-            }
-            let mut data = vec![0u8; st.st_size as usize];
-            let n = fs
-                .read(ino, &mut data, 0)
-                .map_err(|e| fail(e, "read error"))?;
-            data.truncate(n);
-            return Ok(data);
-        }
-        let host = self.plat.host();
-        let h = host.open(&path).map_err(|e| fail(e, "cannot open"))?;
-        let result = (|| {
-            let st = host.fstat(h).map_err(|e| fail(e, "cannot stat"))?;
-            if st.st_mode & S_IFMT != S_IFREG {
-                return Err(fail(Errno::EACCES, "not a regular file"));
-            }
-            if st.st_mode & 0o111 == 0 {
-                return Err(fail(Errno::EACCES, "permission denied (no execute bit)"));
-            }
-            let size = st.st_size as u64;
-            if size > MAX_EXE_BYTES {
-                return Err(fail(Errno::E2BIG, "executable too large"));
-            }
-            let mut data = vec![0u8; size as usize];
-            let mut off = 0usize;
-            while off < data.len() {
-                match host.pread(h, &mut data[off..], off as u64) {
-                    Ok(0) => break,
-                    Ok(n) => off += n,
-                    Err(Errno::EINTR) => continue,
-                    Err(e) => return Err(fail(e, "read error")),
-                }
-            }
-            data.truncate(off);
-            Ok(data)
-        })();
-        host.close(h);
-        result
-    }
-
     /// Find `args[0]` the way runc does: a name with a slash is a path
     /// (relative to the cwd), otherwise search `PATH` from the environment.
     pub fn resolve_program(
@@ -174,46 +117,98 @@ impl<P: Platform> Kernel<'_, P> {
         argv: &[Vec<u8>],
         envp: &[Vec<u8>],
     ) -> Result<Entry, LoadError> {
-        let mut data = self.read_container_file(path)?;
+        let mut file = self.open_exec(path)?;
         // `#!` scripts: run the interpreter with the script's path.
         let mut argv_owned: Vec<Vec<u8>> = argv.to_vec();
         let mut exe: Vec<u8> = path.to_vec();
         let mut depth = 0;
-        while data.starts_with(b"#!") {
+        while file.head.starts_with(b"#!") {
             depth += 1;
+            let parsed = parse_shebang(&file.head);
+            file.release(self.plat);
             if depth > MAX_INTERP_DEPTH {
                 return Err(fail(Errno::ELOOP, "too many levels of #! interpreters"));
             }
-            let (interp, arg) =
-                parse_shebang(&data).ok_or(fail(Errno::ENOEXEC, "malformed #! line"))?;
+            let (interp, arg) = parsed.ok_or(fail(Errno::ENOEXEC, "malformed #! line"))?;
             let mut new_argv = alloc::vec![interp.clone()];
             new_argv.extend(arg);
             new_argv.push(exe.clone());
             new_argv.extend(argv_owned.iter().skip(1).cloned());
             argv_owned = new_argv;
-            data = self.read_container_file(&interp)?;
+            file = self.open_exec(&interp)?;
             exe = interp;
         }
         let argv: &[Vec<u8>] = &argv_owned;
-        let info = elf::parse(&data).map_err(|e| fail(e, "not a valid x86-64 ELF executable"))?;
-        // The dynamic loader named by PT_INTERP, read before the point of no return.
+        let info = match elf::parse_head(&file.head, file.size, elf::PIE_BASE) {
+            Ok(info) => info,
+            Err(e) => {
+                file.release(self.plat);
+                return Err(fail(e, "not a valid x86-64 ELF executable"));
+            }
+        };
+        // The dynamic loader named by PT_INTERP, opened before the point of
+        // no return.
         let interp = match &info.interp {
             Some(path) => {
-                let idata = self
-                    .read_container_file(path)
-                    .map_err(|e| fail(e.errno, "cannot load the program's interpreter"))?;
-                let probe = elf::parse_at(&idata, 0)
-                    .map_err(|e| fail(e, "the interpreter is not a valid ELF"))?;
-                if probe.interp.is_some() {
-                    return Err(fail(
-                        Errno::ELIBBAD,
-                        "the interpreter is not a plain shared object",
-                    ));
+                let checked = self
+                    .open_exec(path)
+                    .map_err(|e| fail(e.errno, "cannot load the program's interpreter"))
+                    .and_then(|ifile| {
+                        match elf::parse_head(&ifile.head, ifile.size, 0) {
+                            Ok(probe) if probe.interp.is_none() => Ok((ifile, probe)),
+                            Ok(_) => Err((
+                                ifile,
+                                fail(
+                                    Errno::ELIBBAD,
+                                    "the interpreter is not a plain shared object",
+                                ),
+                            )),
+                            Err(e) => Err((ifile, fail(e, "the interpreter is not a valid ELF"))),
+                        }
+                        .map_err(|(ifile, why)| {
+                            ifile.release(self.plat);
+                            why
+                        })
+                    });
+                match checked {
+                    Ok(found) => Some(found),
+                    Err(why) => {
+                        file.release(self.plat);
+                        return Err(why);
+                    }
                 }
-                Some((idata, probe))
             }
             None => None,
         };
+        let result = self.map_program(
+            mm_id,
+            exe,
+            path,
+            argv,
+            envp,
+            (&file, &info),
+            interp.as_ref(),
+        );
+        file.release(self.plat);
+        if let Some((ifile, _)) = interp {
+            ifile.release(self.plat);
+        }
+        result
+    }
+
+    /// The part of `load_program` after its files are open: map them,
+    /// build the stack.
+    #[allow(clippy::too_many_arguments)]
+    fn map_program(
+        &mut self,
+        mm_id: MmId,
+        exe: Vec<u8>,
+        path: &[u8],
+        argv: &[Vec<u8>],
+        envp: &[Vec<u8>],
+        (file, info): (&image::ExecFile, &elf::ElfInfo),
+        interp: Option<&(image::ExecFile, elf::ElfInfo)>,
+    ) -> Result<Entry, LoadError> {
         let vdso_frames = self.vdso_frames();
         let stack_limit = self.group().rlimits[RLIMIT_STACK as usize].0;
         let creds = self.group().creds;
@@ -225,7 +220,7 @@ impl<P: Platform> Kernel<'_, P> {
             .ok_or(fail(Errno::ENOMEM, "no address space"))?
             .mm;
 
-        map_image(mm, plat, frames, &info, &data)?;
+        image::map_image(mm, plat, frames, info, file)?;
         if info.end > mm.task_size {
             return Err(fail(
                 Errno::ENOEXEC,
@@ -251,7 +246,7 @@ impl<P: Platform> Kernel<'_, P> {
         mm.brk = mm.brk_start;
         // The interpreter goes where an unhinted mmap would put it.
         let (entry, interp_base) = match interp {
-            Some((idata, probe)) => {
+            Some((ifile, probe)) => {
                 let lo = probe
                     .segments
                     .iter()
@@ -263,9 +258,9 @@ impl<P: Platform> Kernel<'_, P> {
                 let base = mm
                     .find_free(span, mm.mmap_base)
                     .ok_or(fail(Errno::ENOMEM, "no room for the interpreter"))?;
-                let iinfo = elf::parse_at(&idata, base - lo)
+                let iinfo = elf::parse_head(&ifile.head, ifile.size, base - lo)
                     .map_err(|e| fail(e, "the interpreter is not a valid ELF"))?;
-                map_image(mm, plat, frames, &iinfo, &idata)?;
+                image::map_image(mm, plat, frames, &iinfo, ifile)?;
                 (iinfo.entry, base - lo)
             }
             None => (info.entry, 0),
@@ -339,65 +334,6 @@ pub fn join(base: &[u8], rel: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(rel.strip_prefix(b"./").unwrap_or(rel));
     out
-}
-
-/// Create the VMAs of an ELF image and copy its file bytes in.
-fn map_image<P: Platform>(
-    mm: &mut crate::mm::MmStruct<P>,
-    plat: &P,
-    frames: &mut crate::mm::FrameAllocator,
-    info: &elf::ElfInfo,
-    data: &[u8],
-) -> Result<(), LoadError> {
-    if info.end > mm.task_size {
-        return Err(fail(
-            Errno::ENOEXEC,
-            "segments reach above the user address range",
-        ));
-    }
-    // Page permissions, unioned where two segments share a page.
-    let mut page_prot: BTreeMap<u64, Prot> = BTreeMap::new();
-    for s in &info.segments {
-        let end = page_up(s.vaddr + s.memsz).ok_or(fail(Errno::ENOEXEC, "segment overflows"))?;
-        for page in (page_down(s.vaddr)..end).step_by(PAGE_SIZE as usize) {
-            let p = page_prot.entry(page).or_insert(Prot::NONE);
-            *p = Prot {
-                read: p.read || s.prot.read,
-                write: p.write || s.prot.write,
-                exec: p.exec || s.prot.exec,
-            };
-        }
-    }
-    let mut run: Option<Vma> = None;
-    for (page, prot) in page_prot {
-        if mm.overlaps(page, page + PAGE_SIZE) {
-            return Err(fail(Errno::EINVAL, "image segments overlap other mappings"));
-        }
-        match run.as_mut() {
-            Some(v) if v.end == page && v.prot == prot => v.end += PAGE_SIZE,
-            _ => {
-                if let Some(v) = run.take() {
-                    mm.insert_vma(v);
-                }
-                run = Some(Vma {
-                    start: page,
-                    end: page + PAGE_SIZE,
-                    prot,
-                    kind: VmaKind::Image,
-                    shared: false,
-                    backing: None,
-                });
-            }
-        }
-    }
-    if let Some(v) = run {
-        mm.insert_vma(v);
-    }
-    for s in &info.segments {
-        let bytes = &data[s.offset as usize..(s.offset + s.filesz) as usize];
-        mm.write_force(plat, frames, s.vaddr, bytes)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
