@@ -72,7 +72,7 @@ pub fn default_action(sig: i32) -> DefaultAction {
 }
 
 /// The mask bit of `sig`.
-pub fn bit(sig: i32) -> u64 {
+pub const fn bit(sig: i32) -> u64 {
     1u64 << (sig - 1)
 }
 
