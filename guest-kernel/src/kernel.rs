@@ -189,6 +189,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
                 group_exit: None,
                 zombie: None,
                 exec_id: None,
+                job: Default::default(),
             },
         );
         self.tasks.insert(tid, Task::new(tid, tid, mm, thread));
@@ -434,10 +435,10 @@ impl<'p, P: Platform> Kernel<'p, P> {
         )
     }
 
-    /// Make a blocked task runnable.
+    /// Make a blocked task runnable (a stopped one waits for SIGCONT).
     pub fn make_runnable(&mut self, tid: Tid) {
         if let Some(t) = self.tasks.get_mut(&tid) {
-            if t.state != TaskState::Runnable {
+            if matches!(t.state, TaskState::Blocked { .. }) {
                 t.state = TaskState::Runnable;
                 if let Some(d) = t.restart.and_then(|r| r.deadline) {
                     self.timers.remove(&(d, tid));
@@ -538,6 +539,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
                 group_exit: None,
                 zombie: None,
                 exec_id: Some(id),
+                job: Default::default(),
             },
         );
         self.tasks.insert(tid, Task::new(tid, tid, mm, thread));

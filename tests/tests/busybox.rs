@@ -31,7 +31,21 @@ seq 1 5 | while read n; do echo "read $n"; done | head -3
 exit 7
 "#;
 
+/// Job control from a non-interactive shell: stop and continue a job.
+const JOBS_SCRIPT: &str = r#"
+sleep 10 & pid=$!
+kill -STOP $pid; sleep 0.2
+read p comm state rest < /proc/$pid/stat; echo "after STOP: $state"
+kill -CONT $pid; sleep 0.2
+read p comm state rest < /proc/$pid/stat; echo "after CONT: $state"
+kill $pid; wait $pid; echo "terminated job status: $?"
+"#;
+
 fn busybox_bundle() -> Bundle {
+    busybox_bundle_with(SCRIPT)
+}
+
+fn busybox_bundle_with(script: &str) -> Bundle {
     assert!(
         Path::new(BUSYBOX).exists(),
         "{BUSYBOX} is missing: install Debian's busybox-static (scripts/test.sh does)"
@@ -41,7 +55,7 @@ fn busybox_bundle() -> Bundle {
     for applet in APPLETS {
         b = b.executable(&format!("/bin/{applet}"), bytes.clone());
     }
-    b.argv(["/bin/sh", "-c", SCRIPT]).build()
+    b.argv(["/bin/sh", "-c", script]).build()
 }
 
 #[test]
@@ -57,6 +71,23 @@ fn busybox_shell_script_matches_native() {
     for_each_platform(|p| {
         let out = bundle.run(p);
         out.expect_exit(Exit::Code(7));
+        out.expect_stdout(&native.stdout_str());
+    });
+}
+
+#[test]
+fn busybox_stops_and_continues_a_job() {
+    let bundle = busybox_bundle_with(JOBS_SCRIPT);
+    let native = bundle.run_native();
+    native.expect_exit(Exit::Code(0));
+    assert!(
+        native.stdout_str().contains("after STOP: T"),
+        "native run:\n{}",
+        native.context()
+    );
+    for_each_platform(|p| {
+        let out = bundle.run(p);
+        out.expect_exit(Exit::Code(0));
         out.expect_stdout(&native.stdout_str());
     });
 }

@@ -324,6 +324,26 @@ fn kill_a_long_running_container() {
 }
 
 #[test]
+fn kill_stop_holds_a_container_until_cont() {
+    let bundle = sleeper("60");
+    for_each_platform(|p| {
+        let env = Env::new(p);
+        env.create(&bundle, "jobs").expect_ok();
+        env.verb(&["start", "jobs"]).expect_code(0);
+        env.verb(&["kill", "jobs", "STOP"]).expect_code(0);
+        // A stopped process takes SIGTERM only once continued.
+        env.verb(&["kill", "jobs", "TERM"]).expect_code(0);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(env.state("jobs")["status"], "running");
+        env.verb(&["kill", "jobs", "CONT"]).expect_code(0);
+        env.verb(&["wait", "jobs"])
+            .expect_code(0)
+            .expect_stdout("143\n");
+        env.verb(&["delete", "jobs"]).expect_code(0);
+    });
+}
+
+#[test]
 fn delete_refuses_a_running_container_unless_forced() {
     let bundle = sleeper("60");
     for_each_platform(|p| {

@@ -134,3 +134,27 @@ fn close_range_closes_and_cloexec() {
 fn robust_mutex_owner_died() {
     ipc2_matches_native("robust");
 }
+
+/// `c/jobctl.c`: job-control stops and continues (SIGSTOP, SIGTSTP,
+/// SIGTTOU, SIGCONT) seen by waitpid, waitid and SIGCHLD, a stopped
+/// multi-threaded child, SIGKILL of a stopped child, and an orphaned
+/// process group; compared with a native run.
+#[test]
+fn job_control_stop_and_continue() {
+    let prog = compile("jobctl", Link::Static);
+    let bundle = Bundle::builder(&prog).build();
+    let native = bundle.run_native();
+    native.expect_exit(Exit::Code(0));
+    assert!(
+        native
+            .stdout_str()
+            .contains("threads: counter frozen while stopped: yes"),
+        "native run:\n{}",
+        native.context()
+    );
+    for_each_platform(|p| {
+        let out = bundle.run(p);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(&native.stdout_str());
+    });
+}

@@ -243,15 +243,7 @@ fn pid_stat<P: Platform>(k: &Kernel<'_, P>, pid: Tid) -> String {
         return String::new();
     };
     let comm = String::from_utf8_lossy(&basename(&g.exe_path)).into_owned();
-    let state = if k
-        .tasks
-        .get(&pid)
-        .is_some_and(|t| t.state == crate::task::TaskState::Runnable)
-    {
-        'R'
-    } else {
-        'S'
-    };
+    let state = proc_state(k, pid).0;
     let rss = k
         .tasks
         .get(&pid)
@@ -262,6 +254,20 @@ fn pid_stat<P: Platform>(k: &Kernel<'_, P>, pid: Tid) -> String {
         "{pid} ({comm}) {state} {} {} {} 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 {} 0 0 0 {rss} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n",
         g.parent, g.pgid, g.sid, g.threads.len()
     )
+}
+
+/// A process's state letter and name: its group's job-control stop, else
+/// its leader's scheduling state.
+fn proc_state<P: Platform>(k: &Kernel<'_, P>, pid: Tid) -> (char, &'static str) {
+    use crate::task::TaskState;
+    if k.groups.get(&pid).is_some_and(|g| g.job.stopped.is_some()) {
+        return ('T', "stopped");
+    }
+    match k.tasks.get(&pid).map(|t| t.state) {
+        Some(TaskState::Runnable) => ('R', "running"),
+        Some(TaskState::Stopped) => ('T', "stopped"),
+        _ => ('S', "sleeping"),
+    }
 }
 
 fn pid_status<P: Platform>(k: &Kernel<'_, P>, pid: Tid) -> String {
@@ -280,8 +286,9 @@ fn pid_status<P: Platform>(k: &Kernel<'_, P>, pid: Tid) -> String {
         .get(&pid)
         .map(|t| (t.sig.blocked, t.sig.pending))
         .unwrap_or((0, 0));
+    let (state, state_name) = proc_state(k, pid);
     format!(
-        "Name:\t{name}\nState:\tR (running)\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{}\nUid:\t{u}\t{u}\t{u}\t{u}\nGid:\t{gi}\t{gi}\t{gi}\t{gi}\nVmRSS:\t{rss} kB\nThreads:\t{}\nSigPnd:\t{pending:016x}\nSigBlk:\t{blocked:016x}\n",
+        "Name:\t{name}\nState:\t{state} ({state_name})\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{}\nUid:\t{u}\t{u}\t{u}\t{u}\nGid:\t{gi}\t{gi}\t{gi}\t{gi}\nVmRSS:\t{rss} kB\nThreads:\t{}\nSigPnd:\t{pending:016x}\nSigBlk:\t{blocked:016x}\n",
         g.parent,
         g.threads.len(),
         u = g.creds.uid,

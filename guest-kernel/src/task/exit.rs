@@ -94,6 +94,7 @@ fn group_dead<P: Platform>(k: &mut Kernel<'_, P>, tgid: Tid, status: GroupExit) 
     };
     let files: Vec<_> = g.fds.drain().collect();
     g.zombie = Some(status);
+    g.job = Default::default();
     k.alarms.remove(&tgid);
     k.ptimers.remove_group(tgid);
     let (parent, exit_signal, children) =

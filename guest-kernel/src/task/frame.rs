@@ -39,14 +39,34 @@ fn interrupt<P: Platform>(k: &mut Kernel<'_, P>, tid: Tid, sig: i32) {
     }
 }
 
+/// Whether `sig` sent to thread `tid` of `tgid` is dropped: ignored and
+/// not blocked by the thread (a blocked signal stays pending, since the
+/// action may change before it is unblocked, as Linux's `sig_ignored`).
+fn discarded<P: Platform>(k: &Kernel<'_, P>, tgid: Tid, tid: Tid, sig: i32) -> bool {
+    let Some(g) = k.groups.get(&tgid) else {
+        return true;
+    };
+    g.sighand.ignores(sig)
+        && k.tasks
+            .get(&tid)
+            .is_none_or(|t| t.sig.blocked & bit(sig) == 0)
+}
+
 /// Send `sig` to a process. SIGKILL ends it at once.
 pub fn send_to_group<P: Platform>(k: &mut Kernel<'_, P>, tgid: Tid, sig: i32, info: SigInfo) {
     let Some(g) = k.groups.get_mut(&tgid) else {
         return;
     };
-    if g.zombie.is_some() || g.sighand.ignores(sig) {
+    if g.zombie.is_some() {
         return;
     }
+    super::stop::prepare_signal(k, tgid, sig);
+    if discarded(k, tgid, tgid, sig) {
+        return;
+    }
+    let Some(g) = k.groups.get_mut(&tgid) else {
+        return;
+    };
     if sig == SIGKILL {
         group_exit(k, tgid, GroupExit::Signaled(SIGKILL));
         return;
@@ -76,7 +96,11 @@ pub fn send_to_thread<P: Platform>(k: &mut Kernel<'_, P>, tid: Tid, sig: i32, in
         return;
     };
     let tgid = t.tgid;
-    if k.groups.get(&tgid).is_none_or(|g| g.sighand.ignores(sig)) {
+    if k.groups.get(&tgid).is_none_or(|g| g.zombie.is_some()) {
+        return;
+    }
+    super::stop::prepare_signal(k, tgid, sig);
+    if discarded(k, tgid, tid, sig) {
         return;
     }
     if sig == SIGKILL {
@@ -164,9 +188,11 @@ pub fn deliver_signals<P: Platform>(k: &mut Kernel<'_, P>) {
             group_exit(k, tgid, status);
             return;
         }
-        if t.state != TaskState::Runnable {
+        if t.state != TaskState::Runnable || super::stop::park_if_stopped(k) {
             return;
         }
+        let t = k.cur();
+        let g = k.group();
         let blocked = t.sig.blocked;
         let ready = (t.sig.pending | g.pending) & !blocked != 0;
         let Some(info) = ready.then(|| dequeue_signal(k, !blocked)).flatten() else {
@@ -187,9 +213,8 @@ pub fn deliver_signals<P: Platform>(k: &mut Kernel<'_, P>) {
                     group_exit(k, tgid, GroupExit::Signaled(sig));
                     return;
                 }
-                DefaultAction::Stop => {
-                    debug!("signal {sig}: job-control stop is not supported yet; ignored")
-                }
+                // The next turn of the loop parks this thread.
+                DefaultAction::Stop => super::stop::group_stop(k, tgid, sig),
                 DefaultAction::Ignore | DefaultAction::Continue => {}
             }
             continue;

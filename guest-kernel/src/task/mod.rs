@@ -10,6 +10,7 @@
 pub mod exit;
 pub mod frame;
 pub mod signal;
+pub mod stop;
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -63,6 +64,8 @@ pub enum TaskState {
         key: WaitKey,
         seq: u64,
     },
+    /// Its thread group is stopped (job control) until SIGCONT.
+    Stopped,
 }
 
 /// A system call being retried after blocking.
@@ -224,4 +227,6 @@ pub struct ThreadGroup {
     pub zombie: Option<GroupExit>,
     /// Started by the host (`exec`): its exit is reported under this id.
     pub exec_id: Option<u32>,
+    /// Stopped or continued by job-control signals.
+    pub job: stop::JobCtl,
 }

@@ -72,7 +72,7 @@ pub fn default_action(sig: i32) -> DefaultAction {
 }
 
 /// The mask bit of `sig`.
-pub fn bit(sig: i32) -> u64 {
+pub const fn bit(sig: i32) -> u64 {
     1u64 << (sig - 1)
 }
 
@@ -107,14 +107,19 @@ impl SigHand {
         self.actions[(sig - 1) as usize] = act;
     }
 
-    /// Whether `sig` would be discarded on arrival.
+    /// Whether `sig` would be discarded on arrival. A default SIGCONT is
+    /// too: its continue happens when it is sent (`task::stop`).
     pub fn ignores(&self, sig: i32) -> bool {
         if sig == SIGKILL || sig == SIGSTOP {
             return false;
         }
         let act = self.action(sig);
         act.handler == SIG_IGN
-            || (act.handler == SIG_DFL && default_action(sig) == DefaultAction::Ignore)
+            || (act.handler == SIG_DFL
+                && matches!(
+                    default_action(sig),
+                    DefaultAction::Ignore | DefaultAction::Continue
+                ))
     }
 
     /// `execve` resets caught signals to their default action.
@@ -167,7 +172,9 @@ mod tests {
     fn dispositions() {
         let mut h = SigHand::default();
         assert!(h.ignores(17));
+        assert!(h.ignores(18));
         assert!(!h.ignores(15));
+        assert!(!h.ignores(19));
         h.set_action(
             10,
             SigAction {
