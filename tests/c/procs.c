@@ -16,6 +16,7 @@
 #include <sys/timerfd.h>
 #include <sys/time.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,6 +60,17 @@ static int mode_fork(void) {
     int st;
     waitpid(c, &st, 0);
     printf("fork: child saw its own copy %d, parent still has %d\n", WEXITSTATUS(st) == 0, shared_var);
+    /* MAP_SHARED anonymous memory, untouched before fork, is one memory. */
+    int *sh = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    check(sh != MAP_FAILED, "mmap shared");
+    c = fork();
+    if (c == 0) {
+        sh[10] = 42;
+        sh[200000] = 7;
+        _exit(0);
+    }
+    waitpid(c, &st, 0);
+    printf("fork: MAP_SHARED writes of the child seen by the parent: %d %d\n", sh[10], sh[200000]);
     return 0;
 }
 

@@ -317,6 +317,25 @@ impl<P: Platform> MmStruct<P> {
         frames: &mut FrameAllocator,
         child_space: P::AddressSpace,
     ) -> KResult<Self> {
+        // Shared anonymous memory has no object behind it for pages to fault
+        // in from later, so each side would get its own zero page: back it
+        // all now, and both address spaces map the same frames.
+        let shared_anon: Vec<Vma> = self
+            .vmas
+            .values()
+            .filter(|v| v.shared && v.backing.is_none())
+            .copied()
+            .collect();
+        for v in shared_anon {
+            let mut page = v.start;
+            while page < v.end {
+                if !self.pages.contains_key(&page) {
+                    self.populate(plat, frames, v, page)
+                        .map_err(|_| Errno::ENOMEM)?;
+                }
+                page += PAGE_SIZE;
+            }
+        }
         let mut child = MmStruct {
             space: child_space,
             vmas: self.vmas.clone(),
