@@ -106,14 +106,19 @@ struct PortInner {
     pause: Option<Box<dyn Pause>>,
     /// Paused by the server; a platform that attaches later starts paused.
     paused: bool,
+    /// The platform has run and gone: nothing will attach any more.
+    ended: bool,
 }
+
+/// How long an `exec` waits for a platform that is still booting.
+const EXEC_ATTACH_LIMIT: Duration = Duration::from_secs(10);
 
 /// Where the control server sends signals for the container's processes,
 /// and pauses or resumes it. The platform attaches itself while the
 /// container runs; signals and a pause that come earlier (between `start`
 /// and the sentry's boot) are kept and applied when it attaches.
 #[derive(Clone, Default)]
-pub struct SignalPort(Arc<std::sync::Mutex<PortInner>>);
+pub struct SignalPort(Arc<std::sync::Mutex<PortInner>>, Arc<std::sync::Condvar>);
 
 impl std::fmt::Debug for SignalPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -140,13 +145,16 @@ impl SignalPort {
             inner.signal = None;
             inner.pause = None;
             inner.exec = None;
+            inner.ended = true;
         }
+        self.1.notify_all();
     }
 
     fn attach_exec(&self, f: ExecFn) {
         if let Ok(mut inner) = self.0.lock() {
             inner.exec = Some(f);
         }
+        self.1.notify_all();
     }
 
     /// The exit sink, for the platform to report to.
@@ -167,11 +175,16 @@ impl SignalPort {
         }
     }
 
-    /// Start a process in the running container.
+    /// Start a process in the running container. Right after `start` the
+    /// platform may still be booting: wait for it (a bounded time).
     pub fn exec(&self, spec: ExecSpec) -> Result<u32, String> {
         let inner = self
             .0
             .lock()
+            .map_err(|_| "the sandbox is shutting down".to_string())?;
+        let (inner, _) = self
+            .1
+            .wait_timeout_while(inner, EXEC_ATTACH_LIMIT, |i| i.exec.is_none() && !i.ended)
             .map_err(|_| "the sandbox is shutting down".to_string())?;
         match inner.exec.as_ref() {
             Some(f) => f(spec),
