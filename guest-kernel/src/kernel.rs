@@ -178,11 +178,8 @@ impl<'p, P: Platform> Kernel<'p, P> {
                     params.cwd.clone()
                 },
                 exe_path: Vec::new(),
-                cmdline: params
-                    .args
-                    .iter()
-                    .flat_map(|a| a.iter().copied().chain(core::iter::once(0)))
-                    .collect(),
+                cmdline: crate::syscalls::process::nul_joined(&params.args),
+                environ: crate::syscalls::process::nul_joined(&params.env),
                 rlimits,
                 umask: 0o022,
                 exit_signal: 0,
@@ -528,11 +525,8 @@ impl<'p, P: Platform> Kernel<'p, P> {
                 fds,
                 cwd: cwd.clone(),
                 exe_path: Vec::new(),
-                cmdline: req
-                    .args
-                    .iter()
-                    .flat_map(|a| a.iter().copied().chain(core::iter::once(0)))
-                    .collect(),
+                cmdline: crate::syscalls::process::nul_joined(&req.args),
+                environ: crate::syscalls::process::nul_joined(&req.env),
                 rlimits,
                 umask,
                 exit_signal: 0,

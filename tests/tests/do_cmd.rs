@@ -189,3 +189,18 @@ fn lstat_of_host_symlinks_matches_native() {
     check(&["/bin/sh", "-c", &script]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// bash's process substitution (`/dev/fd/N`), `/dev/stdin`/`/dev/stderr`,
+/// `/proc/self/fd/N` and `/proc/self/environ`, as natively.
+#[test]
+fn dev_fd_links_and_proc_environ() {
+    check(&[
+        "/bin/bash",
+        "-c",
+        "diff <(echo a) <(echo a) && echo same; paste <(seq 3) <(seq 4 6); \
+         echo piped | cat /dev/stdin; echo to-stderr > /dev/stderr; \
+         readlink /dev/stdin /dev/fd; exec 3</etc/hostname; cmp /proc/self/fd/3 /etc/hostname && echo fd3; \
+         cat /proc/self/environ | tr '\\0' '\\n' | sort; test -c /dev/tty && echo tty-node; \
+         { echo x > /dev/tty; } 2>/dev/null || echo no-ctty",
+    ]);
+}

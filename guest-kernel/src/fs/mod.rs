@@ -85,6 +85,8 @@ pub enum DevKind {
     Zero,
     Full,
     Random,
+    /// `/dev/tty`: opening it gives the process's controlling terminal.
+    Tty,
 }
 
 impl DevKind {
@@ -95,6 +97,7 @@ impl DevKind {
             b"/dev/zero" => DevKind::Zero,
             b"/dev/full" => DevKind::Full,
             b"/dev/random" | b"/dev/urandom" => DevKind::Random,
+            b"/dev/tty" => DevKind::Tty,
             _ => return None,
         })
     }
@@ -112,13 +115,17 @@ impl DevKind {
         }
     }
 
-    /// Linux's device number (major 1) for `stat`.
+    /// Linux's device number (major 1; 5 for the tty) for `stat`.
     pub fn rdev(self) -> u64 {
+        if self == DevKind::Tty {
+            return 5 << 8;
+        }
         let minor = match self {
             DevKind::Null => 3,
             DevKind::Zero => 5,
             DevKind::Full => 7,
             DevKind::Random => 9,
+            DevKind::Tty => 0,
         };
         (1 << 8) | minor
     }

@@ -40,6 +40,9 @@ pub enum Node {
     Dev(DevKind),
     /// The `/dev` directory itself.
     DevDir,
+    /// A symlink of the sentry's own (`/dev/fd`, `/dev/stdin`...), not
+    /// followed: its target.
+    Symlink(Vec<u8>),
     /// A directory of `/proc` (its contents come from the procfs module).
     Proc(Vec<u8>),
 }
@@ -209,6 +212,18 @@ impl Vfs {
                 )))
             }
             [b"dev", b"shm", ..] => {}
+            [b"dev", name, rest @ ..] if dev_symlink(name).is_some() => {
+                let target = dev_symlink(name).unwrap_or_default();
+                if rest.is_empty() && !follow {
+                    return Ok(Step::Done(Node::Symlink(target.to_vec())));
+                }
+                let mut next = target.to_vec();
+                for r in rest {
+                    next.push(b'/');
+                    next.extend_from_slice(r);
+                }
+                return Ok(Step::Restart(next));
+            }
             [b"dev", ..] => return Err(Errno::ENOENT),
             // The sentry's own procfs; the lower layer's /proc and /sys
             // (the host's, under `do`) are never reached.
@@ -275,6 +290,15 @@ impl Vfs {
             Node::Host(p) => self.lower_stat(plat, p, true),
             Node::Tmp { fs, ino, .. } => fs.stat(*ino),
             Node::Dev(d) => Ok(d.stat()),
+            Node::Symlink(t) => Ok(Stat {
+                st_dev: 5,
+                st_ino: 100 + t.len() as u64,
+                st_nlink: 1,
+                st_mode: crate::abi::linux::S_IFLNK | 0o777,
+                st_size: t.len() as i64,
+                st_blksize: 4096,
+                ..Default::default()
+            }),
             Node::Proc(_) => Ok(Stat {
                 st_dev: 0x40,
                 st_ino: 1,
@@ -409,7 +433,7 @@ impl Vfs {
                 Ok((self.upper.clone(), ino, name, true))
             }
             Node::DevDir | Node::Proc(_) => Err(Errno::EACCES),
-            Node::Dev(_) => Err(Errno::ENOTDIR),
+            Node::Dev(_) | Node::Symlink(_) => Err(Errno::ENOTDIR),
         }
     }
 
@@ -433,7 +457,7 @@ impl Vfs {
             return Err(Errno::ENOTEMPTY);
         }
         match node {
-            Node::Dev(_) | Node::DevDir | Node::Proc(_) => Err(Errno::EACCES),
+            Node::Dev(_) | Node::DevDir | Node::Proc(_) | Node::Symlink(_) => Err(Errno::EACCES),
             Node::Tmp {
                 fs,
                 overlay_path: None,
@@ -476,19 +500,26 @@ impl Vfs {
                     b"full",
                     b"random",
                     b"urandom",
+                    b"tty",
                     b"shm",
+                    b"fd",
+                    b"stdin",
+                    b"stdout",
+                    b"stderr",
                 ]
                 .iter()
                 .enumerate()
                 {
-                    out.push((
-                        name.to_vec(),
-                        2 + i as u64,
-                        if *name == b"shm" { 4 } else { 2 },
-                    ));
+                    let dtype = match *name {
+                        b"shm" => 4,
+                        n if dev_symlink(n).is_some() => 10,
+                        _ => 2,
+                    };
+                    out.push((name.to_vec(), 2 + i as u64, dtype));
                 }
                 return Ok(out);
             }
+            Node::Symlink(_) => return Err(Errno::ENOTDIR),
             Node::Dev(_) | Node::Proc(_) => return Err(Errno::ENOTDIR),
             Node::Host(p) => return host_list(plat, p),
             Node::Tmp {
@@ -521,6 +552,17 @@ impl Vfs {
         }
         Ok(out)
     }
+}
+
+/// The symlinks of the sentry's `/dev`, as a container's `/dev` has them.
+fn dev_symlink(name: &[u8]) -> Option<&'static [u8]> {
+    Some(match name {
+        b"fd" => b"/proc/self/fd",
+        b"stdin" => b"/proc/self/fd/0",
+        b"stdout" => b"/proc/self/fd/1",
+        b"stderr" => b"/proc/self/fd/2",
+        _ => return None,
+    })
 }
 
 enum Step {

@@ -119,22 +119,7 @@ pub fn sys_fcntl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         }
         F_GETFL => {
             let file = k.group().fds.get(fd)?;
-            Ok(match &*file {
-                File::Pipe(end) => {
-                    u64::from(end.flags.load(Ordering::Relaxed))
-                        | if end.write { O_WRONLY } else { O_RDONLY }
-                }
-                File::HostStream { handle } if handle.0 == 0 => O_RDONLY,
-                File::HostStream { .. } => O_WRONLY,
-                File::HostFile { .. } => O_RDONLY,
-                File::Dev(_) | File::Epoll(_) => 2, // O_RDWR
-                File::Tmpfs(t) => u64::from(t.flags.load(Ordering::Relaxed)),
-                File::Dir(_) => 0o200000, // O_DIRECTORY
-                File::Socket(s) => 2 | u64::from(s.flags.load(Ordering::Relaxed)),
-                File::TimerFd(t) => u64::from(t.flags.load(Ordering::Relaxed)),
-                File::EventFd(e) => 2 | u64::from(e.flags.load(Ordering::Relaxed)),
-                File::SignalFd(s) => 2 | u64::from(s.flags.load(Ordering::Relaxed)),
-            })
+            Ok(status_flags(&file))
         }
         F_SETFL => {
             let file = k.group().fds.get(fd)?;
@@ -159,6 +144,26 @@ pub fn sys_fcntl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             _ => Err(Errno::EBADF),
         },
         _ => Err(Errno::EINVAL),
+    }
+}
+
+/// A file's status flags and access mode, as `F_GETFL` reports them.
+pub fn status_flags(file: &File) -> u64 {
+    match file {
+        File::Pipe(end) => {
+            u64::from(end.flags.load(Ordering::Relaxed))
+                | if end.write { O_WRONLY } else { O_RDONLY }
+        }
+        File::HostStream { handle } if handle.0 == 0 => O_RDONLY,
+        File::HostStream { .. } => O_WRONLY,
+        File::HostFile { .. } => O_RDONLY,
+        File::Dev(_) | File::Epoll(_) => 2, // O_RDWR
+        File::Tmpfs(t) => u64::from(t.flags.load(Ordering::Relaxed)),
+        File::Dir(_) => 0o200000, // O_DIRECTORY
+        File::Socket(s) => 2 | u64::from(s.flags.load(Ordering::Relaxed)),
+        File::TimerFd(t) => u64::from(t.flags.load(Ordering::Relaxed)),
+        File::EventFd(e) => 2 | u64::from(e.flags.load(Ordering::Relaxed)),
+        File::SignalFd(s) => 2 | u64::from(s.flags.load(Ordering::Relaxed)),
     }
 }
 

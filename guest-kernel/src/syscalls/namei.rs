@@ -38,7 +38,7 @@ fn check_writable<P: Platform>(k: &Kernel<'_, P>, node: &Node) -> KResult<()> {
         {
             Err(Errno::EROFS)
         }
-        Node::Dev(_) | Node::DevDir | Node::Proc(_) => Err(Errno::EPERM),
+        Node::Dev(_) | Node::DevDir | Node::Proc(_) | Node::Symlink(_) => Err(Errno::EPERM),
         _ => Ok(()),
     }
 }
@@ -63,7 +63,7 @@ pub fn writable_inode<P: Platform>(
             };
             Ok((k.vfs.upper.clone(), ino))
         }
-        Node::Dev(_) | Node::DevDir | Node::Proc(_) => Err(Errno::EPERM),
+        Node::Dev(_) | Node::DevDir | Node::Proc(_) | Node::Symlink(_) => Err(Errno::EPERM),
     }
 }
 
@@ -181,7 +181,7 @@ pub fn sys_renameat2<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64
             k.vfs.copy_up_file(k.plat, p, stamp)?;
             (k.vfs.upper.clone(), true)
         }
-        Node::Dev(_) | Node::DevDir | Node::Proc(_) => return Err(Errno::EPERM),
+        Node::Dev(_) | Node::DevDir | Node::Proc(_) | Node::Symlink(_) => return Err(Errno::EPERM),
     };
     let (dst_fs, dst_parent, dst_name, dst_overlay) =
         k.vfs.parent_for_create(k.plat, &to, stamp)?;
@@ -280,6 +280,7 @@ pub fn readlink_tmp<P: Platform>(k: &mut Kernel<'_, P>, path: &[u8]) -> KResult<
             InodeKind::Symlink { target } => Ok(Some(target)),
             _ => Err(Errno::EINVAL),
         },
+        Ok(Node::Symlink(target)) => Ok(Some(target)),
         // A lower-layer symlink (possibly dangling): the host reads it.
         Ok(Node::Host(_)) | Err(Errno::ENOENT) => Ok(None),
         Ok(_) => Err(Errno::EINVAL),

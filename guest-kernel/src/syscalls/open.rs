@@ -80,8 +80,11 @@ pub fn pwrite_tmp<P: Platform>(
 }
 
 fn install<P: Platform>(k: &mut Kernel<'_, P>, file: File, flags: u64) -> KResult<u64> {
+    install_arc(k, Arc::new(file), flags)
+}
+
+fn install_arc<P: Platform>(k: &mut Kernel<'_, P>, file: Arc<File>, flags: u64) -> KResult<u64> {
     let limit = k.group().rlimits[RLIMIT_NOFILE as usize].0;
-    let file = Arc::new(file);
     match k
         .group_mut()
         .fds
@@ -242,6 +245,7 @@ fn open_full<P: Platform>(
         super::stat::check_access(k.group().creds, &st, want)?;
     }
     let file = match node {
+        Node::Dev(crate::fs::DevKind::Tty) => return open_ctty(k, flags),
         Node::Dev(d) => File::Dev(d),
         Node::DevDir | Node::Tmp { .. } if is_dir(k, &node)? => {
             if acc != 0 {
@@ -255,7 +259,16 @@ fn open_full<P: Platform>(
                 node,
             })
         }
-        Node::DevDir | Node::Proc(_) => return Err(Errno::ENOENT),
+        // A path that led into /proc through a symlink (/dev/fd/N).
+        Node::Proc(p) => {
+            return match proc_open(k, &p, flags, follow)? {
+                Some(fd) => Ok(fd),
+                None => Err(Errno::ENOENT),
+            }
+        }
+        Node::DevDir => return Err(Errno::ENOENT),
+        // Only reached unfollowed (O_NOFOLLOW, O_PATH): as for any symlink.
+        Node::Symlink(_) => return Err(Errno::ELOOP),
         Node::Tmp { fs, ino, .. } => {
             if flags & O_DIRECTORY != 0 {
                 return Err(Errno::ENOTDIR);
@@ -499,6 +512,19 @@ fn proc_open<P: Platform>(
     follow: bool,
 ) -> KResult<Option<u64>> {
     use super::procfs::ProcNode;
+    if follow {
+        if let Some(file) = proc_fd_file(k, full) {
+            // A magic link: a file with a path opens anew (its own offset
+            // and flags); a pipe, socket or stream is the same file again.
+            return match file.path() {
+                Some(p) => {
+                    let p = p.to_vec();
+                    open_full(k, p, flags, 0).map(Some)
+                }
+                None => install_arc(k, file, flags).map(Some),
+            };
+        }
+    }
     if flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0 {
         return Err(Errno::EACCES);
     }
@@ -542,10 +568,45 @@ fn proc_open<P: Platform>(
     install(k, file, flags).map(Some)
 }
 
+/// `/dev/tty`: the calling process's controlling terminal, which here is
+/// the host terminal its standard streams are on; ENXIO without one.
+fn open_ctty<P: Platform>(k: &mut Kernel<'_, P>, flags: u64) -> KResult<u64> {
+    // As the job-control ioctls: a host terminal on a standard stream is
+    // the session's terminal.
+    for fd in 0..3 {
+        if let Ok(file) = k.group().fds.get(fd) {
+            if let File::HostStream { handle } = &*file {
+                if k.plat.host().tcgets(*handle).is_ok() {
+                    return install_arc(k, file, flags);
+                }
+            }
+        }
+    }
+    Err(Errno::ENXIO)
+}
+
+/// The open file behind `/proc/{self,thread-self,PID}/fd/N`.
+pub fn proc_fd_file<P: Platform>(k: &Kernel<'_, P>, full: &[u8]) -> Option<Arc<File>> {
+    let parts: alloc::vec::Vec<&[u8]> = full
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty())
+        .collect();
+    let [b"proc", who, b"fd", n] = parts.as_slice() else {
+        return None;
+    };
+    let tgid = match *who {
+        b"self" | b"thread-self" => k.cur().tgid,
+        pid => core::str::from_utf8(pid).ok()?.parse().ok()?,
+    };
+    let fd: i32 = core::str::from_utf8(n).ok()?.parse().ok()?;
+    k.groups.get(&tgid)?.fds.get(fd).ok()
+}
+
 /// Open an absolute, normalized path read-only (a `/proc` symlink's target).
 fn open_path<P: Platform>(k: &mut Kernel<'_, P>, full: &[u8], flags: u64) -> KResult<u64> {
     let node = k.vfs.lookup(k.plat, full, true)?;
     let file = match node {
+        Node::Dev(crate::fs::DevKind::Tty) => return open_ctty(k, flags),
         Node::Dev(d) => File::Dev(d),
         Node::Tmp { fs, ino, .. }
             if !is_dir(

@@ -137,6 +137,7 @@ pub fn sys_clone<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             cwd: g.cwd.clone(),
             exe_path: g.exe_path.clone(),
             cmdline: g.cmdline.clone(),
+            environ: g.environ.clone(),
             rlimits: g.rlimits,
             umask: g.umask,
             exit_signal: (flags & 0xff) as i32,
@@ -196,6 +197,14 @@ fn read_strings<P: Platform>(k: &mut Kernel<'_, P>, mut ptr: u64) -> KResult<Vec
 }
 
 /// execve(2).
+/// Strings each followed by a NUL, as `/proc/PID/cmdline` shows them.
+pub fn nul_joined(items: &[Vec<u8>]) -> Vec<u8> {
+    items
+        .iter()
+        .flat_map(|a| a.iter().copied().chain(core::iter::once(0)))
+        .collect()
+}
+
 pub fn sys_execve<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let path = k.read_cstr(a[0], 4095)?;
     if path.is_empty() {
@@ -255,10 +264,8 @@ pub fn sys_execve<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let exe = core::mem::take(&mut k.last_exe);
     let g = k.group_mut();
     g.exe_path = exe;
-    g.cmdline = argv
-        .iter()
-        .flat_map(|a| a.iter().copied().chain(core::iter::once(0)))
-        .collect();
+    g.cmdline = nul_joined(&argv);
+    g.environ = nul_joined(&envp);
     g.sighand.reset_for_exec();
     let tgid = g.tgid;
     k.ptimers.remove_group(tgid);

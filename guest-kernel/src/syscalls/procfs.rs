@@ -39,6 +39,7 @@ const PID_ENTRIES: &[(&str, u8)] = &[
     ("environ", 8),
     ("exe", 10),
     ("fd", 4),
+    ("fdinfo", 4),
     ("maps", 8),
     ("mounts", 8),
     ("root", 10),
@@ -175,7 +176,7 @@ fn pid_node<P: Platform>(k: &mut Kernel<'_, P>, pid: Tid, rest: &[&str]) -> KRes
             Ok(ProcNode::File(c))
         }
         ["cmdline"] => Ok(ProcNode::File(g.cmdline.clone())),
-        ["environ"] => Ok(ProcNode::File(Vec::new())),
+        ["environ"] => Ok(ProcNode::File(g.environ.clone())),
         ["mounts"] => Ok(ProcNode::File(mounts())),
         ["fd"] => {
             let fds = g.fds.fds();
@@ -198,6 +199,32 @@ fn pid_node<P: Platform>(k: &mut Kernel<'_, P>, pid: Tid, rest: &[&str]) -> KRes
                 },
             };
             Ok(ProcNode::Symlink(target))
+        }
+        ["fdinfo"] => Ok(ProcNode::Dir(
+            g.fds
+                .fds()
+                .iter()
+                .map(|fd| dirent(&format!("{fd}"), 8))
+                .collect(),
+        )),
+        ["fdinfo", n] => {
+            let fd: i32 = n.parse().map_err(|_| Errno::ENOENT)?;
+            let g = k.groups.get_mut(&pid).ok_or(Errno::ENOENT)?;
+            let cloexec = g.fds.entry_mut(fd).map_err(|_| Errno::ENOENT)?.cloexec;
+            let file = g.fds.get(fd).map_err(|_| Errno::ENOENT)?;
+            let pos = match &*file {
+                crate::fs::File::HostFile { offset, .. } => {
+                    offset.load(core::sync::atomic::Ordering::Relaxed)
+                }
+                crate::fs::File::Tmpfs(t) => t.offset.load(core::sync::atomic::Ordering::Relaxed),
+                crate::fs::File::Dir(d) => d.pos.load(core::sync::atomic::Ordering::Relaxed),
+                _ => 0,
+            };
+            let flags = super::fd::status_flags(&file) | if cloexec { 0o2000000 } else { 0 };
+            let ino = super::io::stat_of(k, &file).map(|s| s.st_ino).unwrap_or(0);
+            Ok(ProcNode::File(
+                format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t1\nino:\t{ino}\n").into_bytes(),
+            ))
         }
         ["task"] => Ok(ProcNode::Dir(
             g.threads

@@ -46,6 +46,7 @@ fn symlink_at<P: Platform>(k: &mut Kernel<'_, P>, path: &[u8]) -> KResult<Option
             InodeKind::Symlink { target } => Some((target, false)),
             _ => None,
         }),
+        Node::Symlink(t) => Ok(Some((t, false))),
         Node::Host(p) => {
             if k.vfs.lower_stat(k.plat, &p, false)?.st_mode & S_IFMT != S_IFLNK {
                 return Ok(None);

@@ -45,6 +45,12 @@ pub fn full_path<P: Platform>(
 }
 
 fn stat_path<P: Platform>(k: &mut Kernel<'_, P>, full: &[u8], follow: bool) -> KResult<Stat> {
+    if follow {
+        // A /proc/PID/fd/N magic link names the open file itself.
+        if let Some(file) = super::open::proc_fd_file(k, full) {
+            return super::io::stat_of(k, &file);
+        }
+    }
     if super::procfs::is_proc(full) {
         return match super::procfs::lookup(k, full, follow)? {
             Ok(n) => Ok(super::procfs::stat(&n, full.len() as u64)),
@@ -52,6 +58,12 @@ fn stat_path<P: Platform>(k: &mut Kernel<'_, P>, full: &[u8], follow: bool) -> K
         };
     }
     let node = k.vfs.lookup(k.plat, full, follow)?;
+    if let crate::fs::vfs::Node::Proc(p) = &node {
+        if p.as_slice() != full {
+            // Reached through a symlink (/dev/fd/N).
+            return stat_path(k, &p.clone(), follow);
+        }
+    }
     if let (false, crate::fs::vfs::Node::Host(p)) = (follow, &node) {
         // A final symlink of the lower layer is described, not followed.
         if let Ok(st) = k.vfs.lower_stat(k.plat, p, false) {

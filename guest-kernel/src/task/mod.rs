@@ -216,6 +216,8 @@ pub struct ThreadGroup {
     pub exe_path: Vec<u8>,
     /// `/proc/PID/cmdline`: the arguments, NUL-terminated.
     pub cmdline: Vec<u8>,
+    /// `/proc/PID/environ`: the environment it was exec'd with, likewise.
+    pub environ: Vec<u8>,
     /// `(soft, hard)` per resource.
     pub rlimits: [(u64, u64); RLIM_NLIMITS as usize],
     pub umask: u32,
