@@ -455,6 +455,11 @@ pub fn stat_of<P: Platform>(k: &Kernel<'_, P>, file: &File) -> KResult<Stat> {
             st_blksize: 4096,
             ..Default::default()
         }),
+        // A root-image file: the attribute cache, as for a stat by path.
+        File::HostFile { handle, path, .. } => k
+            .vfs
+            .lower_stat(k.plat, path, true)
+            .or_else(|_| k.plat.host().fstat(*handle)),
         f => k.plat.host().fstat(f.handle().ok_or(Errno::EBADF)?),
     }
 }
