@@ -25,6 +25,8 @@ pub struct FrameAllocator {
     /// Where the next search starts (next-fit keeps runs contiguous).
     cursor: u64,
     free: u64,
+    /// File pages kept for the next mapping of the same file.
+    pub cache: super::pagecache::PageCache,
 }
 
 /// A run of contiguous frames returned by [`FrameAllocator::alloc_run`].
@@ -48,6 +50,9 @@ impl FrameAllocator {
             high_water: 0,
             cursor: 0,
             free: count,
+            // A quarter of memory at most; idle pages go first when memory
+            // runs short.
+            cache: super::pagecache::PageCache::with_limit((count / 4) as usize),
         }
     }
 
@@ -77,6 +82,11 @@ impl FrameAllocator {
     /// Allocate between 1 and `want` contiguous frames (as many as are free
     /// at the first free spot found). `None` when memory is exhausted.
     pub fn alloc_run(&mut self, want: u64) -> Option<FrameRun> {
+        if self.free == 0 && !self.cache.is_empty() {
+            let mut cache = core::mem::take(&mut self.cache);
+            cache.shrink(self, 64);
+            self.cache = cache;
+        }
         if self.free == 0 || want == 0 {
             return None;
         }
@@ -112,6 +122,13 @@ impl FrameAllocator {
             pages: n,
             dirty,
         })
+    }
+
+    /// Keep `pa` in the page cache as page `index` of `file`.
+    pub fn cache_insert(&mut self, file: super::pagecache::FileId, index: u64, pa: PhysAddr) {
+        let mut cache = core::mem::take(&mut self.cache);
+        cache.insert(self, file, index, pa);
+        self.cache = cache;
     }
 
     /// Take another reference to an allocated frame (copy-on-write).

@@ -8,6 +8,7 @@
 
 pub mod frames;
 pub mod ops;
+pub mod pagecache;
 mod remap;
 
 use alloc::collections::BTreeMap;
@@ -106,7 +107,8 @@ pub struct MmStruct<P: Platform> {
     pub task_size: u64,
     /// Files behind file mappings, with the number of VMAs using each;
     /// they stay open while mapped, even after `close`.
-    files: BTreeMap<u64, (Arc<File>, usize)>,
+    /// The third field names a root-image file's pages in the page cache.
+    files: BTreeMap<u64, (Arc<File>, usize, Option<pagecache::FileId>)>,
 }
 
 impl<P: Platform> MmStruct<P> {
@@ -161,7 +163,7 @@ impl<P: Platform> MmStruct<P> {
     /// Add a file mapping: the file stays referenced while any part is mapped.
     pub fn insert_file_vma(&mut self, vma: Vma, file: Arc<File>) {
         if let Some(b) = vma.backing {
-            self.files.entry(b.key).or_insert((file, 0));
+            self.files.entry(b.key).or_insert((file, 0, None));
         }
         self.insert_vma(vma);
     }
@@ -210,7 +212,7 @@ impl<P: Platform> MmStruct<P> {
         if let Some(e) = self.files.get_mut(&b.key) {
             e.1 -= 1;
             if e.1 == 0 {
-                if let Some((file, _)) = self.files.remove(&b.key) {
+                if let Some((file, _, _)) = self.files.remove(&b.key) {
                     crate::syscalls::io::release_file_plat(plat, file);
                 }
             }
@@ -460,6 +462,11 @@ impl<P: Platform> MmStruct<P> {
         let window = FAULT_AROUND_PAGES * PAGE_SIZE;
         let win_start = (page & !(window - 1)).max(vma.start);
         let win_end = (page & !(window - 1)).saturating_add(window).min(vma.end);
+        if let Some(b) = vma.backing {
+            if let Some(id) = self.cache_id(plat, b.key) {
+                return self.populate_cached(plat, frames, vma, b, id, (win_start, win_end), page);
+            }
+        }
         let mut va = win_start;
         while va < win_end {
             if self.pages.contains_key(&va) {
@@ -519,6 +526,102 @@ impl<P: Platform> MmStruct<P> {
             va += n * PAGE_SIZE;
         }
         Ok(())
+    }
+
+    /// The page-cache identity of mapped file `key`, if it is a root-image
+    /// file (learnt on its first fault).
+    fn cache_id(&mut self, plat: &P, key: u64) -> Option<pagecache::FileId> {
+        let e = self.files.get_mut(&key)?;
+        if e.2.is_none() {
+            if let File::HostFile { handle, .. } = &*e.0 {
+                e.2 = crate::platform::HostOps::fstat(plat.host(), *handle)
+                    .ok()
+                    .map(|st| pagecache::FileId::of(&st));
+            }
+        }
+        e.2
+    }
+
+    /// `populate` for a root-image file: pages come from the page cache,
+    /// or are read (a run of misses in one host call) and cached. They are
+    /// mapped copy-on-write: a write gets a private copy.
+    #[allow(clippy::too_many_arguments)]
+    fn populate_cached(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        vma: Vma,
+        b: FileBacking,
+        id: pagecache::FileId,
+        (win_start, win_end): (u64, u64),
+        page: u64,
+    ) -> Result<(), FaultError> {
+        let index = |va: u64| (b.offset + (va - vma.start)) / PAGE_SIZE;
+        let mut va = win_start;
+        while va < win_end {
+            if self.pages.contains_key(&va) {
+                va += PAGE_SIZE;
+                continue;
+            }
+            if let Some(pa) = frames.cache.get(id, index(va)) {
+                frames.share(pa);
+                self.map_cow(plat, vma, va, pa)?;
+                va += PAGE_SIZE;
+                continue;
+            }
+            // A run of pages missing from both the table and the cache.
+            let mut n = 1;
+            while va + n * PAGE_SIZE < win_end
+                && !self.pages.contains_key(&(va + n * PAGE_SIZE))
+                && frames.cache.get(id, index(va + n * PAGE_SIZE)).is_none()
+            {
+                n += 1;
+            }
+            let Some(run) = frames.alloc_run(n) else {
+                return if self.pages.contains_key(&page) {
+                    Ok(())
+                } else {
+                    Err(FaultError::NoMemory)
+                };
+            };
+            let Some(file) = self.files.get(&b.key).map(|e| e.0.clone()) else {
+                return Err(FaultError::Unmapped);
+            };
+            let mut buf = alloc::vec![0u8; (run.pages * PAGE_SIZE) as usize];
+            let mut got = 0;
+            while got < buf.len() {
+                match crate::fs::read_at(
+                    plat,
+                    &file,
+                    &mut buf[got..],
+                    index(va) * PAGE_SIZE + got as u64,
+                ) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => got += k,
+                }
+            }
+            plat.phys_write(run.pa, &buf);
+            for i in 0..run.pages {
+                let pa = run.pa + i * PAGE_SIZE;
+                frames.cache_insert(id, index(va) + i, pa);
+                self.map_cow(plat, vma, va + i * PAGE_SIZE, pa)?;
+            }
+            va += run.pages * PAGE_SIZE;
+        }
+        Ok(())
+    }
+
+    /// Map `pa` at `va` as a copy-on-write page of `vma`.
+    fn map_cow(&mut self, plat: &P, vma: Vma, va: u64, pa: PhysAddr) -> Result<(), FaultError> {
+        self.pages.insert(va, Pte { pa, cow: true });
+        plat.map(
+            &mut self.space,
+            va,
+            pa,
+            PAGE_SIZE,
+            mapped_prot(vma.prot, true),
+        )
+        .map_err(|_| FaultError::NoMemory)
     }
 
     /// The physical address behind `va` for an access, populating on demand.
