@@ -27,7 +27,7 @@
  *
  * MODE (the read groups run with a writable root, so that symlinks and
  * hard links can be made in the overlay too):
- *   dotdot, image-symlinks, symlinks, proc, opath, hardlinks, race
+ *   dotdot, image-symlinks, symlinks, proc, opath, hardlinks, race, bind
  *              techniques that try to read (or stat, list, exec) a canary
  *   write      writes, renames and deletions of image files and through
  *              image symlinks (root writable); the test checks the host
@@ -41,6 +41,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +218,9 @@ static int chdir_leaks(const char *dir) {
     return r;
 }
 
+static int write_file(const char *path, int flags, const char *data);
+static int openat2_leaks(int dirfd, const char *path, unsigned long long resolve);
+
 static void split_path(const char *path, char *dir, char *name) {
     const char *slash = strrchr(path, '/');
     snprintf(name, PATH_MAX, "%s", slash + 1);
@@ -271,6 +275,57 @@ static void image_symlinks(void) {
     control("image-symlinks-resolve-in-root",
             reads_benign("/up/etc/benign") && reads_benign("/upup/etc/benign") &&
                 reads_benign("/up/up/upup/../etc/benign"));
+}
+
+/* A bind mount at /data of the host directory BUNDLE/bindsrc, which holds
+ * "benign" and symlinks up -> .., abs -> BUNDLE_CANARY, varabs ->
+ * VAR_CANARY. The bind source's parent on the host is the bundle
+ * directory, where the bundle canary lives. */
+static void bind_mount(void) {
+    report("bind-dotdot", both_leak("/data/../../../../../..") ||
+                              path_leaks(cat2("/data/../", name_c)) || dir_leaks("/data/.."));
+    int r = chdir("/data") != 0;
+    r |= path_leaks(cat2("../", name_c)) || path_leaks(ups(30, canary_c)) ||
+         path_leaks(ups(30, canary_v)) || dir_leaks("..");
+    r |= chdir("/") != 0;
+    report("bind-rel-dotdot-from-inside", r);
+    report("bind-source-symlink-up", path_leaks(cat2("/data/up/", name_c)) ||
+                                         dir_leaks("/data/up") || chdir_leaks("/data/up") ||
+                                         path_leaks(cat2("/data/up/up/", name_c)));
+    report("bind-source-symlink-abs", path_leaks("/data/abs") || path_leaks("/data/varabs") ||
+                                          exec_leaks("/data/varabs"));
+    int dfd = open("/data", O_RDONLY | O_DIRECTORY);
+    char p[64];
+    snprintf(p, sizeof p, "/proc/self/fd/%d/../", dfd);
+    r = dfd < 0 || openat_leaks(dfd, cat2("../", name_c), O_RDONLY) ||
+        openat_leaks(dfd, ups(30, canary_v), O_RDONLY) || path_leaks(cat2(p, name_c));
+    for (unsigned long long res = 0; res <= 0x1f; res++)
+        r |= openat2_leaks(dfd, cat2("../", name_c), res) ||
+             openat2_leaks(dfd, cat2("up/", name_c), res) || openat2_leaks(dfd, "abs", res);
+    if (dfd >= 0)
+        close(dfd);
+    report("bind-dirfd-dotdot-and-openat2", r);
+    /* up -> .. stops at the bind's own root: /data/up/benign is /data/benign */
+    control("bind-resolves-inside-its-source",
+            reads_benign("/data/benign") && reads_benign("/data/up/benign") &&
+                reads_benign("/data/up/up/benign"));
+    /* writes to the bind stay in the sandbox */
+    r = 0;
+    if (write_file("/data/benign", O_WRONLY | O_TRUNC, "pwned\n") != 0)
+        fprintf(stderr, "overwrite /data/benign: %s\n", strerror(errno)), r = 1;
+    if (write_file("/data/new", O_WRONLY | O_CREAT, "new\n") != 0)
+        fprintf(stderr, "create /data/new: %s\n", strerror(errno)), r = 1;
+    if (unlink("/data/abs") != 0)
+        fprintf(stderr, "unlink /data/abs: %s\n", strerror(errno)), r = 1;
+    struct stat st;
+    if (access("/data/new", F_OK) != 0 || lstat("/data/abs", &st) == 0)
+        fprintf(stderr, "the sandbox does not see its own changes to /data\n"), r = 1;
+    (void)!write_file(cat2("/data/up/", name_c), O_WRONLY | O_TRUNC, "pwned\n");
+    (void)!unlink(cat2("/data/up/", name_c));
+    if (r)
+        fail("bind-writes-stay-inside", strerror(errno));
+    else
+        report("bind-writes-stay-inside", 0);
 }
 
 /* Symlinks the program makes, in `dir` ("/tmp" or "" for the root). */
@@ -509,6 +564,7 @@ static void *flipper(void *arg) {
                 break;
         }
         i++;
+        sched_yield();
     }
     return NULL;
 }
@@ -528,7 +584,7 @@ static void race(const char *tag, const char *dir, const char *benign, const cha
     snprintf(opened, sizeof opened, "%s%s", link, suffix);
     symlink(benign, link);
     pthread_t t;
-    int r = 0, benign_opens = 0;
+    int r = 0, benign_opens = 0, failed_opens = 0;
     if (pthread_create(&t, NULL, flipper, &rc) != 0) {
         snprintf(name, sizeof name, "symlink-race-%s", tag);
         fail(name, "pthread_create");
@@ -553,6 +609,8 @@ static void race(const char *tag, const char *dir, const char *benign, const cha
                 }
             }
             close(fd);
+        } else {
+            failed_opens++;
         }
         struct stat st;
         if (stat(opened, &st) == 0 && is_canary(&st))
@@ -560,14 +618,18 @@ static void race(const char *tag, const char *dir, const char *benign, const cha
         gettimeofday(&now, NULL);
         if (now.tv_sec - start.tv_sec > 8)
             break; /* bounded in time too */
+        sched_yield(); /* let the flipper in between any two calls */
     }
     rc.stop = 1;
     pthread_join(t, NULL);
     unlink(link);
     unlink(tmp);
-    fprintf(stderr, "race %s: %d benign opens\n", tag, benign_opens);
+    fprintf(stderr, "race %s: %d benign opens, %d failed\n", tag, benign_opens, failed_opens);
     snprintf(name, sizeof name, "symlink-race-%s", tag);
-    report(name, r);
+    if (!r && (benign_opens == 0 || failed_opens == 0))
+        fail(name, "the link did not flip while it was opened");
+    else
+        report(name, r);
 }
 
 /* ---- writes ---- */
@@ -602,6 +664,9 @@ static void writes(void) {
     expect_ok("write-create-in-image", write_file("/etc/newfile", O_WRONLY | O_CREAT | O_EXCL, "new\n"));
     expect_ok("write-hardlinked-image-file", write_file("/hardlinked", O_WRONLY | O_TRUNC, "pwned\n"));
     expect_ok("write-symlink-in-image", symlink(canary_v, "/etc/newlink"));
+    struct stat lst;
+    expect_ok("write-unlink-image-symlink",
+              unlink("/evil") == 0 && lstat("/evil", &lst) != 0 ? 0 : -1);
     /* the sandbox sees its own changes */
     int fd = open("/etc/victim4", O_RDONLY);
     char buf[64] = {0};
@@ -714,7 +779,16 @@ int main(int argc, char **argv) {
     } else if (strcmp(mode, "race") == 0) {
         race("tmp-file", "/tmp", "/etc/benign", "");
         race("overlay-file", "", "/etc/benign", "");
-        race("tmp-dir-component", "/tmp", "/etc", cat2("/", name_v));
+        /* a directory component flips: a benign directory holding a file
+         * of the canary's name, and the canary's directory */
+        int made = mkdir("/tmp/rdir", 0755) == 0 &&
+                   write_file(cat2("/tmp/rdir/", name_v), O_WRONLY | O_CREAT, "benign\n") == 0;
+        if (made)
+            race("tmp-dir-component", "/tmp", "/tmp/rdir", cat2("/", name_v));
+        else
+            fail("symlink-race-tmp-dir-component", strerror(errno));
+    } else if (strcmp(mode, "bind") == 0) {
+        bind_mount();
     } else if (strcmp(mode, "write") == 0) {
         writes();
     } else if (strcmp(mode, "readonly") == 0) {

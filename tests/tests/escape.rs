@@ -199,9 +199,13 @@ fn expect_all_ok(out: &RunOutput, expected: &[&str]) {
 }
 
 /// Runs `escape MODE` on every platform, checks every technique held and
-/// that the host is untouched; returns the bundle for further checks.
+/// that the host is untouched.
 fn run_group(mode: &str, readonly: bool, expected: &[&str]) {
     let (bundle, canaries) = setup(mode, readonly);
+    check_group(bundle, canaries, expected);
+}
+
+fn check_group(bundle: Bundle, canaries: Canaries, expected: &[&str]) {
     let before = snapshot(bundle.dir(), &canaries.var);
     for_each_platform(|p| {
         let out = bundle.run(p);
@@ -399,6 +403,7 @@ fn overlay_writes_never_reach_the_host() {
             "write-create-in-image",
             "write-hardlinked-image-file",
             "write-symlink-in-image",
+            "write-unlink-image-symlink",
             "write-visible-inside",
             "write-delete-visible-inside",
             "write-through-escaping-paths-attempted",
@@ -435,6 +440,42 @@ fn readonly_root_refuses_writes_with_erofs() {
             "erofs-via-image-symlink",
             "erofs-fchmod",
             "tmp-still-writable",
+        ],
+    );
+}
+
+/// A bind mount of a host directory inside the bundle directory (so the
+/// bundle canary is in the bind source's parent), holding symlinks that
+/// point out of it: `..`, `up -> ..`, absolute ones; the bind resolves
+/// beneath its own source, and writes to it stay in the sandbox.
+#[test]
+fn bind_mounts_resolve_beneath_their_source() {
+    let (mut bundle, canaries) = setup("bind", false);
+    let src = bundle.dir().join("bindsrc");
+    fs::create_dir(&src).expect("mkdir bind source");
+    fs::write(src.join("benign"), "benign\n").expect("write");
+    std::os::unix::fs::symlink("..", src.join("up")).expect("symlink");
+    std::os::unix::fs::symlink(&canaries.in_bundle, src.join("abs")).expect("symlink");
+    std::os::unix::fs::symlink(&canaries.var, src.join("varabs")).expect("symlink");
+    let mut config = bundle.config().clone();
+    config["mounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .push(serde_json::json!({
+            "destination": "/data", "type": "bind", "source": src, "options": ["rbind", "rw"]
+        }));
+    bundle.set_config(config);
+    check_group(
+        bundle,
+        canaries,
+        &[
+            "bind-dotdot",
+            "bind-rel-dotdot-from-inside",
+            "bind-source-symlink-up",
+            "bind-source-symlink-abs",
+            "bind-dirfd-dotdot-and-openat2",
+            "bind-resolves-inside-its-source",
+            "bind-writes-stay-inside",
         ],
     );
 }
