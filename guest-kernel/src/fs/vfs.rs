@@ -446,7 +446,12 @@ impl Vfs {
         now: (i64, i64),
     ) -> KResult<()> {
         let node = self.lookup(plat, path, false)?;
-        let st = self.stat(plat, &node)?;
+        // The name itself: a lower symlink is removed, not its target (which
+        // may not exist).
+        let st = match &node {
+            Node::Host(p) => self.lower_stat(plat, p, false)?,
+            _ => self.stat(plat, &node)?,
+        };
         let is_dir = st.st_mode & S_IFMT == S_IFDIR;
         match (dir, is_dir) {
             (true, false) => return Err(Errno::ENOTDIR),
@@ -479,8 +484,8 @@ impl Vfs {
                 if self.upper.lookup(parent, &name)?.is_some() {
                     self.upper.remove(parent, &name)?;
                 }
-                // Hide the lower name, if there is one.
-                if self.lower_stat(plat, path, true).is_ok() {
+                // Hide the lower name, if there is one (a dangling symlink too).
+                if self.lower_stat(plat, path, false).is_ok() {
                     self.upper
                         .create(parent, &name, InodeKind::Whiteout, 0, (0, 0), now)?;
                 }

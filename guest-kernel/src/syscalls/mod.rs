@@ -96,6 +96,8 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         SYNC => Ok(0),
         MKDIR => namei::sys_mkdir(k, a),
         MKDIRAT => namei::sys_mkdirat(k, a),
+        MKNOD => namei::sys_mknod(k, a),
+        MKNODAT => namei::sys_mknodat(k, a),
         UNLINK => namei::sys_unlink(k, a),
         UNLINKAT => namei::sys_unlinkat(k, a),
         RMDIR => namei::sys_rmdir(k, a),

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use super::open::{now, AT_FDCWD};
 use super::stat::full_path;
 use super::{arg_fd, arg_i32, Args};
-use crate::abi::linux::{S_IFDIR, S_IFMT};
+use crate::abi::linux::{S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG};
 use crate::abi::{Errno, KResult};
 use crate::fs::tmpfs::{InodeKind, Tmpfs};
 use crate::fs::vfs::{split_last, Node};
@@ -109,6 +109,40 @@ pub fn sys_mkdirat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> 
 /// mkdir(2).
 pub fn sys_mkdir<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     sys_mkdirat(k, [AT_FDCWD as u32 as u64, a[0], a[1], 0, 0, 0])
+}
+
+/// mknodat(2). Regular files are made as by `open(O_CREAT|O_EXCL)`. The
+/// sentry has no FIFO or socket inodes (`ENOSYS`) and never makes device
+/// nodes (`EPERM`), but the checks Linux makes first come first: an
+/// existing name is `EEXIST`, and the read-only root is `EROFS`.
+pub fn sys_mknodat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    const S_IFSOCK: u32 = 0o140000;
+    const S_IFBLK: u32 = 0o060000;
+    let path = path_arg(k, arg_fd(a[0]), a[1])?;
+    let mode = a[2] as u32;
+    let refusal = match mode & S_IFMT {
+        0 | S_IFREG => {
+            let kind = InodeKind::File {
+                data: Default::default(),
+            };
+            return create_node(k, &path, kind, mode & 0o7777);
+        }
+        S_IFIFO | S_IFSOCK => Errno::ENOSYS,
+        S_IFCHR | S_IFBLK => Errno::EPERM,
+        _ => return Err(Errno::EINVAL),
+    };
+    if k.vfs.lookup(k.plat, &path, false).is_ok() {
+        return Err(Errno::EEXIST);
+    }
+    let (parent, _) = split_last(&path)?;
+    let pnode = k.vfs.lookup(k.plat, &parent, true)?;
+    check_writable(k, &pnode)?;
+    Err(refusal)
+}
+
+/// mknod(2).
+pub fn sys_mknod<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    sys_mknodat(k, [AT_FDCWD as u32 as u64, a[0], a[1], a[2], 0, 0])
 }
 
 /// unlinkat(2).

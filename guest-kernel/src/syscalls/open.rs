@@ -199,7 +199,7 @@ fn open_full<P: Platform>(
     }
     let follow = flags & O_NOFOLLOW == 0;
     if super::procfs::is_proc(&full) {
-        match proc_open(k, &full, flags, follow)? {
+        match proc_open(k, &full, flags, mode, follow)? {
             Some(fd) => return Ok(fd),
             None => return Err(Errno::ENOENT),
         }
@@ -217,6 +217,10 @@ fn open_full<P: Platform>(
                 return Err(Errno::EINVAL);
             }
             let (fs, parent, name, overlay) = k.vfs.parent_for_create(k.plat, &full, stamp)?;
+            // A new file in the root is a write to it, like any other.
+            if overlay && k.vfs.readonly {
+                return Err(Errno::EROFS);
+            }
             super::stat::check_access(k.group().creds, &fs.stat(parent)?, 3)?;
             let umask = k.group().umask;
             let c = k.group().creds;
@@ -230,7 +234,6 @@ fn open_full<P: Platform>(
                 (c.euid, c.egid),
                 stamp,
             )?;
-            let _ = overlay;
             return install(k, tmp_file(fs, ino, flags, full), flags);
         }
         Err(e) => return Err(e),
@@ -261,7 +264,7 @@ fn open_full<P: Platform>(
         }
         // A path that led into /proc through a symlink (/dev/fd/N).
         Node::Proc(p) => {
-            return match proc_open(k, &p, flags, follow)? {
+            return match proc_open(k, &p, flags, mode, follow)? {
                 Some(fd) => Ok(fd),
                 None => Err(Errno::ENOENT),
             }
@@ -509,6 +512,7 @@ fn proc_open<P: Platform>(
     k: &mut Kernel<'_, P>,
     full: &[u8],
     flags: u64,
+    mode: u32,
     follow: bool,
 ) -> KResult<Option<u64>> {
     use super::procfs::ProcNode;
@@ -519,19 +523,26 @@ fn proc_open<P: Platform>(
             return match file.path() {
                 Some(p) => {
                     let p = p.to_vec();
-                    open_full(k, p, flags, 0).map(Some)
+                    open_full(k, p, flags, mode).map(Some)
                 }
                 None => install_arc(k, file, flags).map(Some),
             };
         }
     }
-    if flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0 {
+    let writes = flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0;
+    let node = match super::procfs::lookup(k, full, follow) {
+        Ok(Ok(n)) => n,
+        // A magic link (`root`, `cwd`, `fd/N`) to a container path: opened
+        // for writing, it is that path opened for writing, with every check
+        // (and `EROFS`) of the normal open.
+        Ok(Err(target)) if writes => return open_full(k, target, flags, mode).map(Some),
+        Ok(Err(target)) => return open_path(k, &target, flags).map(Some),
+        Err(_) if writes => return Err(Errno::EACCES),
+        Err(e) => return Err(e),
+    };
+    if writes {
         return Err(Errno::EACCES);
     }
-    let node = match super::procfs::lookup(k, full, follow)? {
-        Ok(n) => n,
-        Err(target) => return open_path(k, &target, flags).map(Some),
-    };
     let file = match node {
         ProcNode::Dir(entries) => {
             let entries = entries

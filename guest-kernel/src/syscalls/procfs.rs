@@ -369,6 +369,42 @@ pub fn stat(node: &ProcNode, ino: u64) -> Stat {
 
 /// Resolve a `/proc` path, following a final symlink when `follow` (a
 /// target outside `/proc` is returned as `Err(target)`).
+/// `path` with its first symlink that is not its last component replaced
+/// by the link's target (`/proc/self/root/etc` is `/etc`, `/proc/self/fd/3/x`
+/// is the fd's path and `/x`), or `None` when no component before the last
+/// is a link. The target is a container path, resolved as any other.
+fn through_link<P: Platform>(k: &mut Kernel<'_, P>, path: &[u8]) -> Option<Vec<u8>> {
+    let parts: Vec<&[u8]> = path
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty())
+        .collect();
+    for i in 2..parts.len() {
+        let mut prefix = Vec::new();
+        for p in &parts[..i] {
+            prefix.push(b'/');
+            prefix.extend_from_slice(p);
+        }
+        if let Ok(ProcNode::Symlink(t)) = resolve(k, &prefix) {
+            let mut next = if t.starts_with(b"/") {
+                t
+            } else {
+                let mut dir = prefix.clone();
+                while dir.last() != Some(&b'/') {
+                    dir.pop();
+                }
+                dir.extend_from_slice(&t);
+                dir
+            };
+            for r in &parts[i..] {
+                next.push(b'/');
+                next.extend_from_slice(r);
+            }
+            return Some(super::dir::normalize(&next));
+        }
+    }
+    None
+}
+
 pub fn lookup<P: Platform>(
     k: &mut Kernel<'_, P>,
     path: &[u8],
@@ -376,6 +412,13 @@ pub fn lookup<P: Platform>(
 ) -> KResult<Result<ProcNode, Vec<u8>>> {
     let mut path = path.to_vec();
     for _ in 0..8 {
+        if let Some(next) = through_link(k, &path) {
+            if !is_proc(&next) {
+                return Ok(Err(next));
+            }
+            path = next;
+            continue;
+        }
         match resolve(k, &path)? {
             ProcNode::Symlink(t) if follow => {
                 let next = if t.starts_with(b"/") {
