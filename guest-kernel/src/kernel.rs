@@ -243,6 +243,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
         if e.users == 0 {
             if let Some(mut e) = self.mms.remove(&id) {
                 e.mm.teardown(self.plat, &mut self.frames);
+                self.frames.shared_collect(self.plat);
             }
         }
     }

@@ -4,6 +4,8 @@
  *   fallocate  fallocate modes and errors
  *   openat2    openat2 with RESOLVE_* restrictions
  *   sparse     huge sparse files, holes, 255-byte names
+ *   shm        MAP_SHARED mappings of a /dev/shm file across fork, coherent
+ *              with read and write; files used after their unlink
  *   readinto   read(2) of a host file into awkward buffers: half bad,
  *              read-only, copy-on-write after fork, huge
  *   fill       write /tmp full: ENOSPC, then the space comes back (sandbox
@@ -471,6 +473,50 @@ static void do_sparse(void) {
     expect_err(open(name, O_WRONLY | O_CREAT, 0644), "256-byte name");
 }
 
+static void do_shm(void) {
+    char name[64];
+    snprintf(name, sizeof name, "/dev/shm/xfer-shm-%d", getpid());
+    int fd = open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    check(fd >= 0 && ftruncate(fd, 3 * 4096) == 0, "create");
+    char *p = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    check(p != MAP_FAILED, "mmap shared");
+    pid_t c = fork();
+    if (c == 0) {
+        char *q = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        strcpy(q + 100, "child, own mapping");
+        strcpy(p + 5000, "child, inherited mapping");
+        _exit(0);
+    }
+    int st;
+    waitpid(c, &st, 0);
+    printf("parent's mapping: '%s' '%s'\n", p + 100, p + 5000);
+    char buf[64] = {0};
+    check(pread(fd, buf, 18, 100) == 18, "pread");
+    printf("read(2) sees the mapping: '%s'\n", buf);
+    check(pwrite(fd, "by pwrite", 9, 9000) == 9, "pwrite");
+    printf("the mapping sees pwrite: '%s'\n", p + 9000);
+    check(munmap(p, 3 * 4096) == 0, "munmap");
+    memset(buf, 0, sizeof buf);
+    check(pread(fd, buf, 24, 5000) == 24, "pread after munmap");
+    printf("after munmap, read(2): '%s'\n", buf);
+    expect_err((long)mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, open(name, O_RDONLY), 0) == -1 ? -1 : 0,
+               "shared writable mapping of a read-only fd");
+    check(unlink(name) == 0, "unlink");
+    /* An unlinked file lives on while open. */
+    check(pwrite(fd, "after unlink", 12, 0) == 12 && ftruncate(fd, 20) == 0, "use after unlink");
+    struct stat sb;
+    fstat(fd, &sb);
+    memset(buf, 0, sizeof buf);
+    pread(fd, buf, 12, 0);
+    printf("unlinked: nlink %ld size %lld '%s'\n", (long)sb.st_nlink, (long long)sb.st_size, buf);
+    FILE *f = tmpfile();
+    check(f != NULL, "tmpfile");
+    fputs("tmpfile data", f);
+    rewind(f);
+    memset(buf, 0, sizeof buf);
+    printf("tmpfile: '%s'\n", fgets(buf, sizeof buf, f));
+}
+
 static void do_readinto(void) {
     int fd = open("data/src.bin", O_RDONLY);
     check(fd >= 0, "open");
@@ -549,6 +595,8 @@ int main(int argc, char **argv) {
         do_openat2();
     else if (!strcmp(mode, "sparse"))
         do_sparse();
+    else if (!strcmp(mode, "shm"))
+        do_shm();
     else if (!strcmp(mode, "readinto"))
         do_readinto();
     else if (!strcmp(mode, "fill"))

@@ -204,3 +204,23 @@ fn dev_fd_links_and_proc_environ() {
          { echo x > /dev/tty; } 2>/dev/null || echo no-ctty",
     ]);
 }
+
+/// Python's multiprocessing: a Lock (a POSIX semaphore in /dev/shm), a
+/// shared Value updated by a child process, and shared_memory.
+#[test]
+fn python3_multiprocessing_shared_memory_and_locks() {
+    let script = r#"
+import multiprocessing as mp
+from multiprocessing import shared_memory
+def g(v):
+    with v.get_lock(): v.value += 5
+if __name__ == '__main__':
+    s = shared_memory.SharedMemory(create=True, size=10); s.buf[0] = 7
+    with mp.Lock(): pass
+    v = mp.Value('i', 0)
+    p = mp.Process(target=g, args=(v,)); p.start(); p.join()
+    print('value', v.value, 'shm', s.buf[0], 'exit', p.exitcode)
+    s.close(); s.unlink()
+"#;
+    check(&["/usr/bin/python3", "-c", script]);
+}

@@ -174,3 +174,8 @@ fn tmpfs_full_is_enospc_and_recovers() {
 fn host_file_reads_into_awkward_buffers() {
     xfer_matches_native("readinto");
 }
+
+#[test]
+fn map_shared_tmpfs_files_and_unlinked_open_files() {
+    xfer_matches_native("shm");
+}

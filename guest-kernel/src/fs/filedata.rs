@@ -98,6 +98,11 @@ impl FileData {
         Ok(d)
     }
 
+    /// Identity of these contents (shared by hard links and clones).
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+
     pub fn size(&self) -> u64 {
         self.0.lock().size
     }

@@ -58,7 +58,7 @@ pub enum File {
     SignalFd(signalfd::SignalFd),
 }
 
-/// An open tmpfs file.
+/// An open tmpfs file; it keeps its inode alive after an unlink.
 #[derive(Debug)]
 pub struct TmpFile {
     pub fs: Arc<tmpfs::Tmpfs>,
@@ -67,6 +67,25 @@ pub struct TmpFile {
     /// `O_ACCMODE` and `O_APPEND`/`O_NONBLOCK` bits.
     pub flags: AtomicU32,
     pub path: alloc::vec::Vec<u8>,
+}
+
+impl TmpFile {
+    pub fn new(fs: Arc<tmpfs::Tmpfs>, ino: u64, flags: u32, path: alloc::vec::Vec<u8>) -> TmpFile {
+        fs.hold(ino);
+        TmpFile {
+            fs,
+            ino,
+            offset: AtomicU64::new(0),
+            flags: AtomicU32::new(flags),
+            path,
+        }
+    }
+}
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        self.fs.release(self.ino);
+    }
 }
 
 /// An open directory: its entries as of `open`, and the read position.

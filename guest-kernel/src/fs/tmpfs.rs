@@ -51,6 +51,9 @@ pub struct Inode {
 #[derive(Debug)]
 struct State {
     inodes: BTreeMap<u64, Inode>,
+    /// Open files per inode: an inode whose last name goes while it is
+    /// open lives on (nlink 0) until the last close.
+    open: BTreeMap<u64, usize>,
     next_ino: u64,
 }
 
@@ -85,6 +88,7 @@ impl Tmpfs {
             dev,
             state: Mutex::new(State {
                 inodes,
+                open: BTreeMap::new(),
                 next_ino: ROOT_INO + 1,
             }),
         }
@@ -223,6 +227,12 @@ impl Tmpfs {
             }
             _ => true,
         };
+        if gone && !is_dir && st.open.contains_key(&ino) {
+            if let Some(i) = st.inodes.get_mut(&ino) {
+                i.nlink = 0;
+            }
+            return Ok(());
+        }
         if gone {
             // A removed directory's whiteouts go with it.
             if let Some(Inode {
@@ -329,7 +339,7 @@ impl Tmpfs {
     }
 
     /// A regular file's contents.
-    fn data(&self, ino: u64) -> KResult<super::filedata::FileData> {
+    pub fn data(&self, ino: u64) -> KResult<super::filedata::FileData> {
         match &self
             .state
             .lock()
@@ -341,6 +351,26 @@ impl Tmpfs {
             InodeKind::File { data } => Ok(data.clone()),
             InodeKind::Dir { .. } => Err(Errno::EISDIR),
             _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// A file of `ino` was opened.
+    pub fn hold(&self, ino: u64) {
+        *self.state.lock().open.entry(ino).or_insert(0) += 1;
+    }
+
+    /// A file of `ino` was closed: an unlinked inode goes with its last.
+    pub fn release(&self, ino: u64) {
+        let mut st = self.state.lock();
+        let Some(n) = st.open.get_mut(&ino) else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            st.open.remove(&ino);
+            if st.inodes.get(&ino).is_some_and(|i| i.nlink == 0) {
+                st.inodes.remove(&ino);
+            }
         }
     }
 

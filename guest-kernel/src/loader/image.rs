@@ -6,7 +6,7 @@ use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, AtomicU64};
+use core::sync::atomic::AtomicU64;
 
 use super::elf::ElfInfo;
 use super::{fail, LoadError};
@@ -67,13 +67,7 @@ impl<P: Platform> Kernel<'_, P> {
         let (file, st) = match node {
             Node::Tmp { fs, ino, .. } => {
                 let st = fs.stat(ino).map_err(|e| fail(e, "cannot stat"))?;
-                let file = File::Tmpfs(TmpFile {
-                    fs,
-                    ino,
-                    offset: AtomicU64::new(0),
-                    flags: AtomicU32::new(0),
-                    path: path.clone(),
-                });
+                let file = File::Tmpfs(TmpFile::new(fs, ino, 0, path.clone()));
                 (file, st)
             }
             Node::Host(p) => {

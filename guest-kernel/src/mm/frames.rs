@@ -27,6 +27,8 @@ pub struct FrameAllocator {
     free: u64,
     /// File pages kept for the next mapping of the same file.
     pub cache: super::pagecache::PageCache,
+    /// The frames of `MAP_SHARED` tmpfs mappings.
+    pub shared: super::shmem::SharedFiles,
 }
 
 /// A run of contiguous frames returned by [`FrameAllocator::alloc_run`].
@@ -53,6 +55,7 @@ impl FrameAllocator {
             // A quarter of memory at most; idle pages go first when memory
             // runs short.
             cache: super::pagecache::PageCache::with_limit((count / 4) as usize),
+            shared: Default::default(),
         }
     }
 
@@ -129,6 +132,28 @@ impl FrameAllocator {
         let mut cache = core::mem::take(&mut self.cache);
         cache.insert(self, file, index, pa);
         self.cache = cache;
+    }
+
+    /// Make `pa` the shared-mapping frame of page `index` of `data`.
+    pub fn shared_insert(
+        &mut self,
+        data: &crate::fs::filedata::FileData,
+        index: u64,
+        pa: PhysAddr,
+    ) {
+        let mut shared = core::mem::take(&mut self.shared);
+        shared.insert(self, data, index, pa);
+        self.shared = shared;
+    }
+
+    /// Write back and free shared-mapping frames nothing maps any more.
+    pub fn shared_collect<P: crate::platform::Platform>(&mut self, plat: &P) {
+        if self.shared.is_empty() {
+            return;
+        }
+        let mut shared = core::mem::take(&mut self.shared);
+        shared.collect(plat, self);
+        self.shared = shared;
     }
 
     /// Take another reference to an allocated frame (copy-on-write).

@@ -10,6 +10,7 @@ pub mod frames;
 pub mod ops;
 pub mod pagecache;
 mod remap;
+pub mod shmem;
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -462,6 +463,15 @@ impl<P: Platform> MmStruct<P> {
         let window = FAULT_AROUND_PAGES * PAGE_SIZE;
         let win_start = (page & !(window - 1)).max(vma.start);
         let win_end = (page & !(window - 1)).saturating_add(window).min(vma.end);
+        if let (Some(b), true) = (vma.backing, vma.shared) {
+            let data = match self.files.get(&b.key).map(|e| &*e.0) {
+                Some(File::Tmpfs(t)) => t.fs.data(t.ino).ok(),
+                _ => None,
+            };
+            if let Some(data) = data {
+                return self.populate_shared(plat, frames, vma, b, &data, (win_start, win_end));
+            }
+        }
         if let Some(b) = vma.backing {
             if let Some(id) = self.cache_id(plat, b.key) {
                 return self.populate_cached(plat, frames, vma, b, id, (win_start, win_end), page);
@@ -607,6 +617,46 @@ impl<P: Platform> MmStruct<P> {
                 self.map_cow(plat, vma, va + i * PAGE_SIZE, pa)?;
             }
             va += run.pages * PAGE_SIZE;
+        }
+        Ok(())
+    }
+
+    /// `populate` for a `MAP_SHARED` tmpfs mapping: the file page's one
+    /// shared frame, made (and filled from the file) on first use.
+    fn populate_shared(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        vma: Vma,
+        b: FileBacking,
+        data: &crate::fs::filedata::FileData,
+        (win_start, win_end): (u64, u64),
+    ) -> Result<(), FaultError> {
+        let mut va = win_start;
+        while va < win_end {
+            if self.pages.contains_key(&va) {
+                va += PAGE_SIZE;
+                continue;
+            }
+            let index = (b.offset + (va - vma.start)) / PAGE_SIZE;
+            let pa = match frames.shared.get(data, index) {
+                Some(pa) => {
+                    frames.share(pa);
+                    pa
+                }
+                None => {
+                    let run = frames.alloc_run(1).ok_or(FaultError::NoMemory)?;
+                    let mut buf = alloc::vec![0u8; PAGE_SIZE as usize];
+                    data.read(&mut buf, index * PAGE_SIZE);
+                    plat.phys_write(run.pa, &buf);
+                    frames.shared_insert(data, index, run.pa);
+                    run.pa
+                }
+            };
+            self.pages.insert(va, Pte { pa, cow: false });
+            plat.map(&mut self.space, va, pa, PAGE_SIZE, vma.prot)
+                .map_err(|_| FaultError::NoMemory)?;
+            va += PAGE_SIZE;
         }
         Ok(())
     }

@@ -23,8 +23,9 @@ fn check_prot(bits: u64) -> KResult<Prot> {
     Ok(Prot::from_bits(bits as u32))
 }
 
-/// mmap(2): anonymous memory and private (or read-only shared) mappings
-/// of the container's files.
+/// mmap(2): anonymous memory, private file mappings, shared mappings of
+/// tmpfs files (kept coherent with read and write), and read-only shared
+/// mappings of the container's files.
 pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let (addr, len, flags, fd, off) = (a[0], a[1], a[3] as u32, arg_fd(a[4]), a[5]);
     let prot = check_prot(a[2])?;
@@ -54,11 +55,13 @@ pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
                 }
                 Some((f.clone(), off))
             }
-            File::Tmpfs(_) => {
-                // Shared writable tmpfs mappings would need frames shared
-                // with the file; private ones copy, as on Linux.
-                if shared && prot.write {
-                    return Err(Errno::ENODEV);
+            File::Tmpfs(t) => {
+                // A shared writable mapping needs a file open for writing.
+                if shared
+                    && prot.write
+                    && t.flags.load(core::sync::atomic::Ordering::Relaxed) & 3 == 0
+                {
+                    return Err(Errno::EACCES);
                 }
                 Some((f.clone(), off))
             }
@@ -91,7 +94,7 @@ pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             len,
             prot,
             placement,
-            shared: shared && file.is_none(),
+            shared,
             file,
         },
     )
@@ -101,6 +104,7 @@ pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
 pub fn sys_munmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let (mm, frames, plat) = k.mm_parts();
     mm.munmap(plat, frames, a[0], a[1])?;
+    frames.shared_collect(plat);
     Ok(0)
 }
 

@@ -2,7 +2,7 @@
 
 use alloc::sync::Arc;
 use alloc::vec;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{arg_fd, Args};
 use crate::abi::linux::{RLIMIT_NOFILE, S_IFDIR, S_IFMT};
@@ -43,6 +43,12 @@ pub fn pread_tmp<P: Platform>(
     len: u64,
     off: u64,
 ) -> KResult<u64> {
+    if !k.frames.shared.is_empty() {
+        // Shared mappings may hold newer bytes than the file.
+        k.frames
+            .shared
+            .flush(k.plat, &t.fs.data(t.ino)?, off, len.min(u64::MAX - off));
+    }
     let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
     let mut done = 0u64;
     while done < len {
@@ -76,6 +82,11 @@ pub fn pwrite_tmp<P: Platform>(
         t.fs.write(t.ino, &tmp[..n], off + done, stamp)?;
         done += n as u64;
     }
+    if !k.frames.shared.is_empty() {
+        k.frames
+            .shared
+            .refresh(k.plat, &t.fs.data(t.ino)?, off, done);
+    }
     Ok(done)
 }
 
@@ -105,13 +116,7 @@ fn tmp_file(
     path: alloc::vec::Vec<u8>,
 ) -> File {
     let kept = (flags & O_ACCMODE) as u32 | (flags as u32 & (O_APPEND_BIT | O_NONBLOCK as u32));
-    File::Tmpfs(TmpFile {
-        fs,
-        ino,
-        offset: AtomicU64::new(0),
-        flags: AtomicU32::new(kept),
-        path,
-    })
+    File::Tmpfs(TmpFile::new(fs, ino, kept, path))
 }
 
 /// openat(2).
