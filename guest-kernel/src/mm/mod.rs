@@ -567,6 +567,9 @@ impl<P: Platform> MmStruct<P> {
         page: u64,
     ) -> Result<(), FaultError> {
         let index = |va: u64| (b.offset + (va - vma.start)) / PAGE_SIZE;
+        // Pages to map, (va, pa), mapped at the end in contiguous runs: a
+        // map is a stub system call on ptrace.
+        let mut new: Vec<(u64, PhysAddr)> = Vec::new();
         let mut va = win_start;
         while va < win_end {
             if self.pages.contains_key(&va) {
@@ -575,7 +578,7 @@ impl<P: Platform> MmStruct<P> {
             }
             if let Some(pa) = frames.cache.get(id, index(va)) {
                 frames.share(pa);
-                self.map_cow(plat, vma, va, pa)?;
+                new.push((va, pa));
                 va += PAGE_SIZE;
                 continue;
             }
@@ -588,14 +591,11 @@ impl<P: Platform> MmStruct<P> {
                 n += 1;
             }
             let Some(run) = frames.alloc_run(n) else {
-                return if self.pages.contains_key(&page) {
-                    Ok(())
-                } else {
-                    Err(FaultError::NoMemory)
-                };
+                break;
             };
             let Some(file) = self.files.get(&b.key).map(|e| e.0.clone()) else {
-                return Err(FaultError::Unmapped);
+                frames.free_frame(run.pa);
+                break;
             };
             let mut buf = alloc::vec![0u8; (run.pages * PAGE_SIZE) as usize];
             let mut got = 0;
@@ -614,11 +614,32 @@ impl<P: Platform> MmStruct<P> {
             for i in 0..run.pages {
                 let pa = run.pa + i * PAGE_SIZE;
                 frames.cache_insert(id, index(va) + i, pa);
-                self.map_cow(plat, vma, va + i * PAGE_SIZE, pa)?;
+                new.push((va + i * PAGE_SIZE, pa));
             }
             va += run.pages * PAGE_SIZE;
         }
-        Ok(())
+        let prot = mapped_prot(vma.prot, true);
+        let mut i = 0;
+        while i < new.len() {
+            let (start, pa) = new[i];
+            let mut n = 1;
+            while i + n < new.len()
+                && new[i + n] == (start + n as u64 * PAGE_SIZE, pa + n as u64 * PAGE_SIZE)
+            {
+                n += 1;
+            }
+            for (va, pa) in &new[i..i + n] {
+                self.pages.insert(*va, Pte { pa: *pa, cow: true });
+            }
+            plat.map(&mut self.space, start, pa, n as u64 * PAGE_SIZE, prot)
+                .map_err(|_| FaultError::NoMemory)?;
+            i += n;
+        }
+        if self.pages.contains_key(&page) {
+            Ok(())
+        } else {
+            Err(FaultError::NoMemory)
+        }
     }
 
     /// `populate` for a `MAP_SHARED` tmpfs mapping: the file page's one
@@ -659,19 +680,6 @@ impl<P: Platform> MmStruct<P> {
             va += PAGE_SIZE;
         }
         Ok(())
-    }
-
-    /// Map `pa` at `va` as a copy-on-write page of `vma`.
-    fn map_cow(&mut self, plat: &P, vma: Vma, va: u64, pa: PhysAddr) -> Result<(), FaultError> {
-        self.pages.insert(va, Pte { pa, cow: true });
-        plat.map(
-            &mut self.space,
-            va,
-            pa,
-            PAGE_SIZE,
-            mapped_prot(vma.prot, true),
-        )
-        .map_err(|_| FaultError::NoMemory)
     }
 
     /// The physical address behind `va` for an access, populating on demand.
