@@ -533,12 +533,39 @@ static int mode_spin(void) {
     return 0;
 }
 
+/* A fork bomb: fork until fork fails, every child waiting on a pipe;
+ * then release and reap them all. Prints how it ended. */
+static int mode_nproc(void) {
+    int p[2];
+    check(pipe(p) == 0, "pipe");
+    int n = 0;
+    pid_t c;
+    while ((c = fork()) > 0 && n < 100000)
+        n++;
+    if (c == 0) {
+        char b;
+        close(p[1]);
+        read(p[0], &b, 1); /* until the parent closes the write end */
+        _exit(0);
+    }
+    int err = errno;
+    close(p[1]);
+    int reaped = 0;
+    while (wait(NULL) > 0)
+        reaped++;
+    printf("nproc: fork failed with %s after %d children, reaped %d\n",
+           c < 0 ? (err == EAGAIN ? "EAGAIN" : strerror(err)) : "nothing", n, reaped);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2)
         return 2;
     if (!strcmp(argv[1], "fork"))
         return mode_fork();
+    if (!strcmp(argv[1], "nproc"))
+        return mode_nproc();
     if (!strcmp(argv[1], "pipe"))
         return mode_pipe();
     if (!strcmp(argv[1], "exec"))

@@ -158,3 +158,21 @@ fn job_control_stop_and_continue() {
         out.expect_stdout(&native.stdout_str());
     });
 }
+
+/// A fork bomb stops at the spec's RLIMIT_NPROC with EAGAIN, inside the
+/// sandbox (natively, root is exempt from RLIMIT_NPROC, so there is no
+/// native run to compare with), and everything is reaped afterwards.
+#[test]
+fn fork_bomb_is_bounded_by_rlimit_nproc() {
+    let prog = compile("procs", Link::Static);
+    let bundle = Bundle::builder(&prog)
+        .args(["nproc"])
+        .rlimit("RLIMIT_NPROC", 40, 40)
+        .build();
+    for_each_platform(|p| {
+        let out = bundle.run(p);
+        out.expect_exit(Exit::Code(0));
+        // 40 processes in all: the bomb itself and 39 children.
+        out.expect_stdout("nproc: fork failed with EAGAIN after 39 children, reaped 39\n");
+    });
+}
