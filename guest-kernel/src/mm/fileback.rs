@@ -1,0 +1,156 @@
+//! Faults on file mappings that share frames: root-image files through the
+//! page cache (copy-on-write), and `MAP_SHARED` tmpfs files through their
+//! shared frames.
+
+use alloc::vec::Vec;
+
+use super::{mapped_prot, pagecache, FaultError, FileBacking, FrameAllocator, MmStruct, Pte, Vma};
+use crate::abi::PAGE_SIZE;
+use crate::fs::File;
+use crate::platform::{PhysAddr, Platform};
+
+impl<P: Platform> MmStruct<P> {
+    /// The page-cache identity of mapped file `key`, if it is a root-image
+    /// file (learnt on its first fault).
+    pub(super) fn cache_id(&mut self, plat: &P, key: u64) -> Option<pagecache::FileId> {
+        let e = self.files.get_mut(&key)?;
+        if e.2.is_none() {
+            if let File::HostFile { handle, .. } = &*e.0 {
+                e.2 = crate::platform::HostOps::fstat(plat.host(), *handle)
+                    .ok()
+                    .map(|st| pagecache::FileId::of(&st));
+            }
+        }
+        e.2
+    }
+
+    /// `populate` for a root-image file: pages come from the page cache,
+    /// or are read (a run of misses in one host call) and cached. They are
+    /// mapped copy-on-write: a write gets a private copy.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn populate_cached(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        vma: Vma,
+        b: FileBacking,
+        id: pagecache::FileId,
+        (win_start, win_end): (u64, u64),
+        page: u64,
+    ) -> Result<(), FaultError> {
+        let index = |va: u64| (b.offset + (va - vma.start)) / PAGE_SIZE;
+        // Pages to map, (va, pa), mapped at the end in contiguous runs: a
+        // map is a stub system call on ptrace.
+        let mut new: Vec<(u64, PhysAddr)> = Vec::new();
+        let mut va = win_start;
+        while va < win_end {
+            if self.pages.contains_key(&va) {
+                va += PAGE_SIZE;
+                continue;
+            }
+            if let Some(pa) = frames.cache.get(id, index(va)) {
+                frames.share(pa);
+                new.push((va, pa));
+                va += PAGE_SIZE;
+                continue;
+            }
+            // A run of pages missing from both the table and the cache.
+            let mut n = 1;
+            while va + n * PAGE_SIZE < win_end
+                && !self.pages.contains_key(&(va + n * PAGE_SIZE))
+                && frames.cache.get(id, index(va + n * PAGE_SIZE)).is_none()
+            {
+                n += 1;
+            }
+            let Some(run) = frames.alloc_run(n) else {
+                break;
+            };
+            let Some(file) = self.files.get(&b.key).map(|e| e.0.clone()) else {
+                frames.free_frame(run.pa);
+                break;
+            };
+            let mut buf = alloc::vec![0u8; (run.pages * PAGE_SIZE) as usize];
+            let mut got = 0;
+            while got < buf.len() {
+                match crate::fs::read_at(
+                    plat,
+                    &file,
+                    &mut buf[got..],
+                    index(va) * PAGE_SIZE + got as u64,
+                ) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => got += k,
+                }
+            }
+            plat.phys_write(run.pa, &buf);
+            for i in 0..run.pages {
+                let pa = run.pa + i * PAGE_SIZE;
+                frames.cache_insert(id, index(va) + i, pa);
+                new.push((va + i * PAGE_SIZE, pa));
+            }
+            va += run.pages * PAGE_SIZE;
+        }
+        let prot = mapped_prot(vma.prot, true);
+        let mut i = 0;
+        while i < new.len() {
+            let (start, pa) = new[i];
+            let mut n = 1;
+            while i + n < new.len()
+                && new[i + n] == (start + n as u64 * PAGE_SIZE, pa + n as u64 * PAGE_SIZE)
+            {
+                n += 1;
+            }
+            for (va, pa) in &new[i..i + n] {
+                self.pages.insert(*va, Pte { pa: *pa, cow: true });
+            }
+            plat.map(&mut self.space, start, pa, n as u64 * PAGE_SIZE, prot)
+                .map_err(|_| FaultError::NoMemory)?;
+            i += n;
+        }
+        if self.pages.contains_key(&page) {
+            Ok(())
+        } else {
+            Err(FaultError::NoMemory)
+        }
+    }
+
+    /// `populate` for a `MAP_SHARED` tmpfs mapping: the file page's one
+    /// shared frame, made (and filled from the file) on first use.
+    pub(super) fn populate_shared(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        vma: Vma,
+        b: FileBacking,
+        data: &crate::fs::filedata::FileData,
+        (win_start, win_end): (u64, u64),
+    ) -> Result<(), FaultError> {
+        let mut va = win_start;
+        while va < win_end {
+            if self.pages.contains_key(&va) {
+                va += PAGE_SIZE;
+                continue;
+            }
+            let index = (b.offset + (va - vma.start)) / PAGE_SIZE;
+            let pa = match frames.shared.get(data, index) {
+                Some(pa) => {
+                    frames.share(pa);
+                    pa
+                }
+                None => {
+                    let run = frames.alloc_run(1).ok_or(FaultError::NoMemory)?;
+                    let mut buf = alloc::vec![0u8; PAGE_SIZE as usize];
+                    data.read(&mut buf, index * PAGE_SIZE);
+                    plat.phys_write(run.pa, &buf);
+                    frames.shared_insert(data, index, run.pa);
+                    run.pa
+                }
+            };
+            self.pages.insert(va, Pte { pa, cow: false });
+            plat.map(&mut self.space, va, pa, PAGE_SIZE, vma.prot)
+                .map_err(|_| FaultError::NoMemory)?;
+            va += PAGE_SIZE;
+        }
+        Ok(())
+    }
+}
