@@ -79,6 +79,16 @@ pub struct Kernel<'p, P: Platform> {
     pub locks: crate::fs::lock::LockTable,
 }
 
+/// How long the scheduler lets a task run while others are runnable.
+///
+/// The platforms' timer interrupts only preempt a task that stays in user
+/// mode (ptrace's ticker interrupts a single switch that outlived its own
+/// slice), so the sentry keeps the time itself: a task that traps all the
+/// time without ever blocking, like a loop of `poll` calls that always find
+/// something ready or of `waitpid(WNOHANG)`, would otherwise hold the CPU
+/// for ever, and the tasks it waits for (and every timer) with it.
+pub const SLICE_NS: u64 = 10_000_000;
+
 /// The internal errno a handler returns after `Kernel::block`.
 pub const BLOCKED: Errno = Errno(530);
 
@@ -308,6 +318,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
 
     /// Run the current task until it blocks, exits or is preempted.
     fn run_current(&mut self) {
+        let mut slice_end = self.plat.now(Clock::Monotonic).saturating_add(SLICE_NS);
         loop {
             crate::task::frame::deliver_signals(self);
             let Some(t) = self.tasks.get_mut(&self.cur) else {
@@ -377,6 +388,23 @@ impl<'p, P: Platform> Kernel<'p, P> {
             if self.yield_now {
                 self.yield_now = false;
                 return;
+            }
+            // The slice is used up even if no interrupt came (see
+            // `SLICE_NS`): fire due timers, take host signals, and let the
+            // next runnable task in.
+            let now = self.plat.now(Clock::Monotonic);
+            if now >= slice_end {
+                self.fire_timers();
+                self.take_host_signals();
+                let runnable = matches!(
+                    self.tasks.get(&self.cur),
+                    Some(t) if t.state == TaskState::Runnable
+                );
+                if runnable && !self.runq.is_empty() {
+                    self.runq.push_back(self.cur);
+                    return;
+                }
+                slice_end = now.saturating_add(SLICE_NS);
             }
         }
     }

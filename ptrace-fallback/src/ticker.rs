@@ -1,6 +1,9 @@
 //! Preemption for the ptrace platform: a host thread that interrupts a stub
 //! thread which has run in user mode for a whole time slice, so that a task
-//! spinning in user mode cannot starve the others.
+//! spinning in user mode cannot starve the others. A task that traps often
+//! (a syscall loop that never blocks) makes many short switches, none of
+//! which outlives a slice: the sentry's scheduler preempts that one itself
+//! (`guest_kernel::kernel::SLICE_NS`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

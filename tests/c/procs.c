@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/select.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <sys/time.h>
@@ -510,7 +511,16 @@ static void *spinner(void *arg) {
     return NULL;
 }
 
-/* Tasks that never enter the kernel must not starve the others. */
+static volatile int stop_sys_spin;
+static void *syscall_spinner(void *arg) {
+    (void)arg;
+    while (!stop_sys_spin)
+        syscall(SYS_getppid);
+    return NULL;
+}
+
+/* Tasks that never enter the kernel, or enter it all the time without ever
+ * blocking, must not starve the others. */
 static int mode_spin(void) {
     pid_t c = fork();
     check(c >= 0, "fork");
@@ -530,6 +540,21 @@ static int mode_spin(void) {
     stop_spin = 1;
     pthread_join(t, NULL);
     printf("spin: spinning thread stopped by the main thread\n");
+    /* A thread that makes syscalls without end (a poll that always finds
+     * something ready, say) while the main thread sleeps. */
+    check(pthread_create(&t, NULL, syscall_spinner, NULL) == 0, "pthread_create");
+    nanosleep(&d, NULL);
+    stop_sys_spin = 1;
+    pthread_join(t, NULL);
+    printf("spin: syscall-spinning thread stopped by the main thread\n");
+    /* A parent that polls waitpid(WNOHANG) until its child has run. */
+    c = fork();
+    check(c >= 0, "fork");
+    if (c == 0)
+        _exit(7);
+    while (waitpid(c, &st, WNOHANG) == 0) {
+    }
+    printf("spin: child polled for exited with %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     return 0;
 }
 

@@ -206,12 +206,15 @@ fn dev_fd_links_and_proc_environ() {
 }
 
 /// Python's multiprocessing: a Lock (a POSIX semaphore in /dev/shm), a
-/// shared Value updated by a child process, and shared_memory.
+/// shared Value updated by a child process, shared_memory, and a Pool
+/// (whose worker-handler thread polls without ever blocking while the
+/// results come in: it must not starve the other tasks).
 #[test]
 fn python3_multiprocessing_shared_memory_and_locks() {
     let script = r#"
 import multiprocessing as mp
 from multiprocessing import shared_memory
+def f(x): return x * x
 def g(v):
     with v.get_lock(): v.value += 5
 if __name__ == '__main__':
@@ -221,6 +224,7 @@ if __name__ == '__main__':
     p = mp.Process(target=g, args=(v,)); p.start(); p.join()
     print('value', v.value, 'shm', s.buf[0], 'exit', p.exitcode)
     s.close(); s.unlink()
+    with mp.get_context('fork').Pool(2) as pool: print(pool.map(f, range(5)))
 "#;
     check(&["/usr/bin/python3", "-c", script]);
 }
