@@ -228,3 +228,31 @@ if __name__ == '__main__':
 "#;
     check(&["/usr/bin/python3", "-c", script]);
 }
+
+/// The sentry's read-only /sys: one CPU, the cgroup files runtimes read,
+/// mounted read-only (no native comparison: the host's /sys differs).
+#[test]
+fn sysfs_is_the_sandboxs_and_read_only() {
+    for_each_platform(|p| {
+        let rf = Ringfence::new(p);
+        let out = rf.invoke([
+            "do",
+            "--cwd",
+            "/",
+            "--env",
+            "PATH=/usr/bin:/bin",
+            "--",
+            "/bin/sh",
+            "-c",
+            "ls /sys; cat /sys/devices/system/cpu/online /sys/fs/cgroup/cpu.max; \
+             test \"$(cat /sys/fs/cgroup/memory.max)\" -gt 0 && echo memory-max; \
+             grep sysfs /proc/mounts; stat -f -c %T /sys; \
+             { echo x > /sys/fs/cgroup/cpu.max; } 2>&1 | grep -o 'Read-only file system'",
+        ]);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(
+            "devices\nfs\nkernel\n0\nmax 100000\nmemory-max\n\
+             sysfs /sys sysfs ro,nosuid,nodev,noexec 0 0\nsysfs\nRead-only file system\n",
+        );
+    });
+}

@@ -227,8 +227,7 @@ impl Vfs {
             [b"dev", ..] => return Err(Errno::ENOENT),
             // The sentry's own procfs; the lower layer's /proc and /sys
             // (the host's, under `do`) are never reached.
-            [b"proc", ..] => return Ok(Step::Done(Node::Proc(path.to_vec()))),
-            [b"sys", ..] => return Err(Errno::ENOENT),
+            [b"proc", ..] | [b"sys", ..] => return Ok(Step::Done(Node::Proc(path.to_vec()))),
             _ => {}
         }
         let (fs, rest, overlay) = match self.tmpfs_mount(&parts) {

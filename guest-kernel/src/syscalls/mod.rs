@@ -20,6 +20,7 @@ pub mod signalfd;
 pub mod socket;
 pub mod splice;
 pub mod stat;
+pub mod sysfs;
 pub mod time;
 pub mod timer;
 pub mod wait;

@@ -542,9 +542,14 @@ fn proc_open<P: Platform>(
         // (and `EROFS`) of the normal open.
         Ok(Err(target)) if writes => return open_full(k, target, flags, mode).map(Some),
         Ok(Err(target)) => return open_path(k, &target, flags).map(Some),
+        // /sys is mounted read-only.
+        Err(_) if writes && full.starts_with(b"/sys") => return Err(Errno::EROFS),
         Err(_) if writes => return Err(Errno::EACCES),
         Err(e) => return Err(e),
     };
+    if writes && full.starts_with(b"/sys") {
+        return Err(Errno::EROFS);
+    }
     if writes {
         return Err(Errno::EACCES);
     }

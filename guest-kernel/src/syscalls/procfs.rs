@@ -23,9 +23,10 @@ pub enum ProcNode {
     Symlink(Vec<u8>),
 }
 
-/// Whether `path` (normalized) is under `/proc`.
+/// Whether `path` (normalized) is under `/proc` (or the sentry's `/sys`,
+/// which the same machinery serves).
 pub fn is_proc(path: &[u8]) -> bool {
-    path == b"/proc" || path.starts_with(b"/proc/")
+    path == b"/proc" || path.starts_with(b"/proc/") || path == b"/sys" || path.starts_with(b"/sys/")
 }
 
 fn dirent(name: &str, dtype: u8) -> (Vec<u8>, u8) {
@@ -52,6 +53,9 @@ const PID_ENTRIES: &[(&str, u8)] = &[
 pub fn resolve<P: Platform>(k: &mut Kernel<'_, P>, path: &[u8]) -> KResult<ProcNode> {
     let s = core::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
     let parts: Vec<&str> = s.split('/').filter(|c| !c.is_empty()).skip(1).collect();
+    if s == "/sys" || s.starts_with("/sys/") {
+        return super::sysfs::resolve(k, &parts);
+    }
     let me = k.cur().tgid;
     match parts.as_slice() {
         [] => {
@@ -245,7 +249,7 @@ fn basename(p: &[u8]) -> Vec<u8> {
 
 fn mounts() -> Vec<u8> {
     b"overlay / overlay rw,relatime 0 0\nproc /proc proc rw,nosuid,nodev,noexec 0 0\n\
-tmpfs /dev tmpfs rw,nosuid 0 0\ntmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0\ntmpfs /tmp tmpfs rw,nosuid,nodev 0 0\n"
+tmpfs /dev tmpfs rw,nosuid 0 0\ntmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0\ntmpfs /tmp tmpfs rw,nosuid,nodev 0 0\nsysfs /sys sysfs ro,nosuid,nodev,noexec 0 0\n"
         .to_vec()
 }
 

@@ -210,6 +210,7 @@ fn write_statfs<P: Platform>(k: &mut Kernel<'_, P>, path: Option<&[u8]>, buf: u6
     const TMPFS_MAGIC: u64 = 0x0102_1994;
     const PROC_MAGIC: u64 = 0x9fa0;
     const PIPEFS_MAGIC: u64 = 0x5049_5045;
+    const SYSFS_MAGIC: u64 = 0x6265_6572;
     const ST_RDONLY: u64 = 1;
     const ST_NOSUID: u64 = 2;
     let mount = path.map(|p| k.vfs.mount_of(p));
@@ -217,13 +218,14 @@ fn write_statfs<P: Platform>(k: &mut Kernel<'_, P>, path: Option<&[u8]>, buf: u6
         None => (PIPEFS_MAGIC, 0),
         Some(0) if k.vfs.readonly => (OVERLAYFS_MAGIC, ST_RDONLY),
         Some(0) => (OVERLAYFS_MAGIC, 0),
-        Some(1) | Some(2) => (PROC_MAGIC, ST_NOSUID),
+        Some(1) => (PROC_MAGIC, ST_NOSUID),
+        Some(2) => (SYSFS_MAGIC, ST_RDONLY | ST_NOSUID),
         Some(_) => (TMPFS_MAGIC, ST_NOSUID),
     };
     // Every tmpfs (and the overlay's upper layer) shares one memory budget.
     let (limit, used) = crate::fs::filedata::usage();
     let (blocks, free) = match magic {
-        PROC_MAGIC | PIPEFS_MAGIC => (0, 0),
+        PROC_MAGIC | PIPEFS_MAGIC | SYSFS_MAGIC => (0, 0),
         _ => (limit / 4096, limit.saturating_sub(used) / 4096),
     };
     let files = if blocks == 0 { 0 } else { blocks / 4 };
