@@ -210,6 +210,13 @@ pub trait Platform {
         Ok(n)
     }
 
+    /// Most processes the sandbox's memory carries, when RLIMIT_NPROC does
+    /// not bound them lower: each costs at least a few frames (stack, page
+    /// tables, on ptrace a host stub process), so one per 32 frames.
+    fn process_limit(&self) -> u64 {
+        (self.phys_range().1 / (32 * 4096)).clamp(64, 1 << 15)
+    }
+
     /// Bytes all tmpfs contents together may hold. They live in the
     /// sentry's heap; by default half the sandbox's memory, as Linux's
     /// tmpfs.

@@ -176,3 +176,32 @@ fn fork_bomb_is_bounded_by_rlimit_nproc() {
         out.expect_stdout("nproc: fork failed with EAGAIN after 39 children, reaped 39\n");
     });
 }
+
+/// Without RLIMIT_NPROC, a fork bomb is bounded by the sandbox's memory
+/// (here a 64 MiB limit in the spec): fork fails well before the host's
+/// limits, and every child is reaped.
+#[test]
+fn fork_bomb_without_a_limit_is_bounded_by_memory() {
+    let prog = compile("procs", Link::Static);
+    let mut bundle = Bundle::builder(&prog).args(["nproc"]).build();
+    let mut config = bundle.config().clone();
+    config["linux"]["resources"]["memory"]["limit"] = serde_json::json!(64u64 << 20);
+    bundle.set_config(config);
+    for_each_platform(|p| {
+        let out = bundle.run(p);
+        out.expect_exit(Exit::Code(0));
+        let s = out.stdout_str();
+        let n: u32 = s
+            .split_whitespace()
+            .skip_while(|w| *w != "after")
+            .nth(1)
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(u32::MAX);
+        assert!(
+            (s.contains("failed with EAGAIN") || s.contains("failed with Cannot allocate memory"))
+                && n < 1000
+                && s.ends_with(&format!("reaped {n}\n")),
+            "{p:?}: {s}"
+        );
+    });
+}

@@ -178,6 +178,14 @@ impl Platform for PvmPlatform {
         crate::hostcall::pread_gpa(h, pa, len as u64, off)
     }
 
+    fn process_limit(&self) -> u64 {
+        // The sentry's heap bounds it too: a process's kernel state (task,
+        // thread group, address-space maps, descriptors) lives there.
+        let by_frames = self.phys_size / (32 * 4096);
+        let by_heap = self.heap_size / (128 * 1024);
+        by_frames.min(by_heap).clamp(64, 1 << 15)
+    }
+
     fn tmpfs_limit(&self) -> u64 {
         // The rest of the heap is the sentry's own working memory.
         self.heap_size / 2

@@ -56,8 +56,10 @@ pub fn sys_clone<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             flags & CLONE_NEWNS_ETC
         );
     }
-    let nproc = k.group().rlimits[6].0; // RLIMIT_NPROC
-    if flags & CLONE_THREAD == 0 && k.groups.len() as u64 >= nproc.min(1 << 15) {
+    // RLIMIT_NPROC, and the sandbox's memory: a fork bomb stops there, not
+    // at the host's limits.
+    let nproc = k.group().rlimits[6].0;
+    if flags & CLONE_THREAD == 0 && k.groups.len() as u64 >= nproc.min(k.plat.process_limit()) {
         return Err(Errno::EAGAIN);
     }
     let parent_tid = k.cur;
