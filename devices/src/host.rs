@@ -240,17 +240,7 @@ impl HostOps for HostServices {
         if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino) {
             return Err(Errno::EAGAIN); // swapped underneath us
         }
-        let mut table = self.table.lock().map_err(|_| Errno::EIO)?;
-        if table.fds.len() >= MAX_HANDLES {
-            return Err(Errno::ENFILE);
-        }
-        let mut h = table.next;
-        while table.fds.contains_key(&h) {
-            h = h.wrapping_add(1).max(3);
-        }
-        table.next = h.wrapping_add(1).max(3);
-        table.fds.insert(h, fd);
-        Ok(HostHandle(h))
+        self.add_handle(fd)
     }
 
     fn read(&self, h: HostHandle, buf: &mut [u8]) -> KResult<usize> {

@@ -37,8 +37,21 @@ pub fn release_file_plat<P: Platform>(plat: &P, file: Arc<File>) {
     }
 }
 
-fn pipe_nonblock(end: &PipeEnd) -> bool {
+pub fn pipe_nonblock(end: &PipeEnd) -> bool {
     end.flags.load(Ordering::Relaxed) & O_NONBLOCK != 0
+}
+
+/// A write to a pipe or socket nobody reads: SIGPIPE to the writing
+/// thread, and the EPIPE the call ends with.
+pub fn raise_sigpipe<P: Platform>(k: &mut Kernel<'_, P>) -> Errno {
+    let tid = k.cur;
+    let info = SigInfo {
+        signo: SIGPIPE,
+        code: SI_KERNEL,
+        ..Default::default()
+    };
+    crate::task::frame::send_to_thread(k, tid, SIGPIPE, info);
+    Errno::EPIPE
 }
 
 fn write_pipe<P: Platform>(
@@ -54,16 +67,7 @@ fn write_pipe<P: Platform>(
             k.wake(WaitKey::Pipe(end.pipe.id), usize::MAX);
             Ok(n as u64)
         }
-        PipeIo::Closed => {
-            let tid = k.cur;
-            let info = SigInfo {
-                signo: SIGPIPE,
-                code: SI_KERNEL,
-                ..Default::default()
-            };
-            crate::task::frame::send_to_thread(k, tid, SIGPIPE, info);
-            Err(Errno::EPIPE)
-        }
+        PipeIo::Closed => Err(raise_sigpipe(k)),
         PipeIo::WouldBlock if pipe_nonblock(end) => Err(Errno::EAGAIN),
         PipeIo::WouldBlock => Err(k.block(WaitKey::Pipe(end.pipe.id), None)),
     }
@@ -338,16 +342,7 @@ pub fn sys_writev<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
                         k.wake(WaitKey::Pipe(end.pipe.id), usize::MAX);
                         Ok(n as u64)
                     }
-                    PipeIo::Closed => {
-                        let tid = k.cur;
-                        let info = SigInfo {
-                            signo: SIGPIPE,
-                            code: SI_KERNEL,
-                            ..Default::default()
-                        };
-                        crate::task::frame::send_to_thread(k, tid, SIGPIPE, info);
-                        Err(Errno::EPIPE)
-                    }
+                    PipeIo::Closed => Err(raise_sigpipe(k)),
                     PipeIo::WouldBlock if pipe_nonblock(end) => Err(Errno::EAGAIN),
                     PipeIo::WouldBlock => Err(k.block(WaitKey::Pipe(end.pipe.id), None)),
                 };

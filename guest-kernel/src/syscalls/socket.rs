@@ -7,13 +7,13 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use super::{arg_fd, arg_i32, Args};
-use crate::abi::linux::{RLIMIT_NOFILE, SIGPIPE};
+use crate::abi::linux::RLIMIT_NOFILE;
 use crate::abi::{Errno, KResult};
 use crate::fs::socket::{SockIo, UnixSocket};
 use crate::fs::{File, O_NONBLOCK};
 use crate::kernel::Kernel;
 use crate::platform::Platform;
-use crate::task::{SigInfo, WaitKey, SI_KERNEL};
+use crate::task::WaitKey;
 
 const AF_UNIX: u64 = 1;
 const SOCK_STREAM: u64 = 1;
@@ -117,13 +117,7 @@ pub fn send_data<P: Platform>(
         }
         SockIo::Closed => {
             if flags & MSG_NOSIGNAL == 0 {
-                let tid = k.cur;
-                let info = SigInfo {
-                    signo: SIGPIPE,
-                    code: SI_KERNEL,
-                    ..Default::default()
-                };
-                crate::task::frame::send_to_thread(k, tid, SIGPIPE, info);
+                return Err(super::io::raise_sigpipe(k));
             }
             Err(Errno::EPIPE)
         }

@@ -11,13 +11,12 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use super::{arg_fd, Args};
-use crate::abi::linux::SIGPIPE;
 use crate::abi::{Errno, KResult};
 use crate::fs::pipe::{PipeIo, PIPE_CAPACITY};
 use crate::fs::{DevKind, File, PipeEnd, O_NONBLOCK};
 use crate::kernel::Kernel;
 use crate::platform::{HostOps, Platform};
-use crate::task::{SigInfo, WaitKey, SI_KERNEL};
+use crate::task::WaitKey;
 
 /// Linux's cap on one transfer.
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
@@ -76,7 +75,7 @@ fn writable(file: &File) -> KResult<()> {
 }
 
 fn nonblocking_pipe(end: &PipeEnd, flags: u64) -> bool {
-    flags & SPLICE_F_NONBLOCK != 0 || end.flags.load(Ordering::Relaxed) & O_NONBLOCK != 0
+    flags & SPLICE_F_NONBLOCK != 0 || super::io::pipe_nonblock(end)
 }
 
 /// What the destination can take now: `Ok(n)` bytes (n > 0), or the error
@@ -91,14 +90,7 @@ fn room<P: Platform>(k: &mut Kernel<'_, P>, out: &File, flags: u64, first: bool)
                 return Err(Errno::EPIPE);
             }
             if readers == 0 {
-                let info = SigInfo {
-                    signo: SIGPIPE,
-                    code: SI_KERNEL,
-                    ..Default::default()
-                };
-                let tid = k.cur;
-                crate::task::frame::send_to_thread(k, tid, SIGPIPE, info);
-                return Err(Errno::EPIPE);
+                return Err(super::io::raise_sigpipe(k));
             }
             match PIPE_CAPACITY - queued {
                 0 if !first || nonblocking_pipe(end, flags) => Err(Errno::EAGAIN),
