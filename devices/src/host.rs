@@ -20,14 +20,37 @@ const MAX_HANDLES: usize = 16384;
 #[derive(Debug)]
 pub struct HostServices {
     root: OwnedFd,
-    /// Bind mounts of the spec: (container path, host directory), longest
-    /// path first. Paths beneath one resolve inside its directory.
-    binds: Vec<(String, OwnedFd)>,
+    /// Bind mounts of the spec, longest destination first. Paths beneath
+    /// one resolve inside its source.
+    binds: Vec<Bind>,
     table: Mutex<Table>,
     /// Encoded `exec` requests waiting for the sentry, and who hears of
     /// their processes' ends.
     execs: Mutex<std::collections::VecDeque<Vec<u8>>>,
     on_exit: ExitSlot,
+}
+
+/// A bind mount of the spec.
+#[derive(Debug)]
+pub(crate) struct Bind {
+    /// The container path, without a trailing `/` (`/` itself for the root).
+    dest: String,
+    /// The source directory (O_PATH); for a file bind, the directory that
+    /// holds the source file.
+    pub(crate) dir: OwnedFd,
+    /// For a file bind, the source file's name in `dir`.
+    file: Option<String>,
+    /// Not `ro`: writes go through to the source.
+    pub(crate) writable: bool,
+}
+
+/// Where a container path resolves: a directory fd, the path relative to
+/// it (resolved with `RESOLVE_IN_ROOT` beneath it), and the bind mount.
+#[derive(Debug)]
+pub(crate) struct Route<'a> {
+    pub(crate) base: &'a OwnedFd,
+    pub(crate) rel: String,
+    pub(crate) bind: Option<usize>,
 }
 
 /// Called with (exec id, exit code).
@@ -64,8 +87,42 @@ fn dtype_of(t: rustix::fs::FileType) -> u8 {
     }
 }
 
-fn errno_of(e: rustix::io::Errno) -> Errno {
+pub(crate) fn errno_of(e: rustix::io::Errno) -> Errno {
     Errno(e.raw_os_error())
+}
+
+/// A path from the sentry as text: bounded, without NULs.
+pub(crate) fn path_str(path: &[u8]) -> KResult<&str> {
+    if path.len() >= PATH_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    if path.contains(&0) {
+        return Err(Errno::EINVAL);
+    }
+    std::str::from_utf8(path).map_err(|_| Errno::ENOENT)
+}
+
+/// The directory of a routed path opened beneath its base (O_PATH) with
+/// `resolve`, and the last component, which is not resolved: for calls
+/// that must not follow a final symlink.
+pub(crate) fn parent_in(route: &Route<'_>, resolve: ResolveFlags) -> KResult<(OwnedFd, String)> {
+    let text = route.rel.as_str();
+    let (dir, name) = match text.trim_end_matches('/').rsplit_once('/') {
+        Some((d, n)) => (if d.is_empty() { "/" } else { d }, n),
+        None => (".", text),
+    };
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(Errno::EINVAL);
+    }
+    let dirfd = rustix::fs::openat2(
+        route.base,
+        dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        resolve,
+    )
+    .map_err(errno_of)?;
+    Ok((dirfd, name.to_string()))
 }
 
 impl HostServices {
@@ -96,28 +153,9 @@ impl HostServices {
     /// The directory of `path` opened beneath its root (O_PATH), and the
     /// last component, which is not resolved: for calls that must not
     /// follow a final symlink.
-    fn parent_of<'a>(&'a self, path: &'a [u8]) -> KResult<(OwnedFd, &'a str)> {
-        if path.len() >= PATH_MAX || path.contains(&0) {
-            return Err(Errno::EINVAL);
-        }
-        let full = std::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
-        let (base, text) = self.route(full);
-        let (dir, name) = match text.trim_end_matches('/').rsplit_once('/') {
-            Some((d, n)) => (if d.is_empty() { "/" } else { d }, n),
-            None => (".", text),
-        };
-        if name.is_empty() || name == "." || name == ".." {
-            return Err(Errno::EINVAL);
-        }
-        let dirfd = rustix::fs::openat2(
-            base,
-            dir,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        )
-        .map_err(errno_of)?;
-        Ok((dirfd, name))
+    fn parent_of(&self, path: &[u8]) -> KResult<(OwnedFd, String)> {
+        let route = self.route(path_str(path)?)?;
+        parent_in(&route, ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS)
     }
 
     /// Queue an encoded `ExecRequest` for the sentry (KVM fetches it with a
@@ -150,43 +188,94 @@ impl HostServices {
         Ok(HostHandle(h))
     }
 
-    /// Serve the host directory `source` at `dest` in the container (a bind
-    /// mount of the spec). Reads resolve beneath `source` as they do beneath
-    /// the root; only directories can be bound.
-    pub fn add_bind(&mut self, dest: &str, source: &Path) -> io::Result<()> {
-        let fd = rustix::fs::open(
-            source,
+    /// Serve the host directory or regular file `source` at `dest` in the
+    /// container (a bind mount of the spec). Paths resolve beneath a
+    /// directory source as they do beneath the root; a file source is only
+    /// reached by `dest` itself. With `writable` (no `ro` option), writes
+    /// go through to the source.
+    pub fn add_bind(&mut self, dest: &str, source: &Path, writable: bool) -> io::Result<()> {
+        let st = rustix::fs::stat(source)?;
+        let (dir, file) = match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+            rustix::fs::FileType::Directory => (source, None),
+            rustix::fs::FileType::RegularFile => {
+                let name = source
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+                (
+                    source.parent().unwrap_or(Path::new("/")),
+                    Some(name.to_string()),
+                )
+            }
+            _ => return Err(io::ErrorKind::InvalidInput.into()),
+        };
+        let dir = rustix::fs::open(
+            dir,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
+        if let Some(name) = &file {
+            // The file must still be the one we looked at.
+            let now =
+                rustix::fs::statat(&dir, name.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
+                return Err(io::ErrorKind::InvalidInput.into());
+            }
+        }
         let dest = dest.trim_end_matches('/');
         let dest = if dest.is_empty() {
             "/".to_string()
         } else {
             dest.to_string()
         };
-        self.binds.push((dest, fd));
-        self.binds.sort_by_key(|(d, _)| std::cmp::Reverse(d.len()));
+        self.binds.push(Bind {
+            dest,
+            dir,
+            file,
+            writable,
+        });
+        self.binds.sort_by_key(|b| std::cmp::Reverse(b.dest.len()));
         Ok(())
     }
 
-    /// The directory a container path resolves in, and the path relative
-    /// to it.
-    fn route<'a>(&'a self, path: &'a str) -> (&'a OwnedFd, &'a str) {
-        for (dest, fd) in &self.binds {
-            if let Some(rest) = path.strip_prefix(dest.as_str()) {
-                if rest.is_empty() {
-                    return (fd, ".");
-                }
-                if rest.starts_with('/') {
-                    return (fd, rest);
-                }
-            }
+    /// Where a container path resolves. A path beneath a file bind is
+    /// `ENOTDIR`.
+    pub(crate) fn route<'a>(&'a self, path: &str) -> KResult<Route<'a>> {
+        for (i, b) in self.binds.iter().enumerate() {
+            let Some(rest) = path.strip_prefix(b.dest.as_str()) else {
+                continue;
+            };
+            let rel = match (&b.file, rest) {
+                (Some(name), "") => name.clone(),
+                (Some(_), r) if r.starts_with('/') => return Err(Errno::ENOTDIR),
+                (None, "") => ".".to_string(),
+                (None, r) if r.starts_with('/') || b.dest == "/" => r.to_string(),
+                _ => continue,
+            };
+            return Ok(Route {
+                base: &b.dir,
+                rel,
+                bind: Some(i),
+            });
         }
-        (&self.root, path)
+        Ok(Route {
+            base: &self.root,
+            rel: path.to_string(),
+            bind: None,
+        })
     }
 
-    fn with_fd<T>(
+    /// The bind mount `i`.
+    pub(crate) fn bind(&self, i: usize) -> Option<&Bind> {
+        self.binds.get(i)
+    }
+
+    /// Whether bind `i` is a file bind.
+    pub(crate) fn is_file_bind(&self, i: usize) -> bool {
+        self.binds.get(i).is_some_and(|b| b.file.is_some())
+    }
+
+    pub(crate) fn with_fd<T>(
         &self,
         h: HostHandle,
         f: impl FnOnce(BorrowedFd<'_>) -> KResult<T>,
@@ -206,8 +295,8 @@ impl HostOps for HostServices {
             return Err(Errno::EINVAL);
         }
         let text = std::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
-        let (base, rel) = self.route(text);
-        let rel = std::ffi::OsStr::new(rel);
+        let route = self.route(text)?;
+        let (base, rel) = (route.base, std::ffi::OsStr::new(&route.rel));
         let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
         // Look before opening: opening a device node can have effects of its
         // own (a watchdog, a tape, a terminal), so only regular files and
@@ -268,7 +357,7 @@ impl HostOps for HostServices {
 
     fn lstat(&self, path: &[u8]) -> KResult<HostStat> {
         let (dirfd, name) = self.parent_of(path)?;
-        let st = rustix::fs::statat(&dirfd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+        let st = rustix::fs::statat(&dirfd, &name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
             .map_err(errno_of)?;
         Ok(stat_of(&st))
     }
@@ -378,7 +467,7 @@ impl HostOps for HostServices {
 
     fn readlink(&self, path: &[u8], buf: &mut [u8]) -> KResult<usize> {
         let (dirfd, name) = self.parent_of(path)?;
-        let target = rustix::fs::readlinkat(&dirfd, name, Vec::new()).map_err(errno_of)?;
+        let target = rustix::fs::readlinkat(&dirfd, &name, Vec::new()).map_err(errno_of)?;
         let bytes = target.as_bytes();
         let n = bytes.len().min(buf.len());
         buf[..n].copy_from_slice(&bytes[..n]);
@@ -408,6 +497,37 @@ impl HostOps for HostServices {
                 f(id, code);
             }
         }
+    }
+
+    fn open_rw(&self, path: &[u8], flags: u32, mode: u32) -> KResult<HostHandle> {
+        self.bind_open(path, flags, mode)
+    }
+
+    fn pwrite(&self, h: HostHandle, data: &[u8], offset: u64) -> KResult<usize> {
+        if offset > i64::MAX as u64 {
+            return Err(Errno::EINVAL);
+        }
+        self.with_fd(h, |fd| loop {
+            match rustix::io::pwrite(fd, data, offset) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => return r.map_err(errno_of),
+            }
+        })
+    }
+
+    fn ftruncate(&self, h: HostHandle, len: u64) -> KResult<()> {
+        if len > i64::MAX as u64 {
+            return Err(Errno::EINVAL);
+        }
+        self.with_fd(h, |fd| rustix::fs::ftruncate(fd, len).map_err(errno_of))
+    }
+
+    fn fsync(&self, h: HostHandle) -> KResult<()> {
+        self.with_fd(h, |fd| rustix::fs::fsync(fd).map_err(errno_of))
+    }
+
+    fn path_op(&self, op: u32, path: &[u8], extra: &[u8], arg: u64) -> KResult<()> {
+        self.bind_path_op(op, path, extra, arg)
     }
 
     fn close(&self, h: HostHandle) {
@@ -489,7 +609,7 @@ mod tests {
         // A bind mount resolves beneath its own directory.
         let mut with_bind = services(&root);
         with_bind
-            .add_bind("/mnt/data", &base.join("root/etc"))
+            .add_bind("/mnt/data", &base.join("root/etc"), false)
             .unwrap();
         let h = with_bind.open(b"/mnt/data/inside").unwrap();
         assert_eq!(with_bind.pread(h, &mut buf, 0), Ok(2));

@@ -6,6 +6,7 @@
 //! RESOLVE_NO_MAGICLINKS)`, so no path from the application can name a host
 //! file outside it.
 
+mod bind;
 mod host;
 
 pub use host::HostServices;

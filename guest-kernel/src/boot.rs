@@ -24,6 +24,8 @@ pub struct BootParams {
     pub root_readonly: bool,
     /// Destinations of the spec's tmpfs mounts.
     pub tmpfs_mounts: Vec<Vec<u8>>,
+    /// The spec's bind mounts the host serves: (destination, writable).
+    pub bind_mounts: Vec<(Vec<u8>, bool)>,
 }
 
 /// A process to start in the running container (`exec`).
@@ -200,6 +202,11 @@ impl BootParams {
         for m in &self.tmpfs_mounts {
             put_bytes(&mut out, m);
         }
+        out.extend_from_slice(&(self.bind_mounts.len() as u32).to_le_bytes());
+        for (dest, writable) in &self.bind_mounts {
+            put_bytes(&mut out, dest);
+            out.extend_from_slice(&u32::from(*writable).to_le_bytes());
+        }
         out
     }
 
@@ -230,6 +237,20 @@ impl BootParams {
             _ => return Err(DecodeError),
         };
         let tmpfs_mounts = r.list()?;
+        let n = r.u32()? as usize;
+        if n > MAX_LIST {
+            return Err(DecodeError);
+        }
+        let mut bind_mounts = Vec::new();
+        for _ in 0..n {
+            let dest = r.bytes()?;
+            let writable = match r.u32()? {
+                0 => false,
+                1 => true,
+                _ => return Err(DecodeError),
+            };
+            bind_mounts.push((dest, writable));
+        }
         if !r.buf.is_empty() {
             return Err(DecodeError);
         }
@@ -244,6 +265,7 @@ impl BootParams {
             log_level,
             root_readonly,
             tmpfs_mounts,
+            bind_mounts,
         })
     }
 }
@@ -397,6 +419,7 @@ mod tests {
             log_level: 4,
             root_readonly: true,
             tmpfs_mounts: vec![b"/run".to_vec()],
+            bind_mounts: vec![(b"/data".to_vec(), true), (b"/etc/hosts".to_vec(), false)],
         };
         let enc = p.encode();
         assert_eq!(BootParams::decode(&enc), Ok(p));

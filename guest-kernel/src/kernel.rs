@@ -133,6 +133,9 @@ impl<'p, P: Platform> Kernel<'p, P> {
                 for m in &params.tmpfs_mounts {
                     vfs.mount_tmpfs(&crate::syscalls::dir::normalize(m));
                 }
+                for (m, writable) in &params.bind_mounts {
+                    vfs.mount_bind(&crate::syscalls::dir::normalize(m), *writable);
+                }
                 vfs
             },
             stats: Stats::default(),

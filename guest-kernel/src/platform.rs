@@ -165,6 +165,29 @@ pub trait HostOps {
     fn getdents64(&self, _h: HostHandle, _buf: &mut [u8]) -> KResult<usize> {
         Err(Errno::ENOSYS)
     }
+    /// Open `path` beneath a read-write bind mount with `flags` (only
+    /// `queue::OPEN_RW_FLAGS`) and creation `mode`. The host refuses
+    /// (`EROFS`) paths that are not beneath a read-write bind.
+    fn open_rw(&self, _path: &[u8], _flags: u32, _mode: u32) -> KResult<HostHandle> {
+        Err(Errno::EROFS)
+    }
+    /// Write at `offset` to a handle from [`open_rw`](Self::open_rw).
+    fn pwrite(&self, _h: HostHandle, _data: &[u8], _offset: u64) -> KResult<usize> {
+        Err(Errno::EBADF)
+    }
+    /// Set the size of a file opened with [`open_rw`](Self::open_rw).
+    fn ftruncate(&self, _h: HostHandle, _len: u64) -> KResult<()> {
+        Err(Errno::EBADF)
+    }
+    /// Flush a file to the host's storage.
+    fn fsync(&self, _h: HostHandle) -> KResult<()> {
+        Ok(())
+    }
+    /// A change of the namespace beneath a read-write bind mount:
+    /// `op` is one of `queue::path_op`, `extra` and `arg` its operands.
+    fn path_op(&self, _op: u32, _path: &[u8], _extra: &[u8], _arg: u64) -> KResult<()> {
+        Err(Errno::EROFS)
+    }
     /// Drop the handle.
     fn close(&self, h: HostHandle);
 }

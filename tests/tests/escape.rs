@@ -447,7 +447,8 @@ fn readonly_root_refuses_writes_with_erofs() {
 /// A bind mount of a host directory inside the bundle directory (so the
 /// bundle canary is in the bind source's parent), holding symlinks that
 /// point out of it: `..`, `up -> ..`, absolute ones; the bind resolves
-/// beneath its own source, and writes to it stay in the sandbox.
+/// beneath its own source, and as it is `ro`, every write to it is
+/// `EROFS`. (Read-write binds: `bind_symlinks_cannot_write_outside_the_source`.)
 #[test]
 fn bind_mounts_resolve_beneath_their_source() {
     let (mut bundle, canaries) = setup("bind", false);
@@ -462,7 +463,7 @@ fn bind_mounts_resolve_beneath_their_source() {
         .as_array_mut()
         .expect("mounts")
         .push(serde_json::json!({
-            "destination": "/data", "type": "bind", "source": src, "options": ["rbind", "rw"]
+            "destination": "/data", "type": "bind", "source": src, "options": ["rbind", "ro"]
         }));
     bundle.set_config(config);
     check_group(
@@ -475,7 +476,77 @@ fn bind_mounts_resolve_beneath_their_source() {
             "bind-source-symlink-abs",
             "bind-dirfd-dotdot-and-openat2",
             "bind-resolves-inside-its-source",
-            "bind-writes-stay-inside",
+            "bind-ro-refuses-writes",
         ],
     );
+}
+
+/// A read-write bind writes through to the host, but only beneath its
+/// source: symlinks in it that point out (relative, absolute, dangling,
+/// to a directory) and `..` resolve beneath the source, so no write,
+/// creation, chmod, utimensat, truncate, rename or unlink reaches the
+/// directory next to it.
+#[test]
+fn bind_symlinks_cannot_write_outside_the_source() {
+    let prog = compile("bindrw", Link::Static);
+    for_each_platform(|p| {
+        let base = ringfence_tests::TempDir::new("bind-escape");
+        let (src, outside) = (base.path().join("src"), base.path().join("outside"));
+        fs::create_dir(&src).expect("mkdir");
+        fs::create_dir(&outside).expect("mkdir");
+        let victim = outside.join("victim");
+        fs::write(&victim, "original\n").expect("write");
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o640)).expect("chmod");
+        let link = |target: &Path, at: &str| {
+            std::os::unix::fs::symlink(target, src.join(at)).expect("symlink")
+        };
+        link(Path::new("../outside/victim"), "rel");
+        link(&victim, "abs");
+        link(Path::new("../outside/newfile"), "dangling");
+        link(&outside.join("absnew"), "absdangling");
+        link(Path::new("../outside"), "dirlink");
+        // What `..` from the source's root names, seen from inside.
+        fs::create_dir(src.join("outside")).expect("mkdir");
+        fs::write(src.join("mine"), "mine\n").expect("write");
+        fs::write(src.join("mine2"), "mine2\n").expect("write");
+        let before = snapshot(&outside, &victim);
+
+        let mut bundle = Bundle::builder(&prog)
+            .args(["/data", "escape"])
+            .readonly(true)
+            .build();
+        let mut config = bundle.config().clone();
+        config["mounts"]
+            .as_array_mut()
+            .expect("mounts")
+            .push(serde_json::json!({
+                "destination": "/data", "type": "bind", "source": src, "options": ["rbind"]
+            }));
+        bundle.set_config(config);
+        let out = bundle.run(p);
+        out.expect_exit(Exit::Code(0));
+        let stdout = out.stdout_str();
+        assert!(
+            stdout.contains("rename out via ..: EXDEV\n"),
+            "did not run to the end:\n{}\n{stdout}",
+            out.context()
+        );
+        assert_eq!(
+            snapshot(&outside, &victim),
+            before,
+            "the host outside the bind source changed:\n{}\n{stdout}",
+            out.context()
+        );
+        // The writes did happen, inside the source: `dangling` ->
+        // `../outside/newfile` names `<src>/outside/newfile`, and
+        // `dirlink/new` is `<src>/outside/new`.
+        for made in ["outside/newfile", "outside/new"] {
+            assert_eq!(
+                fs::read_to_string(src.join(made)).ok().as_deref(),
+                Some("pwned"),
+                "{made}:\n{}\n{stdout}",
+                out.context()
+            );
+        }
+    });
 }

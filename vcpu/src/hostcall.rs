@@ -364,6 +364,32 @@ fn serve_one(ram: &GuestRam, host: &dyn HostOps, s: u64) -> Result<i64, Errno> {
             ram.write_bytes(addr, &out[..n]).map_err(|_| EFAULT)?;
             Ok(n as i64)
         }
+        q::OP_OPEN_RW => {
+            if len > q::PATH_MAX {
+                return Err(ENAMETOOLONG);
+            }
+            let mut path = vec![0u8; usize::try_from(len).map_err(|_| EINVAL)?];
+            ram.read_bytes(addr, &mut path).map_err(|_| EFAULT)?;
+            let (flags, mode) = (offset as u32, (offset >> 32) as u32);
+            host.open_rw(&path, flags, mode)
+                .map(|h| i64::from(h.0))
+                .map_err(|e| e.0)
+        }
+        q::OP_PWRITE => result_of(host.pwrite(h, guest_bytes(&buf(q::IO_MAX)?), offset)),
+        q::OP_FTRUNCATE => host.ftruncate(h, offset).map(|_| 0).map_err(|e| e.0),
+        q::OP_FSYNC => host.fsync(h).map(|_| 0).map_err(|e| e.0),
+        q::OP_PATH => {
+            // Two paths at most (a rename), or a path and a symlink target.
+            if len > 2 * q::PATH_MAX + 1 {
+                return Err(EINVAL);
+            }
+            let mut payload = vec![0u8; usize::try_from(len).map_err(|_| EINVAL)?];
+            ram.read_bytes(addr, &mut payload).map_err(|_| EFAULT)?;
+            let (path, extra) = q::split_path_payload(&payload).ok_or(EINVAL)?;
+            host.path_op(h.0, path, extra, offset)
+                .map(|_| 0)
+                .map_err(|e| e.0)
+        }
         q::OP_WRITE if h == HOST_STDOUT || h == HOST_STDERR => {
             write_all(host, h, guest_bytes(&buf(q::IO_MAX)?))
         }
@@ -520,6 +546,99 @@ mod tests {
             "a waiting sentry is woken after each completion"
         );
         assert_eq!(ram.load_u64(qa(q::TAIL), Ordering::Acquire).unwrap(), 10);
+    }
+
+    /// One recorded call: (op, path, extra, argument).
+    type PathCall = (u32, Vec<u8>, Vec<u8>, u64);
+
+    /// Records the `OP_PATH` calls that reach the host.
+    #[derive(Debug, Default)]
+    struct PathRecorder {
+        calls: Mutex<Vec<PathCall>>,
+    }
+
+    impl HostOps for PathRecorder {
+        fn open(&self, _path: &[u8]) -> KResult<HostHandle> {
+            Err(GuestErrno::ENOENT)
+        }
+        fn read(&self, _h: HostHandle, _buf: &mut [u8]) -> KResult<usize> {
+            Ok(0)
+        }
+        fn pread(&self, _h: HostHandle, _buf: &mut [u8], _offset: u64) -> KResult<usize> {
+            Ok(0)
+        }
+        fn write(&self, _h: HostHandle, data: &[u8]) -> KResult<usize> {
+            Ok(data.len())
+        }
+        fn fstat(&self, _h: HostHandle) -> KResult<HostStat> {
+            Err(GuestErrno::EBADF)
+        }
+        fn tcgets(&self, _h: HostHandle) -> KResult<[u8; TERMIOS_SIZE]> {
+            Err(GuestErrno::ENOTTY)
+        }
+        fn path_op(&self, op: u32, path: &[u8], extra: &[u8], arg: u64) -> KResult<()> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push((op, path.to_vec(), extra.to_vec(), arg));
+            Ok(())
+        }
+        fn open_rw(&self, path: &[u8], flags: u32, mode: u32) -> KResult<HostHandle> {
+            self.calls.lock().unwrap().push((
+                0,
+                path.to_vec(),
+                Vec::new(),
+                u64::from(flags) << 16 | u64::from(mode),
+            ));
+            Ok(HostHandle(9))
+        }
+        fn close(&self, _h: HostHandle) {}
+    }
+
+    #[test]
+    fn path_requests_are_bounded_and_split() {
+        let ram = GuestRam::new(64 << 20).unwrap();
+        let host = PathRecorder::default();
+        let wake: Waker = Box::new(|| {});
+        let at = 0x30_0000;
+        ram.write_bytes(at, b"/rw/a\0/rw/b").unwrap();
+        post(&ram, 0, q::OP_PATH, q::path_op::RENAME, at, 11);
+        post(&ram, 1, q::OP_PATH, q::path_op::UNLINK, at, 5); // no NUL
+        post(
+            &ram,
+            2,
+            q::OP_PATH,
+            q::path_op::UNLINK,
+            at,
+            2 * q::PATH_MAX + 2,
+        );
+        post(&ram, 3, q::OP_OPEN_RW, 0, at, 5);
+        ram.store_u64(
+            slot(3) + q::SLOT_OFFSET,
+            0o101 | 0o640 << 32,
+            Ordering::Relaxed,
+        )
+        .unwrap();
+        post(&ram, 4, q::OP_OPEN_RW, 0, at, q::PATH_MAX + 1);
+        post(&ram, 5, q::OP_PWRITE, 3, u64::MAX - 2, 16); // wraps
+        let mut stats = QueueStats::default();
+        assert_eq!(
+            drain(&ram, &host, &wake, 0, &AtomicBool::new(false), &mut stats),
+            6
+        );
+        assert_eq!(result(&ram, 0), 0);
+        assert_eq!(result(&ram, 1), -i64::from(EINVAL));
+        assert_eq!(result(&ram, 2), -i64::from(EINVAL));
+        assert_eq!(result(&ram, 3), 9);
+        assert_eq!(result(&ram, 4), -i64::from(ENAMETOOLONG));
+        assert_eq!(result(&ram, 5), -i64::from(EFAULT));
+        assert_eq!(
+            *host.calls.lock().unwrap(),
+            vec![
+                (q::path_op::RENAME, b"/rw/a".to_vec(), b"/rw/b".to_vec(), 0),
+                (0, b"/rw/a".to_vec(), Vec::new(), 0o101 << 16 | 0o640),
+            ]
+        );
     }
 
     #[test]

@@ -296,6 +296,12 @@ pub fn boot_params(spec: &SandboxSpec, debug: bool) -> BootParams {
             })
             .map(|m| m.destination.as_bytes().to_vec())
             .collect(),
+        bind_mounts: spec
+            .mounts
+            .iter()
+            .filter(|m| is_bind(m) && bind_source(spec, m).is_some())
+            .map(|m| (m.destination.as_bytes().to_vec(), bind_writable(m)))
+            .collect(),
     }
 }
 
@@ -315,6 +321,39 @@ fn kvm_ram_bytes(mem: u64) -> u64 {
         .saturating_mul(two_mib)
 }
 
+/// A bind mount without `ro` writes through to its source.
+fn bind_writable(m: &resources::Mount) -> bool {
+    !m.options.iter().any(|o| o == "ro")
+}
+
+/// The host source of bind mount `m`, if it can be served: a directory or
+/// a regular file. A relative source is relative to the bundle (the
+/// root's parent).
+fn bind_source(spec: &SandboxSpec, m: &resources::Mount) -> Option<std::path::PathBuf> {
+    let Some(source) = m.source.as_deref() else {
+        warn!("bind mount at {} has no source: ignored", m.destination);
+        return None;
+    };
+    let source = match spec.root.parent() {
+        Some(bundle) if !source.starts_with('/') => bundle.join(source),
+        _ => std::path::PathBuf::from(source),
+    };
+    if !source.is_dir() && !source.is_file() {
+        warn!(
+            "bind mount of {} at {}: only directories and regular files can be bound; ignored",
+            source.display(),
+            m.destination
+        );
+        return None;
+    }
+    Some(source)
+}
+
+/// Whether `m` is a bind mount.
+fn is_bind(m: &resources::Mount) -> bool {
+    m.typ.as_deref() == Some("bind") || m.options.iter().any(|o| o == "bind" || o == "rbind")
+}
+
 /// The host services for `spec`: the container root and our stdio.
 fn host_services(spec: &SandboxSpec) -> Result<devices::HostServices, SandboxError> {
     let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
@@ -324,34 +363,12 @@ fn host_services(spec: &SandboxSpec) -> Result<devices::HostServices, SandboxErr
             source,
         })?;
     for m in &spec.mounts {
-        let bind = m.typ.as_deref() == Some("bind")
-            || m.options.iter().any(|o| o == "bind" || o == "rbind");
-        match (bind, m.typ.as_deref()) {
+        match (is_bind(m), m.typ.as_deref()) {
             (true, _) => {
-                let Some(source) = m.source.as_deref() else {
-                    warn!("bind mount at {} has no source: ignored", m.destination);
+                let Some(source) = bind_source(spec, m) else {
                     continue;
                 };
-                // A relative source is relative to the bundle (the root's parent).
-                let source = match spec.root.parent() {
-                    Some(bundle) if !source.starts_with('/') => bundle.join(source),
-                    _ => std::path::PathBuf::from(source),
-                };
-                if !source.is_dir() {
-                    warn!(
-                        "bind mount of {} at {}: only directories can be bound yet; ignored",
-                        source.display(),
-                        m.destination
-                    );
-                    continue;
-                }
-                if !m.options.iter().any(|o| o == "ro") {
-                    info!(
-                        "bind mount at {} is served read-only: writes stay in the sandbox",
-                        m.destination
-                    );
-                }
-                host.add_bind(&m.destination, &source)
+                host.add_bind(&m.destination, &source, bind_writable(m))
                     .map_err(|source_err| SandboxError::Root {
                         path: source.clone(),
                         source: source_err,

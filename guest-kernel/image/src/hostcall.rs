@@ -534,6 +534,77 @@ impl guest_kernel::platform::HostOps for QueueHost {
         });
     }
 
+    fn open_rw(
+        &self,
+        path: &[u8],
+        flags: u32,
+        mode: u32,
+    ) -> KResult<guest_kernel::platform::HostHandle> {
+        if path.len() as u64 > q::PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let r = call(Req {
+            op: q::OP_OPEN_RW,
+            handle: 0,
+            addr: buf_gpa(path.as_ptr()),
+            len: path.len() as u64,
+            offset: u64::from(flags) | u64::from(mode) << 32,
+        });
+        to_result(r).map(|h| guest_kernel::platform::HostHandle(h as u32))
+    }
+
+    fn pwrite(
+        &self,
+        h: guest_kernel::platform::HostHandle,
+        data: &[u8],
+        offset: u64,
+    ) -> KResult<usize> {
+        to_result(call(Req {
+            op: q::OP_PWRITE,
+            handle: h.0,
+            addr: buf_gpa(data.as_ptr()),
+            len: data.len() as u64,
+            offset,
+        }))
+    }
+
+    fn ftruncate(&self, h: guest_kernel::platform::HostHandle, len: u64) -> KResult<()> {
+        to_result(call(Req {
+            op: q::OP_FTRUNCATE,
+            handle: h.0,
+            addr: 0,
+            len: 0,
+            offset: len,
+        }))
+        .map(|_| ())
+    }
+
+    fn fsync(&self, h: guest_kernel::platform::HostHandle) -> KResult<()> {
+        to_result(call(Req {
+            op: q::OP_FSYNC,
+            handle: h.0,
+            addr: 0,
+            len: 0,
+            offset: 0,
+        }))
+        .map(|_| ())
+    }
+
+    fn path_op(&self, op: u32, path: &[u8], extra: &[u8], arg: u64) -> KResult<()> {
+        if path.len() as u64 > q::PATH_MAX || extra.len() as u64 > q::PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let payload = q::path_payload(path, extra);
+        to_result(call(Req {
+            op: q::OP_PATH,
+            handle: op,
+            addr: buf_gpa(payload.as_ptr()),
+            len: payload.len() as u64,
+            offset: arg,
+        }))
+        .map(|_| ())
+    }
+
     fn close(&self, h: guest_kernel::platform::HostHandle) {
         // Nothing waits on a close: post it and go on. The host serves the
         // queue in order, so no later request can see the handle open.

@@ -321,6 +321,64 @@ pub mod queue {
     /// `lstat` of the path in `addr[..offset]` (the last component is not
     /// followed); the 144-byte stat is written over the buffer.
     pub const OP_LSTAT: u32 = 15;
+    /// Open the path at `addr`/`len` beneath a read-write bind mount with
+    /// the `O_*` flags in the low half of `offset` (only [`OPEN_RW_FLAGS`])
+    /// and the creation mode in the high half; result is the handle.
+    /// (The ops for read-write binds start at 35, apart from the others,
+    /// to keep merges with other branches' new ops simple.)
+    pub const OP_OPEN_RW: u32 = 35;
+    /// Write `addr`/`len` at `offset` (a handle opened with `OP_OPEN_RW`).
+    pub const OP_PWRITE: u32 = 36;
+    /// Set the size of the file to `offset`.
+    pub const OP_FTRUNCATE: u32 = 37;
+    /// Flush the file to the host's storage.
+    pub const OP_FSYNC: u32 = 38;
+    /// A change of the namespace beneath a read-write bind mount: the
+    /// `PATH_*` operation in the handle field, the path then a NUL then
+    /// the operation's extra bytes at `addr`/`len`, its argument in
+    /// `offset` (see [`path_op`]).
+    pub const OP_PATH: u32 = 39;
+    /// The flags `OP_OPEN_RW` accepts: `O_ACCMODE`, `O_CREAT`, `O_EXCL`,
+    /// `O_TRUNC`, `O_APPEND`, `O_DIRECTORY`, `O_NOFOLLOW`.
+    pub const OPEN_RW_FLAGS: u32 = 0o3 | 0o100 | 0o200 | 0o1000 | 0o2000 | 0o200000 | 0o400000;
+
+    /// The payload of an `OP_PATH`: the path, a NUL, the extra bytes.
+    pub fn path_payload(path: &[u8], extra: &[u8]) -> alloc::vec::Vec<u8> {
+        let mut out = alloc::vec::Vec::with_capacity(path.len() + 1 + extra.len());
+        out.extend_from_slice(path);
+        out.push(0);
+        out.extend_from_slice(extra);
+        out
+    }
+
+    /// Split an `OP_PATH` payload into the path and the extra bytes.
+    pub fn split_path_payload(payload: &[u8]) -> Option<(&[u8], &[u8])> {
+        let nul = payload.iter().position(|b| *b == 0)?;
+        Some((&payload[..nul], &payload[nul + 1..]))
+    }
+
+    /// The operations of `OP_PATH`. Paths are container paths, which the
+    /// host resolves beneath the bind's source.
+    pub mod path_op {
+        /// `mkdir`; the argument is the mode.
+        pub const MKDIR: u32 = 1;
+        /// `unlink` of a non-directory.
+        pub const UNLINK: u32 = 2;
+        /// `rmdir`.
+        pub const RMDIR: u32 = 3;
+        /// `renameat2` to the path in the extra bytes (same bind mount);
+        /// the argument is `RENAME_NOREPLACE` or `RENAME_EXCHANGE` or 0.
+        pub const RENAME: u32 = 4;
+        /// `symlink` at the path, whose target is the extra bytes.
+        pub const SYMLINK: u32 = 5;
+        /// `chmod` (following a final symlink, beneath the bind); the
+        /// argument is the mode.
+        pub const CHMOD: u32 = 6;
+        /// `utimensat`: the extra bytes are two `struct timespec` (32
+        /// bytes, `UTIME_NOW`/`UTIME_OMIT` allowed); the argument is 0 or
+        /// `AT_SYMLINK_NOFOLLOW`.
+        pub const UTIMENS: u32 = 7;
+    }
     /// Longest encoded `exec` request: the host refuses longer ones.
     pub const EXEC_MAX: u64 = 256 << 10;
     /// Longest log record the host accepts.

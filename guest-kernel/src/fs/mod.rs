@@ -30,12 +30,15 @@ pub const O_NONBLOCK: u32 = 0o4000;
 pub enum File {
     /// A stream served by the host (stdio).
     HostStream { handle: HostHandle },
-    /// A seekable host file opened read-only beneath the container root.
+    /// A seekable host file beneath the container root or a bind mount.
     HostFile {
         handle: HostHandle,
         offset: AtomicU64,
         /// The normalized container path it was opened by (for `*at` calls).
         path: alloc::vec::Vec<u8>,
+        /// `O_ACCMODE` and `O_APPEND` as opened: only a file beneath a
+        /// writable bind mount is ever opened for writing.
+        flags: u32,
     },
     /// One end of a pipe.
     Pipe(PipeEnd),

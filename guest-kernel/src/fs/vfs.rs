@@ -74,6 +74,11 @@ pub struct Vfs {
     pub shm: Arc<Tmpfs>,
     /// The spec's tmpfs mounts: (path components, filesystem), longest first.
     pub mounts: Vec<(Vec<Vec<u8>>, Arc<Tmpfs>)>,
+    /// The spec's bind mounts the host serves: (path components,
+    /// writable), longest first. Beneath one, paths are the host's (no
+    /// overlay): writes go through to the host if it is writable, and are
+    /// `EROFS` if not.
+    pub binds: Vec<(Vec<Vec<u8>>, bool)>,
     /// Attributes of lower-layer paths: each costs host calls to learn.
     attrs: spin::Mutex<alloc::collections::BTreeMap<Vec<u8>, CachedAttr>>,
 }
@@ -112,6 +117,7 @@ impl Default for Vfs {
             tmp: Arc::new(Tmpfs::new(0x31, 0o1777)),
             shm: Arc::new(Tmpfs::new(0x32, 0o1777)),
             mounts: Vec::new(),
+            binds: Vec::new(),
             attrs: Default::default(),
         }
     }
@@ -121,6 +127,14 @@ impl Vfs {
     /// `stat` (with `follow`) or `lstat` of a lower-layer path, from the
     /// attribute cache while it is fresh.
     pub fn lower_stat<P: Platform>(&self, plat: &P, path: &[u8], follow: bool) -> KResult<Stat> {
+        if matches!(self.bind_of(path), Some((_, true))) {
+            // The sandbox changes these itself: never stale.
+            return if follow {
+                host_stat(plat, path)
+            } else {
+                plat.host().lstat(path).or_else(|_| host_stat(plat, path))
+            };
+        }
         let now = plat.now(crate::platform::Clock::Monotonic);
         {
             let cache = self.attrs.lock();
@@ -179,6 +193,9 @@ impl Vfs {
                 return 10 + i;
             }
         }
+        if let Some((i, _)) = self.bind_of(path) {
+            return 100 + i;
+        }
         match parts.as_slice() {
             [b"proc", ..] => 1,
             [b"sys", ..] => 2,
@@ -229,6 +246,12 @@ impl Vfs {
             // (the host's, under `do`) are never reached.
             [b"proc", ..] | [b"sys", ..] => return Ok(Step::Done(Node::Proc(path.to_vec()))),
             _ => {}
+        }
+        if self.bind_of(path).is_some() {
+            // The host resolves paths beneath a bind mount, symlinks
+            // included, beneath its source.
+            self.lower_stat(plat, path, follow)?;
+            return Ok(Step::Done(Node::Host(path.to_vec())));
         }
         let (fs, rest, overlay) = match self.tmpfs_mount(&parts) {
             Some((fs, rest)) => (fs, rest, false),
@@ -320,7 +343,9 @@ impl Vfs {
     /// Make sure directory `path` of the overlay exists in the upper layer,
     /// copying up the chain of lower directories; returns its inode.
     pub fn copy_up_dir<P: Platform>(&self, plat: &P, path: &[u8], now: (i64, i64)) -> KResult<u64> {
-        if self.readonly {
+        // Nothing beneath a bind mount is copied into the sandbox: a
+        // writable one is written on the host, a read-only one refuses.
+        if self.readonly || self.bind_of(path).is_some() {
             return Err(Errno::EROFS);
         }
         let parts = components(path);
@@ -363,7 +388,7 @@ impl Vfs {
         path: &[u8],
         now: (i64, i64),
     ) -> KResult<u64> {
-        if self.readonly {
+        if self.readonly || self.bind_of(path).is_some() {
             return Err(Errno::EROFS);
         }
         let (dir, name) = split_last(path)?;
@@ -616,6 +641,43 @@ fn host_list<P: Platform>(plat: &P, path: &[u8]) -> KResult<Vec<(Vec<u8>, u64, u
 }
 
 impl Vfs {
+    /// Serve the host's bind mount at `path` (normalized, absolute).
+    pub fn mount_bind(&mut self, path: &[u8], writable: bool) {
+        let parts: Vec<Vec<u8>> = components(path).into_iter().map(|c| c.to_vec()).collect();
+        if parts.is_empty() {
+            return;
+        }
+        self.binds.push((parts, writable));
+        self.binds.sort_by_key(|(p, _)| core::cmp::Reverse(p.len()));
+    }
+
+    /// The bind mount `path` is beneath, unless a tmpfs mounted deeper
+    /// hides it: (its index, writable).
+    pub fn bind_of(&self, path: &[u8]) -> Option<(usize, bool)> {
+        if self.binds.is_empty() {
+            return None;
+        }
+        let parts = components(path);
+        let under = |at: &[Vec<u8>]| {
+            parts.len() >= at.len() && parts.iter().zip(at).all(|(a, b)| *a == b.as_slice())
+        };
+        let (i, (at, writable)) = self
+            .binds
+            .iter()
+            .enumerate()
+            .find(|(_, (at, _))| under(at))?;
+        let deeper_tmpfs = self
+            .mounts
+            .iter()
+            .any(|(m, _)| m.len() > at.len() && under(m));
+        let deeper_own = match parts.as_slice() {
+            [b"proc", ..] | [b"sys", ..] | [b"dev", ..] => at.len() <= 1,
+            [b"tmp", ..] => at.len() <= 1,
+            _ => false,
+        };
+        (!deeper_tmpfs && !deeper_own).then_some((i, *writable))
+    }
+
     /// Mount a new tmpfs at `path` (the spec's tmpfs mounts).
     pub fn mount_tmpfs(&mut self, path: &[u8]) {
         let parts: Vec<Vec<u8>> = components(path).into_iter().map(|c| c.to_vec()).collect();

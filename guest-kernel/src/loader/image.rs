@@ -84,6 +84,7 @@ impl<P: Platform> Kernel<'_, P> {
                     handle,
                     offset: AtomicU64::new(0),
                     path: path.clone(),
+                    flags: 0,
                 };
                 (file, st)
             }

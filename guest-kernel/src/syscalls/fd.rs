@@ -156,7 +156,7 @@ pub fn status_flags(file: &File) -> u64 {
         }
         File::HostStream { handle } if handle.0 == 0 => O_RDONLY,
         File::HostStream { .. } => O_WRONLY,
-        File::HostFile { .. } => O_RDONLY,
+        File::HostFile { flags, .. } => u64::from(*flags),
         File::Dev(_) | File::Epoll(_) => 2, // O_RDWR
         File::Tmpfs(t) => u64::from(t.flags.load(Ordering::Relaxed)),
         File::Dir(_) => 0o200000, // O_DIRECTORY

@@ -121,6 +121,17 @@ fn write_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u6
         }
         File::Dev(DevKind::Full) => Err(Errno::ENOSPC),
         File::Dev(_) => Ok(len),
+        File::HostFile {
+            handle,
+            offset,
+            flags,
+            ..
+        } if flags & 3 != 0 => {
+            let off = super::bindfs::write_offset(k, file, offset.load(Ordering::Relaxed))?;
+            let n = super::bindfs::pwrite(k, *handle, buf, len, off)?;
+            offset.store(off + n, Ordering::Relaxed);
+            Ok(n)
+        }
         File::HostFile { .. } | File::Dir(_) => Err(Errno::EBADF),
         File::Tmpfs(t) => {
             let fl = t.flags.load(Ordering::Relaxed);

@@ -1,6 +1,7 @@
 //! The system-call table. Logic lives in one module per family; this file
 //! only maps numbers to handlers and turns errors into `-errno`.
 
+pub mod bindfs;
 pub mod dir;
 pub mod epoll;
 pub mod fd;

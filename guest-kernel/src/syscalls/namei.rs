@@ -4,6 +4,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use super::bindfs;
 use super::open::{now, AT_FDCWD};
 use super::stat::full_path;
 use super::{arg_fd, arg_i32, Args};
@@ -98,6 +99,9 @@ fn create_node<P: Platform>(
 /// mkdirat(2).
 pub fn sys_mkdirat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let path = path_arg(k, arg_fd(a[0]), a[1])?;
+    if bindfs::writes_through(k, &path)? {
+        return bindfs::mkdir(k, &path, a[2] as u32);
+    }
     let kind = InodeKind::Dir {
         entries: Default::default(),
         parent: 0,
@@ -154,6 +158,9 @@ pub fn sys_unlinkat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64>
     if path == b"/" {
         return Err(Errno::EBUSY);
     }
+    if bindfs::writes_through(k, &path)? {
+        return bindfs::remove(k, &path, a[2] & AT_REMOVEDIR != 0);
+    }
     let node = k.vfs.lookup(k.plat, &path, false)?;
     check_writable(k, &node)?;
     let (parent, _) = split_last(&path)?;
@@ -189,6 +196,9 @@ pub fn sys_renameat2<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64
     let to = path_arg(k, arg_fd(a[2]), a[3])?;
     if from == b"/" || to == b"/" {
         return Err(Errno::EBUSY);
+    }
+    if let Some(r) = bindfs::rename(k, &from, &to, flags)? {
+        return Ok(r);
     }
     let stamp = now(k);
     let src = k.vfs.lookup(k.plat, &from, false)?;
@@ -273,6 +283,9 @@ pub fn sys_symlinkat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64
         return Err(Errno::ENOENT);
     }
     let path = path_arg(k, arg_fd(a[1]), a[2])?;
+    if bindfs::writes_through(k, &path)? {
+        return bindfs::symlink(k, &path, &target);
+    }
     create_node(k, &path, InodeKind::Symlink { target }, 0o777)
 }
 
@@ -329,6 +342,9 @@ fn chmod_path<P: Platform>(k: &mut Kernel<'_, P>, path: &[u8], mode: u32) -> KRe
         if k.vfs.stat(k.plat, &node)?.st_uid != c.euid {
             return Err(Errno::EPERM);
         }
+    }
+    if bindfs::writes_through(k, path)? {
+        return bindfs::chmod(k, path, mode);
     }
     let stamp = now(k);
     let (fs, ino) = writable_inode(k, path, stamp)?;
@@ -402,6 +418,13 @@ pub fn sys_utimensat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64
     } else {
         path_arg(k, arg_fd(a[0]), a[1])?
     };
+    if bindfs::writes_through(k, &path)? {
+        let mut times = bindfs::times_now();
+        if a[2] != 0 {
+            k.copy_in(a[2], &mut times)?;
+        }
+        return bindfs::utimens(k, &path, &times, a[3] & AT_SYMLINK_NOFOLLOW != 0);
+    }
     let stamp = now(k);
     let mtime = if a[2] == 0 {
         Some(stamp)

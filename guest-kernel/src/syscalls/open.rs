@@ -221,6 +221,11 @@ fn open_full<P: Platform>(
             if flags & O_DIRECTORY != 0 {
                 return Err(Errno::EINVAL);
             }
+            if super::bindfs::writes_through(k, &full)? {
+                let mode = mode & !k.group().umask;
+                let file = super::bindfs::open(k, &full, flags, mode)?;
+                return install(k, file, flags);
+            }
             let (fs, parent, name, overlay) = k.vfs.parent_for_create(k.plat, &full, stamp)?;
             // A new file in the root is a write to it, like any other.
             if overlay && k.vfs.readonly {
@@ -299,7 +304,9 @@ fn open_full<P: Platform>(
             if !dir && flags & O_DIRECTORY != 0 {
                 return Err(Errno::ENOTDIR);
             }
-            if !dir && (acc != 0 || flags & O_TRUNC != 0) {
+            if !dir && (acc != 0 || flags & O_TRUNC != 0) && super::bindfs::writes_through(k, &p)? {
+                super::bindfs::open(k, &p, flags & !(O_CREAT | O_EXCL), 0)?
+            } else if !dir && (acc != 0 || flags & O_TRUNC != 0) {
                 // First write to a lower file: copy it up into the sandbox.
                 if k.vfs.readonly {
                     return Err(Errno::EROFS);
@@ -316,6 +323,7 @@ fn open_full<P: Platform>(
                     handle,
                     offset: AtomicU64::new(0),
                     path: full,
+                    flags: 0,
                 }
             }
         }
@@ -418,6 +426,9 @@ pub fn sys_pwrite64<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64>
         File::Tmpfs(t) if t.flags.load(Ordering::Relaxed) & 3 != 0 => {
             pwrite_tmp(k, t, a[1], a[2].min(0x7fff_f000), a[3])
         }
+        File::HostFile { handle, flags, .. } if flags & 3 != 0 => {
+            super::bindfs::pwrite(k, *handle, a[1], a[2].min(0x7fff_f000), a[3])
+        }
         File::Tmpfs(_) | File::HostFile { .. } | File::Dir(_) => Err(Errno::EBADF),
         _ => Err(Errno::ESPIPE),
     }
@@ -433,6 +444,10 @@ pub fn sys_ftruncate<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64
     match &*file {
         File::Tmpfs(t) if t.flags.load(Ordering::Relaxed) & 3 != 0 => {
             t.fs.truncate(t.ino, a[1], stamp)?;
+            Ok(0)
+        }
+        File::HostFile { handle, flags, .. } if flags & 3 != 0 => {
+            k.plat.host().ftruncate(*handle, a[1])?;
             Ok(0)
         }
         File::Tmpfs(_) | File::HostFile { .. } => Err(Errno::EBADF),
@@ -498,15 +513,22 @@ pub fn sys_truncate<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64>
         return Err(Errno::EINVAL);
     }
     let full = super::stat::full_path(k, AT_FDCWD, &path)?;
+    if super::bindfs::writes_through(k, &full)? {
+        return super::bindfs::truncate(k, &full, a[1]);
+    }
     let stamp = now(k);
     let (fs, ino) = super::namei::writable_inode(k, &full, stamp)?;
     fs.truncate(ino, a[1], stamp)?;
     Ok(0)
 }
 
-/// fsync(2), fdatasync(2), syncfs(2): the sandbox's files live in memory.
+/// fsync(2), fdatasync(2), syncfs(2): the sandbox's files live in memory;
+/// a file written through a bind mount is flushed on the host.
 pub fn sys_fsync<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
-    k.group().fds.get(arg_fd(a[0]))?;
+    let file = k.group().fds.get(arg_fd(a[0]))?;
+    if let Some(h) = super::bindfs::writable(&file) {
+        k.plat.host().fsync(h)?;
+    }
     Ok(0)
 }
 
@@ -647,6 +669,7 @@ fn open_path<P: Platform>(k: &mut Kernel<'_, P>, full: &[u8], flags: u64) -> KRe
                 handle,
                 offset: AtomicU64::new(0),
                 path: full.to_vec(),
+                flags: 0,
             }
         }
         node => {

@@ -1,0 +1,185 @@
+//! Bind mounts of the spec (issue 5): a read-write bind writes through to
+//! its host source, a read-only one refuses every change with `EROFS`, and
+//! a bind of a single file (`/etc/hosts`, as containerd and docker make)
+//! shows that file. `c/bindrw.c` does the changes; its output names no
+//! host path, so the sandboxed run compares with a native run on a host
+//! directory, and so do the two directories afterwards.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use ringfence_tests::{compile, for_each_platform, Bundle, Exit, Link, Program, TempDir};
+
+/// A bundle running `bindrw DIR MODE` with `mounts` added to the spec.
+fn bundle(prog: &Program, dir: &str, mode: &str, mounts: &[serde_json::Value]) -> Bundle {
+    let mut bundle = Bundle::builder(prog)
+        .args([dir, mode])
+        .readonly(true)
+        .build();
+    let mut config = bundle.config().clone();
+    config["mounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .extend(mounts.iter().cloned());
+    bundle.set_config(config);
+    bundle
+}
+
+fn bind(source: &Path, dest: &str, ro: bool) -> serde_json::Value {
+    let options = if ro {
+        vec!["rbind", "ro"]
+    } else {
+        vec!["rbind"]
+    };
+    serde_json::json!({"destination": dest, "type": "bind", "source": source, "options": options})
+}
+
+/// Each entry under `dir`: kind, permission bits, and contents or target.
+fn tree(dir: &Path) -> BTreeMap<String, (char, u32, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            let md = fs::symlink_metadata(&p).expect("lstat");
+            let name = p.strip_prefix(dir).expect("prefix").display().to_string();
+            let entry = if md.file_type().is_symlink() {
+                (
+                    'l',
+                    0o777,
+                    fs::read_link(&p)
+                        .expect("readlink")
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                )
+            } else if md.is_dir() {
+                todo.push(p.clone());
+                ('d', md.permissions().mode() & 0o7777, Vec::new())
+            } else {
+                (
+                    'f',
+                    md.permissions().mode() & 0o7777,
+                    fs::read(&p).expect("read"),
+                )
+            };
+            out.insert(name, entry);
+        }
+    }
+    out
+}
+
+#[test]
+fn read_write_bind_writes_through_to_the_host() {
+    let prog = compile("bindrw", Link::Static);
+    let native_dir = TempDir::new("bind-native");
+    let native = bundle(&prog, native_dir.path().to_str().expect("utf-8"), "rw", &[]).run_native();
+    native.expect_exit(Exit::Code(0));
+    let expected = native.stdout_str();
+    // The native run is the reference: make sure it did what the test
+    // relies on.
+    for want in [
+        "read new.txt: [fresh+]\n",
+        "rename noreplace: EEXIST\n",
+        "mtime 1200000000.7\n",
+    ] {
+        assert!(expected.contains(want), "native: {}", native.context());
+    }
+    let want_tree = tree(native_dir.path());
+    assert_eq!(want_tree["new.txt"], ('f', 0o604, b"fresh+".to_vec()));
+    assert_eq!(want_tree["replaced"], ('f', 0o611, b"in sub\n".to_vec()));
+    assert_eq!(want_tree.len(), 2, "{want_tree:?}");
+    for_each_platform(|p| {
+        let src = TempDir::new("bind-rw");
+        let b = bundle(&prog, "/data", "rw", &[bind(src.path(), "/data", false)]);
+        let out = b.run(p);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(&expected);
+        // Before `tree` reads the file (and the host updates its atime).
+        let md = fs::metadata(src.path().join("new.txt")).expect("stat");
+        assert_eq!((md.mtime(), md.mtime_nsec()), (1_200_000_000, 7));
+        assert_eq!((md.atime(), md.atime_nsec()), (1_000_000_000, 5));
+        assert_eq!(tree(src.path()), want_tree, "{}", out.context());
+    });
+}
+
+#[test]
+fn read_only_bind_refuses_changes_with_erofs() {
+    let prog = compile("bindrw", Link::Static);
+    let src = TempDir::new("bind-ro");
+    fs::write(src.path().join("hello.txt"), "from the host\n").expect("write");
+    fs::create_dir(src.path().join("sub")).expect("mkdir");
+    let before = tree(src.path());
+    let mtime = fs::metadata(src.path().join("hello.txt"))
+        .expect("stat")
+        .mtime_nsec();
+    let b = bundle(&prog, "/data", "ro", &[bind(src.path(), "/data", true)]);
+    let mut expected = String::from("read hello.txt: [from the host\n]\n");
+    for what in [
+        "open for write",
+        "open O_TRUNC",
+        "create",
+        "mkdir",
+        "unlink",
+        "rmdir",
+        "rename",
+        "symlink",
+        "chmod",
+        "utimensat",
+        "truncate",
+        "link",
+    ] {
+        expected.push_str(&format!("{what}: EROFS\n"));
+    }
+    expected.push_str("entries: hello.txt sub\n");
+    for_each_platform(|p| {
+        let out = b.run(p);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(&expected);
+        assert_eq!(tree(src.path()), before, "{}", out.context());
+        let now = fs::metadata(src.path().join("hello.txt"))
+            .expect("stat")
+            .mtime_nsec();
+        assert_eq!(now, mtime, "hello.txt was touched");
+    });
+}
+
+/// A bind of a single host file, read-write at `/etc/hosts` and read-only
+/// at `/etc/resolv.conf`; neither can be removed.
+#[test]
+fn file_binds_show_the_host_file() {
+    let prog = compile("bindrw", Link::Static);
+    for_each_platform(|p| {
+        let src = TempDir::new("bind-file");
+        let hosts = src.path().join("hosts");
+        let resolv = src.path().join("resolv.conf");
+        fs::write(&hosts, "127.0.0.1 localhost\n").expect("write");
+        fs::write(&resolv, "nameserver 10.0.0.1\n").expect("write");
+        let mounts = [
+            bind(&hosts, "/etc/hosts", false),
+            bind(&resolv, "/etc/resolv.conf", true),
+        ];
+        let out = bundle(&prog, "/etc/hosts", "file", &mounts).run(p);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(
+            "read 20: [127.0.0.1 localhost\n]\nopen for append: ok 3\nappend: ok 9\n\
+             unlink: EBUSY\nrename: EXDEV\n",
+        );
+        assert_eq!(
+            fs::read_to_string(&hosts).expect("read"),
+            "127.0.0.1 localhost\nappended\n"
+        );
+        let out = bundle(&prog, "/etc/resolv.conf", "file", &mounts).run(p);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(
+            "read 20: [nameserver 10.0.0.1\n]\nopen for append: EROFS\n\
+             unlink: EROFS\nrename: EXDEV\n",
+        );
+        assert_eq!(
+            fs::read_to_string(&resolv).expect("read"),
+            "nameserver 10.0.0.1\n"
+        );
+        assert_eq!(fs::read_dir(src.path()).expect("list").count(), 2);
+    });
+}
