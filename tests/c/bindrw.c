@@ -103,6 +103,7 @@ static long write_file(const char *name, int flags, const char *text) {
 }
 
 static void rw(void) {
+    report("access W_OK", access(dir, W_OK));
     int fd = open(P("new.txt"), O_CREAT | O_WRONLY | O_TRUNC, 0640);
     report("create", fd < 0 ? -1 : 0);
     report("write", write(fd, "hello world\n", 12));
@@ -175,6 +176,7 @@ static void rw(void) {
 
 static void ro(void) {
     show("hello.txt");
+    report("access W_OK", access(P("hello.txt"), W_OK));
     report("open for write", write_file("hello.txt", O_WRONLY, "x"));
     report("open O_TRUNC", open(P("hello.txt"), O_RDONLY | O_TRUNC));
     report("create", write_file("new", O_CREAT | O_WRONLY, "x"));

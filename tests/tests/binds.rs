@@ -115,7 +115,7 @@ fn read_only_bind_refuses_changes_with_erofs() {
         .expect("stat")
         .mtime_nsec();
     let b = bundle(&prog, "/data", "ro", &[bind(src.path(), "/data", true)]);
-    let mut expected = String::from("read hello.txt: [from the host\n]\n");
+    let mut expected = String::from("read hello.txt: [from the host\n]\naccess W_OK: EROFS\n");
     for what in [
         "open for write",
         "open O_TRUNC",

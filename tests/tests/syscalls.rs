@@ -231,3 +231,29 @@ fn tls_works_in_static_pie() {
             .expect_stderr("");
     });
 }
+
+/// msync(2) and mincore(2): results, residency and Linux's errors, and a
+/// `MAP_SHARED` tmpfs mapping kept coherent with the file.
+#[test]
+fn msync_and_mincore_match_native() {
+    let prog = compile("memsync", Link::Static);
+    let bundle = Bundle::builder(&prog).build();
+    let native = bundle.run_native();
+    native.expect_code(0);
+    let expected = native.stdout_str();
+    for want in [
+        "touched: 11111111",
+        "msync over a hole: ENOMEM",
+        "file holds [stored]",
+        "done",
+    ] {
+        assert!(expected.contains(want), "native: {}", native.context());
+    }
+    for_each_platform(|p| {
+        bundle
+            .run(p)
+            .expect_no_panic()
+            .expect_code(0)
+            .expect_stdout(&expected);
+    });
+}

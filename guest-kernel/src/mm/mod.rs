@@ -12,6 +12,7 @@ pub mod ops;
 pub mod pagecache;
 mod remap;
 pub mod shmem;
+pub mod sync;
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;

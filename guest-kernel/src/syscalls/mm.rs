@@ -1,4 +1,4 @@
-//! brk, mmap, munmap, mprotect, madvise.
+//! brk, mmap, munmap, mprotect, madvise, mremap, msync, mincore.
 
 use super::{arg_fd, Args};
 use crate::abi::linux::*;
@@ -140,4 +140,63 @@ pub fn sys_madvise<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> 
 pub fn sys_mremap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let (mm, frames, plat) = k.mm_parts();
     mm.mremap(plat, frames, [a[0], a[1], a[2], a[3], a[4]])
+}
+
+/// msync(2). Shared mappings of tmpfs files share their frames with every
+/// other mapping and are copied into the file before any read of it, so
+/// `MS_SYNC` only needs to write the frames back into the file now (the
+/// sandbox's files live in memory: there is no disk to flush).
+pub fn sys_msync<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    use crate::mm::sync::{MS_ASYNC, MS_SYNC};
+    const MS_INVALIDATE: u32 = 2;
+    let (start, flags) = (a[0], a[2] as u32);
+    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || !start.is_multiple_of(PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    if flags & MS_ASYNC != 0 && flags & MS_SYNC != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = a[1].wrapping_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+    let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
+    if end == start {
+        return Ok(0);
+    }
+    let (mm, frames, plat) = k.mm_parts();
+    let (ranges, hole) = mm.msync_ranges(start, end, flags)?;
+    for (file, off, len) in ranges {
+        if let File::Tmpfs(t) = &*file {
+            if let Ok(data) = t.fs.data(t.ino) {
+                frames.shared.flush(plat, &data, off, len);
+            }
+        }
+    }
+    if hole {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(0)
+}
+
+/// mincore(2): which pages of a mapped range are resident, one byte each.
+pub fn sys_mincore<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let (start, len, vec) = (a[0], a[1], a[2]);
+    if !start.is_multiple_of(PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    let task_size = k.plat.max_user_address();
+    let end = start
+        .checked_add(len)
+        .filter(|e| *e <= task_size)
+        .ok_or(Errno::ENOMEM)?;
+    let end = crate::abi::page_up(end).ok_or(Errno::ENOMEM)?;
+    let pages = (end - start) / PAGE_SIZE;
+    if vec.checked_add(pages).is_none_or(|e| e > task_size) {
+        return Err(Errno::EFAULT);
+    }
+    if pages == 0 {
+        return Ok(0);
+    }
+    let (mm, _, _) = k.mm_parts();
+    let resident = mm.mincore(start, end)?;
+    k.copy_out(vec, &resident)?;
+    Ok(0)
 }

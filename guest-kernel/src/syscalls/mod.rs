@@ -173,6 +173,8 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         MPROTECT => mm::sys_mprotect(k, a),
         MADVISE => mm::sys_madvise(k, a),
         MREMAP => mm::sys_mremap(k, a),
+        MSYNC => mm::sys_msync(k, a),
+        MINCORE => mm::sys_mincore(k, a),
 
         CLONE => process::sys_clone(k, a),
         FORK => process::sys_clone(k, [17, 0, 0, 0, 0, 0]),

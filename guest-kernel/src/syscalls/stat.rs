@@ -117,11 +117,12 @@ fn access_common<P: Platform>(
     let path = k.read_cstr(path, PATH_MAX)?;
     let full = full_path(k, dirfd, &path)?;
     let st = stat_path(k, &full, true)?;
-    if mode & W_OK != 0
-        && k.vfs.readonly
-        && !full.starts_with(b"/tmp")
-        && DevKind::lookup(&full).is_none()
-    {
+    // The mount's own read-only flag: a bind's, or the root's.
+    let readonly = match k.vfs.bind_of(&full) {
+        Some((_, writable)) => !writable,
+        None => k.vfs.readonly && !full.starts_with(b"/tmp") && DevKind::lookup(&full).is_none(),
+    };
+    if mode & W_OK != 0 && readonly {
         return Err(Errno::EROFS);
     }
     check_access(k.group().creds, &st, mode)?;
