@@ -8,6 +8,7 @@ pub mod eventfd;
 pub mod filedata;
 pub mod lock;
 pub mod pipe;
+pub mod pty;
 pub mod signalfd;
 pub mod socket;
 pub mod timerfd;
@@ -59,6 +60,8 @@ pub enum File {
     TimerFd(timerfd::TimerFd),
     /// A signalfd.
     SignalFd(signalfd::SignalFd),
+    /// One end of a pseudo-terminal of the sentry's devpts.
+    Pty(pty::PtyEnd),
 }
 
 /// An open tmpfs file; it keeps its inode alive after an unlink.
@@ -109,6 +112,10 @@ pub enum DevKind {
     Random,
     /// `/dev/tty`: opening it gives the process's controlling terminal.
     Tty,
+    /// `/dev/ptmx`: opening it makes a new pseudo-terminal.
+    Ptmx,
+    /// `/dev/pts/N`: the slave end of pseudo-terminal `N`.
+    Pts(u32),
 }
 
 impl DevKind {
@@ -120,6 +127,7 @@ impl DevKind {
             b"/dev/full" => DevKind::Full,
             b"/dev/random" | b"/dev/urandom" => DevKind::Random,
             b"/dev/tty" => DevKind::Tty,
+            b"/dev/ptmx" => DevKind::Ptmx,
             _ => return None,
         })
     }
@@ -130,7 +138,18 @@ impl DevKind {
             st_dev: 5,
             st_ino: self.rdev(),
             st_nlink: 1,
-            st_mode: crate::abi::linux::S_IFCHR | 0o666,
+            st_mode: crate::abi::linux::S_IFCHR
+                | if matches!(self, DevKind::Pts(_)) {
+                    0o620
+                } else {
+                    0o666
+                },
+            // A pty slave belongs to the `tty` group, as devpts' `gid=5`.
+            st_gid: if matches!(self, DevKind::Pts(_)) {
+                5
+            } else {
+                0
+            },
             st_rdev: self.rdev(),
             st_blksize: 4096,
             ..Default::default()
@@ -139,15 +158,22 @@ impl DevKind {
 
     /// Linux's device number (major 1; 5 for the tty) for `stat`.
     pub fn rdev(self) -> u64 {
-        if self == DevKind::Tty {
-            return 5 << 8;
+        match self {
+            DevKind::Tty => return 5 << 8,
+            DevKind::Ptmx => return (5 << 8) | 2,
+            // Major 136 (UNIX98 pty slaves), in `new_encode_dev` form.
+            DevKind::Pts(n) => {
+                let n = u64::from(n);
+                return (n & 0xff) | (136 << 8) | ((n & !0xff) << 12);
+            }
+            _ => {}
         }
         let minor = match self {
             DevKind::Null => 3,
             DevKind::Zero => 5,
             DevKind::Full => 7,
             DevKind::Random => 9,
-            DevKind::Tty => 0,
+            DevKind::Tty | DevKind::Ptmx | DevKind::Pts(_) => 0,
         };
         (1 << 8) | minor
     }
@@ -213,6 +239,7 @@ impl File {
             File::EventFd(e) => e.generation.load(Ordering::Relaxed),
             File::TimerFd(t) => t.generation.load(Ordering::Relaxed),
             File::SignalFd(s) => s.generation(),
+            File::Pty(p) => p.pty.generation.load(Ordering::Relaxed),
             File::Socket(s) => {
                 s.rx.generation
                     .load(Ordering::Relaxed)

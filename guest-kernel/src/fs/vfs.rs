@@ -40,6 +40,8 @@ pub enum Node {
     Dev(DevKind),
     /// The `/dev` directory itself.
     DevDir,
+    /// `/dev/pts`, the sentry's devpts.
+    PtsDir,
     /// A symlink of the sentry's own (`/dev/fd`, `/dev/stdin`...), not
     /// followed: its target.
     Symlink(Vec<u8>),
@@ -79,6 +81,8 @@ pub struct Vfs {
     /// overlay): writes go through to the host if it is writable, and are
     /// `EROFS` if not.
     pub binds: Vec<(Vec<Vec<u8>>, bool)>,
+    /// The pseudo-terminals of devpts, by number.
+    pub ptys: spin::Mutex<alloc::collections::BTreeMap<u32, alloc::sync::Weak<super::pty::Pty>>>,
     /// Attributes of lower-layer paths: each costs host calls to learn.
     attrs: spin::Mutex<alloc::collections::BTreeMap<Vec<u8>, CachedAttr>>,
 }
@@ -118,6 +122,7 @@ impl Default for Vfs {
             shm: Arc::new(Tmpfs::new(0x32, 0o1777)),
             mounts: Vec::new(),
             binds: Vec::new(),
+            ptys: Default::default(),
             attrs: Default::default(),
         }
     }
@@ -228,6 +233,13 @@ impl Vfs {
                     DevKind::lookup(path).ok_or(Errno::ENOENT)?,
                 )))
             }
+            [b"dev", b"pts"] => return Ok(Step::Done(Node::PtsDir)),
+            [b"dev", b"pts", b"ptmx"] => return Ok(Step::Done(Node::Dev(DevKind::Ptmx))),
+            [b"dev", b"pts", n] => {
+                let n = pty_number(n).ok_or(Errno::ENOENT)?;
+                self.pty(n).ok_or(Errno::ENOENT)?;
+                return Ok(Step::Done(Node::Dev(DevKind::Pts(n))));
+            }
             [b"dev", b"shm", ..] => {}
             [b"dev", name, rest @ ..] if dev_symlink(name).is_some() => {
                 let target = dev_symlink(name).unwrap_or_default();
@@ -326,6 +338,14 @@ impl Vfs {
                 st_ino: 1,
                 st_nlink: 2,
                 st_mode: S_IFDIR | 0o555,
+                st_blksize: 4096,
+                ..Default::default()
+            }),
+            Node::PtsDir => Ok(Stat {
+                st_dev: 0x41,
+                st_ino: 1,
+                st_nlink: 2,
+                st_mode: S_IFDIR | 0o755,
                 st_blksize: 4096,
                 ..Default::default()
             }),
@@ -456,7 +476,7 @@ impl Vfs {
                 let ino = self.copy_up_dir(plat, &p, now)?;
                 Ok((self.upper.clone(), ino, name, true))
             }
-            Node::DevDir | Node::Proc(_) => Err(Errno::EACCES),
+            Node::DevDir | Node::PtsDir | Node::Proc(_) => Err(Errno::EACCES),
             Node::Dev(_) | Node::Symlink(_) => Err(Errno::ENOTDIR),
         }
     }
@@ -486,7 +506,9 @@ impl Vfs {
             return Err(Errno::ENOTEMPTY);
         }
         match node {
-            Node::Dev(_) | Node::DevDir | Node::Proc(_) | Node::Symlink(_) => Err(Errno::EACCES),
+            Node::Dev(_) | Node::DevDir | Node::PtsDir | Node::Proc(_) | Node::Symlink(_) => {
+                Err(Errno::EACCES)
+            }
             Node::Tmp {
                 fs,
                 overlay_path: None,
@@ -522,6 +544,13 @@ impl Vfs {
     pub fn list<P: Platform>(&self, plat: &P, node: &Node) -> KResult<Vec<(Vec<u8>, u64, u8)>> {
         let mut out: Vec<(Vec<u8>, u64, u8)> = Vec::new();
         match node {
+            Node::PtsDir => {
+                out.push((b"ptmx".to_vec(), 2, 2));
+                for n in self.pty_numbers() {
+                    out.push((alloc::format!("{n}").into_bytes(), 3 + u64::from(n), 2));
+                }
+                return Ok(out);
+            }
             Node::DevDir => {
                 for (i, name) in [
                     &b"null"[..],
@@ -530,6 +559,8 @@ impl Vfs {
                     b"random",
                     b"urandom",
                     b"tty",
+                    b"ptmx",
+                    b"pts",
                     b"shm",
                     b"fd",
                     b"stdin",
@@ -540,7 +571,7 @@ impl Vfs {
                 .enumerate()
                 {
                     let dtype = match *name {
-                        b"shm" => 4,
+                        b"shm" | b"pts" => 4,
                         n if dev_symlink(n).is_some() => 10,
                         _ => 2,
                     };
@@ -594,6 +625,17 @@ fn dev_symlink(name: &[u8]) -> Option<&'static [u8]> {
     })
 }
 
+/// The number a `/dev/pts` name spells: decimal digits, no leading zero.
+fn pty_number(name: &[u8]) -> Option<u32> {
+    if name.is_empty()
+        || !name.iter().all(u8::is_ascii_digit)
+        || (name.len() > 1 && name[0] == b'0')
+    {
+        return None;
+    }
+    core::str::from_utf8(name).ok()?.parse().ok()
+}
+
 enum Step {
     Done(Node),
     Restart(Vec<u8>),
@@ -641,6 +683,37 @@ fn host_list<P: Platform>(plat: &P, path: &[u8]) -> KResult<Vec<(Vec<u8>, u64, u
 }
 
 impl Vfs {
+    /// A new pseudo-terminal with the lowest free number; `ENOSPC` past
+    /// [`PTY_MAX`](super::pty::PTY_MAX).
+    pub fn new_pty(&self) -> KResult<Arc<super::pty::Pty>> {
+        let mut ptys = self.ptys.lock();
+        ptys.retain(|_, p| p.strong_count() > 0);
+        let n = (0..super::pty::PTY_MAX)
+            .find(|n| !ptys.contains_key(n))
+            .ok_or(Errno::ENOSPC)?;
+        let pty = Arc::new(super::pty::Pty::new(n));
+        ptys.insert(n, Arc::downgrade(&pty));
+        Ok(pty)
+    }
+
+    /// Pseudo-terminal `n`, while its master is open.
+    pub fn pty(&self, n: u32) -> Option<Arc<super::pty::Pty>> {
+        self.ptys
+            .lock()
+            .get(&n)
+            .and_then(|p| p.upgrade())
+            .filter(|p| p.master_open())
+    }
+
+    /// The numbers `/dev/pts` lists.
+    fn pty_numbers(&self) -> Vec<u32> {
+        let ptys = self.ptys.lock();
+        ptys.iter()
+            .filter(|(_, p)| p.upgrade().is_some_and(|p| p.master_open()))
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
     /// Serve the host's bind mount at `path` (normalized, absolute).
     pub fn mount_bind(&mut self, path: &[u8], writable: bool) {
         let parts: Vec<Vec<u8>> = components(path).into_iter().map(|c| c.to_vec()).collect();

@@ -43,6 +43,7 @@ pub fn descriptor_closed<P: Platform>(k: &mut Kernel<'_, P>, file: Arc<File>) {
     super::lock::descriptor_closed(k, tgid, &file);
     let pipe_id = match &*file {
         File::Pipe(end) => Some(end.pipe.id),
+        File::Pty(end) => Some(end.pty.id),
         _ => None,
     };
     release_file(k, file);
@@ -129,6 +130,11 @@ pub fn sys_fcntl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
                 File::Socket(s) => s.flags.store(a[2] as u32 & O_NONBLOCK, Ordering::Relaxed),
                 File::TimerFd(t) => t.flags.store(a[2] as u32 & O_NONBLOCK, Ordering::Relaxed),
                 File::SignalFd(s) => s.flags.store(a[2] as u32 & O_NONBLOCK, Ordering::Relaxed),
+                File::Pty(p) => {
+                    let acc = p.flags.load(Ordering::Relaxed) & 3;
+                    p.flags
+                        .store(acc | (a[2] as u32 & O_NONBLOCK), Ordering::Relaxed)
+                }
                 _ => {}
             }
             Ok(0)
@@ -164,6 +170,7 @@ pub fn status_flags(file: &File) -> u64 {
         File::TimerFd(t) => u64::from(t.flags.load(Ordering::Relaxed)),
         File::EventFd(e) => 2 | u64::from(e.flags.load(Ordering::Relaxed)),
         File::SignalFd(s) => 2 | u64::from(s.flags.load(Ordering::Relaxed)),
+        File::Pty(p) => u64::from(p.flags.load(Ordering::Relaxed)),
     }
 }
 

@@ -96,6 +96,7 @@ fn write_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u6
     let len = len.min(MAX_RW_COUNT);
     match file {
         File::TimerFd(_) | File::SignalFd(_) => Err(Errno::EINVAL),
+        File::Pty(end) => super::tty::write(k, end, buf, len),
         File::Socket(s) => {
             let mut data = vec![0u8; len.min(1 << 20) as usize];
             k.copy_in(buf, &mut data)?;
@@ -269,6 +270,7 @@ fn read_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64
             Ok(n)
         }
         File::Dir(_) => Err(Errno::EISDIR),
+        File::Pty(end) => super::tty::read(k, end, buf, len),
         File::Tmpfs(t) => {
             if t.flags.load(Ordering::Relaxed) & 3 == 1 {
                 return Err(Errno::EBADF);
@@ -437,6 +439,7 @@ pub fn stat_of<P: Platform>(k: &Kernel<'_, P>, file: &File) -> KResult<Stat> {
             ..Default::default()
         }),
         File::Dir(d) => k.vfs.stat(k.plat, &d.node),
+        File::Pty(end) => Ok(super::tty::stat(end)),
         File::Epoll(_) => Ok(Stat {
             st_dev: 13,
             st_nlink: 1,
@@ -481,6 +484,9 @@ pub fn sys_fstat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
 /// ioctl(2): terminal queries on host streams.
 pub fn sys_ioctl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let file = k.group().fds.get(arg_fd(a[0]))?;
+    if let File::Pty(end) = &*file {
+        return super::tty::ioctl(k, end, a);
+    }
     let File::HostStream { handle } = &*file else {
         return Err(Errno::ENOTTY);
     };

@@ -75,6 +75,7 @@ pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             | File::Socket(_)
             | File::TimerFd(_)
             | File::SignalFd(_) => return Err(Errno::EACCES),
+            File::Pty(_) => return Err(Errno::ENODEV),
             File::Dev(_) => return Err(Errno::ENODEV),
         }
     };

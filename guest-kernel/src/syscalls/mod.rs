@@ -24,6 +24,7 @@ pub mod stat;
 pub mod sysfs;
 pub mod time;
 pub mod timer;
+pub mod tty;
 pub mod wait;
 
 use log::{debug, trace};

@@ -39,7 +39,9 @@ fn check_writable<P: Platform>(k: &Kernel<'_, P>, node: &Node) -> KResult<()> {
         {
             Err(Errno::EROFS)
         }
-        Node::Dev(_) | Node::DevDir | Node::Proc(_) | Node::Symlink(_) => Err(Errno::EPERM),
+        Node::Dev(_) | Node::DevDir | Node::PtsDir | Node::Proc(_) | Node::Symlink(_) => {
+            Err(Errno::EPERM)
+        }
         _ => Ok(()),
     }
 }
@@ -64,7 +66,9 @@ pub fn writable_inode<P: Platform>(
             };
             Ok((k.vfs.upper.clone(), ino))
         }
-        Node::Dev(_) | Node::DevDir | Node::Proc(_) | Node::Symlink(_) => Err(Errno::EPERM),
+        Node::Dev(_) | Node::DevDir | Node::PtsDir | Node::Proc(_) | Node::Symlink(_) => {
+            Err(Errno::EPERM)
+        }
     }
 }
 
@@ -225,7 +229,9 @@ pub fn sys_renameat2<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64
             k.vfs.copy_up_file(k.plat, p, stamp)?;
             (k.vfs.upper.clone(), true)
         }
-        Node::Dev(_) | Node::DevDir | Node::Proc(_) | Node::Symlink(_) => return Err(Errno::EPERM),
+        Node::Dev(_) | Node::DevDir | Node::PtsDir | Node::Proc(_) | Node::Symlink(_) => {
+            return Err(Errno::EPERM)
+        }
     };
     let (dst_fs, dst_parent, dst_name, dst_overlay) =
         k.vfs.parent_for_create(k.plat, &to, stamp)?;

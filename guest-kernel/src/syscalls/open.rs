@@ -259,8 +259,14 @@ fn open_full<P: Platform>(
     }
     let file = match node {
         Node::Dev(crate::fs::DevKind::Tty) => return open_ctty(k, flags),
+        Node::Dev(crate::fs::DevKind::Ptmx) if flags & O_PATH == 0 => {
+            return super::tty::open_ptmx(k, flags as u32)
+        }
+        Node::Dev(crate::fs::DevKind::Pts(n)) if flags & O_PATH == 0 => {
+            return super::tty::open_pts(k, n, flags as u32)
+        }
         Node::Dev(d) => File::Dev(d),
-        Node::DevDir | Node::Tmp { .. } if is_dir(k, &node)? => {
+        Node::DevDir | Node::PtsDir | Node::Tmp { .. } if is_dir(k, &node)? => {
             if acc != 0 {
                 return Err(Errno::EISDIR);
             }
@@ -279,7 +285,7 @@ fn open_full<P: Platform>(
                 None => Err(Errno::ENOENT),
             }
         }
-        Node::DevDir => return Err(Errno::ENOENT),
+        Node::DevDir | Node::PtsDir => return Err(Errno::ENOENT),
         // Only reached unfollowed (O_NOFOLLOW, O_PATH): as for any symlink.
         Node::Symlink(_) => return Err(Errno::ELOOP),
         Node::Tmp { fs, ino, .. } => {

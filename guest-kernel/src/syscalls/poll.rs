@@ -59,6 +59,20 @@ pub fn readiness(file: &File) -> u16 {
                 ev
             }
         }
+        File::Pty(end) => {
+            let (r, w, hup) = end.pty.readiness(end.master);
+            let mut ev = 0;
+            if r {
+                ev |= POLLIN | POLLRDNORM;
+            }
+            if w {
+                ev |= POLLOUT | POLLWRNORM;
+            }
+            if hup {
+                ev |= POLLHUP;
+            }
+            ev
+        }
         File::SignalFd(s) => {
             if s.ready() {
                 POLLIN | POLLRDNORM
