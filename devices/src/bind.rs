@@ -20,6 +20,11 @@ use rustix::fs::{
 
 use crate::host::{errno_of, parent_in, path_str, HostServices, Route};
 
+/// Mode bits the guest may set on host files: never set-user-ID or
+/// set-group-ID (the VMM's files are the host's; a program in the sandbox
+/// must not leave a set-ID executable for host users).
+const MODE_MASK: u32 = 0o1777;
+
 /// How paths beneath a writable bind resolve.
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT
     .union(ResolveFlags::NO_MAGICLINKS)
@@ -62,13 +67,18 @@ impl HostServices {
             Err(e) => return Err(errno_of(e)),
         };
         if let Some(st) = &probe {
+            if flags & OFlags::NOFOLLOW.bits() != 0
+                && FileType::from_raw_mode(st.st_mode) == FileType::Symlink
+            {
+                return Err(Errno::ELOOP);
+            }
             check_kind(st)?;
         }
         let fd = rustix::fs::openat2(
             route.base,
             route.rel.as_str(),
             oflags,
-            Mode::from_bits_truncate(mode),
+            Mode::from_bits_truncate(mode & MODE_MASK),
             RESOLVE,
         )
         .map_err(errno_of)?;
@@ -120,7 +130,8 @@ impl HostServices {
                     return Err(Errno::EINVAL);
                 }
                 let fd = self.open_target(&route)?;
-                rustix::fs::fchmod(&fd, Mode::from_bits_truncate(arg as u32)).map_err(errno_of)
+                let mode = arg as u32 & MODE_MASK;
+                rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(errno_of)
             }
             path_op::UTIMENS => {
                 let times = timestamps(extra)?;
@@ -154,7 +165,8 @@ impl HostServices {
                     return Err(Errno::EINVAL);
                 }
                 let (dir, name) = parent_in(&route, RESOLVE).map_err(exists)?;
-                rustix::fs::mkdirat(&dir, name.as_str(), Mode::from_bits_truncate(arg as u32))
+                let mode = arg as u32 & MODE_MASK;
+                rustix::fs::mkdirat(&dir, name.as_str(), Mode::from_bits_truncate(mode))
                     .map_err(errno_of)
             }
             path_op::UNLINK | path_op::RMDIR => {
@@ -331,6 +343,16 @@ mod tests {
         );
         assert_eq!(s.path_op(path_op::RENAME, b"/rw/f", b"/rw/g", 0), Ok(()));
         assert!(rw.join("g").exists());
+        // No set-ID bits reach the host.
+        assert_eq!(s.path_op(path_op::CHMOD, b"/rw/g", &[], 0o6755), Ok(()));
+        let mode = std::fs::metadata(rw.join("g")).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o7777,
+            0o755
+        );
+        std::os::unix::fs::symlink("g", rw.join("tog")).unwrap();
+        let nofollow = creat | OFlags::NOFOLLOW.bits();
+        assert_eq!(s.open_rw(b"/rw/tog", nofollow, 0), Err(Errno::ELOOP));
         // Symlinks out of the source resolve beneath it.
         assert_eq!(s.open_rw(b"/rw/up", creat, 0o644).map(|_| ()), Ok(()));
         assert_eq!(

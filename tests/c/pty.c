@@ -230,6 +230,28 @@ int main(void) {
     close(s);
     rd("master after the slave closed", m);
     close(m);
+
+    /* a reader of the master wakes when the process with the slave exits */
+    int m2 = posix_openpt(O_RDWR | O_NOCTTY);
+    grantpt(m2);
+    unlockpt(m2);
+    char *name2 = strdup(ptsname(m2));
+    pid = fork();
+    if (pid == 0) {
+        int s2 = open(name2, O_RDWR | O_NOCTTY);
+        usleep(100000);
+        wr(s2, "bye\n");
+        _exit(0);
+    }
+    char all[64];
+    size_t got_n = 0;
+    ssize_t k;
+    while ((k = read(m2, all + got_n, sizeof all - 1 - got_n)) > 0)
+        got_n += (size_t)k;
+    show("master read until the slave's process exited", all, (ssize_t)got_n);
+    printf("then: %s\n", k < 0 ? strerrorname_np(errno) : "end of file");
+    waitpid(pid, &status, 0);
+    close(m2);
     printf("slave gone with the master: %s\n", open(name, O_RDWR | O_NOCTTY) < 0 ? strerrorname_np(errno) : "opened");
     return 0;
 }

@@ -24,7 +24,17 @@ const IOV_MAX: u64 = 1024;
 
 /// Drop a file reference; the last one releases its host handle.
 pub fn release_file<P: Platform>(k: &mut Kernel<'_, P>, file: Arc<File>) {
+    // The peers of a pipe or pty end that goes (a process exiting with it
+    // open) may now see an end of file or `EIO`.
+    let peer_key = match &*file {
+        File::Pipe(end) => Some(end.pipe.id),
+        File::Pty(end) => Some(end.pty.id),
+        _ => None,
+    };
     release_file_plat(k.plat, file);
+    if let Some(id) = peer_key {
+        k.wake(WaitKey::Pipe(id), usize::MAX);
+    }
     super::lock::file_released(k);
 }
 
