@@ -200,6 +200,25 @@ impl HostServices {
                 )
                 .map_err(errno_of)
             }
+            path_op::LINK => {
+                if arg != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                let to = self.writable_route(extra)?;
+                if to.bind != route.bind {
+                    return Err(Errno::EXDEV);
+                }
+                let (from_dir, from_name) = parent_in(&route, RESOLVE).map_err(busy)?;
+                let (to_dir, to_name) = parent_in(&to, RESOLVE).map_err(exists)?;
+                rustix::fs::linkat(
+                    &from_dir,
+                    from_name.as_str(),
+                    &to_dir,
+                    to_name.as_str(),
+                    AtFlags::empty(),
+                )
+                .map_err(errno_of)
+            }
             path_op::SYMLINK => {
                 if extra.is_empty() || extra.len() >= 4096 || extra.contains(&0) {
                     return Err(Errno::EINVAL);
@@ -273,6 +292,7 @@ mod tests {
     use super::*;
     use guest_kernel::platform::HostOps;
     use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
     use std::path::Path;
 
     fn services(root: &Path) -> HostServices {
@@ -343,6 +363,16 @@ mod tests {
         );
         assert_eq!(s.path_op(path_op::RENAME, b"/rw/f", b"/rw/g", 0), Ok(()));
         assert!(rw.join("g").exists());
+        assert_eq!(s.path_op(path_op::LINK, b"/rw/g", b"/rw/h", 0), Ok(()));
+        assert_eq!(
+            s.path_op(path_op::LINK, b"/rw/g", b"/ro/h", 0),
+            Err(Errno::EROFS)
+        );
+        assert_eq!(
+            s.path_op(path_op::LINK, b"/rw/g", b"/h", 0),
+            Err(Errno::EROFS)
+        );
+        assert_eq!(std::fs::metadata(rw.join("h")).unwrap().nlink(), 2);
         // No set-ID bits reach the host.
         assert_eq!(s.path_op(path_op::CHMOD, b"/rw/g", &[], 0o6755), Ok(()));
         let mode = std::fs::metadata(rw.join("g")).unwrap().permissions();

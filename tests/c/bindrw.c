@@ -144,6 +144,10 @@ static void rw(void) {
     report("rmdir a file", rmdir(P("moved")));
     report("rename over", rename(P("moved"), P("replaced")));
     show("replaced");
+    report("link", link(P("replaced"), P("hardlink")));
+    report("link exists", link(P("replaced"), P("hardlink")));
+    stat(P("hardlink"), &st);
+    printf("nlink %ld\n", (long)st.st_nlink);
 
     report("symlink", symlink("new.txt", P("link")));
     report("symlink exists", symlink("x", P("link")));

@@ -83,13 +83,15 @@ fn read_write_bind_writes_through_to_the_host() {
         "read new.txt: [fresh+]\n",
         "rename noreplace: EEXIST\n",
         "mtime 1200000000.7\n",
+        "nlink 2\n",
     ] {
         assert!(expected.contains(want), "native: {}", native.context());
     }
     let want_tree = tree(native_dir.path());
     assert_eq!(want_tree["new.txt"], ('f', 0o604, b"fresh+".to_vec()));
     assert_eq!(want_tree["replaced"], ('f', 0o611, b"in sub\n".to_vec()));
-    assert_eq!(want_tree.len(), 2, "{want_tree:?}");
+    assert_eq!(want_tree["hardlink"], ('f', 0o611, b"in sub\n".to_vec()));
+    assert_eq!(want_tree.len(), 3, "{want_tree:?}");
     for_each_platform(|p| {
         let src = TempDir::new("bind-rw");
         let b = bundle(&prog, "/data", "rw", &[bind(src.path(), "/data", false)]);

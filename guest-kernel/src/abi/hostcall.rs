@@ -378,6 +378,9 @@ pub mod queue {
         /// bytes, `UTIME_NOW`/`UTIME_OMIT` allowed); the argument is 0 or
         /// `AT_SYMLINK_NOFOLLOW`.
         pub const UTIMENS: u32 = 7;
+        /// `linkat` (no symlink followed) to the path in the extra bytes
+        /// (same bind mount).
+        pub const LINK: u32 = 8;
     }
     /// Longest encoded `exec` request: the host refuses longer ones.
     pub const EXEC_MAX: u64 = 256 << 10;

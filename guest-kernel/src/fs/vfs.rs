@@ -133,11 +133,11 @@ impl Vfs {
     /// attribute cache while it is fresh.
     pub fn lower_stat<P: Platform>(&self, plat: &P, path: &[u8], follow: bool) -> KResult<Stat> {
         if matches!(self.bind_of(path), Some((_, true))) {
-            // The sandbox changes these itself: never stale.
-            return if follow {
-                host_stat(plat, path)
-            } else {
-                plat.host().lstat(path).or_else(|_| host_stat(plat, path))
+            // The sandbox changes these itself: never cached. One host
+            // call unless the path is a symlink to follow.
+            return match plat.host().lstat(path) {
+                Ok(st) if !follow || st.st_mode & S_IFMT != crate::abi::linux::S_IFLNK => Ok(st),
+                _ => host_stat(plat, path),
             };
         }
         let now = plat.now(crate::platform::Clock::Monotonic);

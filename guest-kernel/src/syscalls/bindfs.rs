@@ -128,12 +128,28 @@ pub fn remove<P: Platform>(k: &Kernel<'_, P>, path: &[u8], dir: bool) -> KResult
 }
 
 /// rename within one writable bind mount; `EXDEV` between a bind mount
-/// and anything else, as between two mounts.
+/// and anything else, as between two mounts. `None` when neither path is
+/// beneath a bind mount.
 pub fn rename<P: Platform>(
     k: &Kernel<'_, P>,
     from: &[u8],
     to: &[u8],
     flags: u64,
+) -> KResult<Option<u64>> {
+    two_paths(k, path_op::RENAME, from, to, flags)
+}
+
+/// link within one writable bind mount, as [`rename`].
+pub fn link<P: Platform>(k: &Kernel<'_, P>, from: &[u8], to: &[u8]) -> KResult<Option<u64>> {
+    two_paths(k, path_op::LINK, from, to, 0)
+}
+
+fn two_paths<P: Platform>(
+    k: &Kernel<'_, P>,
+    op: u32,
+    from: &[u8],
+    to: &[u8],
+    arg: u64,
 ) -> KResult<Option<u64>> {
     match (k.vfs.bind_of(from), k.vfs.bind_of(to)) {
         (None, None) => Ok(None),
@@ -141,7 +157,7 @@ pub fn rename<P: Platform>(
             if !writable {
                 return Err(Errno::EROFS);
             }
-            path_call(k, path_op::RENAME, from, to, flags).map(Some)
+            path_call(k, op, from, to, arg).map(Some)
         }
         _ => Err(Errno::EXDEV),
     }

@@ -304,6 +304,9 @@ pub fn sys_symlink<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> 
 pub fn sys_linkat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let from = path_arg(k, arg_fd(a[0]), a[1])?;
     let to = path_arg(k, arg_fd(a[2]), a[3])?;
+    if let Some(r) = bindfs::link(k, &from, &to)? {
+        return Ok(r);
+    }
     let stamp = now(k);
     if k.vfs.lookup(k.plat, &to, false).is_ok() {
         return Err(Errno::EEXIST);
