@@ -133,6 +133,25 @@ impl HostServices {
                 let mode = arg as u32 & MODE_MASK;
                 rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(errno_of)
             }
+            path_op::CHOWN | path_op::LCHOWN => {
+                let id = |v: u32| (v != u32::MAX).then_some(v);
+                let owner = id(arg as u32).map(rustix::fs::Uid::from_raw);
+                let group = id((arg >> 32) as u32).map(rustix::fs::Gid::from_raw);
+                if op == path_op::LCHOWN && !file_bind {
+                    let (dir, name) = parent_in(&route, RESOLVE).map_err(busy)?;
+                    rustix::fs::chownat(
+                        &dir,
+                        name.as_str(),
+                        owner,
+                        group,
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(errno_of)
+                } else {
+                    let fd = self.open_target(&route)?;
+                    rustix::fs::fchown(&fd, owner, group).map_err(errno_of)
+                }
+            }
             path_op::UTIMENS => {
                 let times = timestamps(extra)?;
                 match arg {
@@ -373,6 +392,20 @@ mod tests {
             Err(Errno::EROFS)
         );
         assert_eq!(std::fs::metadata(rw.join("h")).unwrap().nlink(), 2);
+        assert_eq!(
+            s.path_op(
+                path_op::CHOWN,
+                b"/rw/g",
+                &[],
+                u64::from(u32::MAX) << 32 | 4321
+            ),
+            Ok(())
+        );
+        assert_eq!(std::fs::metadata(rw.join("g")).unwrap().uid(), 4321);
+        assert_eq!(
+            s.path_op(path_op::CHOWN, b"/ro/kept", &[], 0),
+            Err(Errno::EROFS)
+        );
         // No set-ID bits reach the host.
         assert_eq!(s.path_op(path_op::CHMOD, b"/rw/g", &[], 0o6755), Ok(()));
         let mode = std::fs::metadata(rw.join("g")).unwrap().permissions();

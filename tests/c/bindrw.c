@@ -168,6 +168,17 @@ static void rw(void) {
     lstat(P("link"), &st);
     printf("link mtime %lld\n", (long long)st.st_mtim.tv_sec);
 
+    report("chown", chown(P("new.txt"), 1234, 5678));
+    report("fchown", ({ int f = open(P("replaced"), O_RDONLY); long r = fchown(f, -1, 99); close(f); r; }));
+    report("lchown", lchown(P("link"), 77, 88));
+    stat(P("new.txt"), &st);
+    printf("owner %d:%d\n", (int)st.st_uid, (int)st.st_gid);
+    stat(P("replaced"), &st);
+    printf("replaced group %d\n", (int)st.st_gid);
+    lstat(P("link"), &st);
+    printf("link owner %d:%d\n", (int)st.st_uid, (int)st.st_gid);
+    stat(P("link"), &st);
+    printf("its target owner %d:%d\n", (int)st.st_uid, (int)st.st_gid);
     report("unlink", unlink(P("full/x")));
     report("unlink missing", unlink(P("full/x")));
     report("rmdir emptied", rmdir(P("full")));
@@ -193,6 +204,7 @@ static void ro(void) {
     report("utimensat", utimensat(AT_FDCWD, P("hello.txt"), NULL, 0));
     report("truncate", truncate(P("hello.txt"), 0));
     report("link", link(P("hello.txt"), P("hard")));
+    report("chown", chown(P("hello.txt"), 1, 1));
     list();
 }
 

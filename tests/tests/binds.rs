@@ -84,6 +84,8 @@ fn read_write_bind_writes_through_to_the_host() {
         "rename noreplace: EEXIST\n",
         "mtime 1200000000.7\n",
         "nlink 2\n",
+        "link owner 77:88\n",
+        "its target owner 1234:5678\n",
     ] {
         assert!(expected.contains(want), "native: {}", native.context());
     }
@@ -100,6 +102,7 @@ fn read_write_bind_writes_through_to_the_host() {
         out.expect_stdout(&expected);
         // Before `tree` reads the file (and the host updates its atime).
         let md = fs::metadata(src.path().join("new.txt")).expect("stat");
+        assert_eq!((md.uid(), md.gid()), (1234, 5678));
         assert_eq!((md.mtime(), md.mtime_nsec()), (1_200_000_000, 7));
         assert_eq!((md.atime(), md.atime_nsec()), (1_000_000_000, 5));
         assert_eq!(tree(src.path()), want_tree, "{}", out.context());
@@ -131,6 +134,7 @@ fn read_only_bind_refuses_changes_with_erofs() {
         "utimensat",
         "truncate",
         "link",
+        "chown",
     ] {
         expected.push_str(&format!("{what}: EROFS\n"));
     }

@@ -381,6 +381,12 @@ pub mod queue {
         /// `linkat` (no symlink followed) to the path in the extra bytes
         /// (same bind mount).
         pub const LINK: u32 = 8;
+        /// `chown` (following a final symlink, beneath the bind); the
+        /// argument is the uid in the low half, the gid in the high half,
+        /// `u32::MAX` for "unchanged".
+        pub const CHOWN: u32 = 9;
+        /// `lchown`: as [`CHOWN`], a final symlink itself.
+        pub const LCHOWN: u32 = 10;
     }
     /// Longest encoded `exec` request: the host refuses longer ones.
     pub const EXEC_MAX: u64 = 256 << 10;

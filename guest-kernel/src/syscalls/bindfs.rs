@@ -173,6 +173,23 @@ pub fn chmod<P: Platform>(k: &Kernel<'_, P>, path: &[u8], mode: u32) -> KResult<
     path_call(k, path_op::CHMOD, path, &[], u64::from(mode & 0o7777))
 }
 
+/// chown beneath a writable bind mount (`u32::MAX`: unchanged); with
+/// `nofollow`, a final symlink itself.
+pub fn chown<P: Platform>(
+    k: &Kernel<'_, P>,
+    path: &[u8],
+    uid: u32,
+    gid: u32,
+    nofollow: bool,
+) -> KResult<u64> {
+    let op = if nofollow {
+        path_op::LCHOWN
+    } else {
+        path_op::CHOWN
+    };
+    path_call(k, op, path, &[], u64::from(uid) | u64::from(gid) << 32)
+}
+
 /// utimensat beneath a writable bind mount: `times` is the two `struct
 /// timespec` (with `UTIME_NOW`/`UTIME_OMIT`), `nofollow` the flag.
 pub fn utimens<P: Platform>(

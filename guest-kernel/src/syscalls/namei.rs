@@ -388,9 +388,18 @@ pub fn sys_fchmod<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     chmod_path(k, &path, a[1] as u32)
 }
 
-fn chown_path<P: Platform>(k: &mut Kernel<'_, P>, path: &[u8], uid: u32, gid: u32) -> KResult<u64> {
+fn chown_path<P: Platform>(
+    k: &mut Kernel<'_, P>,
+    path: &[u8],
+    uid: u32,
+    gid: u32,
+    nofollow: bool,
+) -> KResult<u64> {
     if k.group().creds.euid != 0 {
         return Err(Errno::EPERM);
+    }
+    if bindfs::writes_through(k, path)? {
+        return bindfs::chown(k, path, uid, gid, nofollow);
     }
     let stamp = now(k);
     let (fs, ino) = writable_inode(k, path, stamp)?;
@@ -405,17 +414,22 @@ pub fn sys_fchownat<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64>
     } else {
         path_arg(k, arg_fd(a[0]), a[1])?
     };
-    let _ = a[4] & AT_SYMLINK_NOFOLLOW;
-    chown_path(k, &path, a[2] as u32, a[3] as u32)
+    let nofollow = a[4] & AT_SYMLINK_NOFOLLOW != 0;
+    chown_path(k, &path, a[2] as u32, a[3] as u32, nofollow)
 }
 
 pub fn sys_chown<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     sys_fchownat(k, [AT_FDCWD as u32 as u64, a[0], a[1], a[2], 0, 0])
 }
 
+pub fn sys_lchown<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let cwd = AT_FDCWD as u32 as u64;
+    sys_fchownat(k, [cwd, a[0], a[1], a[2], AT_SYMLINK_NOFOLLOW, 0])
+}
+
 pub fn sys_fchown<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let path = fd_path(k, arg_fd(a[0]))?;
-    chown_path(k, &path, a[1] as u32, a[2] as u32)
+    chown_path(k, &path, a[1] as u32, a[2] as u32, false)
 }
 
 /// utimensat(2): the modification time (access times are not kept).
