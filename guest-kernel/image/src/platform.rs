@@ -167,6 +167,8 @@ impl Platform for PvmPlatform {
     type AddressSpace = PvmAddressSpace;
     type Thread = PvmThread;
     type Host = QueueHost;
+    /// The kernel CR3 of the space.
+    type SpaceRef = u64;
 
     fn phys_range(&self) -> (PhysAddr, u64) {
         (self.phys_base, self.phys_size)
@@ -259,9 +261,18 @@ impl Platform for PvmPlatform {
         })
     }
 
+    fn activate(&self, space: &mut PvmAddressSpace) -> u64 {
+        space.pgd.activate();
+        space.pgd.cr3
+    }
+
+    fn unload_space(&self) {
+        crate::arch::x86_64::paging::unload();
+    }
+
     fn switch(
         &self,
-        space: &mut PvmAddressSpace,
+        _space: u64,
         thread: &mut PvmThread,
         regs: &mut UserRegs,
     ) -> Result<Trap, PlatformError> {
@@ -283,7 +294,6 @@ impl Platform for PvmPlatform {
         if !canonical(regs.gs_base) {
             regs.gs_base = 0;
         }
-        space.pgd.activate();
         arch::arm_slice();
         let pc = arch::percpu();
         // SAFETY: per-CPU data of this CPU; nothing else runs here.

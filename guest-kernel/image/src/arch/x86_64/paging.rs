@@ -183,6 +183,17 @@ impl PgdPair {
     }
 }
 
+/// Switch this CPU to the boot PGD (kernel half only).
+pub fn unload() {
+    // SAFETY: per-CPU data of this CPU.
+    unsafe {
+        if (*super::percpu()).cr3 != gpa::BOOT_PGD {
+            pvm::set_cr3(gpa::BOOT_PGD);
+            (*super::percpu()).cr3 = gpa::BOOT_PGD;
+        }
+    }
+}
+
 impl Drop for PgdPair {
     fn drop(&mut self) {
         // SAFETY: per-CPU data of this CPU.
