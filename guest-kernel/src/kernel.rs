@@ -8,9 +8,7 @@ use alloc::vec::Vec;
 
 use log::{debug, info};
 
-use crate::abi::linux::{
-    RLIMIT_NOFILE, RLIMIT_STACK, RLIM_INFINITY, RLIM_NLIMITS,
-};
+use crate::abi::linux::{RLIMIT_NOFILE, RLIMIT_STACK, RLIM_INFINITY, RLIM_NLIMITS};
 use crate::abi::{Errno, KResult, UserRegs};
 use crate::boot::{BootParams, ExitStatus};
 use crate::fs::{FdTable, File};

@@ -127,18 +127,20 @@ fn wait_done(s: u64) {
             break;
         }
     }
+    // GUEST_WAITING is a mask of the vCPUs halted for an answer.
+    let me = 1u32 << crate::arch::x86_64::this_cpu();
     while state() != q::STATE_DONE {
-        a32(q::GUEST_WAITING).store(1, Ordering::SeqCst);
+        a32(q::GUEST_WAITING).fetch_or(me, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if state() == q::STATE_DONE {
-            a32(q::GUEST_WAITING).store(0, Ordering::Relaxed);
+            a32(q::GUEST_WAITING).fetch_and(!me, Ordering::SeqCst);
             return;
         }
         // Make sure a sleeping host has heard of the request.
         doorbell();
         HALTS.fetch_add(1, Ordering::Relaxed);
         halt_until(monotonic_ns() + HALT_BACKSTOP_NS);
-        a32(q::GUEST_WAITING).store(0, Ordering::Relaxed);
+        a32(q::GUEST_WAITING).fetch_and(!me, Ordering::SeqCst);
         if state() == q::STATE_POSTED && monotonic_ns() - start > HOST_TIMEOUT_NS {
             crate::console::fatal(format_args!(
                 "host call timed out: the VMM's I/O thread does not answer"

@@ -261,6 +261,22 @@ impl Platform for PvmPlatform {
         })
     }
 
+    fn cpus(&self) -> usize {
+        arch::nr_cpus()
+    }
+
+    fn run_cpus(&self, cpu_loop: &(dyn Fn(usize) + Sync)) {
+        crate::smp::run_cpus(cpu_loop);
+    }
+
+    fn kick_cpu(&self, cpu: usize) {
+        arch::kick(cpu);
+    }
+
+    fn this_cpu(&self) -> usize {
+        arch::this_cpu()
+    }
+
     fn activate(&self, space: &mut PvmAddressSpace) -> u64 {
         space.pgd.activate();
         space.pgd.cr3
