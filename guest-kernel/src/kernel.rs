@@ -84,6 +84,10 @@ pub struct Kernel<'p, P: Platform> {
     pub cpu_mm: [Option<MmId>; crate::sched::MAX_CPUS],
     /// CPUs idling for want of work (woken when some turns up).
     pub idle_cpus: u64,
+    /// A task was created since the last look for an idle CPU.
+    pub new_work: bool,
+    /// Since when the run queue has not been empty (monotonic ns).
+    pub runq_since: Option<u64>,
 }
 
 /// How long the scheduler lets a task run while others are runnable.
@@ -137,6 +141,8 @@ impl<'p, P: Platform> Kernel<'p, P> {
             cpu: 0,
             cpu_mm: [None; crate::sched::MAX_CPUS],
             idle_cpus: 0,
+            new_work: false,
+            runq_since: None,
         }
     }
 

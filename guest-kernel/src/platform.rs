@@ -58,8 +58,17 @@ impl Prot {
 pub enum Trap {
     /// The application executed `syscall`; the number is in `orig_rax`.
     Syscall,
-    /// A page fault at `addr`. `write` is `None` where the platform cannot tell.
-    PageFault { addr: u64, write: Option<bool> },
+    /// A page fault at `addr`. `write` is `None` where the platform cannot
+    /// tell. `not_present`: the page had no translation when the access
+    /// faulted (with several CPUs another one may have mapped it since: a
+    /// spurious fault, retried); `false` where the platform cannot tell.
+    /// `exec`: an instruction fetch.
+    PageFault {
+        addr: u64,
+        write: Option<bool>,
+        not_present: bool,
+        exec: bool,
+    },
     /// A synchronous exception that becomes a signal (#GP, #UD, #DE, int3...).
     Exception { signo: i32, code: i32, addr: u64 },
     /// Interrupted (timer, a wakeup, or a host signal): nothing for the task to do.

@@ -11,7 +11,7 @@
 //! free what it runs on. Another CPU that changes the task's fate (a
 //! signal, an exit, a stop) kicks it back into the kernel.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use alloc::format;
 
@@ -33,10 +33,24 @@ type Guard<'a, 'p, P> = spin::MutexGuard<'a, Kernel<'p, P>>;
 
 /// The kernel shared by the CPUs.
 struct Sentry<'p, P: Platform> {
+    plat: &'p P,
     kernel: spin::Mutex<Kernel<'p, P>>,
     /// Set once the container's init has ended: every CPU leaves its loop.
     done: AtomicBool,
+    /// Lock acquisitions that found it taken, and the time spent waiting.
+    contended: AtomicU64,
+    wait_ns: AtomicU64,
+    /// CPUs halted waiting for the lock: the unlocker kicks one.
+    waiters: AtomicU64,
 }
+
+/// How long a CPU spins for the kernel lock before it halts until kicked.
+/// Spinning longer only burns a host CPU that the holder (preempted by
+/// the host, or waiting for a host call served by another host thread)
+/// may need; the lock is mostly held for microseconds.
+const LOCK_SPIN_NS: u64 = 20_000;
+/// Longest halt while waiting for the lock (a lost kick costs no more).
+const LOCK_HALT_NS: u64 = 1_000_000;
 
 /// Boot the container's first process from `params` and run it until it
 /// exits. This is the sentry's entry point on every platform.
@@ -46,12 +60,26 @@ pub fn run<P: Platform>(plat: &P, params: BootParams) -> ExitStatus {
         return status;
     }
     let sentry = Sentry {
+        plat,
         kernel: spin::Mutex::new(k),
         done: AtomicBool::new(false),
+        contended: AtomicU64::new(0),
+        wait_ns: AtomicU64::new(0),
+        waiters: AtomicU64::new(0),
     };
     plat.run_cpus(&|cpu| sentry.cpu_loop(cpu));
+    let (contended, wait_ns) = (
+        sentry.contended.load(Ordering::Relaxed),
+        sentry.wait_ns.load(Ordering::Relaxed),
+    );
     let mut k = sentry.kernel.into_inner();
     k.cpu = 0;
+    if contended != 0 {
+        log::info!(
+            "kernel lock: {contended} contended acquisitions, {} us waited",
+            wait_ns / 1000
+        );
+    }
     let status = k.init_exit.take().unwrap_or(ExitStatus::PlatformFailed(
         "the scheduler stopped before init ended".into(),
     ));
@@ -60,10 +88,52 @@ pub fn run<P: Platform>(plat: &P, params: BootParams) -> ExitStatus {
 }
 
 impl<'p, P: Platform> Sentry<'p, P> {
+    /// Take the kernel lock on `cpu`: spin briefly, then halt until the
+    /// holder kicks (a paravirtual spin lock).
     fn lock(&self, cpu: usize) -> Guard<'_, 'p, P> {
-        let mut k = self.kernel.lock();
+        let mut k = match self.kernel.try_lock() {
+            Some(k) => k,
+            None => self.lock_slow(cpu),
+        };
         k.cpu = cpu;
         k
+    }
+
+    fn lock_slow(&self, cpu: usize) -> Guard<'_, 'p, P> {
+        self.contended.fetch_add(1, Ordering::Relaxed);
+        let me = 1u64 << cpu;
+        let t0 = self.plat.now(Clock::Monotonic);
+        let mut spin_from = t0;
+        loop {
+            if let Some(k) = self.kernel.try_lock() {
+                self.waiters.fetch_and(!me, Ordering::SeqCst);
+                let t1 = self.plat.now(Clock::Monotonic);
+                self.wait_ns.fetch_add(t1 - t0, Ordering::Relaxed);
+                return k;
+            }
+            let now = self.plat.now(Clock::Monotonic);
+            if now - spin_from < LOCK_SPIN_NS {
+                core::hint::spin_loop();
+                continue;
+            }
+            self.waiters.fetch_or(me, Ordering::SeqCst);
+            // Taken or not, the holder's unlock now sees us.
+            if self.kernel.is_locked() {
+                self.plat.idle(Some(now + LOCK_HALT_NS));
+            }
+            spin_from = self.plat.now(Clock::Monotonic);
+        }
+    }
+
+    /// Let go of the kernel lock, and kick a CPU halted waiting for it.
+    fn unlock(&self, k: Guard<'_, 'p, P>) {
+        drop(k);
+        let w = self.waiters.load(Ordering::SeqCst);
+        if w != 0 {
+            let c = w.trailing_zeros() as usize;
+            self.waiters.fetch_and(!(1 << c), Ordering::SeqCst);
+            self.plat.kick_cpu(c);
+        }
     }
 
     fn cpu_loop(&self, cpu: usize) {
@@ -77,7 +147,7 @@ impl<'p, P: Platform> Sentry<'p, P> {
             if self.done.load(Ordering::Acquire) || k.init_exit.is_some() {
                 self.done.store(true, Ordering::Release);
                 unload_mm(&mut k);
-                drop(k);
+                self.unlock(k);
                 for c in 0..plat.cpus().min(MAX_CPUS) {
                     if c != cpu {
                         plat.kick_cpu(c);
@@ -92,9 +162,15 @@ impl<'p, P: Platform> Sentry<'p, P> {
                 continue;
             }
             let Some(tid) = pick_next(&mut k) else {
+                if plat.cpus() > 1 {
+                    // An idle CPU keeps no space loaded, so changes to the
+                    // spaces of the tasks running elsewhere need no TLB
+                    // shootdown to it.
+                    unload_mm(&mut k);
+                }
                 let next = next_deadline(&k);
                 k.idle_cpus |= 1 << cpu;
-                drop(k);
+                self.unlock(k);
                 plat.idle(next);
                 k = self.lock(cpu);
                 k.idle_cpus &= !(1 << cpu);
@@ -114,11 +190,11 @@ impl<'p, P: Platform> Sentry<'p, P> {
             let Some((mut thread, mut regs, space)) = take_for_switch(&mut k, cpu, tid) else {
                 return k;
             };
-            if !k.runq.is_empty() {
-                kick_idle(&mut k);
+            if k.idle_cpus != 0 {
+                kick_idle(&mut k, false);
             }
             k.stats.switches += 1;
-            drop(k);
+            self.unlock(k);
             let trap = plat.switch(space, &mut thread, &mut regs);
             k = self.lock(cpu);
             k.cur = tid;
@@ -179,10 +255,20 @@ fn handle_trap<P: Platform>(k: &mut Kernel<'_, P>, trap: Trap) {
             k.stats.syscalls += 1;
             syscalls::dispatch(k);
         }
-        Trap::PageFault { addr, write } => {
+        Trap::PageFault {
+            addr,
+            write,
+            not_present,
+            exec,
+        } => {
             k.stats.faults += 1;
             let (mm, frames, plat) = k.mm_parts();
-            if let Err(e) = mm.handle_fault(plat, frames, addr, write) {
+            let access = crate::mm::FaultAccess {
+                write,
+                not_present,
+                exec,
+            };
+            if let Err(e) = mm.handle_fault(plat, frames, addr, access) {
                 let rip = k.cur().regs.rip;
                 debug!(
                     "tid {}: fault at {addr:#x} (write {write:?}) rip {rip:#x}: {e:?}",
@@ -208,6 +294,9 @@ fn handle_trap<P: Platform>(k: &mut Kernel<'_, P>, trap: Trap) {
             k.stats.interrupts += 1;
             k.fire_timers();
             k.take_host_signals();
+            if k.idle_cpus != 0 {
+                kick_idle(k, true);
+            }
             if !k.runq.is_empty() {
                 let tid = k.cur;
                 k.runq.push_back(tid);
@@ -239,16 +328,37 @@ fn next_deadline<P: Platform>(k: &Kernel<'_, P>) -> Option<u64> {
     }
 }
 
-/// Wake one idle CPU for the work in the run queue. Done only as a task
-/// goes back to user mode, so a task woken just before its waker blocks
-/// (a pipe's ping-pong) runs here instead of paying for a cross-CPU hop.
-fn kick_idle<P: Platform>(k: &mut Kernel<'_, P>) {
-    let others = k.idle_cpus & !(1 << k.cpu);
-    if others != 0 {
-        let c = others.trailing_zeros() as usize;
-        k.idle_cpus &= !(1 << c);
-        k.plat.kick_cpu(c);
+/// How long a runnable task may wait for a busy CPU before an idle one
+/// is woken for it.
+const WAKE_IDLE_AFTER_NS: u64 = 500_000;
+
+/// Wake an idle CPU for the work in the run queue, as a task goes back to
+/// user mode or its slice ends. A new task (fork, a thread) gets one at
+/// once, as does a queue of two or more. A single task woken by one that
+/// runs on (a pipe's or a futex's ping-pong, where the waker blocks right
+/// after) waits a little first: it usually runs here, on this CPU, when
+/// the waker blocks, which costs less than waking a halted vCPU and
+/// bouncing each hand-over between two CPUs (Linux's sync wake-ups).
+fn kick_idle<P: Platform>(k: &mut Kernel<'_, P>, slice_over: bool) {
+    if k.runq.is_empty() {
+        k.runq_since = None;
+        k.new_work = false;
+        return;
     }
+    let now = k.plat.now(Clock::Monotonic);
+    let since = *k.runq_since.get_or_insert(now);
+    let urgent = k.new_work
+        || slice_over
+        || k.runq.len() >= 2
+        || now.saturating_sub(since) >= WAKE_IDLE_AFTER_NS;
+    let others = k.idle_cpus & !(1 << k.cpu);
+    if !urgent || others == 0 {
+        return;
+    }
+    k.new_work = false;
+    let c = others.trailing_zeros() as usize;
+    k.idle_cpus &= !(1 << c);
+    k.plat.kick_cpu(c);
 }
 
 /// Take what running task `tid` on `cpu` needs out of the kernel: its

@@ -552,7 +552,12 @@ impl Stub {
                     let code = info.si_code;
                     // SEGV_MAPERR/SEGV_ACCERR are page faults; SI_KERNEL is a #GP.
                     if sig == Signal::SIGSEGV && (code == 1 || code == 2) {
-                        return Ok(Trap::PageFault { addr, write: None });
+                        return Ok(Trap::PageFault {
+                            addr,
+                            write: None,
+                            not_present: false,
+                            exec: false,
+                        });
                     }
                     return Ok(Trap::Exception {
                         signo: sig as i32,

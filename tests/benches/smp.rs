@@ -45,14 +45,25 @@ fn main() -> ExitCode {
         eprintln!("SKIPPED smp bench: no KVM here ({why})");
         return ExitCode::SUCCESS;
     }
+    let vcpus = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let prog = compile("smp", Link::Static);
+    // `do` gives the sandbox its own /tmp, where the compiler's cache is.
+    let path = format!("/var/tmp/ringfence-bench-smp-{}", std::process::id());
+    if let Err(e) = std::fs::copy(&prog.path, &path) {
+        eprintln!("bench: copy {}: {e}", prog.path.display());
+        return ExitCode::FAILURE;
+    }
+    let code = run(&path, quick, vcpus);
+    let _ = std::fs::remove_file(&path);
+    code
+}
+
+fn run(path: &str, quick: bool, vcpus: usize) -> ExitCode {
     let (reps, units) = if quick {
         (1, 1_000_000u64)
     } else {
         (5, 400_000_000u64)
     };
-    let vcpus = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    let prog = compile("smp", Link::Static);
-    let path = prog.path.to_string_lossy().into_owned();
     let mut threads = vec![1];
     if vcpus > 1 {
         threads.push(vcpus);
@@ -62,7 +73,7 @@ fn main() -> ExitCode {
         let args = ["work".to_string(), units.to_string(), t.to_string()];
         let (mut nat, mut sb) = (Vec::new(), Vec::new());
         for _ in 0..reps {
-            let mut c = Command::new(&path);
+            let mut c = Command::new(path);
             c.args(&args);
             match wall_ms(c) {
                 Ok(ms) => nat.push(ms),
@@ -80,7 +91,7 @@ fn main() -> ExitCode {
                 "do",
                 "--",
             ])
-            .arg(&path)
+            .arg(path)
             .args(&args);
             match wall_ms(c) {
                 Ok(ms) => sb.push(ms),

@@ -11,6 +11,8 @@
  *                   another unmaps (then write-protects) it: the spinner
  *                   must fault at once, or it would spin for ever on a
  *                   stale translation
+ *   smp touch       two threads fault on the same fresh pages at once, then
+ *                   break the same copy-on-write pages at once
  *   smp work N T    T threads each do N units of arithmetic (for the bench)
  */
 #define _GNU_SOURCE
@@ -24,6 +26,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int getcpu_now(void) {
@@ -151,6 +154,80 @@ static int shootdown(void) {
     return shootdown_one(0) || shootdown_one(1);
 }
 
+/* touch: two threads write the same page of a fresh region at the same
+ * moment, round after round (both fault on it; one maps it while the
+ * other waits), then the same with a page a fork has just made
+ * copy-on-write (both break the same copy). */
+#define TOUCH_ROUNDS 200
+static volatile char *region;
+static atomic_int arrived, released;
+
+/* Both threads meet here; `round` counts the meetings. */
+static void meet(int round) {
+    atomic_fetch_add(&arrived, 1);
+    while (atomic_load(&arrived) < 2 * round)
+        __builtin_ia32_pause();
+}
+
+static void *toucher(void *arg) {
+    for (int r = 1; r <= 2 * TOUCH_ROUNDS; r++) {
+        meet(2 * r - 1);
+        region[1] = 1; /* the other thread writes region[0] */
+        meet(2 * r);
+    }
+    (void)arg;
+    return NULL;
+}
+
+static int touch(void) {
+    pthread_t t;
+    pthread_create(&t, NULL, toucher, NULL);
+    int wrong = 0, kept = 0, round = 0;
+    for (int cow = 0; cow < 2; cow++) {
+        for (int i = 0; i < TOUCH_ROUNDS; i++) {
+            round++;
+            char *m = mmap(NULL, 16 * 4096, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (m == MAP_FAILED) {
+                perror("mmap");
+                return 1;
+            }
+            pid_t child = -1;
+            int fds[2];
+            if (cow) {
+                m[0] = 7;
+                m[1] = 7;
+                if (pipe(fds) != 0)
+                    return 1;
+                child = fork();
+                if (child == 0) {
+                    char c;
+                    close(fds[1]);
+                    read(fds[0], &c, 1);
+                    _exit(m[0] == 7 && m[1] == 7 ? 0 : 1);
+                }
+                close(fds[0]);
+            }
+            region = m;
+            meet(2 * round - 1);
+            m[0] = 1;
+            meet(2 * round);
+            wrong += m[0] != 1 || m[1] != 1;
+            if (cow) {
+                int st = 0;
+                close(fds[1]);
+                waitpid(child, &st, 0);
+                kept += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+            }
+            munmap(m, 16 * 4096);
+        }
+    }
+    pthread_join(t, NULL);
+    printf("same page, both threads at once, %d rounds: %d wrong\n", 2 * TOUCH_ROUNDS, wrong);
+    printf("children kept their copies: %d of %d\n", kept, TOUCH_ROUNDS);
+    return 0;
+}
+
 static long units;
 static void *worker(void *arg) {
     (void)arg;
@@ -182,6 +259,8 @@ int main(int argc, char **argv) {
         return handshake();
     if (strcmp(mode, "shootdown") == 0)
         return shootdown();
+    if (strcmp(mode, "touch") == 0)
+        return touch();
     if (strcmp(mode, "work") == 0 && argc > 3)
         return work(atol(argv[2]), atoi(argv[3]));
     fprintf(stderr, "usage: smp cpus|handshake|shootdown|work N T\n");

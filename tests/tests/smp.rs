@@ -81,3 +81,18 @@ fn unmap_and_mprotect_reach_a_thread_running_on_another_vcpu() {
         out.expect_stdout(&native.stdout_str());
     });
 }
+
+#[test]
+fn threads_faulting_on_the_same_page_at_once_both_succeed() {
+    // One CPU maps the page (or breaks its copy-on-write) while the other
+    // waits for the kernel lock; the second fault is spurious and retried.
+    let prog = compile("smp", Link::Static);
+    let bundle = Bundle::builder(&prog).args(["touch"]).build();
+    let native = bundle.run_native();
+    native.expect_exit(Exit::Code(0));
+    on_kvm(|p| {
+        let out = run_with_vcpus(p, &bundle, "2");
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(&native.stdout_str());
+    });
+}

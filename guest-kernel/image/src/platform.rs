@@ -147,6 +147,8 @@ fn trap_of(vector: u64, error: u64, regs: &UserRegs) -> Trap {
             return Trap::PageFault {
                 addr: arch::fault_cr2(),
                 write: Some(error & 2 != 0),
+                not_present: error & 1 == 0,
+                exec: error & 0x10 != 0,
             }
         }
         0 => (SIGFPE, FPE_INTDIV, regs.rip),

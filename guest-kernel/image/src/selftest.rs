@@ -190,7 +190,7 @@ fn traps(p: &PvmPlatform) -> i32 {
     loop {
         let trap = p.switch(p.activate(&mut pr.space), &mut pr.thread, &mut pr.regs);
         match trap {
-            Ok(Trap::PageFault { addr, write }) if addr >> 12 == DATA_VA >> 12 => {
+            Ok(Trap::PageFault { addr, write, .. }) if addr >> 12 == DATA_VA >> 12 => {
                 let f = pr.frame(p);
                 p.map(&mut pr.space, DATA_VA, f, 4096, Prot::RW)
                     .expect("map data");

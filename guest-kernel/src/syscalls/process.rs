@@ -170,6 +170,8 @@ pub fn sys_clone<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         }
     }
     k.runq.push_back(tid);
+    // A new task is worth an idle CPU at once (see `sched::kick_idle`).
+    k.new_work = true;
     if flags & CLONE_VFORK != 0 {
         k.block_done(WaitKey::Vfork(tid));
     }
