@@ -160,7 +160,7 @@ static int shootdown(void) {
  * copy-on-write (both break the same copy). */
 #define TOUCH_ROUNDS 200
 static volatile char *region;
-static atomic_int arrived, released;
+static atomic_int arrived;
 
 /* Both threads meet here; `round` counts the meetings. */
 static void meet(int round) {
