@@ -8,14 +8,12 @@ use alloc::vec::Vec;
 
 use log::{debug, info};
 
-use crate::abi::linux::{
-    RLIMIT_NOFILE, RLIMIT_STACK, RLIM_INFINITY, RLIM_NLIMITS, SIGKILL, SIGSEGV,
-};
+use crate::abi::linux::{RLIMIT_NOFILE, RLIMIT_STACK, RLIM_INFINITY, RLIM_NLIMITS};
 use crate::abi::{Errno, KResult, UserRegs};
 use crate::boot::{BootParams, ExitStatus};
 use crate::fs::{FdTable, File};
-use crate::mm::{FaultError, FrameAllocator, MmStruct};
-use crate::platform::{Clock, Platform, Trap, HOST_STDERR, HOST_STDIN, HOST_STDOUT};
+use crate::mm::{FrameAllocator, MmStruct};
+use crate::platform::{Clock, Platform, HOST_STDERR, HOST_STDIN, HOST_STDOUT};
 use crate::syscalls;
 use crate::task::{
     Credentials, MmId, Restart, SigHand, Task, TaskState, ThreadGroup, Tid, WaitKey,
@@ -35,6 +33,9 @@ pub struct Stats {
 pub struct MmEntry<P: Platform> {
     pub mm: MmStruct<P>,
     pub users: u32,
+    /// CPUs that have it loaded (see `Kernel::cpu_mm`): it lives on,
+    /// emptied, until the last of them has switched away.
+    pub cpus: u64,
 }
 
 /// The sentry's state for one sandbox.
@@ -50,7 +51,7 @@ pub struct Kernel<'p, P: Platform> {
     /// Tasks ready to run, in order.
     pub runq: VecDeque<Tid>,
     /// Deadlines of blocked tasks: (monotonic ns, tid).
-    timers: BTreeMap<(u64, Tid), ()>,
+    pub(crate) timers: BTreeMap<(u64, Tid), ()>,
     /// `ITIMER_REAL` per thread group: (next expiry, interval), in ns.
     pub alarms: BTreeMap<Tid, (u64, u64)>,
     /// POSIX timers (`timer_create`).
@@ -77,6 +78,16 @@ pub struct Kernel<'p, P: Platform> {
     pub tty_fg: BTreeMap<Tid, Tid>,
     /// Advisory file locks.
     pub locks: crate::fs::lock::LockTable,
+    /// The CPU that holds the kernel lock.
+    pub cpu: usize,
+    /// The address space each CPU has loaded, pinned by `MmEntry::cpus`.
+    pub cpu_mm: [Option<MmId>; crate::sched::MAX_CPUS],
+    /// CPUs idling for want of work (woken when some turns up).
+    pub idle_cpus: u64,
+    /// A task was created since the last look for an idle CPU.
+    pub new_work: bool,
+    /// Since when the run queue has not been empty (monotonic ns).
+    pub runq_since: Option<u64>,
 }
 
 /// How long the scheduler lets a task run while others are runnable.
@@ -92,20 +103,8 @@ pub const SLICE_NS: u64 = 10_000_000;
 /// The internal errno a handler returns after `Kernel::block`.
 pub const BLOCKED: Errno = Errno(530);
 
-/// Boot the container's first process from `params` and run it until it
-/// exits. This is the sentry's entry point on every platform.
-pub fn run<P: Platform>(plat: &P, params: BootParams) -> ExitStatus {
-    let mut k = Kernel::new(plat, &params);
-    if let Err(status) = k.start(&params) {
-        return status;
-    }
-    let status = k.run_loop();
-    k.shutdown();
-    status
-}
-
 impl<'p, P: Platform> Kernel<'p, P> {
-    fn new(plat: &'p P, params: &BootParams) -> Self {
+    pub(crate) fn new(plat: &'p P, params: &BootParams) -> Self {
         let (base, len) = plat.phys_range();
         crate::fs::filedata::set_limit(plat.tmpfs_limit());
         Kernel {
@@ -142,11 +141,16 @@ impl<'p, P: Platform> Kernel<'p, P> {
             vdso: Default::default(),
             tty_fg: BTreeMap::new(),
             locks: Default::default(),
+            cpu: 0,
+            cpu_mm: [None; crate::sched::MAX_CPUS],
+            idle_cpus: 0,
+            new_work: false,
+            runq_since: None,
         }
     }
 
     /// Create init's thread group and load its program.
-    fn start(&mut self, params: &BootParams) -> Result<(), ExitStatus> {
+    pub(crate) fn start(&mut self, params: &BootParams) -> Result<(), ExitStatus> {
         let platform_failed =
             |e: crate::platform::PlatformError| ExitStatus::PlatformFailed(format!("{e}"));
         let mut space = self.plat.new_address_space().map_err(platform_failed)?;
@@ -243,7 +247,14 @@ impl<'p, P: Platform> Kernel<'p, P> {
     pub fn add_mm(&mut self, mm: MmStruct<P>) -> MmId {
         let id = self.next_mm;
         self.next_mm += 1;
-        self.mms.insert(id, MmEntry { mm, users: 1 });
+        self.mms.insert(
+            id,
+            MmEntry {
+                mm,
+                users: 1,
+                cpus: 0,
+            },
+        );
         id
     }
 
@@ -254,9 +265,45 @@ impl<'p, P: Platform> Kernel<'p, P> {
         };
         e.users -= 1;
         if e.users == 0 {
-            if let Some(mut e) = self.mms.remove(&id) {
-                e.mm.teardown(self.plat, &mut self.frames);
-                self.frames.shared_collect(self.plat);
+            self.free_mm_if_unused(id);
+        }
+    }
+
+    /// Tear down an address space no task uses, once no CPU has it
+    /// loaded: this one switches away now, the others are kicked and do it
+    /// the next time they hold the lock (`sched::drop_dead_mm`).
+    pub(crate) fn free_mm_if_unused(&mut self, id: MmId) {
+        let me = self.cpu;
+        let Some(e) = self.mms.get_mut(&id) else {
+            return;
+        };
+        if e.users != 0 {
+            return;
+        }
+        if e.cpus & (1 << me) != 0 {
+            self.plat.unload_space();
+            e.cpus &= !(1 << me);
+            self.cpu_mm[me] = None;
+        }
+        if e.cpus != 0 {
+            for c in 0..crate::sched::MAX_CPUS {
+                if e.cpus & (1 << c) != 0 {
+                    self.plat.kick_cpu(c);
+                }
+            }
+            return;
+        }
+        if let Some(mut e) = self.mms.remove(&id) {
+            e.mm.teardown(self.plat, &mut self.frames);
+            self.frames.shared_collect(self.plat);
+        }
+    }
+
+    /// Make task `tid` notice a change soon if it runs on another CPU.
+    pub fn kick_task(&self, tid: Tid) {
+        if let Some(c) = self.tasks.get(&tid).and_then(|t| t.on_cpu) {
+            if c != self.cpu {
+                self.plat.kick_cpu(c);
             }
         }
     }
@@ -286,130 +333,6 @@ impl<'p, P: Platform> Kernel<'p, P> {
         let id = self.cur().mm;
         let mm = &mut self.mms.get_mut(&id).expect("current mm exists").mm;
         (mm, &mut self.frames, self.plat)
-    }
-
-    fn run_loop(&mut self) -> ExitStatus {
-        loop {
-            if let Some(status) = self.init_exit.take() {
-                return status;
-            }
-            self.fire_timers();
-            self.take_host_signals();
-            if self.init_exit.is_some() {
-                // A host signal may have just ended init: never idle past it.
-                continue;
-            }
-            let Some(tid) = self.runq.pop_front() else {
-                let next_alarm = self.alarms.values().map(|(d, _)| *d).min();
-                let next_alarm =
-                    syscalls::poll::min_deadline(next_alarm, self.ptimers.next_deadline());
-                let next = match (self.timers.keys().next().map(|(d, _)| *d), next_alarm) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                self.plat.idle(next);
-                continue;
-            };
-            match self.tasks.get(&tid) {
-                Some(t) if t.state == TaskState::Runnable => {}
-                _ => continue,
-            }
-            self.cur = tid;
-            self.run_current();
-        }
-    }
-
-    /// Run the current task until it blocks, exits or is preempted.
-    fn run_current(&mut self) {
-        let mut slice_end = self.plat.now(Clock::Monotonic).saturating_add(SLICE_NS);
-        loop {
-            crate::task::frame::deliver_signals(self);
-            let Some(t) = self.tasks.get_mut(&self.cur) else {
-                return;
-            };
-            if t.state != TaskState::Runnable {
-                return;
-            }
-            let mm = t.mm;
-            let Some(thread) = t.thread.as_mut() else {
-                return;
-            };
-            let Some(entry) = self.mms.get_mut(&mm) else {
-                return;
-            };
-            self.stats.switches += 1;
-            let trap = match self.plat.switch(&mut entry.mm.space, thread, &mut t.regs) {
-                Ok(trap) => trap,
-                Err(e) => {
-                    self.init_exit = Some(ExitStatus::PlatformFailed(format!("{e}")));
-                    return;
-                }
-            };
-            match trap {
-                Trap::Syscall => {
-                    self.stats.syscalls += 1;
-                    syscalls::dispatch(self);
-                }
-                Trap::PageFault { addr, write } => {
-                    self.stats.faults += 1;
-                    let (mm, frames, plat) = self.mm_parts();
-                    if let Err(e) = mm.handle_fault(plat, frames, addr, write) {
-                        let rip = self.cur().regs.rip;
-                        debug!(
-                            "tid {}: fault at {addr:#x} (write {write:?}) rip {rip:#x}: {e:?}",
-                            self.cur
-                        );
-                        let (sig, code) = match e {
-                            FaultError::NoMemory => (SIGKILL, 0),
-                            FaultError::Unmapped => (SIGSEGV, 1),
-                            FaultError::Denied => (SIGSEGV, 2),
-                        };
-                        crate::task::frame::force_fault_signal(self, sig, code, addr);
-                    }
-                }
-                Trap::Exception { signo, code, addr } => {
-                    let rip = self.cur().regs.rip;
-                    debug!(
-                        "tid {}: exception: signal {signo} at {addr:#x} rip {rip:#x}",
-                        self.cur
-                    );
-                    crate::task::frame::force_fault_signal(self, signo, code, addr);
-                }
-                Trap::Interrupt => {
-                    self.stats.interrupts += 1;
-                    self.fire_timers();
-                    self.take_host_signals();
-                    if !self.runq.is_empty() {
-                        self.runq.push_back(self.cur);
-                        return;
-                    }
-                }
-            }
-            if self.init_exit.is_some() {
-                return;
-            }
-            if self.yield_now {
-                self.yield_now = false;
-                return;
-            }
-            // The slice is used up even if no interrupt came (see
-            // `SLICE_NS`): fire due timers, take host signals, and let the
-            // next runnable task in.
-            let now = self.plat.now(Clock::Monotonic);
-            if now >= slice_end {
-                self.fire_timers();
-                self.take_host_signals();
-                let runnable = matches!(
-                    self.tasks.get(&self.cur),
-                    Some(t) if t.state == TaskState::Runnable
-                );
-                if runnable && !self.runq.is_empty() {
-                    self.runq.push_back(self.cur);
-                    return;
-                }
-                slice_end = now.saturating_add(SLICE_NS);
-            }
-        }
     }
 
     /// Park the current task on `key` until woken, a signal, or `deadline`.
@@ -623,7 +546,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
     }
 
     /// Deliver signals sent from outside the sandbox.
-    fn take_host_signals(&mut self) {
+    pub(crate) fn take_host_signals(&mut self) {
         while let Some(req) = self.plat.take_exec() {
             self.spawn_exec(req);
         }
@@ -670,7 +593,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
         }
     }
 
-    fn fire_timers(&mut self) {
+    pub(crate) fn fire_timers(&mut self) {
         if self.timers.is_empty() && self.alarms.is_empty() && self.ptimers.is_empty() {
             return;
         }
@@ -712,7 +635,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
         }
     }
 
-    fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self) {
         let tids: Vec<Tid> = self.tasks.keys().copied().collect();
         for tid in tids {
             crate::task::exit::release_task(self, tid);

@@ -17,8 +17,9 @@ pub mod kernel;
 pub mod loader;
 pub mod mm;
 pub mod platform;
+pub mod sched;
 pub mod syscalls;
 pub mod task;
 
 pub use boot::{BootParams, ExecRequest, ExitStatus};
-pub use kernel::run;
+pub use sched::run;

@@ -58,8 +58,17 @@ impl Prot {
 pub enum Trap {
     /// The application executed `syscall`; the number is in `orig_rax`.
     Syscall,
-    /// A page fault at `addr`. `write` is `None` where the platform cannot tell.
-    PageFault { addr: u64, write: Option<bool> },
+    /// A page fault at `addr`. `write` is `None` where the platform cannot
+    /// tell. `not_present`: the page had no translation when the access
+    /// faulted (with several CPUs another one may have mapped it since: a
+    /// spurious fault, retried); `false` where the platform cannot tell.
+    /// `exec`: an instruction fetch.
+    PageFault {
+        addr: u64,
+        write: Option<bool>,
+        not_present: bool,
+        exec: bool,
+    },
     /// A synchronous exception that becomes a signal (#GP, #UD, #DE, int3...).
     Exception { signo: i32, code: i32, addr: u64 },
     /// Interrupted (timer, a wakeup, or a host signal): nothing for the task to do.
@@ -212,13 +221,36 @@ impl HostSignal {
 }
 
 /// What the sentry needs from the machine.
-pub trait Platform {
+pub trait Platform: Sync {
     /// A user address space (page tables on KVM, a stub process on ptrace).
-    type AddressSpace: core::fmt::Debug;
+    type AddressSpace: core::fmt::Debug + Send;
     /// Per-thread platform state (the stub thread on ptrace).
-    type Thread: core::fmt::Debug;
+    type Thread: core::fmt::Debug + Send;
     /// Host calls.
     type Host: HostOps;
+    /// What [`switch`](Self::switch) needs of an address space, taken by
+    /// [`activate`](Self::activate) while the kernel lock is held: the task
+    /// then runs with the lock released, so it cannot borrow the space.
+    type SpaceRef: Copy + core::fmt::Debug;
+
+    /// How many CPUs run tasks (see [`run_cpus`](Self::run_cpus)).
+    fn cpus(&self) -> usize {
+        1
+    }
+    /// Run `cpu_loop(cpu)` on every CPU, this one being CPU 0; return when
+    /// all have returned. CPU 0 returns first, when the sentry is done, and
+    /// the platform then [`kick`](Self::kick_cpu)s the others out of user
+    /// mode or idle until they return too.
+    fn run_cpus(&self, cpu_loop: &(dyn Fn(usize) + Sync)) {
+        cpu_loop(0);
+    }
+    /// Make CPU `cpu` (not the caller) leave user mode or idle soon, so it
+    /// looks at the kernel's state again.
+    fn kick_cpu(&self, _cpu: usize) {}
+    /// The CPU this code runs on.
+    fn this_cpu(&self) -> usize {
+        0
+    }
 
     /// The physical range `(base, len)` whose frames the sentry allocates
     /// for user memory. The platform keeps whatever it needs elsewhere.
@@ -277,10 +309,20 @@ pub trait Platform {
 
     /// A thread able to run in `space`.
     fn new_thread(&self, space: &mut Self::AddressSpace) -> Result<Self::Thread, PlatformError>;
-    /// Run `regs` in user mode in `space` until a syscall, fault or interrupt.
+    /// Make `space` this CPU's current address space, under the kernel
+    /// lock, and name it for [`switch`](Self::switch). The platform keeps
+    /// every CPU that has a space loaded coherent with later changes of it
+    /// (TLB shootdown) until the CPU loads another one or
+    /// [`unload_space`](Self::unload_space)s.
+    fn activate(&self, space: &mut Self::AddressSpace) -> Self::SpaceRef;
+    /// Drop this CPU's current address space (its own tables only remain).
+    fn unload_space(&self) {}
+    /// Run `regs` in user mode in the space [`activate`](Self::activate)
+    /// named, until a syscall, fault or interrupt. Called without the
+    /// kernel lock.
     fn switch(
         &self,
-        space: &mut Self::AddressSpace,
+        space: Self::SpaceRef,
         thread: &mut Self::Thread,
         regs: &mut UserRegs,
     ) -> Result<Trap, PlatformError>;

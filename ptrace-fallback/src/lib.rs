@@ -182,6 +182,7 @@ impl Platform for PtracePlatform {
     type AddressSpace = Stub;
     type Thread = StubThread;
     type Host = HostServices;
+    type SpaceRef = nix::unistd::Pid;
 
     fn phys_range(&self) -> (PhysAddr, u64) {
         (0, self.mem.len())
@@ -228,14 +229,18 @@ impl Platform for PtracePlatform {
         space.new_thread()
     }
 
+    fn activate(&self, space: &mut Stub) -> nix::unistd::Pid {
+        space.pid()
+    }
+
     fn switch(
         &self,
-        space: &mut Stub,
+        space: nix::unistd::Pid,
         thread: &mut StubThread,
         regs: &mut UserRegs,
     ) -> Result<Trap, PlatformError> {
         self.gate.park_while_paused();
-        space.switch(thread, regs, &self.running)
+        Stub::switch(space, thread, regs, &self.running)
     }
 
     fn release_thread(&self, space: &mut Stub, thread: StubThread) {

@@ -510,22 +510,28 @@ impl Stub {
         self.inject_checked(libc::SYS_mprotect, [va, len, prot_bits(prot), 0, 0, 0])
     }
 
-    /// Run `regs` until the next syscall, fault or interruption.
+    /// The stub's process id: what running one of its threads needs.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Run `regs` on `thread` of stub `pid` until the next syscall, fault
+    /// or interruption.
     pub fn switch(
-        &mut self,
+        pid: Pid,
         thread: &mut StubThread,
         regs: &mut UserRegs,
         running: &crate::ticker::Running,
     ) -> Result<Trap, PlatformError> {
         let tid = thread.tid;
         ptrace::setregs(tid, to_host(regs)).map_err(|e| lost("setregs", e))?;
-        running.enter(self.pid.as_raw(), tid.as_raw());
-        let r = self.run_until_trap(tid, regs);
+        running.enter(pid.as_raw(), tid.as_raw());
+        let r = Self::run_until_trap(tid, regs);
         running.leave();
         r
     }
 
-    fn run_until_trap(&mut self, tid: Pid, regs: &mut UserRegs) -> Result<Trap, PlatformError> {
+    fn run_until_trap(tid: Pid, regs: &mut UserRegs) -> Result<Trap, PlatformError> {
         ptrace::sysemu(tid, None).map_err(|e| lost("sysemu", e))?;
         loop {
             let status = match waitpid(tid, Some(WaitPidFlag::__WALL)) {
@@ -546,7 +552,12 @@ impl Stub {
                     let code = info.si_code;
                     // SEGV_MAPERR/SEGV_ACCERR are page faults; SI_KERNEL is a #GP.
                     if sig == Signal::SIGSEGV && (code == 1 || code == 2) {
-                        return Ok(Trap::PageFault { addr, write: None });
+                        return Ok(Trap::PageFault {
+                            addr,
+                            write: None,
+                            not_present: false,
+                            exec: false,
+                        });
                     }
                     return Ok(Trap::Exception {
                         signo: sig as i32,

@@ -55,7 +55,7 @@ pub struct QueueStats {
 }
 
 /// Wakes the vCPU when the sentry halts waiting for a completion.
-pub type Waker = Box<dyn Fn() + Send>;
+pub type Waker = Box<dyn Fn(u32) + Send>;
 
 /// The running I/O thread.
 #[derive(Debug)]
@@ -225,9 +225,11 @@ fn drain(
         // Pairs with the sentry's fence between setting GUEST_WAITING and
         // its last look at the slot before it halts.
         std::sync::atomic::fence(Ordering::SeqCst);
-        if matches!(ram.load_u32(qa(q::GUEST_WAITING), Ordering::SeqCst), Ok(w) if w != 0) {
-            stats.wakes += 1;
-            wake();
+        if let Ok(w) = ram.load_u32(qa(q::GUEST_WAITING), Ordering::SeqCst) {
+            if w != 0 {
+                stats.wakes += 1;
+                wake(w);
+            }
         }
     }
     tail
@@ -241,7 +243,7 @@ fn drain(
 #[doc(hidden)]
 pub fn serve_posted(ram: &GuestRam, host: &dyn HostOps) -> u64 {
     let stop = AtomicBool::new(true);
-    let wake: Waker = Box::new(|| {});
+    let wake: Waker = Box::new(|_| {});
     let mut stats = QueueStats::default();
     let tail = ram.load_u64(qa(q::TAIL), Ordering::Acquire).unwrap_or(0);
     drain(ram, host, &wake, tail, &stop, &mut stats);
@@ -502,7 +504,7 @@ mod tests {
         let host = Recorder::default();
         let woken = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let w = woken.clone();
-        let wake: Waker = Box::new(move || {
+        let wake: Waker = Box::new(move |_| {
             w.fetch_add(1, Ordering::SeqCst);
         });
         let arena = gpa::QUEUE + q::ARENA;
@@ -645,7 +647,7 @@ mod tests {
     fn a_slot_being_appended_to_is_waited_for() {
         let ram = Arc::new(GuestRam::new(64 << 20).unwrap());
         let host = Recorder::default();
-        let wake: Waker = Box::new(|| {});
+        let wake: Waker = Box::new(|_| {});
         let arena = gpa::QUEUE + q::ARENA;
         ram.write_bytes(arena, b"ab").unwrap();
         post(&ram, 0, q::OP_WRITE, 1, arena, 1);

@@ -57,11 +57,8 @@ pub fn write_page_tables(ram: &GuestRam) -> Result<(), VcpuError> {
 
 /// Write the GDT and one TSS per vCPU (RSP0 = IST1 top, IST2 below it).
 pub fn write_gdt_tss(ram: &GuestRam, nr_vcpus: u64) -> Result<(), VcpuError> {
-    for (i, e) in gdt::ENTRIES.iter().enumerate() {
-        ram.write_u64(gpa::GDT + i as u64 * 8, *e)?;
-    }
     for cpu in 0..nr_vcpus.min(MAX_VCPUS) {
-        let tss = gpa::TSS + cpu * 0x80;
+        let tss = tss_gpa(cpu);
         let stacks = gpa::TRAP_STACKS + cpu * gpa::TRAP_STACK_SIZE;
         let ist1_top = KERNEL_BASE + stacks + gpa::TRAP_STACK_SIZE;
         let ist2_top = KERNEL_BASE + stacks + gpa::TRAP_STACK_SIZE / 4;
@@ -70,16 +67,33 @@ pub fn write_gdt_tss(ram: &GuestRam, nr_vcpus: u64) -> Result<(), VcpuError> {
         ram.write_u64(tss + gdt::TSS_IST2, ist2_top)?;
         ram.write_bytes(tss + gdt::TSS_IOMAP, &0x68u16.to_le_bytes())?;
     }
-    // The TSS descriptor of vCPU 0 (each vCPU gets its own GDT copy once SMP exists).
-    let base = KERNEL_BASE + gpa::TSS;
-    let limit = u64::from(gdt::TSS_LIMIT);
-    let lo = (limit & 0xffff)
-        | ((base & 0xff_ffff) << 16)
-        | (0x89 << 40)
-        | (((base >> 24) & 0xff) << 56);
-    ram.write_u64(gpa::GDT + u64::from(gdt::TSS_SEL), lo)?;
-    ram.write_u64(gpa::GDT + u64::from(gdt::TSS_SEL) + 8, base >> 32)?;
+    // Each vCPU has its own GDT copy, whose TSS descriptor names its TSS
+    // (a loaded TSS is marked busy, so they cannot share one descriptor).
+    for cpu in 0..nr_vcpus.min(MAX_VCPUS) {
+        let g = gdt_gpa(cpu);
+        for (i, e) in gdt::ENTRIES.iter().enumerate() {
+            ram.write_u64(g + i as u64 * 8, *e)?;
+        }
+        let base = KERNEL_BASE + tss_gpa(cpu);
+        let limit = u64::from(gdt::TSS_LIMIT);
+        let lo = (limit & 0xffff)
+            | ((base & 0xff_ffff) << 16)
+            | (0x89 << 40)
+            | (((base >> 24) & 0xff) << 56);
+        ram.write_u64(g + u64::from(gdt::TSS_SEL), lo)?;
+        ram.write_u64(g + u64::from(gdt::TSS_SEL) + 8, base >> 32)?;
+    }
     Ok(())
+}
+
+/// GPA of vCPU `cpu`'s GDT copy (0x80 bytes each in the GDT page).
+pub fn gdt_gpa(cpu: u64) -> u64 {
+    gpa::GDT + cpu * 0x80
+}
+
+/// GPA of vCPU `cpu`'s TSS.
+pub fn tss_gpa(cpu: u64) -> u64 {
+    gpa::TSS + cpu * 0x80
 }
 
 /// What goes into the boot info page.

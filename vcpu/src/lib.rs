@@ -48,6 +48,9 @@ pub enum VcpuError {
     /// The guest triple-faulted.
     #[error("the guest shut down (triple fault): {0}")]
     GuestShutdown(String),
+    /// Another vCPU ended the VM (internal to the run loops).
+    #[error("stopped by another vCPU")]
+    Stopped,
     /// The sentry did not come up in time.
     #[error("the sentry did not boot within {0:?}: {1}")]
     BootTimeout(std::time::Duration, String),

@@ -67,7 +67,8 @@ pub struct RunReport {
 pub struct KvmVm {
     _kvm: Kvm,
     vm: Arc<VmFd>,
-    vcpu: VcpuFd,
+    /// vCPU n at index n; vCPU 0 boots the sentry.
+    vcpus: Vec<VcpuFd>,
     ram: GuestRam,
     doorbell: Arc<EventFd>,
     signals: Arc<SignalRing>,
@@ -80,15 +81,15 @@ pub struct KvmVm {
 /// parks in the run loop until `resume`; the guest does not run meanwhile.
 #[derive(Debug, Default)]
 struct PauseGate {
-    /// Fast check for the run loop.
+    /// Fast check for the run loops.
     paused: AtomicBool,
-    /// (the vCPU thread is parked, the vCPU thread while `run` is in its loop).
-    state: std::sync::Mutex<(bool, Option<libc::pthread_t>)>,
+    /// (how many vCPU threads are parked, the vCPU threads in their loops).
+    state: std::sync::Mutex<(usize, Vec<libc::pthread_t>)>,
     cond: std::sync::Condvar,
 }
 
 impl PauseGate {
-    /// The run loop's safe point: blocks while paused.
+    /// A run loop's safe point: blocks while paused.
     fn park_while_paused(&self) {
         if !self.paused.load(Ordering::SeqCst) {
             return;
@@ -96,7 +97,7 @@ impl PauseGate {
         let Ok(mut st) = self.state.lock() else {
             return;
         };
-        st.0 = true;
+        st.0 += 1;
         self.cond.notify_all();
         while self.paused.load(Ordering::SeqCst) {
             st = match self.cond.wait(st) {
@@ -104,12 +105,20 @@ impl PauseGate {
                 Err(_) => return,
             };
         }
-        st.0 = false;
+        st.0 -= 1;
     }
 
-    fn set_vcpu_thread(&self, t: Option<libc::pthread_t>) {
+    /// The calling thread runs a vCPU (`true`) or no longer does.
+    fn register_this_thread(&self, running: bool) {
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() };
         if let Ok(mut st) = self.state.lock() {
-            st.1 = t;
+            if running {
+                st.1.push(me);
+            } else {
+                // SAFETY: pthread_equal only compares two thread ids.
+                st.1.retain(|t| unsafe { libc::pthread_equal(*t, me) } == 0);
+            }
         }
         self.cond.notify_all();
     }
@@ -130,16 +139,19 @@ impl Pauser {
             return false;
         };
         if !wait {
-            return st.0 || st.1.is_none();
+            return st.0 >= st.1.len();
         }
         let start = Instant::now();
-        while let (false, Some(t)) = (st.0, st.1) {
+        while st.0 < st.1.len() {
             if start.elapsed() >= limit {
                 return false;
             }
-            // SAFETY: `t` is the vCPU thread, inside `run` (which clears it
-            // under this lock before leaving), with the kick handler installed.
-            unsafe { libc::pthread_kill(t, kick_signal()) };
+            for t in &st.1 {
+                // SAFETY: `t` is a vCPU thread inside its run loop (which
+                // unregisters under this lock before leaving), with the
+                // kick handler installed. A parked one ignores the kick.
+                unsafe { libc::pthread_kill(*t, kick_signal()) };
+            }
             st = match g.cond.wait_timeout(st, Duration::from_millis(5)) {
                 Ok((s, _)) => s,
                 Err(_) => return false,
@@ -177,8 +189,16 @@ pub fn is_pvm(vcpu: &VcpuFd) -> bool {
 }
 
 impl KvmVm {
-    /// Create the VM with `mem_bytes` of guest RAM (see `memory::DEFAULT_MEM_BYTES`).
+    /// Create the VM with `mem_bytes` of guest RAM (see
+    /// `memory::DEFAULT_MEM_BYTES`) and one vCPU.
     pub fn new(mem_bytes: u64) -> Result<KvmVm, VcpuError> {
+        Self::with_vcpus(mem_bytes, 1)
+    }
+
+    /// Create the VM with `mem_bytes` of guest RAM and `nr_vcpus` vCPUs
+    /// (1 to `MAX_VCPUS`).
+    pub fn with_vcpus(mem_bytes: u64, nr_vcpus: usize) -> Result<KvmVm, VcpuError> {
+        let nr_vcpus = nr_vcpus.clamp(1, crate::abi::MAX_VCPUS as usize);
         let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
         let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
         let ram = GuestRam::new(mem_bytes)?;
@@ -204,6 +224,19 @@ impl KvmVm {
             .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
         vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
         let tsc_khz = u64::from(vcpu.get_tsc_khz().map_err(kvm_err("KVM_GET_TSC_KHZ"))?);
+        let mut vcpus = vec![vcpu];
+        for id in 1..nr_vcpus {
+            let ap = vm
+                .create_vcpu(id as u64)
+                .map_err(kvm_err("KVM_CREATE_VCPU"))?;
+            ap.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
+            // With the in-kernel LAPIC an AP starts in wait-for-SIPI.
+            ap.set_mp_state(kvm_bindings::kvm_mp_state {
+                mp_state: kvm_bindings::KVM_MP_STATE_RUNNABLE,
+            })
+            .map_err(kvm_err("KVM_SET_MP_STATE"))?;
+            vcpus.push(ap);
+        }
         let doorbell = Arc::new(EventFd::new(0).map_err(|e| VcpuError::Io("eventfd", e))?);
         vm.register_ioevent(
             &doorbell,
@@ -214,7 +247,7 @@ impl KvmVm {
         Ok(KvmVm {
             _kvm: kvm,
             vm: Arc::new(vm),
-            vcpu,
+            vcpus,
             ram,
             doorbell,
             signals: Arc::new(SignalRing::default()),
@@ -276,7 +309,7 @@ impl KvmVm {
         self.ram.write_bytes(gpa::PARAMS, params)?;
         self.signals.reset(&self.ram)?;
         layout::write_page_tables(&self.ram)?;
-        layout::write_gdt_tss(&self.ram, 1)?;
+        layout::write_gdt_tss(&self.ram, self.vcpus.len() as u64)?;
         let mut seed = [0u64; 4];
         let mut bytes = [0u8; 32];
         if std::fs::File::open("/dev/urandom")
@@ -299,17 +332,29 @@ impl KvmVm {
                 params_len: params.len() as u64,
                 tsc_khz: self.tsc_khz,
                 realtime_ns,
-                nr_vcpus: 1,
+                nr_vcpus: self.vcpus.len() as u64,
                 seed,
                 selftest: self.selftest.0,
                 selftest_arg: self.selftest.1,
             },
         )?;
-        self.setup_vcpu(info.entry)
+        for (id, vcpu) in self.vcpus.iter().enumerate() {
+            setup_vcpu(vcpu, id as u64, info.entry)?;
+        }
+        Ok(())
     }
 
-    fn setup_vcpu(&self, entry: u64) -> Result<(), VcpuError> {
-        let mut s = self.vcpu.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
+    /// The number of vCPUs.
+    pub fn nr_vcpus(&self) -> usize {
+        self.vcpus.len()
+    }
+}
+
+/// Enter the image at `entry` on vCPU `id` (RDI = `id`), with its own GDT
+/// copy and TSS.
+fn setup_vcpu(vcpu: &VcpuFd, id: u64, entry: u64) -> Result<(), VcpuError> {
+    {
+        let mut s = vcpu.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
         s.cr0 = 0x8005_0033; // PG | AM | WP | NE | ET | MP | PE
         s.cr3 = gpa::BOOT_PGD;
         s.cr4 = 0x20 | 0x200 | 0x400 | 0x1_0000 | 0x4_0000; // PAE | OSFXSR | OSXMMEXCPT | FSGSBASE | OSXSAVE
@@ -349,7 +394,7 @@ impl KvmVm {
         s.fs = null;
         s.gs = null;
         s.tr = kvm_segment {
-            base: KERNEL_BASE + gpa::TSS,
+            base: KERNEL_BASE + layout::tss_gpa(id),
             limit: gdt::TSS_LIMIT,
             selector: gdt::TSS_SEL,
             type_: 11,
@@ -361,49 +406,30 @@ impl KvmVm {
             type_: 2,
             ..Default::default()
         };
-        s.gdt.base = KERNEL_BASE + gpa::GDT;
+        s.gdt.base = KERNEL_BASE + layout::gdt_gpa(id);
         s.gdt.limit = 0x4f;
         s.idt.base = KERNEL_BASE + gpa::IDT;
         s.idt.limit = 0xfff;
-        self.vcpu.set_sregs(&s).map_err(kvm_err("KVM_SET_SREGS"))?;
+        vcpu.set_sregs(&s).map_err(kvm_err("KVM_SET_SREGS"))?;
         let mut x = kvm_xcrs {
             nr_xcrs: 1,
             ..Default::default()
         };
         x.xcrs[0].xcr = 0;
         x.xcrs[0].value = 7; // x87 | SSE | AVX
-        self.vcpu.set_xcrs(&x).map_err(kvm_err("KVM_SET_XCRS"))?;
+        vcpu.set_xcrs(&x).map_err(kvm_err("KVM_SET_XCRS"))?;
         let regs = kvm_bindings::kvm_regs {
             rip: entry,
+            rdi: id,
             rflags: 2,
             ..Default::default()
         };
-        self.vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
+        vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
         Ok(())
     }
+}
 
-    fn text(&self) -> String {
-        let base = gpa::BOOT_INFO;
-        let len = self
-            .ram
-            .read_u64(base + boot_info::PANIC_LEN)
-            .unwrap_or(0)
-            .min(boot_info::PANIC_MAX);
-        let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
-        let _ = self.ram.read_bytes(base + boot_info::PANIC_TEXT, &mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    }
-
-    fn dump(&self) -> String {
-        match (self.vcpu.get_regs(), self.vcpu.get_sregs()) {
-            (Ok(r), Ok(s)) => format!(
-                "rip={:#x} rsp={:#x} rax={:#x} rflags={:#x} cs={:#x} cr2={:#x} cr3={:#x}",
-                r.rip, r.rsp, r.rax, r.rflags, s.cs.selector, s.cr2, s.cr3
-            ),
-            _ => "registers unavailable".into(),
-        }
-    }
-
+impl KvmVm {
     /// Self-test results (boot info `RESULTS`).
     pub fn results(&self) -> [u64; 8] {
         let mut r = [0u64; 8];
@@ -443,27 +469,68 @@ impl KvmVm {
     /// Run until the sentry exits; host calls go to `host`.
     pub fn run(&mut self, host: SharedHost) -> Result<RunReport, VcpuError> {
         let vm = self.vm.clone();
-        let msi = kvm_msi {
-            address_lo: 0xfee0_0000, // the LAPIC of vCPU 0
-            data: crate::abi::queue::WAKE_VECTOR,
-            ..Default::default()
-        };
-        let wake = Box::new(move || {
-            let _ = vm.signal_msi(msi);
+        let nr = self.vcpus.len() as u32;
+        let wake = Box::new(move |mask: u32| {
+            // Only vCPUs that exist: the mask is the guest's word.
+            for id in (0..nr).filter(|id| mask & (1 << id) != 0) {
+                let msi = kvm_msi {
+                    address_lo: 0xfee0_0000 | (id << 12),
+                    data: crate::abi::queue::WAKE_VECTOR,
+                    ..Default::default()
+                };
+                let _ = vm.signal_msi(msi);
+            }
         });
         let server = HostCallServer::start(self.ram.clone(), self.doorbell.clone(), host, wake)
             .map_err(|e| VcpuError::Io("spawn the host-call thread", e))?;
         let kicker = Kicker::arm(self.ram.clone(), self.pause.clone())?;
-        // SAFETY: pthread_self has no preconditions.
-        self.pause
-            .set_vcpu_thread(Some(unsafe { libc::pthread_self() }));
         let start = Instant::now();
-        let mut exits = ExitStats::default();
-        let result = self.run_loop(&mut exits, &kicker);
-        self.pause.set_vcpu_thread(None);
+        let ctx = LoopCtx {
+            ram: &self.ram,
+            doorbell: &self.doorbell,
+            pause: &self.pause,
+            stop: AtomicBool::new(false),
+            threads: std::sync::Mutex::new(Vec::new()),
+        };
+        let (bsp, aps) = self.vcpus.split_at_mut(1);
+        let (result, mut exits) = std::thread::scope(|scope| {
+            let ctx = &ctx;
+            let handles: Vec<_> = aps
+                .iter_mut()
+                .map(|vcpu| {
+                    scope.spawn(move || {
+                        let mut exits = ExitStats::default();
+                        let r = vcpu_loop(ctx, vcpu, &mut exits, None);
+                        if r.is_err() {
+                            // A broken AP ends the VM.
+                            ctx.stop_all();
+                        }
+                        (r, exits)
+                    })
+                })
+                .collect();
+            let mut exits = ExitStats::default();
+            let r = vcpu_loop(ctx, &mut bsp[0], &mut exits, Some(&kicker));
+            ctx.stop_all();
+            let mut result = r;
+            for h in handles {
+                let Ok((r, e)) = h.join() else { continue };
+                exits.runs += e.runs;
+                exits.io += e.io;
+                exits.interrupted += e.interrupted;
+                exits.debug += e.debug;
+                if let (Ok(_) | Err(VcpuError::Stopped), Err(e)) = (&result, r) {
+                    if !matches!(e, VcpuError::Stopped) {
+                        result = Err(e);
+                    }
+                }
+            }
+            (result, exits)
+        });
         kicker.disarm();
         let q = server.stop();
         let status = result?;
+        exits.runs = exits.runs.max(1);
         let exit_status = self.exit_status()?;
         let doorbells = self
             .ram
@@ -480,71 +547,149 @@ impl KvmVm {
             elapsed: start.elapsed(),
         })
     }
+}
 
-    fn run_loop(&mut self, exits: &mut ExitStats, kicker: &Kicker) -> Result<i32, VcpuError> {
-        loop {
-            self.pause.park_while_paused();
-            exits.runs += 1;
-            let exit = self.vcpu.run();
-            let exit = match exit {
-                Ok(e) => e,
-                Err(e) if e.errno() == libc::EINTR => {
-                    exits.interrupted += 1;
-                    self.vcpu.set_kvm_immediate_exit(0);
-                    if kicker.fired() {
-                        return Err(VcpuError::BootTimeout(BOOT_TIMEOUT, self.dump()));
-                    }
-                    continue;
-                }
-                Err(e) => {
-                    return Err(VcpuError::Kvm {
-                        what: "KVM_RUN",
-                        errno: e.errno(),
-                    })
-                }
-            };
-            match exit {
-                VcpuExit::IoOut(p, data) => {
-                    exits.io += 1;
-                    let v = data
-                        .iter()
-                        .rev()
-                        .fold(0u32, |a, b| (a << 8) | u32::from(*b));
-                    match p {
-                        port::EXIT => return Ok(v as i32),
-                        port::PANIC => return Err(VcpuError::GuestPanic(self.text())),
-                        port::DEBUG => {
-                            exits.debug += 1;
-                            log::info!("sentry: {}", self.text());
-                        }
-                        port::NOTIFY => {
-                            let _ = self.doorbell.write(1);
-                        }
-                        0x80 => {}
-                        _ => {
-                            return Err(VcpuError::UnexpectedExit(
-                                format!("out to port {p:#x}"),
-                                self.dump(),
-                            ))
-                        }
-                    }
-                }
-                VcpuExit::Shutdown => return Err(VcpuError::GuestShutdown(self.dump())),
-                VcpuExit::InternalError => {
-                    return Err(VcpuError::UnexpectedExit(
-                        "internal error".into(),
-                        self.dump(),
-                    ));
-                }
-                VcpuExit::FailEntry(reason, _) => {
-                    return Err(VcpuError::UnexpectedExit(
-                        format!("failed entry {reason:#x}"),
-                        self.dump(),
-                    ));
-                }
-                VcpuExit::Hlt => return Err(VcpuError::UnexpectedExit("halt".into(), self.dump())),
-                other => return Err(VcpuError::UnexpectedExit(format!("{other:?}"), self.dump())),
+/// What the vCPU threads share while the VM runs.
+struct LoopCtx<'a> {
+    ram: &'a GuestRam,
+    doorbell: &'a EventFd,
+    pause: &'a PauseGate,
+    /// Set when one vCPU ended the VM: the others leave their loops.
+    stop: AtomicBool,
+    /// The vCPU threads, for `stop_all`'s kicks.
+    threads: std::sync::Mutex<Vec<libc::pthread_t>>,
+}
+
+impl LoopCtx<'_> {
+    fn stop_all(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Ok(threads) = self.threads.lock() {
+            for t in threads.iter() {
+                // SAFETY: `t` is a vCPU thread still in its loop (it leaves
+                // the list under this lock before returning), with the kick
+                // handler installed.
+                unsafe { libc::pthread_kill(*t, kick_signal()) };
             }
+        }
+    }
+
+    fn text(&self) -> String {
+        let base = gpa::BOOT_INFO;
+        let len = self
+            .ram
+            .read_u64(base + boot_info::PANIC_LEN)
+            .unwrap_or(0)
+            .min(boot_info::PANIC_MAX);
+        let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
+        let _ = self.ram.read_bytes(base + boot_info::PANIC_TEXT, &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+fn dump(vcpu: &VcpuFd) -> String {
+    match (vcpu.get_regs(), vcpu.get_sregs()) {
+        (Ok(r), Ok(s)) => format!(
+            "rip={:#x} rsp={:#x} rax={:#x} rflags={:#x} cs={:#x} cr2={:#x} cr3={:#x}",
+            r.rip, r.rsp, r.rax, r.rflags, s.cs.selector, s.cr2, s.cr3
+        ),
+        _ => "registers unavailable".into(),
+    }
+}
+
+/// One vCPU's run loop, on its own thread; the boot vCPU's has the boot
+/// watchdog. Returns the `EXIT` port's value, or `Stopped` when another
+/// vCPU ended the VM.
+fn vcpu_loop(
+    ctx: &LoopCtx<'_>,
+    vcpu: &mut VcpuFd,
+    exits: &mut ExitStats,
+    kicker: Option<&Kicker>,
+) -> Result<i32, VcpuError> {
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() };
+    if let Ok(mut t) = ctx.threads.lock() {
+        t.push(me);
+    }
+    ctx.pause.register_this_thread(true);
+    let r = vcpu_loop_inner(ctx, vcpu, exits, kicker);
+    ctx.pause.register_this_thread(false);
+    if let Ok(mut t) = ctx.threads.lock() {
+        // SAFETY: pthread_equal only compares two thread ids.
+        t.retain(|x| unsafe { libc::pthread_equal(*x, me) } == 0);
+    }
+    r
+}
+
+fn vcpu_loop_inner(
+    ctx: &LoopCtx<'_>,
+    vcpu: &mut VcpuFd,
+    exits: &mut ExitStats,
+    kicker: Option<&Kicker>,
+) -> Result<i32, VcpuError> {
+    loop {
+        if ctx.stop.load(Ordering::SeqCst) {
+            return Err(VcpuError::Stopped);
+        }
+        ctx.pause.park_while_paused();
+        exits.runs += 1;
+        let exit = match vcpu.run() {
+            Ok(e) => e,
+            Err(e) if e.errno() == libc::EINTR => {
+                exits.interrupted += 1;
+                vcpu.set_kvm_immediate_exit(0);
+                if kicker.is_some_and(Kicker::fired) {
+                    return Err(VcpuError::BootTimeout(BOOT_TIMEOUT, dump(vcpu)));
+                }
+                continue;
+            }
+            Err(e) => {
+                return Err(VcpuError::Kvm {
+                    what: "KVM_RUN",
+                    errno: e.errno(),
+                })
+            }
+        };
+        match exit {
+            VcpuExit::IoOut(p, data) => {
+                exits.io += 1;
+                let v = data
+                    .iter()
+                    .rev()
+                    .fold(0u32, |a, b| (a << 8) | u32::from(*b));
+                match p {
+                    port::EXIT => return Ok(v as i32),
+                    port::PANIC => return Err(VcpuError::GuestPanic(ctx.text())),
+                    port::DEBUG => {
+                        exits.debug += 1;
+                        log::info!("sentry: {}", ctx.text());
+                    }
+                    port::NOTIFY => {
+                        let _ = ctx.doorbell.write(1);
+                    }
+                    0x80 => {}
+                    _ => {
+                        return Err(VcpuError::UnexpectedExit(
+                            format!("out to port {p:#x}"),
+                            dump(vcpu),
+                        ))
+                    }
+                }
+            }
+            VcpuExit::Shutdown => return Err(VcpuError::GuestShutdown(dump(vcpu))),
+            VcpuExit::InternalError => {
+                return Err(VcpuError::UnexpectedExit(
+                    "internal error".into(),
+                    dump(vcpu),
+                ));
+            }
+            VcpuExit::FailEntry(reason, _) => {
+                return Err(VcpuError::UnexpectedExit(
+                    format!("failed entry {reason:#x}"),
+                    dump(vcpu),
+                ));
+            }
+            VcpuExit::Hlt => return Err(VcpuError::UnexpectedExit("halt".into(), dump(vcpu))),
+            other => return Err(VcpuError::UnexpectedExit(format!("{other:?}"), dump(vcpu))),
         }
     }
 }

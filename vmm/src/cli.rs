@@ -52,6 +52,10 @@ pub struct Cli {
     /// Guest memory in MiB when the spec sets no memory limit.
     #[arg(long = "memory-mib", global = true)]
     pub memory_mib: Option<u64>,
+    /// vCPUs of a KVM sandbox (default: the host's CPUs, capped by the
+    /// spec's CPU limit).
+    #[arg(long, global = true, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub vcpus: Option<u32>,
     /// Accepted for runc compatibility and ignored: the sandbox has no host cgroups.
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
@@ -87,6 +91,9 @@ impl Cli {
         v.extend(["--log-format".into(), fmt.into()]);
         if let Some(m) = self.memory_mib {
             v.extend(["--memory-mib".into(), m.to_string().into()]);
+        }
+        if let Some(n) = self.vcpus {
+            v.extend(["--vcpus".into(), n.to_string().into()]);
         }
         v
     }

@@ -312,6 +312,20 @@ pub fn memory_bytes(cli: &Cli, spec: &SandboxSpec) -> u64 {
         .unwrap_or(DEFAULT_MEMORY_BYTES)
 }
 
+/// vCPUs for a KVM sandbox: `--vcpus`, else the host's CPUs capped by
+/// the spec's CPU limit (rounded up), at most the platform's 8.
+pub fn vcpu_count(cli: &Cli, spec: &SandboxSpec) -> usize {
+    if let Some(n) = cli.vcpus {
+        return n as usize;
+    }
+    let host = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let limit = spec
+        .cpu_limit
+        .filter(|c| c.is_finite() && *c > 0.0)
+        .map_or(usize::MAX, |c| c.ceil() as usize);
+    host.min(limit).clamp(1, 8)
+}
+
 /// Guest RAM for a KVM sandbox with `mem` bytes for the container: a
 /// multiple of 2 MiB, no less than what the sentry itself needs.
 fn kvm_ram_bytes(mem: u64) -> u64 {
@@ -400,10 +414,14 @@ pub fn run(cli: &Cli, spec: &SandboxSpec, port: &SignalPort) -> Result<ExitStatu
         Some(PlatformKind::Ptrace) => run_ptrace(spec, mem, params, port),
         Some(PlatformKind::Kvm) => {
             let t0 = Instant::now();
-            let vm = vcpu::KvmVm::new(kvm_ram_bytes(mem)).map_err(SandboxError::KvmCreate)?;
+            let vm = vcpu::KvmVm::with_vcpus(kvm_ram_bytes(mem), vcpu_count(cli, spec))
+                .map_err(SandboxError::KvmCreate)?;
             run_kvm(spec, vm, params, t0, port)
         }
-        None => match (Instant::now(), vcpu::KvmVm::new(kvm_ram_bytes(mem))) {
+        None => match (
+            Instant::now(),
+            vcpu::KvmVm::with_vcpus(kvm_ram_bytes(mem), vcpu_count(cli, spec)),
+        ) {
             (t0, Ok(vm)) => run_kvm(spec, vm, params, t0, port),
             (_, Err(e)) => {
                 warn!("falling back to ptrace: {e}");
@@ -452,8 +470,9 @@ fn run_kvm(
 ) -> Result<ExitStatus, SandboxError> {
     let created = t0.elapsed();
     info!(
-        "platform kvm (PVM), {} MiB of guest memory",
-        vm.ram().size() >> 20
+        "platform kvm (PVM), {} MiB of guest memory, {} vCPUs",
+        vm.ram().size() >> 20,
+        vm.nr_vcpus()
     );
     let services = Arc::new(host_services(spec)?);
     let sink = port.exit_sink();

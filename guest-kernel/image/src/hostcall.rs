@@ -74,6 +74,8 @@ pub static APPENDS: AtomicU64 = AtomicU64::new(0);
 pub static WAITS: AtomicU64 = AtomicU64::new(0);
 /// Times the sentry halted while waiting.
 pub static HALTS: AtomicU64 = AtomicU64::new(0);
+/// Halts that ended by the backstop timer, not the host's wake-up.
+pub static BACKSTOPS: AtomicU64 = AtomicU64::new(0);
 
 struct Req {
     op: u32,
@@ -127,18 +129,24 @@ fn wait_done(s: u64) {
             break;
         }
     }
+    // GUEST_WAITING is a mask of the vCPUs halted for an answer.
+    let me = 1u32 << crate::arch::x86_64::this_cpu();
     while state() != q::STATE_DONE {
-        a32(q::GUEST_WAITING).store(1, Ordering::SeqCst);
+        a32(q::GUEST_WAITING).fetch_or(me, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if state() == q::STATE_DONE {
-            a32(q::GUEST_WAITING).store(0, Ordering::Relaxed);
+            a32(q::GUEST_WAITING).fetch_and(!me, Ordering::SeqCst);
             return;
         }
         // Make sure a sleeping host has heard of the request.
         doorbell();
         HALTS.fetch_add(1, Ordering::Relaxed);
-        halt_until(monotonic_ns() + HALT_BACKSTOP_NS);
-        a32(q::GUEST_WAITING).store(0, Ordering::Relaxed);
+        let t0 = monotonic_ns();
+        halt_until(t0 + HALT_BACKSTOP_NS);
+        if monotonic_ns() - t0 >= HALT_BACKSTOP_NS {
+            BACKSTOPS.fetch_add(1, Ordering::Relaxed);
+        }
+        a32(q::GUEST_WAITING).fetch_and(!me, Ordering::SeqCst);
         if state() == q::STATE_POSTED && monotonic_ns() - start > HOST_TIMEOUT_NS {
             crate::console::fatal(format_args!(
                 "host call timed out: the VMM's I/O thread does not answer"
@@ -338,12 +346,13 @@ fn post_async(op: u32, handle: u32, data: &[u8]) -> bool {
 /// Log the queue's counters (at the end of the run).
 pub fn log_stats() {
     log::debug!(
-        "host-call queue: {} requests posted, {} writes appended to a posted one, {} doorbells, {} waits for the host ({} halted)",
+        "host-call queue: {} requests posted, {} writes appended to a posted one, {} doorbells, {} waits for the host ({} halted, {} woken by the backstop)",
         REQUESTS.load(Ordering::Relaxed),
         APPENDS.load(Ordering::Relaxed),
         DOORBELLS.load(Ordering::Relaxed),
         WAITS.load(Ordering::Relaxed),
-        HALTS.load(Ordering::Relaxed)
+        HALTS.load(Ordering::Relaxed),
+        BACKSTOPS.load(Ordering::Relaxed)
     );
 }
 

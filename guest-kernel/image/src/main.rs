@@ -24,6 +24,7 @@ mod mem;
 mod platform;
 mod selftest;
 mod signals;
+mod smp;
 
 use abi::hostcall::{boot_info, gpa, port};
 use arch::x86_64::{self as x86, pvm};
@@ -32,10 +33,14 @@ use platform::PvmPlatform;
 
 const MIB: u64 = 1 << 20;
 
-/// Called by `_start` on the boot stack, with the vIF page registered.
+/// Called by `_start` on vCPU `cpu`'s stack, with its vIF page registered.
 #[no_mangle]
-pub extern "C" fn kmain() -> ! {
+pub extern "C" fn kmain(cpu: u64) -> ! {
+    if cpu != 0 {
+        smp::ap_main(cpu as usize);
+    }
     let facts = x86::init();
+    smp::arch_ready();
 
     // Kernel heap right after the image; the sentry's frames after that.
     let heap_start = (facts.image_end + 2 * MIB - 1) & !(2 * MIB - 1);

@@ -147,6 +147,8 @@ fn trap_of(vector: u64, error: u64, regs: &UserRegs) -> Trap {
             return Trap::PageFault {
                 addr: arch::fault_cr2(),
                 write: Some(error & 2 != 0),
+                not_present: error & 1 == 0,
+                exec: error & 0x10 != 0,
             }
         }
         0 => (SIGFPE, FPE_INTDIV, regs.rip),
@@ -167,6 +169,8 @@ impl Platform for PvmPlatform {
     type AddressSpace = PvmAddressSpace;
     type Thread = PvmThread;
     type Host = QueueHost;
+    /// The kernel CR3 of the space.
+    type SpaceRef = u64;
 
     fn phys_range(&self) -> (PhysAddr, u64) {
         (self.phys_base, self.phys_size)
@@ -259,9 +263,34 @@ impl Platform for PvmPlatform {
         })
     }
 
+    fn cpus(&self) -> usize {
+        arch::nr_cpus()
+    }
+
+    fn run_cpus(&self, cpu_loop: &(dyn Fn(usize) + Sync)) {
+        crate::smp::run_cpus(cpu_loop);
+    }
+
+    fn kick_cpu(&self, cpu: usize) {
+        arch::kick(cpu);
+    }
+
+    fn this_cpu(&self) -> usize {
+        arch::this_cpu()
+    }
+
+    fn activate(&self, space: &mut PvmAddressSpace) -> u64 {
+        space.pgd.activate();
+        space.pgd.cr3
+    }
+
+    fn unload_space(&self) {
+        crate::arch::x86_64::paging::unload();
+    }
+
     fn switch(
         &self,
-        space: &mut PvmAddressSpace,
+        _space: u64,
         thread: &mut PvmThread,
         regs: &mut UserRegs,
     ) -> Result<Trap, PlatformError> {
@@ -283,7 +312,6 @@ impl Platform for PvmPlatform {
         if !canonical(regs.gs_base) {
             regs.gs_base = 0;
         }
-        space.pgd.activate();
         arch::arm_slice();
         let pc = arch::percpu();
         // SAFETY: per-CPU data of this CPU; nothing else runs here.

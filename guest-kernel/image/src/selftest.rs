@@ -160,7 +160,7 @@ fn syscall_bench(p: &PvmPlatform, n: u64) -> i32 {
     let t0 = pvm::rdtsc();
     let mut count = 0u64;
     loop {
-        match p.switch(&mut pr.space, &mut pr.thread, &mut pr.regs) {
+        match p.switch(p.activate(&mut pr.space), &mut pr.thread, &mut pr.regs) {
             Ok(Trap::Syscall) => match pr.regs.orig_rax {
                 110 => {
                     pr.regs.rax = 1;
@@ -188,9 +188,9 @@ fn traps(p: &PvmPlatform) -> i32 {
     let mut pr = Proc::new(p, text);
     let mut step = 0u64;
     loop {
-        let trap = p.switch(&mut pr.space, &mut pr.thread, &mut pr.regs);
+        let trap = p.switch(p.activate(&mut pr.space), &mut pr.thread, &mut pr.regs);
         match trap {
-            Ok(Trap::PageFault { addr, write }) if addr >> 12 == DATA_VA >> 12 => {
+            Ok(Trap::PageFault { addr, write, .. }) if addr >> 12 == DATA_VA >> 12 => {
                 let f = pr.frame(p);
                 p.map(&mut pr.space, DATA_VA, f, 4096, Prot::RW)
                     .expect("map data");
@@ -277,7 +277,7 @@ fn host_signals(p: &PvmPlatform) -> i32 {
     result(PHASE, 2);
     let t0 = monotonic_ns();
     let sig = loop {
-        match p.switch(&mut pr.space, &mut pr.thread, &mut pr.regs) {
+        match p.switch(p.activate(&mut pr.space), &mut pr.thread, &mut pr.regs) {
             Ok(Trap::Interrupt) => {
                 interrupts += 1;
                 if let Some(s) = p.take_host_signal() {

@@ -222,8 +222,9 @@ pub mod queue {
     pub const HOST_WAITING: u64 = 0x10;
     /// Header: number of doorbells rung (statistics).
     pub const NOTIFIES: u64 = 0x18;
-    /// Header: non-zero while the sentry halts waiting for a completion; the
-    /// host then sends [`WAKE_VECTOR`] to vCPU 0 after completing a slot.
+    /// Header (u32): the mask of vCPUs (bit n: vCPU n) halted waiting for a
+    /// completion; the host then sends [`WAKE_VECTOR`] to each of them
+    /// after completing a slot.
     pub const GUEST_WAITING: u64 = 0x20;
     /// The interrupt vector of that wake-up (an MSI to the in-kernel LAPIC,
     /// no exit to the VMM).

@@ -1,5 +1,5 @@
-//! The vDSO: `clock_gettime`, `gettimeofday`, `time`, `clock_getres` and
-//! `getcpu` without a system call.
+//! The vDSO: `clock_gettime`, `gettimeofday`, `time` and `clock_getres`
+//! without a system call; `getcpu` makes one (only the sentry knows the vCPU).
 //!
 //! Every address space gets two pages, mapped read-only by the loader
 //! (`AT_SYSINFO_EHDR` points at the second):
@@ -268,17 +268,11 @@ fn code(base: u64) -> (Vec<u8>, BTreeMap<&'static str, usize>) {
     a.op(&[0xc3]); // ret
 
     // int getcpu(unsigned *cpu /* rdi */, unsigned *node /* rsi */, void *cache)
-    // The sentry does not tell vCPUs apart to the application: CPU 0, node 0.
+    // Only the sentry knows which vCPU runs the task (user mode sees the
+    // host's TSC_AUX, not the vCPU's): the system call.
     a.label("getcpu");
-    a.op(&[0x48, 0x85, 0xff]); // test rdi, rdi
-    a.jump8(0x74, "getcpu_node"); // jz getcpu_node
-    a.op(&[0xc7, 0x07, 0, 0, 0, 0]); // mov dword [rdi], 0
-    a.label("getcpu_node");
-    a.op(&[0x48, 0x85, 0xf6]); // test rsi, rsi
-    a.jump8(0x74, "getcpu_done"); // jz getcpu_done
-    a.op(&[0xc7, 0x06, 0, 0, 0, 0]); // mov dword [rsi], 0
-    a.label("getcpu_done");
-    a.op(&[0x31, 0xc0]); // xor eax, eax
+    a.op(&[0xb8, 0x35, 0x01, 0, 0]); // mov eax, 309 (getcpu)
+    a.op(&[0x0f, 0x05]); // syscall
     a.op(&[0xc3]); // ret
 
     // int clock_getres(clockid_t id /* edi */, struct timespec *res /* rsi */)

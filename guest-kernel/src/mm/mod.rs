@@ -67,6 +67,14 @@ pub struct Pte {
     pub cow: bool,
 }
 
+/// What a faulting access was (see `Trap::PageFault`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultAccess {
+    pub write: Option<bool>,
+    pub not_present: bool,
+    pub exec: bool,
+}
+
 /// Why a user access could not be satisfied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultError {
@@ -436,17 +444,34 @@ impl<P: Platform> MmStruct<P> {
         plat: &P,
         frames: &mut FrameAllocator,
         addr: u64,
-        write: Option<bool>,
+        access: FaultAccess,
     ) -> Result<(), FaultError> {
+        let write = access.write;
         let vma = self.find_vma(addr).ok_or(FaultError::Unmapped)?;
         let page = page_down(addr);
         if let Some(pte) = self.pages.get(&page) {
-            // A write to a copy-on-write page; any other fault on a present
-            // page is an access the VMA forbids.
+            // A write to a copy-on-write page.
             if pte.cow && vma.prot.write && write != Some(false) {
                 return self.break_cow(plat, frames, vma, page);
             }
-            return Err(FaultError::Denied);
+            // Another CPU mapped the page, or broke its copy-on-write,
+            // between the fault and now: the access is allowed, so retry.
+            // Anything else on a present page is an access the VMA forbids.
+            let spurious = vma.prot != Prot::NONE
+                && if access.exec {
+                    vma.prot.exec && access.not_present
+                } else {
+                    match write {
+                        Some(true) => vma.prot.write && !pte.cow,
+                        Some(false) => access.not_present,
+                        None => false,
+                    }
+                };
+            return if spurious {
+                Ok(())
+            } else {
+                Err(FaultError::Denied)
+            };
         }
         if vma.prot == Prot::NONE || (write == Some(true) && !vma.prot.write) {
             return Err(FaultError::Denied);

@@ -207,6 +207,7 @@ fn call<P: Platform>(k: &mut Kernel<'_, P>, nr: u64, a: Args) -> KResult<u64> {
         UMASK => process::sys_umask(k, a),
         SCHED_YIELD => process::sys_sched_yield(k, a),
         SCHED_GETAFFINITY => process::sys_sched_getaffinity(k, a),
+        GETCPU => process::sys_getcpu(k, a),
 
         RT_SIGACTION => signal::sys_rt_sigaction(k, a),
         RT_SIGPROCMASK => signal::sys_rt_sigprocmask(k, a),

@@ -170,6 +170,8 @@ pub fn sys_clone<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         }
     }
     k.runq.push_back(tid);
+    // A new task is worth an idle CPU at once (see `sched::kick_idle`).
+    k.new_work = true;
     if flags & CLONE_VFORK != 0 {
         k.block_done(WaitKey::Vfork(tid));
     }
@@ -520,7 +522,22 @@ pub fn sys_sched_getaffinity<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KRe
         return Err(Errno::EINVAL);
     }
     let mut mask = alloc::vec![0u8; len.min(128)];
-    mask[0] = 1;
+    for c in 0..k.plat.cpus().clamp(1, crate::sched::MAX_CPUS) {
+        mask[c / 8] |= 1 << (c % 8);
+    }
     k.copy_out(a[2], &mask)?;
     Ok(mask.len() as u64)
+}
+
+/// getcpu(2): the CPU serving the call, which is the one the task runs
+/// on; one NUMA node.
+pub fn sys_getcpu<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
+    let cpu = k.cpu as u32;
+    if a[0] != 0 {
+        k.copy_out(a[0], &cpu.to_le_bytes())?;
+    }
+    if a[1] != 0 {
+        k.copy_out(a[1], &0u32.to_le_bytes())?;
+    }
+    Ok(0)
 }

@@ -82,7 +82,7 @@ pub fn resolve<P: Platform>(k: &mut Kernel<'_, P>, path: &[u8]) -> KResult<ProcN
             Ok(ProcNode::Symlink(format!("{me}").into_bytes()))
         }
         ["self", rest @ ..] | ["thread-self", rest @ ..] => pid_node(k, me, rest),
-        ["cpuinfo"] => Ok(ProcNode::File(cpuinfo())),
+        ["cpuinfo"] => Ok(ProcNode::File(cpuinfo(k.plat.cpus()))),
         ["meminfo"] => Ok(ProcNode::File(meminfo(k))),
         ["uptime"] => {
             let up = k.plat.now(Clock::Monotonic).saturating_sub(k.boot_ns);
@@ -118,7 +118,10 @@ pub fn resolve<P: Platform>(k: &mut Kernel<'_, P>, path: &[u8]) -> KResult<ProcN
             let n = k.tasks.len();
             Ok(ProcNode::File(
                 format!(
-                    "cpu  0 0 0 0 0 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\nintr 0\nctxt {}\nbtime {}\nprocesses {}\nprocs_running 1\nprocs_blocked 0\n",
+                    "cpu  0 0 0 0 0 0 0 0 0 0\n{}intr 0\nctxt {}\nbtime {}\nprocesses {}\nprocs_running 1\nprocs_blocked 0\n",
+                    (0..k.plat.cpus().max(1))
+                        .map(|c| format!("cpu{c} 0 0 0 0 0 0 0 0 0 0\n"))
+                        .collect::<String>(),
                     k.stats.switches,
                     (k.plat.now(Clock::Realtime) - k.plat.now(Clock::Monotonic).saturating_sub(k.boot_ns)) / 1_000_000_000,
                     n
@@ -253,10 +256,16 @@ tmpfs /dev tmpfs rw,nosuid 0 0\ntmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0\ntmpfs 
         .to_vec()
 }
 
-fn cpuinfo() -> Vec<u8> {
-    b"processor\t: 0\nvendor_id\t: ringfence\ncpu family\t: 6\nmodel name\t: ringfence virtual CPU\n\
+fn cpuinfo(cpus: usize) -> Vec<u8> {
+    (0..cpus.max(1))
+        .map(|c| {
+            format!(
+                "processor\t: {c}\nvendor_id\t: ringfence\ncpu family\t: 6\nmodel name\t: ringfence virtual CPU\n\
 flags\t\t: fpu tsc cx8 cmov mmx fxsr sse sse2 ht syscall nx lm sse3 ssse3 cx16 sse4_1 sse4_2 popcnt\n\n"
-        .to_vec()
+            )
+        })
+        .collect::<String>()
+        .into_bytes()
 }
 
 fn meminfo<P: Platform>(k: &Kernel<'_, P>) -> Vec<u8> {

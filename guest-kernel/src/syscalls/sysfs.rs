@@ -28,8 +28,13 @@ fn file(text: impl Into<Vec<u8>>) -> ProcNode {
 pub fn resolve<P: Platform>(k: &Kernel<'_, P>, parts: &[&str]) -> KResult<ProcNode> {
     const D: u8 = 4;
     const F: u8 = 8;
-    // One vCPU runs the sandbox.
-    let cpus = "0\n";
+    let n = k.plat.cpus().max(1);
+    let cpus = if n == 1 {
+        alloc::string::String::from("0\n")
+    } else {
+        format!("0-{}\n", n - 1)
+    };
+    let cpus = cpus.as_str();
     let (_, mem) = k.plat.phys_range();
     Ok(match parts {
         [] => dir(&[("devices", D), ("fs", D), ("kernel", D)]),

@@ -18,6 +18,8 @@ const SA_NOCLDWAIT: u64 = 2;
 
 /// Free a task's platform thread and address space, without notifying anyone.
 pub fn release_task<P: Platform>(k: &mut Kernel<'_, P>, tid: Tid) -> Option<super::Task<P>> {
+    // A task running on another CPU is released there when it comes back.
+    k.kick_task(tid);
     let mut t = k.tasks.remove(&tid)?;
     if let Some(th) = t.thread.take() {
         if let Some(e) = k.mms.get_mut(&t.mm) {

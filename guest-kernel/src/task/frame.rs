@@ -37,6 +37,7 @@ fn interrupt<P: Platform>(k: &mut Kernel<'_, P>, tid: Tid, sig: i32) {
         }
         k.make_runnable(tid);
     }
+    k.kick_task(tid);
 }
 
 /// Whether `sig` sent to thread `tid` of `tgid` is dropped: ignored and

@@ -107,6 +107,9 @@ pub struct Task<P: Platform> {
     pub vfork_parent: Option<Tid>,
     /// `prctl(PR_SET_NAME)`.
     pub comm: [u8; 16],
+    /// The CPU running it in user mode (its `thread` and `regs` are then
+    /// that CPU's until it comes back for the kernel lock).
+    pub on_cpu: Option<usize>,
 }
 
 impl<P: Platform> Task<P> {
@@ -126,6 +129,7 @@ impl<P: Platform> Task<P> {
             sigwait: 0,
             vfork_parent: None,
             comm: [0; 16],
+            on_cpu: None,
         }
     }
 }

@@ -104,6 +104,12 @@ pub fn group_stop<P: Platform>(k: &mut Kernel<'_, P>, tgid: Tid, sig: i32) {
             report: Some(JobReport::Stopped(sig)),
         };
     }
+    // Threads running on other CPUs park when they come back.
+    if let Some(g) = k.groups.get(&tgid) {
+        for t in &g.threads {
+            k.kick_task(*t);
+        }
+    }
     // Threads that cannot run user code count as stopped already, so the
     // parent hears of the stop now.
     notify_parent(k, tgid, CLD_STOPPED, sig);

@@ -29,7 +29,7 @@ extern "C" {
     pub fn pvm_syscall_entry();
     /// 256 vector stubs, 16 bytes apart.
     pub static pvm_vectors: u8;
-    /// The image entry point.
+    /// The image entry point of every vCPU.
     pub fn _start() -> !;
     /// Start and end of the idle window (an interrupt taken there skips the HALT).
     pub static pvm_idle_window_start: u8;
@@ -43,12 +43,20 @@ global_asm!(
 .section .text.boot, "ax"
 .globl _start
 _start:
-    /* Register the vIF page first: until then every instruction is emulated. */
+    /* rdi = the vCPU number (the VMM sets it; < MAX_CPUS).
+     * Register this vCPU's vIF page first: until then every instruction
+     * is emulated. */
+    movq %rdi, %rax
+    shlq $12, %rax
+    addq ${vif_value}, %rax
     movl ${vif_msr}, %ecx
-    movl ${vif_value}, %eax
     xorl %edx, %edx
     wrmsr
-    leaq {boot_stack}+{boot_stack_size}(%rip), %rsp
+    /* This vCPU's kernel stack: BOOT_STACK[rdi]. */
+    leaq 1(%rdi), %rax
+    imulq ${boot_stack_size}, %rax
+    leaq {boot_stack}(%rip), %rsp
+    addq %rax, %rsp
     xorl %ebp, %ebp
     call {kmain}
     ud2

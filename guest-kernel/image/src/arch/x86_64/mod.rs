@@ -15,15 +15,18 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::abi::hostcall::{boot_info, gdt, gpa, DIRECT_MAP, KERNEL_BASE};
 
-/// Size of the sentry's boot (and only) kernel stack.
+/// Size of each CPU's kernel stack.
 pub const BOOT_STACK_SIZE: usize = 512 * 1024;
+
+/// Most vCPUs (the ABI's `MAX_VCPUS`).
+pub const MAX_CPUS: usize = crate::abi::hostcall::MAX_VCPUS as usize;
 
 #[repr(C, align(4096))]
 pub struct Stack(pub [u8; BOOT_STACK_SIZE]);
 
-/// The kernel stack the sentry runs on.
+/// The kernel stacks, one per CPU (`_start` picks CPU `n`'s by its number).
 #[no_mangle]
-pub static mut BOOT_STACK: Stack = Stack([0; BOOT_STACK_SIZE]);
+pub static mut BOOT_STACK: [Stack; MAX_CPUS] = [const { Stack([0; BOOT_STACK_SIZE]) }; MAX_CPUS];
 
 /// MXCSR the sentry runs with (all exceptions masked, round to nearest).
 #[no_mangle]
@@ -43,7 +46,9 @@ pub struct PerCpu {
     pub error_code: u64, // 48
     pub vif: u64,        // 56: kernel VA of the vIF page
     pub user_gs: u64,    // 64: what KERNEL_GS_BASE holds (the user GS base)
-    pub cr3: u64,        // 72: current kernel PGD
+    /// The kernel PGD loaded on this CPU. Written only by the CPU itself
+    /// under the sentry's lock; read by others for TLB shootdowns.
+    pub cr3: AtomicU64, // 72
     pub cpu: u64,        // 80
     pub syscalls: u64,   // 88
     pub traps: u64,      // 96
@@ -52,29 +57,56 @@ pub struct PerCpu {
     pub slice_deadline: u64, // 112
 }
 
-/// The per-CPU data of vCPU 0 (one vCPU for now).
-pub static mut PERCPU0: PerCpu = PerCpu {
-    self_ptr: 0,
-    kernel_rsp: 0,
-    uregs: 0,
-    fpu: 0,
-    scratch: 0,
-    vector: 0,
-    error_code: 0,
-    vif: 0,
-    user_gs: 0,
-    cr3: 0,
-    cpu: 0,
-    syscalls: 0,
-    traps: 0,
-    kind: 0,
-    slice_deadline: 0,
-};
+/// The per-CPU data of every vCPU.
+pub static mut PERCPU: [PerCpu; MAX_CPUS] = [const {
+    PerCpu {
+        self_ptr: 0,
+        kernel_rsp: 0,
+        uregs: 0,
+        fpu: 0,
+        scratch: 0,
+        vector: 0,
+        error_code: 0,
+        vif: 0,
+        user_gs: 0,
+        cr3: AtomicU64::new(0),
+        cpu: 0,
+        syscalls: 0,
+        traps: 0,
+        kind: 0,
+        slice_deadline: 0,
+    }
+}; MAX_CPUS];
 
-/// This CPU's per-CPU data.
+/// This CPU's per-CPU data (the kernel GS base points at it).
 pub fn percpu() -> *mut PerCpu {
-    // Only one vCPU for now; with SMP this becomes `rdgsbase`.
-    &raw mut PERCPU0
+    let p: u64;
+    // SAFETY: `%gs:0` is `self_ptr`, set by `percpu_init` before anything
+    // else runs on the CPU.
+    unsafe { asm!("movq %gs:0, {}", out(reg) p, options(att_syntax, nostack, preserves_flags, readonly)) };
+    p as *mut PerCpu
+}
+
+/// CPU `n`'s per-CPU data.
+pub fn percpu_of(n: usize) -> *mut PerCpu {
+    // SAFETY: only the address is taken; n < MAX_CPUS is checked.
+    unsafe { (&raw mut PERCPU).cast::<PerCpu>().add(n.min(MAX_CPUS - 1)) }
+}
+
+/// The number of this CPU.
+pub fn this_cpu() -> usize {
+    // SAFETY: per-CPU data of this CPU.
+    unsafe { (*percpu()).cpu as usize }
+}
+
+/// How many vCPUs the VMM created (at least 1, at most `MAX_CPUS`).
+pub fn nr_cpus() -> usize {
+    (boot_info_read(boot_info::NR_VCPUS) as usize).clamp(1, MAX_CPUS)
+}
+
+/// The vIF page GPA of CPU `n`.
+pub const fn vif_gpa(n: u64) -> u64 {
+    gpa::VIF + n * 0x1000
 }
 
 /// Kernel virtual address of a GPA inside the image's first GiB.
@@ -164,17 +196,6 @@ pub fn init() -> BootFacts {
     BOOT_TSC.store(boot_tsc, Ordering::Relaxed);
     BOOT_REALTIME.store(facts.realtime_ns, Ordering::Relaxed);
 
-    // Per-CPU data through the kernel GS base; the user GS base starts at 0.
-    let pc = percpu();
-    // SAFETY: single vCPU, before any user code runs: nothing else uses PERCPU0.
-    unsafe {
-        (*pc).self_ptr = pc as u64;
-        (*pc).vif = kva(gpa::VIF);
-        (*pc).cr3 = gpa::BOOT_PGD;
-        asm!("wrgsbase {}", in(reg) pc as u64, options(nostack, preserves_flags));
-    }
-    pvm::wrmsr(pvm::msr::KERNEL_GS_BASE, 0);
-
     // IDT: 64-bit interrupt gates, selector 0x10, IST1 for everything but
     // #NMI/#DF/#MC (IST2); int3 is callable from user mode.
     let base = &raw const entry::pvm_vectors as u64;
@@ -195,6 +216,26 @@ pub fn init() -> BootFacts {
             core::ptr::write_volatile(e.add(1), hi);
         }
     }
+    percpu_init(0);
+    boot_info_write(boot_info::BOOT_STATE, boot_info::BOOTED);
+    facts
+}
+
+/// Bring up what each CPU has of its own: per-CPU data and GS base, the
+/// IDT, the SYSCALL MSRs and the local APIC. CPU 0 runs it from `init`,
+/// the others from `ap_main`, on their own stacks.
+pub fn percpu_init(cpu: usize) {
+    let pc = percpu_of(cpu);
+    // SAFETY: each CPU initialises only its own slot, before it runs
+    // anything else; other CPUs read only its `cr3` (an atomic).
+    unsafe {
+        (*pc).self_ptr = pc as u64;
+        (*pc).cpu = cpu as u64;
+        (*pc).vif = kva(vif_gpa(cpu as u64));
+        (*pc).cr3.store(gpa::BOOT_PGD, Ordering::Relaxed);
+        asm!("wrgsbase {}", in(reg) pc as u64, options(nostack, preserves_flags));
+    }
+    pvm::wrmsr(pvm::msr::KERNEL_GS_BASE, 0);
     pvm::hypercall(pvm::hc::LOAD_IDT, kva(gpa::IDT), 0xfff, 0);
 
     // SYSCALL.
@@ -206,9 +247,17 @@ pub fn init() -> BootFacts {
     pvm::wrmsr(pvm::msr::SFMASK, pvm::SFMASK_VALUE);
 
     apic_init();
+}
 
-    boot_info_write(boot_info::BOOT_STATE, boot_info::BOOTED);
-    facts
+/// The vector other CPUs kick this one with (`kick`).
+pub const KICK_VECTOR: u64 = 0xf0;
+
+/// Interrupt CPU `cpu` (an IPI through the x2APIC ICR): it leaves user
+/// mode, or its halt, and looks at the sentry's state again.
+pub fn kick(cpu: usize) {
+    if cpu < nr_cpus() {
+        pvm::wrmsr(pvm::msr::X2APIC_ICR, ((cpu as u64) << 32) | KICK_VECTOR);
+    }
 }
 
 /// The vector of the LAPIC timer.
@@ -270,13 +319,14 @@ pub fn arm_slice() {
 
 /// The vIF page of this CPU.
 pub fn vif() -> *mut u8 {
-    kva(gpa::VIF) as *mut u8
+    // SAFETY: per-CPU data of this CPU.
+    unsafe { (*percpu()).vif as *mut u8 }
 }
 
 /// The CR2 of the last user page fault (written by the host into vIF+8).
 pub fn fault_cr2() -> u64 {
     // SAFETY: vIF page, 8-byte aligned field at +8.
-    unsafe { core::ptr::read_volatile((kva(gpa::VIF) + 8) as *const u64) }
+    unsafe { core::ptr::read_volatile((vif() as u64 + 8) as *const u64) }
 }
 
 /// Block until an interrupt (vIF.if = 1 around a HALT).

@@ -9,6 +9,7 @@
 //! from the user PGD not mapping the upper half at all.
 
 use alloc::alloc::{alloc_zeroed, dealloc, Layout};
+use core::sync::atomic::Ordering;
 
 use super::{phys_to_virt, pvm, virt_to_phys};
 use crate::abi::hostcall::gpa;
@@ -100,10 +101,28 @@ impl PgdPair {
     }
 
     fn flush(&self, va: u64, pages: u64) {
+        // Other CPUs that have this space loaded, running it or not: a CPU
+        // changes its CR3 only under the sentry's lock, which the caller
+        // holds, so the set is stable. Switching to a space later reloads
+        // CR3, which syncs it.
+        let me = super::this_cpu();
+        let mut others = 0u64;
+        for n in 0..super::nr_cpus() {
+            // SAFETY: `cr3` is an atomic; the per-CPU array is static.
+            let cr3 = unsafe { (*super::percpu_of(n)).cr3.load(Ordering::Acquire) };
+            if n != me && cr3 == self.cr3 {
+                others |= 1 << n;
+            }
+        }
+        if others != 0 {
+            let r = pvm::flush_multi(others, va, pages);
+            if r as i64 == -38 {
+                crate::console::fatal(format_args!("the host lacks FLUSH_TLB_MULTI"));
+            }
+        }
         // SAFETY: reading our own per-CPU data.
-        let current = unsafe { (*super::percpu()).cr3 } == self.cr3;
+        let current = unsafe { (*super::percpu()).cr3.load(Ordering::Relaxed) } == self.cr3;
         if !current {
-            // Switching to this space reloads CR3, which syncs it.
             return;
         }
         if pages <= 4 {
@@ -173,24 +192,33 @@ impl PgdPair {
 
     /// Make this space current (kernel CR3; the host derives the user one).
     pub fn activate(&self) {
-        // SAFETY: per-CPU data of this CPU.
-        unsafe {
-            if (*super::percpu()).cr3 != self.cr3 {
-                pvm::set_cr3(self.cr3);
-                (*super::percpu()).cr3 = self.cr3;
-            }
-        }
+        set_cr3(self.cr3);
     }
+}
+
+/// Load kernel PGD `cr3` on this CPU (a hypercall only if it changes).
+fn set_cr3(cr3: u64) {
+    // SAFETY: per-CPU data of this CPU.
+    let cur = unsafe { &(*super::percpu()).cr3 };
+    if cur.load(Ordering::Relaxed) != cr3 {
+        // Published first, so a shootdown that changes `cr3`'s tables
+        // after this store reaches this CPU; one before it is seen by the
+        // CR3 load, which syncs.
+        cur.store(cr3, Ordering::SeqCst);
+        pvm::set_cr3(cr3);
+    }
+}
+
+/// Switch this CPU to the boot PGD (kernel half only).
+pub fn unload() {
+    set_cr3(gpa::BOOT_PGD);
 }
 
 impl Drop for PgdPair {
     fn drop(&mut self) {
         // SAFETY: per-CPU data of this CPU.
-        unsafe {
-            if (*super::percpu()).cr3 == self.cr3 {
-                pvm::set_cr3(gpa::BOOT_PGD);
-                (*super::percpu()).cr3 = gpa::BOOT_PGD;
-            }
+        if unsafe { (*super::percpu()).cr3.load(Ordering::Relaxed) } == self.cr3 {
+            unload();
         }
         free_level(self.user_pgd(), 3, 256);
         // SAFETY: allocated with PAIR in `new`.

@@ -12,6 +12,7 @@ pub mod hc {
     pub const FLUSH_TLB: u64 = 0x1007;
     pub const FLUSH_TLB_ONE: u64 = 0x1008;
     pub const HALT: u64 = 0x1009;
+    pub const FLUSH_TLB_MULTI: u64 = 0x100e;
 }
 
 /// MSR numbers.
@@ -28,6 +29,7 @@ pub mod msr {
     pub const X2APIC_SVR: u32 = 0x80f;
     pub const X2APIC_LVTT: u32 = 0x832;
     pub const X2APIC_LINT0: u32 = 0x835;
+    pub const X2APIC_ICR: u32 = 0x830;
 }
 
 /// User selectors as the host defines them: SYSRET CS = 0x23+16 = 0x33,
@@ -109,6 +111,12 @@ pub fn flush_one(va: u64) {
 /// Flush the whole TLB.
 pub fn flush_all() {
     hypercall(hc::FLUSH_TLB, 0, 0, 0);
+}
+
+/// Flush `pages` pages from `va` on the vCPUs of `mask` (bit n: vCPU n).
+/// The host makes them drop their translations before they run again.
+pub fn flush_multi(mask: u64, va: u64, pages: u64) -> u64 {
+    hypercall(hc::FLUSH_TLB_MULTI, mask, va, pages)
 }
 
 /// Timestamp counter.
