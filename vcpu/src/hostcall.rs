@@ -601,7 +601,7 @@ mod tests {
     fn path_requests_are_bounded_and_split() {
         let ram = GuestRam::new(64 << 20).unwrap();
         let host = PathRecorder::default();
-        let wake: Waker = Box::new(|| {});
+        let wake: Waker = Box::new(|_| {});
         let at = 0x30_0000;
         ram.write_bytes(at, b"/rw/a\0/rw/b").unwrap();
         post(&ram, 0, q::OP_PATH, q::path_op::RENAME, at, 11);
