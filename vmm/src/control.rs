@@ -48,9 +48,20 @@ pub enum Request {
     Resume,
     /// Resource statistics, as `events --stats` prints them.
     Stats,
+    /// Answer when one process has ended, with its exit status: the
+    /// `exec`'d process `id` (the id a detached `exec` answered with), or
+    /// the container's init (`pid` 1, or neither field).
+    #[serde(rename = "wait-pid")]
+    WaitPid {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<i32>,
+    },
     /// Start a process in the running container. Its stdin, stdout and
     /// stderr come with the request as SCM_RIGHTS; the answer (its exit
-    /// status) comes when it ends, or at once with `detach`.
+    /// status) comes when it ends, or at once with `detach` (with the
+    /// process's `id` for `wait-pid`).
     Exec {
         args: Vec<String>,
         #[serde(default)]
@@ -78,6 +89,9 @@ pub struct Response {
     /// `state`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ContainerState>,
+    /// A detached `exec`: the process's id, for `wait-pid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u32>,
     /// `ps`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids: Option<Vec<i32>>,
@@ -285,6 +299,20 @@ mod tests {
             (r#"{"op":"pause"}"#, Request::Pause),
             (r#"{"op":"resume"}"#, Request::Resume),
             (r#"{"op":"stats"}"#, Request::Stats),
+            (
+                r#"{"op":"wait-pid","id":3}"#,
+                Request::WaitPid {
+                    id: Some(3),
+                    pid: None,
+                },
+            ),
+            (
+                r#"{"op":"wait-pid"}"#,
+                Request::WaitPid {
+                    id: None,
+                    pid: None,
+                },
+            ),
         ] {
             assert_eq!(serde_json::from_str::<Request>(text).expect("parse"), req);
         }

@@ -87,7 +87,8 @@ struct Conn {
     broken: bool,
     /// Descriptors received with the request (SCM_RIGHTS), for `exec`.
     fds: Vec<std::os::fd::OwnedFd>,
-    /// An `exec` is parked on this connection until its process ends.
+    /// An `exec` or a `wait-pid` is parked on this connection until the
+    /// process with this id ends.
     exec_id: Option<u32>,
 }
 
@@ -118,7 +119,15 @@ pub struct Server {
     port: sandbox::SignalPort,
     /// Paused (`pause`): the state says `paused` until `resume`.
     paused: bool,
+    /// `exec`'d processes still running, by id.
+    exec_live: std::collections::BTreeSet<u32>,
+    /// Exit statuses of ended `exec`'d processes, for `wait-pid` (the
+    /// newest [`EXEC_STATUS_KEPT`]).
+    exec_done: BTreeMap<u32, i32>,
 }
+
+/// How many ended `exec`'d processes' statuses `wait-pid` can still ask for.
+const EXEC_STATUS_KEPT: usize = 4096;
 
 impl Server {
     /// Makes this process the sandbox of container `id` in `dir`: listens
@@ -206,6 +215,8 @@ impl Server {
             finished: None,
             port,
             paused: false,
+            exec_live: Default::default(),
+            exec_done: BTreeMap::new(),
         })
     }
 
@@ -458,8 +469,10 @@ impl Server {
             Ok(()) => Response::ok(),
             Err(e) => Response::error(e),
         };
-        if let Request::Exec { .. } = req {
-            return self.exec(token, req);
+        match req {
+            Request::Exec { .. } => return self.exec(token, req),
+            Request::WaitPid { id, pid } => return self.wait_pid(token, id, pid),
+            _ => {}
         }
         Some(match req {
             Request::Start => done(self.start()),
@@ -499,7 +512,9 @@ impl Server {
             },
             Request::Pause => done(self.pause()),
             Request::Resume => done(self.resume()),
-            Request::Exec { .. } => Response::error("exec is served on its own path"),
+            Request::Exec { .. } | Request::WaitPid { .. } => {
+                Response::error("served on its own path")
+            }
             Request::Stats => match self.phase {
                 Phase::Stopped(_) => Response::error("container not running"),
                 _ => Response {
@@ -526,7 +541,7 @@ impl Server {
                 let Some(c) = self.conns.get_mut(&token) else {
                     return;
                 };
-                if c.waiting || c.broken {
+                if c.waiting || c.broken || c.exec_id.is_some() {
                     return;
                 }
                 let Some(end) = c.buf.iter().position(|&b| b == b'\n') else {
@@ -614,16 +629,23 @@ impl Server {
         }
     }
 
-    /// `exec`'d processes ended: answer the connections parked on them.
+    /// `exec`'d processes ended: record their statuses and answer the
+    /// connections parked on them (the `exec` itself and any `wait-pid`).
     fn on_exec_exit(&mut self) {
         let _ = self.exec_evt.read();
         while let Ok((id, code)) = self.exec_rx.try_recv() {
-            let token = self
+            self.exec_live.remove(&id);
+            self.exec_done.insert(id, code);
+            if self.exec_done.len() > EXEC_STATUS_KEPT {
+                self.exec_done.pop_first();
+            }
+            let tokens: Vec<u32> = self
                 .conns
                 .iter()
-                .find(|(_, c)| c.exec_id == Some(id))
-                .map(|(t, _)| *t);
-            if let Some(token) = token {
+                .filter(|(_, c)| c.exec_id == Some(id))
+                .map(|(t, _)| *t)
+                .collect();
+            for token in tokens {
                 if let Some(c) = self.conns.get_mut(&token) {
                     c.exec_id = None;
                 }
@@ -636,6 +658,54 @@ impl Server {
                 );
             }
             debug!("exec {id} ended with {code}");
+        }
+        // Connections parked behind an answer may hold more requests.
+        let ready: Vec<u32> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.exec_id.is_none() && !c.buf.is_empty())
+            .map(|(t, _)| *t)
+            .collect();
+        for token in ready {
+            self.serve_lines(token);
+        }
+    }
+
+    /// `wait-pid`: park `token` until the process ends, or answer now.
+    fn wait_pid(&mut self, token: u32, id: Option<u32>, pid: Option<i32>) -> Option<Response> {
+        let exited = |code| Response {
+            status: Some(code),
+            ..Response::ok()
+        };
+        match (id, pid) {
+            (Some(_), Some(_)) => Some(Response::error("wait-pid: give id or pid, not both")),
+            (None, None | Some(1)) => match self.phase {
+                Phase::Stopped(code) => Some(exited(code)),
+                _ => {
+                    if let Some(c) = self.conns.get_mut(&token) {
+                        c.waiting = true;
+                    }
+                    None
+                }
+            },
+            (None, Some(p)) => Some(Response::error(format!(
+                "wait-pid: pid {p}: only the init (pid 1) is waited for by pid; \
+                 give an exec'd process's id"
+            ))),
+            (Some(id), None) => {
+                if let Some(&code) = self.exec_done.get(&id) {
+                    return Some(exited(code));
+                }
+                if !self.exec_live.contains(&id) {
+                    return Some(Response::error(format!(
+                        "wait-pid: no process with id {id}"
+                    )));
+                }
+                if let Some(c) = self.conns.get_mut(&token) {
+                    c.exec_id = Some(id);
+                }
+                None
+            }
         }
     }
 
@@ -678,8 +748,15 @@ impl Server {
             gid,
             stdio: [i, o, e],
         };
-        match self.port.exec(spec) {
-            Ok(_) if detach => Some(Response::ok()),
+        let started = self.port.exec(spec);
+        if let Ok(id) = started {
+            self.exec_live.insert(id);
+        }
+        match started {
+            Ok(id) if detach => Some(Response {
+                id: Some(id),
+                ..Response::ok()
+            }),
             Ok(id) => {
                 if let Some(c) = self.conns.get_mut(&token) {
                     c.exec_id = Some(id);
