@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use guest_kernel::abi::linux::{Stat, TERMIOS_SIZE};
 use guest_kernel::abi::{Errno, KResult};
@@ -23,11 +23,32 @@ pub struct HostServices {
     /// Bind mounts of the spec: (container path, host directory), longest
     /// path first. Paths beneath one resolve inside its directory.
     binds: Vec<(String, OwnedFd)>,
+    /// The roots of a pod's other containers, numbered from 1: the sentry
+    /// names a path beneath root N as `N:/path` (`Vfs::host_path`).
+    roots: RwLock<Vec<Arc<OwnedFd>>>,
     table: Mutex<Table>,
     /// Encoded `exec` requests waiting for the sentry, and who hears of
     /// their processes' ends.
     execs: Mutex<std::collections::VecDeque<Vec<u8>>>,
     on_exit: ExitSlot,
+}
+
+/// Most pod containers one sandbox serves besides its own.
+const MAX_ROOTS: usize = 1024;
+
+/// The directory a path resolves beneath (see `HostServices::route`).
+enum Base<'a> {
+    Own(&'a OwnedFd),
+    Pod(Arc<OwnedFd>),
+}
+
+impl AsFd for Base<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Base::Own(fd) => fd.as_fd(),
+            Base::Pod(fd) => fd.as_fd(),
+        }
+    }
 }
 
 /// Called with (exec id, exit code).
@@ -87,6 +108,7 @@ impl HostServices {
         Ok(HostServices {
             root,
             binds: Vec::new(),
+            roots: RwLock::new(Vec::new()),
             table: Mutex::new(Table { fds, next: 3 }),
             execs: Mutex::new(Default::default()),
             on_exit: ExitSlot::default(),
@@ -101,7 +123,7 @@ impl HostServices {
             return Err(Errno::EINVAL);
         }
         let full = std::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
-        let (base, text) = self.route(full);
+        let (base, text) = self.route(full)?;
         let (dir, name) = match text.trim_end_matches('/').rsplit_once('/') {
             Some((d, n)) => (if d.is_empty() { "/" } else { d }, n),
             None => (".", text),
@@ -110,7 +132,7 @@ impl HostServices {
             return Err(Errno::EINVAL);
         }
         let dirfd = rustix::fs::openat2(
-            base,
+            &base,
             dir,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
@@ -170,20 +192,54 @@ impl HostServices {
         Ok(())
     }
 
+    /// Serve another container of the pod: its root directory `root`,
+    /// opened as the first one is; paths beneath it resolve inside it (no
+    /// bind mounts). Returns its number, for `ExecRequest::root`.
+    pub fn add_root(&self, root: &Path) -> io::Result<u32> {
+        let fd = rustix::fs::open(
+            root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut roots = self
+            .roots
+            .write()
+            .map_err(|_| io::Error::other("the root table is poisoned"))?;
+        if roots.len() >= MAX_ROOTS {
+            return Err(io::Error::other(format!(
+                "a sandbox serves at most {MAX_ROOTS} pod containers"
+            )));
+        }
+        roots.push(Arc::new(fd));
+        u32::try_from(roots.len()).map_err(io::Error::other)
+    }
+
     /// The directory a container path resolves in, and the path relative
-    /// to it.
-    fn route<'a>(&'a self, path: &'a str) -> (&'a OwnedFd, &'a str) {
+    /// to it: `N:/path` is beneath pod root N, anything else beneath the
+    /// first root or one of its binds.
+    fn route<'a>(&'a self, path: &'a str) -> KResult<(Base<'a>, &'a str)> {
+        if let Some((n, rest)) = path.split_once(':') {
+            if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) {
+                let n: usize = n.parse().map_err(|_| Errno::ENOENT)?;
+                let roots = self.roots.read().map_err(|_| Errno::EIO)?;
+                let fd = n
+                    .checked_sub(1)
+                    .and_then(|i| roots.get(i))
+                    .ok_or(Errno::ENOENT)?;
+                return Ok((Base::Pod(fd.clone()), rest));
+            }
+        }
         for (dest, fd) in &self.binds {
             if let Some(rest) = path.strip_prefix(dest.as_str()) {
                 if rest.is_empty() {
-                    return (fd, ".");
+                    return Ok((Base::Own(fd), "."));
                 }
                 if rest.starts_with('/') {
-                    return (fd, rest);
+                    return Ok((Base::Own(fd), rest));
                 }
             }
         }
-        (&self.root, path)
+        Ok((Base::Own(&self.root), path))
     }
 
     fn with_fd<T>(
@@ -206,14 +262,14 @@ impl HostOps for HostServices {
             return Err(Errno::EINVAL);
         }
         let text = std::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
-        let (base, rel) = self.route(text);
+        let (base, rel) = self.route(text)?;
         let rel = std::ffi::OsStr::new(rel);
         let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
         // Look before opening: opening a device node can have effects of its
         // own (a watchdog, a tape, a terminal), so only regular files and
         // directories of the host are ever opened for the guest.
         let probe = rustix::fs::openat2(
-            base,
+            &base,
             rel,
             OFlags::PATH | OFlags::CLOEXEC,
             Mode::empty(),
@@ -229,7 +285,7 @@ impl HostOps for HostServices {
             return Err(Errno::EACCES);
         }
         let fd = rustix::fs::openat2(
-            base,
+            &base,
             rel,
             OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
             Mode::empty(),
@@ -497,6 +553,19 @@ mod tests {
             with_bind.open(b"/mnt/data/../../outside"),
             Err(Errno::ENOENT)
         );
+        // A pod's second root: `1:/path` beneath it, confined the same way.
+        let second = base.join("second");
+        std::fs::create_dir_all(&second).unwrap();
+        std::fs::write(second.join("marker"), b"two").unwrap();
+        assert_eq!(s.add_root(&second).unwrap(), 1);
+        let h = s.open(b"1:/marker").unwrap();
+        assert_eq!(s.pread(h, &mut buf, 0), Ok(3));
+        assert_eq!(s.open(b"/marker"), Err(Errno::ENOENT));
+        assert_eq!(s.open(b"1:/etc/inside"), Err(Errno::ENOENT));
+        assert_eq!(s.open(b"1:/../outside"), Err(Errno::ENOENT));
+        assert_eq!(s.open(b"2:/marker"), Err(Errno::ENOENT));
+        assert_eq!(s.open(b"0:/etc/inside"), Err(Errno::ENOENT));
+        assert!(s.add_root(&base.join("missing")).is_err());
         let mut link = [0u8; 64];
         assert_eq!(s.readlink(b"/abs-link", &mut link), Ok(8));
         assert_eq!(&link[..8], b"/outside");

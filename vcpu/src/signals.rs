@@ -139,6 +139,8 @@ impl SignalSender {
                 self.ram
                     .store_u32(e + s::ENTRY_FLAGS, flags, Ordering::Relaxed)?;
                 self.ram
+                    .store_u32(e + s::ENTRY_CONTAINER, sig.container, Ordering::Relaxed)?;
+                self.ram
                     .store_u64(at(s::HEAD), *head + 1, Ordering::Release)
             };
             write().map_err(|_| SendError::Corrupt)?;
@@ -176,6 +178,7 @@ mod tests {
             sig: n,
             all: false,
             pgrp: false,
+            container: 0,
         }
     }
 
@@ -202,6 +205,7 @@ mod tests {
             sig: 9,
             all: true,
             pgrp: false,
+            container: 0,
         })
         .unwrap();
         assert_eq!(kicks.load(Ordering::SeqCst), 2);
@@ -241,6 +245,7 @@ mod tests {
                 sig: 15,
                 all: false,
                 pgrp: false,
+                container: 0,
             }),
             Err(SendError::Invalid)
         );

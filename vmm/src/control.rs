@@ -35,6 +35,11 @@ pub enum Request {
         pid: Option<i32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pgid: Option<i32>,
+        /// For the pod container with this number (from `add-container`)
+        /// instead of the sandbox's own: its first process, or its
+        /// processes only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container: Option<u32>,
     },
     /// Answer once the container has stopped, with its exit status.
     Wait,
@@ -74,7 +79,15 @@ pub enum Request {
         gid: u32,
         #[serde(default)]
         detach: bool,
+        /// In the pod container with this number, beneath its root.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container: Option<u32>,
     },
+    /// Serve another container of the pod in this sandbox: its root
+    /// filesystem (a host directory) under an overlay of its own. Answers
+    /// with the container's number for `exec` and `signal`.
+    #[serde(rename = "add-container")]
+    AddContainer { id: String, rootfs: PathBuf },
 }
 
 /// A response: `ok` plus the fields of the request's answer, or `error`.
@@ -89,6 +102,9 @@ pub struct Response {
     /// `state`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ContainerState>,
+    /// `add-container`: the pod container's number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<u32>,
     /// A detached `exec`: the process's id, for `wait-pid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<u32>,
@@ -285,7 +301,8 @@ mod tests {
                 signal: 9,
                 all: false,
                 pid: None,
-                pgid: None
+                pgid: None,
+                container: None,
             }
         );
         let r: Request = serde_json::from_str(r#"{"op":"start"}"#).expect("parse");

@@ -5,6 +5,7 @@ mod commands;
 mod container;
 mod control;
 mod logger;
+mod pod;
 mod sandbox;
 mod server;
 mod signal;

@@ -40,6 +40,8 @@ use crate::control::{self, Request, Response, MAX_REQUEST_BYTES};
 use crate::sandbox;
 use crate::signal::{default_action, DefaultAction, SIGRTMAX};
 
+mod exec;
+
 const TOKEN_LISTENER: u32 = 0;
 const TOKEN_SIGNALS: u32 = 1;
 const TOKEN_EXIT: u32 = 2;
@@ -63,6 +65,8 @@ pub enum ServeError {
     EventLoop(#[from] event_manager::Error),
     #[error("cannot start the container: {0}")]
     Start(String),
+    #[error(transparent)]
+    Pod(#[from] crate::pod::PodError),
 }
 
 /// How the container's init ended, as the `container-init` thread saw it.
@@ -124,6 +128,10 @@ pub struct Server {
     /// Exit statuses of ended `exec`'d processes, for `wait-pid` (the
     /// newest [`EXEC_STATUS_KEPT`]).
     exec_done: BTreeMap<u32, i32>,
+    /// This container joined another's sandbox (a pod's container).
+    member: Option<crate::pod::Member>,
+    /// The pod's other containers this sandbox serves: number → id.
+    containers: BTreeMap<u32, String>,
 }
 
 /// How many ended `exec`'d processes' statuses `wait-pid` can still ask for.
@@ -148,14 +156,19 @@ impl Server {
             path: sock.clone(),
             source,
         };
-        let (_dirfd, addr) = control::short_socket_path(&sock).map_err(listen_err)?;
-        let listener = UnixListener::bind(&addr).map_err(listen_err)?;
-        listener.set_nonblocking(true).map_err(listen_err)?;
         let id = dir
             .path()
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // A pod's container joins its sandbox before anything is recorded.
+        let member = match dir.path().parent() {
+            Some(root) => crate::pod::join(root, &id, &spec)?,
+            None => None,
+        };
+        let (_dirfd, addr) = control::short_socket_path(&sock).map_err(listen_err)?;
+        let listener = UnixListener::bind(&addr).map_err(listen_err)?;
+        listener.set_nonblocking(true).map_err(listen_err)?;
         let state = ContainerState {
             oci_version: resources::DEFAULT_OCI_VERSION.to_string(),
             id,
@@ -195,6 +208,9 @@ impl Server {
             }
             let _ = evt.write(1);
         }));
+        if let Some(m) = &member {
+            crate::pod::attach(&port, m);
+        }
         Ok(Server {
             cli,
             dir,
@@ -217,6 +233,8 @@ impl Server {
             paused: false,
             exec_live: Default::default(),
             exec_done: BTreeMap::new(),
+            member,
+            containers: BTreeMap::new(),
         })
     }
 
@@ -258,10 +276,14 @@ impl Server {
             .exit_evt
             .try_clone()
             .map_err(|e| format!("cannot share the exit notifier: {e}"))?;
+        let member = self.member.clone();
         let handle = thread::Builder::new()
             .name("container-init".into())
             .spawn(move || {
-                let outcome = sandbox::run(&cli, &spec, &port).map_err(|e| e.to_string());
+                let outcome = match &member {
+                    Some(m) => crate::pod::run(m, &spec),
+                    None => sandbox::run(&cli, &spec, &port).map_err(|e| e.to_string()),
+                };
                 // The loop may be gone already (the container was killed).
                 let _ = tx.send(outcome);
                 let _ = evt.write(1);
@@ -350,11 +372,23 @@ impl Server {
     /// `pid` (0: init; `HostSignal::FOREGROUND`: its terminal's
     /// foreground process group).
     fn deliver(&mut self, n: i32, all: bool, pid: i32) -> Result<(), String> {
-        self.deliver_to(n, all, pid, false)
+        self.deliver_to(n, all, pid, false, 0)
     }
 
-    /// As [`deliver`](Self::deliver); with `pgrp`, `pid` is a process group.
-    fn deliver_to(&mut self, n: i32, all: bool, pid: i32, pgrp: bool) -> Result<(), String> {
+    /// As [`deliver`](Self::deliver); with `pgrp`, `pid` is a process
+    /// group; `container` is a pod container this sandbox serves (0: its
+    /// own).
+    fn deliver_to(
+        &mut self,
+        n: i32,
+        all: bool,
+        pid: i32,
+        pgrp: bool,
+        container: u32,
+    ) -> Result<(), String> {
+        if container != 0 && !self.containers.contains_key(&container) {
+            return Err(format!("no pod container {container} in this sandbox"));
+        }
         if !(0..=SIGRTMAX).contains(&n) {
             return Err(format!("invalid signal {n}"));
         }
@@ -390,6 +424,7 @@ impl Server {
                 sig: n,
                 all,
                 pgrp,
+                container,
             });
             debug!(
                 "signal {n} for {whom} of container {}: delivered to the sentry",
@@ -441,6 +476,12 @@ impl Server {
 
     /// `pause`: as runc, a created or running container can be paused.
     fn pause(&mut self) -> Result<(), String> {
+        if let Some(m) = &self.member {
+            return Err(format!(
+                "a pod's container pauses with its sandbox: pause {}",
+                m.sandbox_id
+            ));
+        }
         if self.paused || matches!(self.phase, Phase::Stopped(_)) {
             return Err("container not running".into());
         }
@@ -481,15 +522,20 @@ impl Server {
                 all,
                 pid,
                 pgid,
+                container,
             } => done(match (pid, pgid) {
+                _ if container.is_some() && self.member.is_some() => {
+                    Err("container: this is not a pod's sandbox".into())
+                }
                 (Some(_), Some(_)) => Err("give pid or pgid, not both".into()),
                 (Some(p), None) | (None, Some(p)) if p <= 0 || all => Err(format!(
                     "pid/pgid {p}: expected a positive number, without all"
                 )),
-                (Some(p), None) => self.deliver_to(signal, false, p, false),
-                (None, Some(g)) => self.deliver_to(signal, false, g, true),
-                (None, None) => self.deliver(signal, all, 0),
+                (Some(p), None) => self.deliver_to(signal, false, p, false, container.unwrap_or(0)),
+                (None, Some(g)) => self.deliver_to(signal, false, g, true, container.unwrap_or(0)),
+                (None, None) => self.deliver_to(signal, all, 0, false, container.unwrap_or(0)),
             }),
+            Request::AddContainer { id, rootfs } => self.add_container(id, &rootfs),
             Request::Wait => match self.phase {
                 Phase::Stopped(code) => Response {
                     status: Some(code),
@@ -626,144 +672,6 @@ impl Server {
                     debug!("unwatching connection {token}: {e}");
                 }
             }
-        }
-    }
-
-    /// `exec`'d processes ended: record their statuses and answer the
-    /// connections parked on them (the `exec` itself and any `wait-pid`).
-    fn on_exec_exit(&mut self) {
-        let _ = self.exec_evt.read();
-        while let Ok((id, code)) = self.exec_rx.try_recv() {
-            self.exec_live.remove(&id);
-            self.exec_done.insert(id, code);
-            if self.exec_done.len() > EXEC_STATUS_KEPT {
-                self.exec_done.pop_first();
-            }
-            let tokens: Vec<u32> = self
-                .conns
-                .iter()
-                .filter(|(_, c)| c.exec_id == Some(id))
-                .map(|(t, _)| *t)
-                .collect();
-            for token in tokens {
-                if let Some(c) = self.conns.get_mut(&token) {
-                    c.exec_id = None;
-                }
-                self.reply(
-                    token,
-                    &Response {
-                        status: Some(code),
-                        ..Response::ok()
-                    },
-                );
-            }
-            debug!("exec {id} ended with {code}");
-        }
-        // Connections parked behind an answer may hold more requests.
-        let ready: Vec<u32> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.exec_id.is_none() && !c.buf.is_empty())
-            .map(|(t, _)| *t)
-            .collect();
-        for token in ready {
-            self.serve_lines(token);
-        }
-    }
-
-    /// `wait-pid`: park `token` until the process ends, or answer now.
-    fn wait_pid(&mut self, token: u32, id: Option<u32>, pid: Option<i32>) -> Option<Response> {
-        let exited = |code| Response {
-            status: Some(code),
-            ..Response::ok()
-        };
-        match (id, pid) {
-            (Some(_), Some(_)) => Some(Response::error("wait-pid: give id or pid, not both")),
-            (None, None | Some(1)) => match self.phase {
-                Phase::Stopped(code) => Some(exited(code)),
-                _ => {
-                    if let Some(c) = self.conns.get_mut(&token) {
-                        c.waiting = true;
-                    }
-                    None
-                }
-            },
-            (None, Some(p)) => Some(Response::error(format!(
-                "wait-pid: pid {p}: only the init (pid 1) is waited for by pid; \
-                 give an exec'd process's id"
-            ))),
-            (Some(id), None) => {
-                if let Some(&code) = self.exec_done.get(&id) {
-                    return Some(exited(code));
-                }
-                if !self.exec_live.contains(&id) {
-                    return Some(Response::error(format!(
-                        "wait-pid: no process with id {id}"
-                    )));
-                }
-                if let Some(c) = self.conns.get_mut(&token) {
-                    c.exec_id = Some(id);
-                }
-                None
-            }
-        }
-    }
-
-    /// `exec`: start a process with the stdio the client sent.
-    fn exec(&mut self, token: u32, req: Request) -> Option<Response> {
-        let Request::Exec {
-            args,
-            env,
-            cwd,
-            uid,
-            gid,
-            detach,
-        } = req
-        else {
-            return Some(Response::error("not an exec request"));
-        };
-        if self.phase != Phase::Running {
-            return Some(Response::error(
-                "cannot exec in a container that is not running",
-            ));
-        }
-        if args.is_empty() {
-            return Some(Response::error("exec: no command given"));
-        }
-        let fds: Vec<std::os::fd::OwnedFd> = match self.conns.get_mut(&token) {
-            Some(c) => std::mem::take(&mut c.fds),
-            None => return None,
-        };
-        let Ok([i, o, e]) = <[std::os::fd::OwnedFd; 3]>::try_from(fds) else {
-            return Some(Response::error(
-                "exec: the request must carry stdin, stdout and stderr",
-            ));
-        };
-        let cwd = if cwd.is_empty() { "/".to_string() } else { cwd };
-        let spec = sandbox::ExecSpec {
-            args,
-            env,
-            cwd,
-            uid,
-            gid,
-            stdio: [i, o, e],
-        };
-        let started = self.port.exec(spec);
-        if let Ok(id) = started {
-            self.exec_live.insert(id);
-        }
-        match started {
-            Ok(id) if detach => Some(Response {
-                id: Some(id),
-                ..Response::ok()
-            }),
-            Ok(id) => {
-                if let Some(c) = self.conns.get_mut(&token) {
-                    c.exec_id = Some(id);
-                }
-                None
-            }
-            Err(msg) => Some(Response::error(msg)),
         }
     }
 

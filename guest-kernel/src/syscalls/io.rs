@@ -581,7 +581,10 @@ fn readlink_common<P: Platform>(
         // A symlink of the lower layer: the host reads it beneath the root.
         None => {
             let mut target = vec![0u8; 4096];
-            let n = k.plat.host().readlink(&full, &mut target)?;
+            let n = k
+                .plat
+                .host()
+                .readlink(&k.vfs.host_path(&full), &mut target)?;
             let n = n.min(size as usize);
             k.copy_out(buf, &target[..n])?;
             Ok(n as u64)

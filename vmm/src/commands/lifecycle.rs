@@ -73,6 +73,7 @@ pub fn kill(cli: &Cli, id: &str, signal: &str, all: bool) -> Result<u8, CliError
             all,
             pid: None,
             pgid: None,
+            container: None,
         },
     )?;
     Ok(0)
@@ -107,7 +108,24 @@ pub fn delete(cli: &Cli, id: &str, force: bool) -> Result<u8, CliError> {
             }
         }
         Status::Created | Status::Creating => c.kill_sandbox()?,
-        Status::Running | Status::Paused if force => c.kill_sandbox()?,
+        Status::Running | Status::Paused if force => {
+            if crate::pod::sandbox_of(&c.state.annotations).is_some() {
+                // A pod's container: its processes live in the sandbox's
+                // sentry, not under this member process; kill them first.
+                let kill = Request::Signal {
+                    signal: libc::SIGKILL,
+                    all: true,
+                    pid: None,
+                    pgid: None,
+                    container: None,
+                };
+                if let Err(e) = call(&c, &kill) {
+                    debug!("delete {id}: cannot kill its processes: {e}");
+                }
+                let _ = c.wait_sandbox_gone(EXIT_GRACE);
+            }
+            c.kill_sandbox()?
+        }
         Status::Running | Status::Paused => {
             return Err(CliError::Io(format!(
                 "cannot delete container {id} that is not stopped: {}",
@@ -289,6 +307,7 @@ pub fn exec(cli: &Cli, id: &str, a: &ExecArgs<'_>) -> Result<u8, CliError> {
         uid,
         gid,
         detach: false,
+        container: None,
     };
     // A terminal, as runc makes one: its master to the console socket, its
     // slave the process's stdio.
