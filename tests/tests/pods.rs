@@ -211,6 +211,11 @@ fn a_pod_container_needs_a_running_sandbox_and_its_rootfs() {
         let out = env.create(&early, "m4");
         assert_ne!(out.code, 0, "{}", out.context());
         assert!(out.stderr().contains("is stopped"), "{}", out.context());
+        let rootless = busybox("b", &["/bin/sh"], member_of("sa"));
+        fs::remove_dir_all(rootless.rootfs()).expect("remove the rootfs");
+        let out = env.create(&rootless, "m5");
+        assert_ne!(out.code, 0, "{}", out.context());
+        assert!(out.stderr().contains("root.path"), "{}", out.context());
         assert_eq!(env.rf.root_entries(), vec!["sa".to_string()]);
         env.verb(&["delete", "sa"]).expect_code(0);
     });
