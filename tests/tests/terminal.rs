@@ -281,3 +281,33 @@ fn interactive_shell_with_job_control() {
         rf.invoke(["delete", "sh"]).expect_code(0);
     });
 }
+
+/// Background process groups and the terminal (tests/c/tty_bg.c): a
+/// background read stops the group with SIGTTIN and goes on once it is
+/// the foreground group and continued; with SIGTTIN ignored it fails with
+/// EIO; a background write stops with SIGTTOU only under `TOSTOP`.
+#[test]
+fn background_groups_get_sigttin_and_sigttou() {
+    let bundle = with_terminal(Bundle::builder(&compile("tty_bg", Link::Static)).build());
+    for_each_platform(|p: Platform| {
+        let rf = Ringfence::new(p);
+        let dir = TempDir::new("console");
+        let master = create_with_console(&rf, &bundle, "bg", &dir);
+        let mut input = fs::File::from(master.try_clone().expect("dup master"));
+        let out = collect(master);
+        rf.invoke(["start", "bg"]).expect_code(0);
+        wait_for(&out, "reader stopped by signal 21\r\nready\r\n", p);
+        input.write_all(b"hello\n").expect("type a line");
+        wait_for(
+            &out,
+            "child read: hello\r\nreader exited with 7\r\n\
+             SIGTTIN ignored: read -1 (Input/output error)\r\n\
+             background write\r\nwriter stopped by signal 22\r\ndone\r\n",
+            p,
+        );
+        rf.invoke(["wait", "bg"])
+            .expect_code(0)
+            .expect_stdout("0\n");
+        rf.invoke(["delete", "bg"]).expect_code(0);
+    });
+}

@@ -12,6 +12,7 @@ pub mod frame;
 pub mod pod;
 pub mod signal;
 pub mod stop;
+pub mod tty;
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
