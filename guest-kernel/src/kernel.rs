@@ -665,7 +665,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
             debug!("host signal {} for {:?}", hs.sig, targets);
             let info = crate::task::SigInfo {
                 signo: hs.sig,
-                code: if hs.pid == crate::platform::HostSignal::FOREGROUND {
+                code: if hs.exec || hs.pid == crate::platform::HostSignal::FOREGROUND {
                     0x80 // SI_KERNEL, as the terminal's
                 } else {
                     crate::task::SI_USER

@@ -186,6 +186,10 @@ pub struct HostSignal {
     /// init (`pid` 0) is its first process; `all` and pids outside it
     /// reach none of another container's processes.
     pub container: u32,
+    /// `pid` is the host's id of an `exec`'d process: the signal goes to
+    /// the foreground process group of that process's terminal (its
+    /// session's), as ^C typed on an `exec --tty` terminal.
+    pub exec: bool,
 }
 
 impl HostSignal {

@@ -4,7 +4,9 @@
 //! terminal (`isatty`, `stty size` from the master's window size, `stty
 //! -echo` taking effect), reads what is typed on the master, and ^C typed
 //! there reaches its init as SIGINT. `exec --tty --console-socket` gives
-//! an exec'd process a terminal of its own the same way. On both platforms.
+//! an exec'd process a terminal of its own the same way, where ^C and ^\
+//! reach the exec'd process's foreground group. A background process
+//! group gets SIGTTIN and SIGTTOU. On both platforms.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -309,5 +311,103 @@ fn background_groups_get_sigttin_and_sigttou() {
             .expect_code(0)
             .expect_stdout("0\n");
         rf.invoke(["delete", "bg"]).expect_code(0);
+    });
+}
+
+/// ^C typed on an `exec --tty` terminal is a SIGINT for the foreground
+/// process group of the exec'd process (its shell and the `sleep` it
+/// waits for), not for the container's init; ^\ likewise a SIGQUIT.
+#[test]
+fn ctrl_c_in_an_exec_terminal() {
+    let busybox = fs::read("/bin/busybox").expect("read /bin/busybox (busybox-static)");
+    let mut b = BundleBuilder::empty().executable("/bin/busybox", busybox.clone());
+    for applet in ["sh", "sleep"] {
+        b = b.executable(&format!("/bin/{applet}"), busybox.clone());
+    }
+    let bundle = b
+        .argv([
+            "/bin/sh",
+            "-c",
+            "trap 'echo init INT; exit 3' INT; while :; do sleep 0.1; done",
+        ])
+        .env(["PATH=/bin"])
+        .build();
+    for_each_platform(|p: Platform| {
+        let rf = Ringfence::new(p);
+        let dir = TempDir::new("console");
+        let b = bundle.dir().to_string_lossy().into_owned();
+        // The sandbox keeps the stdio it is given: none of the test's pipes.
+        let status = std::process::Command::new(ringfence_tests::ringfence_bin())
+            .arg("--root")
+            .arg(rf.root())
+            .args([
+                "--platform",
+                p.name(),
+                "run",
+                "--detach",
+                "--bundle",
+                &b,
+                "ex",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run --detach");
+        assert!(status.success(), "{p:?}: run --detach: {status}");
+        for (key, script, code) in [
+            (
+                b"\x03",
+                "trap 'echo exec INT; exit 6' INT; echo exec-ready; while :; do sleep 0.1; done",
+                6,
+            ),
+            (
+                b"\x1c",
+                "trap 'echo exec QUIT; exit 5' QUIT; echo exec-ready; while :; do sleep 0.1; done",
+                5,
+            ),
+        ] {
+            let sock = dir.path().join(format!("exec{code}.sock"));
+            let listener = UnixListener::bind(&sock).expect("bind the exec console socket");
+            let s = sock.to_string_lossy().into_owned();
+            thread::scope(|scope| {
+                let exec = scope.spawn(|| {
+                    rf.invoke([
+                        "exec",
+                        "--tty",
+                        "--console-socket",
+                        &s,
+                        "ex",
+                        "/bin/sh",
+                        "-c",
+                        script,
+                    ])
+                });
+                let master = receive_master(&listener);
+                let mut input = fs::File::from(master.try_clone().expect("dup master"));
+                let out = collect(master);
+                wait_for(&out, "exec-ready\r\n", p);
+                input.write_all(key).expect("type the key");
+                let caught = if code == 6 {
+                    "exec INT\r\n"
+                } else {
+                    "exec QUIT\r\n"
+                };
+                wait_for(&out, caught, p);
+                exec.join().expect("exec thread").expect_code(code);
+            });
+        }
+        // The container's init saw neither.
+        let state = rf.invoke(["state", "ex"]);
+        assert!(
+            state.stdout_str().contains("\"running\""),
+            "{p:?}: {}",
+            state.context()
+        );
+        rf.invoke(["kill", "ex", "INT"]).expect_code(0);
+        rf.invoke(["wait", "ex"])
+            .expect_code(0)
+            .expect_stdout("3\n");
+        rf.invoke(["delete", "ex"]).expect_code(0);
     });
 }

@@ -129,8 +129,9 @@ impl SignalSender {
                 return Err(SendError::Full);
             }
             let e = at(s::ENTRIES + (*head % s::NR_ENTRIES) * s::ENTRY_SIZE);
-            let flags =
-                if sig.all { s::FLAG_ALL } else { 0 } | if sig.pgrp { s::FLAG_PGRP } else { 0 };
+            let flags = if sig.all { s::FLAG_ALL } else { 0 }
+                | if sig.pgrp { s::FLAG_PGRP } else { 0 }
+                | if sig.exec { s::FLAG_EXEC } else { 0 };
             let write = || -> Result<(), memory::MemoryError> {
                 self.ram
                     .store_u32(e + s::ENTRY_PID, sig.pid as u32, Ordering::Relaxed)?;
@@ -179,6 +180,7 @@ mod tests {
             all: false,
             pgrp: false,
             container: 0,
+            exec: false,
         }
     }
 
@@ -206,6 +208,7 @@ mod tests {
             all: true,
             pgrp: false,
             container: 0,
+            exec: false,
         })
         .unwrap();
         assert_eq!(kicks.load(Ordering::SeqCst), 2);
@@ -246,6 +249,7 @@ mod tests {
                 all: false,
                 pgrp: false,
                 container: 0,
+                exec: false,
             }),
             Err(SendError::Invalid)
         );

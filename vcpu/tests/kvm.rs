@@ -251,6 +251,7 @@ fn host_signals_reach_the_sentry() {
             all: false,
             pgrp: false,
             container: 0,
+            exec: false,
         });
         phase(2);
         tx.send(HostSignal {
@@ -259,6 +260,7 @@ fn host_signals_reach_the_sentry() {
             all: true,
             pgrp: false,
             container: 0,
+            exec: false,
         });
         phase(3);
         // A broken host: malformed entries around a good one.

@@ -40,6 +40,10 @@ pub enum Request {
         /// processes only.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         container: Option<u32>,
+        /// For the foreground process group of the terminal of the
+        /// `exec`'d process with this id (as ^C typed on it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exec: Option<u32>,
     },
     /// Answer once the container has stopped, with its exit status.
     Wait,
@@ -303,6 +307,7 @@ mod tests {
                 pid: None,
                 pgid: None,
                 container: None,
+                exec: None,
             }
         );
         let r: Request = serde_json::from_str(r#"{"op":"start"}"#).expect("parse");

@@ -205,6 +205,7 @@ pub fn attach(port: &SignalPort, m: &Member) {
                 pid,
                 pgid,
                 container: Some(member.container),
+                exec: None,
             };
             let r = control::call(
                 &member.sandbox_id,

@@ -425,6 +425,7 @@ impl Server {
                 all,
                 pgrp,
                 container,
+                exec: false,
             });
             debug!(
                 "signal {n} for {whom} of container {}: delivered to the sentry",
@@ -523,10 +524,15 @@ impl Server {
                 pid,
                 pgid,
                 container,
+                exec,
             } => done(match (pid, pgid) {
-                _ if container.is_some() && self.member.is_some() => {
-                    Err("container: this is not a pod's sandbox".into())
+                _ if (container.is_some() || exec.is_some()) && self.member.is_some() => {
+                    Err("container, exec: not for a pod's container".into())
                 }
+                _ if exec.is_some() && (pid.is_some() || pgid.is_some() || all) => {
+                    Err("exec: without pid, pgid or all".into())
+                }
+                (None, None) if exec.is_some() => self.signal_exec(signal, exec.unwrap_or(0)),
                 (Some(_), Some(_)) => Err("give pid or pgid, not both".into()),
                 (Some(p), None) | (None, Some(p)) if p <= 0 || all => Err(format!(
                     "pid/pgid {p}: expected a positive number, without all"

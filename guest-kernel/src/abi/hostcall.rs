@@ -386,6 +386,8 @@ pub mod signals {
     pub const FLAG_ALL: u32 = 1;
     /// Flag: `pid` is a process group.
     pub const FLAG_PGRP: u32 = 2;
+    /// Flag: `pid` is an `exec` id; for its terminal's foreground group.
+    pub const FLAG_EXEC: u32 = 4;
     /// The highest signal number (`SIGRTMAX`).
     pub const MAX_SIGNAL: i32 = 64;
 

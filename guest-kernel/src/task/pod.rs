@@ -16,6 +16,24 @@ use crate::task::{SigInfo, Tid};
 
 /// The thread groups a host signal is for.
 pub fn host_signal_targets<P: Platform>(k: &Kernel<'_, P>, hs: &HostSignal) -> Vec<Tid> {
+    if hs.exec {
+        // The foreground group of the exec'd process's session.
+        let Some(g) = k
+            .groups
+            .values()
+            .find(|g| g.zombie.is_none() && g.exec_id == u32::try_from(hs.pid).ok())
+        else {
+            return Vec::new();
+        };
+        let (root, sid) = (g.root, g.sid);
+        let fg = k.tty_fg.get(&sid).copied().unwrap_or(sid);
+        return k
+            .groups
+            .values()
+            .filter(|g| g.zombie.is_none() && g.root == root && g.pgid == fg)
+            .map(|g| g.tgid)
+            .collect();
+    }
     let init = if hs.container == 0 {
         1
     } else {

@@ -73,6 +73,25 @@ impl Server {
         }
     }
 
+    /// `signal` with `exec`: `n` for the foreground process group of the
+    /// terminal of `exec`'d process `id`.
+    pub(super) fn signal_exec(&mut self, n: i32, id: u32) -> Result<(), String> {
+        if !(1..=crate::signal::SIGRTMAX).contains(&n) {
+            return Err(format!("invalid signal {n}"));
+        }
+        if self.phase != Phase::Running || !self.exec_live.contains(&id) {
+            return Err(format!("no running process with id {id}"));
+        }
+        let pid = i32::try_from(id).map_err(|_| format!("bad id {id}"))?;
+        self.port.send_or_queue(guest_kernel::platform::HostSignal {
+            pid,
+            sig: n,
+            exec: true,
+            ..Default::default()
+        });
+        Ok(())
+    }
+
     /// `wait-pid`: park `token` until the process ends, or answer now.
     pub(super) fn wait_pid(
         &mut self,
