@@ -25,7 +25,7 @@ fn busybox(name: &str, argv: &[&str], annotations: Value) -> Bundle {
     );
     let bytes = fs::read(busybox).expect("read busybox");
     let mut b = BundleBuilder::empty().executable("/bin/busybox", bytes.clone());
-    for applet in ["sh", "cat", "sleep", "echo", "ls"] {
+    for applet in ["sh", "cat", "sleep", "echo", "ls", "grep"] {
         b = b.executable(&format!("/bin/{applet}"), bytes.clone());
     }
     let mut bundle = b
@@ -162,6 +162,28 @@ fn a_pod_container_has_its_own_root_process_and_lifecycle() {
             .expect_code(0)
             .expect_stdout("143\n");
         assert_eq!(env.state("pa")["status"], "running");
+
+        // A member killed on the host (kill -9) takes its processes along.
+        env.create(&member, "pf").expect_ok();
+        env.verb(&["start", "pf"]).expect_code(0);
+        let member_runs = || {
+            let out = env.verb(&[
+                "exec",
+                "pa",
+                "/bin/sh",
+                "-c",
+                // The pattern is split so that this script does not match.
+                "p=only-in; for f in /proc/[0-9]*/cmdline; do grep -q $p-b $f && echo found; done; true",
+            ]);
+            out.expect_code(0);
+            out.stdout_str().contains("found")
+        };
+        wait_for("the member's process in the sandbox", member_runs);
+        send_signal(pid_of(&env.state("pf")), libc::SIGKILL);
+        wait_for("the killed member's processes to go", || !member_runs());
+        assert_eq!(env.state("pf")["status"], "stopped");
+        assert_eq!(env.state("pa")["status"], "running");
+        env.verb(&["delete", "pf"]).expect_code(0);
 
         // Deleting the sandbox container ends the pod's others.
         env.create(&member, "pe").expect_ok();

@@ -132,6 +132,10 @@ pub struct Server {
     member: Option<crate::pod::Member>,
     /// The pod's other containers this sandbox serves: number → id.
     containers: BTreeMap<u32, String>,
+    /// Each pod container's first process (its member's `start`), by exec
+    /// id → container number: if its member goes away without waiting for
+    /// its end, the container's processes are killed.
+    pod_mains: BTreeMap<u32, u32>,
 }
 
 /// How many ended `exec`'d processes' statuses `wait-pid` can still ask for.
@@ -235,6 +239,7 @@ impl Server {
             exec_done: BTreeMap::new(),
             member,
             containers: BTreeMap::new(),
+            pod_mains: BTreeMap::new(),
         })
     }
 
@@ -676,6 +681,15 @@ impl Server {
             if let Some(c) = self.conns.remove(&token) {
                 if let Err(e) = ops.remove(Events::empty(&c.stream)) {
                     debug!("unwatching connection {token}: {e}");
+                }
+                let orphaned = c.exec_id.and_then(|id| self.pod_mains.remove(&id));
+                if let Some(n) = orphaned {
+                    // The member of pod container `n` died (kill -9): its
+                    // processes must not outlive it.
+                    warn!("the member of pod container {n} is gone: killing its processes");
+                    if let Err(e) = self.deliver_to(libc::SIGKILL, true, 0, false, n) {
+                        debug!("pod container {n}: {e}");
+                    }
                 }
             }
         }

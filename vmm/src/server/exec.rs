@@ -37,6 +37,7 @@ impl Server {
         let _ = self.exec_evt.read();
         while let Ok((id, code)) = self.exec_rx.try_recv() {
             self.exec_live.remove(&id);
+            self.pod_mains.remove(&id);
             self.exec_done.insert(id, code);
             if self.exec_done.len() > EXEC_STATUS_KEPT {
                 self.exec_done.pop_first();
@@ -185,6 +186,9 @@ impl Server {
         let started = self.port.exec(spec);
         if let Ok(id) = started {
             self.exec_live.insert(id);
+            if container != 0 && !detach && !self.pod_mains.values().any(|&n| n == container) {
+                self.pod_mains.insert(id, container);
+            }
         }
         match started {
             Ok(id) if detach => Some(Response {
