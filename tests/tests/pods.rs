@@ -25,7 +25,7 @@ fn busybox(name: &str, argv: &[&str], annotations: Value) -> Bundle {
     );
     let bytes = fs::read(busybox).expect("read busybox");
     let mut b = BundleBuilder::empty().executable("/bin/busybox", bytes.clone());
-    for applet in ["sh", "cat", "sleep", "echo", "ls", "grep"] {
+    for applet in ["sh", "cat", "sleep", "echo", "ls", "grep", "stat"] {
         b = b.executable(&format!("/bin/{applet}"), bytes.clone());
     }
     let mut bundle = b
@@ -124,6 +124,13 @@ fn a_pod_container_has_its_own_root_process_and_lifecycle() {
         .expect_stdout("b-was-here\n");
         env.verb(&["exec", "pa", "/bin/cat", "/note"])
             .expect_code(1);
+        // Their own /tmp: the same (st_dev, st_ino) would be one file.
+        let tmp_dev = |id: &str| {
+            let out = env.verb(&["exec", id, "/bin/stat", "-c", "%d", "/tmp"]);
+            out.expect_code(0);
+            out.stdout_str()
+        };
+        assert_ne!(tmp_dev("pa"), tmp_dev("pb"), "{p:?}");
 
         // ps: each container's own processes.
         let (a_pids, b_pids) = (ps_pids(&env, "pa"), ps_pids(&env, "pb"));

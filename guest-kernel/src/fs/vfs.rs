@@ -126,8 +126,15 @@ impl Vfs {
     /// A fresh namespace (its own overlay, `/tmp` and `/dev/shm`) over the
     /// host's root number `root`.
     pub fn for_root(root: u32) -> Vfs {
+        // Device numbers of their own, so that (st_dev, st_ino), which
+        // file locks and programs take for a file's identity, never
+        // confuses two containers' files.
+        let dev = 0x1000 + 0x10 * u64::from(root);
         Vfs {
             root,
+            upper: Arc::new(Tmpfs::new(dev, 0o755)),
+            tmp: Arc::new(Tmpfs::new(dev + 1, 0o1777)),
+            shm: Arc::new(Tmpfs::new(dev + 2, 0o1777)),
             ..Vfs::default()
         }
     }
