@@ -263,3 +263,30 @@ pub fn run(m: &Member, spec: &SandboxSpec) -> Result<ExitStatus, String> {
         c => ExitStatus::Exited(c),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_container_type_container_joins_a_sandbox() {
+        let ann = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(sandbox_of(&ann(&[])), None);
+        assert_eq!(
+            sandbox_of(&ann(&[(CONTAINER_TYPE, "sandbox"), (SANDBOX_ID, "p")])),
+            None
+        );
+        assert_eq!(sandbox_of(&ann(&[(SANDBOX_ID, "p")])), None);
+        assert_eq!(
+            sandbox_of(&ann(&[(CONTAINER_TYPE, "container"), (SANDBOX_ID, "p")])),
+            Some("p")
+        );
+        // Named nothing: `join` refuses it.
+        assert_eq!(sandbox_of(&ann(&[(CONTAINER_TYPE, "container")])), Some(""));
+    }
+}
