@@ -411,3 +411,60 @@ fn ctrl_c_in_an_exec_terminal() {
         rf.invoke(["delete", "ex"]).expect_code(0);
     });
 }
+
+/// A pod's container with a terminal of its own (`create
+/// --console-socket` of a container that joins a sandbox): ^C goes to the
+/// foreground process group its program sets (tests/c/tty_jobs.c), as for
+/// a sandbox's own init.
+#[test]
+fn ctrl_c_in_a_pod_containers_terminal() {
+    let sandbox = Bundle::builder(&compile("sleeper", Link::Static))
+        .args(["60"])
+        .build();
+    let mut member = Bundle::builder(&compile("tty_jobs", Link::Static)).build();
+    let mut config = member.config().clone();
+    config["annotations"] = serde_json::json!({
+        "io.kubernetes.cri.container-type": "container",
+        "io.kubernetes.cri.sandbox-id": "pod",
+    });
+    member.set_config(config);
+    let member = with_terminal(member);
+    for_each_platform(|p: Platform| {
+        let rf = Ringfence::new(p);
+        let dir = TempDir::new("console");
+        let b = sandbox.dir().to_string_lossy().into_owned();
+        let status = std::process::Command::new(ringfence_tests::ringfence_bin())
+            .arg("--root")
+            .arg(rf.root())
+            .args([
+                "--platform",
+                p.name(),
+                "run",
+                "--detach",
+                "--bundle",
+                &b,
+                "pod",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run --detach");
+        assert!(status.success(), "{p:?}: run --detach: {status}");
+        let master = create_with_console(&rf, &member, "jobs", &dir);
+        let mut input = fs::File::from(master.try_clone().expect("dup master"));
+        let out = collect(master);
+        rf.invoke(["start", "jobs"]).expect_code(0);
+        wait_for(&out, "child is the foreground group\r\nready\r\n", p);
+        input.write_all(b"\x03").expect("type ^C");
+        wait_for(&out, "child killed by signal 2; init saw 0\r\n", p);
+        wait_for(&out, "init in the foreground\r\n", p);
+        input.write_all(b"\x03").expect("type ^C");
+        wait_for(&out, "init got SIGINT\r\n", p);
+        rf.invoke(["wait", "jobs"])
+            .expect_code(0)
+            .expect_stdout("0\n");
+        rf.invoke(["delete", "jobs"]).expect_code(0);
+        rf.invoke(["delete", "--force", "pod"]).expect_code(0);
+    });
+}

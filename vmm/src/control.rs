@@ -44,6 +44,11 @@ pub enum Request {
         /// `exec`'d process with this id (as ^C typed on it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exec: Option<u32>,
+        /// For the foreground process group of the init's terminal (of the
+        /// pod container's first process with `container`), as the
+        /// terminal would send it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        foreground: bool,
     },
     /// Answer once the container has stopped, with its exit status.
     Wait,
@@ -308,6 +313,7 @@ mod tests {
                 pgid: None,
                 container: None,
                 exec: None,
+                foreground: false,
             }
         );
         let r: Request = serde_json::from_str(r#"{"op":"start"}"#).expect("parse");

@@ -195,8 +195,9 @@ pub fn attach(port: &SignalPort, m: &Member) {
     let member = m.clone();
     port.attach(
         Box::new(move |sig: HostSignal| {
-            // A signal from the member's own terminal goes to the
-            // container's first process.
+            // One from the member's own terminal goes to the foreground
+            // group of the container's first process's session.
+            let foreground = sig.pid == HostSignal::FOREGROUND;
             let pid = (sig.pid > 0 && !sig.pgrp).then_some(sig.pid);
             let pgid = (sig.pid > 0 && sig.pgrp).then_some(sig.pid);
             let req = Request::Signal {
@@ -206,6 +207,7 @@ pub fn attach(port: &SignalPort, m: &Member) {
                 pgid,
                 container: Some(member.container),
                 exec: None,
+                foreground,
             };
             let r = control::call(
                 &member.sandbox_id,
@@ -234,8 +236,10 @@ impl crate::sandbox::Pause for NoPause {
     fn resume(&self) {}
 }
 
-/// Run the member's container process (`start`) until it ends.
-pub fn run(m: &Member, spec: &SandboxSpec) -> Result<ExitStatus, String> {
+/// Start the member's container process (`start`) in the sandbox: a
+/// detached `exec`, answered once the sandbox has queued it for the
+/// sentry; the sandbox's id of it, for [`wait`].
+pub fn start(m: &Member, spec: &SandboxSpec) -> Result<u32, String> {
     let dup = |fd: std::os::fd::BorrowedFd<'_>| -> Result<OwnedFd, String> {
         fd.try_clone_to_owned()
             .map_err(|e| format!("cannot pass stdio: {e}"))
@@ -246,22 +250,40 @@ pub fn run(m: &Member, spec: &SandboxSpec) -> Result<ExitStatus, String> {
         dup(std::io::stdout().as_fd())?,
         dup(std::io::stderr().as_fd())?,
     ];
-    let code = exec_in(
-        m,
-        ExecSpec {
-            args: spec.args.clone(),
-            env: spec.env.clone(),
-            cwd: spec.cwd.clone(),
-            uid: spec.uid,
-            gid: spec.gid,
-            stdio,
-            container: m.container,
-        },
-    );
-    Ok(match code {
+    let req = Request::Exec {
+        args: spec.args.clone(),
+        env: spec.env.clone(),
+        cwd: spec.cwd.clone(),
+        uid: spec.uid,
+        gid: spec.gid,
+        detach: true,
+        container: Some(m.container),
+    };
+    let fds = stdio.each_ref().map(|f| f.as_raw_fd());
+    let resp = control::call_with_fds(
+        &m.sandbox_id,
+        &m.socket,
+        &req,
+        &fds,
+        Some(control::REPLY_TIMEOUT),
+    )
+    .map_err(|e| format!("pod sandbox {}: {e}", m.sandbox_id))?;
+    resp.id
+        .ok_or_else(|| format!("pod sandbox {}: no process id in the answer", m.sandbox_id))
+}
+
+/// Wait for the end of the member's process `id` (from [`start`]); the
+/// connection stays open meanwhile, and its closing early (the member
+/// killed) makes the sandbox kill the container's processes.
+pub fn wait(m: &Member, id: u32) -> ExitStatus {
+    let req = Request::WaitPid {
+        id: Some(id),
+        pid: None,
+    };
+    match status_of(m, control::call(&m.sandbox_id, &m.socket, &req, None)) {
         c if c > 128 => ExitStatus::Signaled(c - 128),
         c => ExitStatus::Exited(c),
-    })
+    }
 }
 
 #[cfg(test)]

@@ -281,12 +281,23 @@ impl Server {
             .exit_evt
             .try_clone()
             .map_err(|e| format!("cannot share the exit notifier: {e}"))?;
-        let member = self.member.clone();
+        // A pod's container: its process is in the sandbox's hands before
+        // `start` answers, so no later signal can overtake it.
+        let member = match &self.member {
+            Some(m) => match crate::pod::start(m, &spec) {
+                Ok(id) => Some((m.clone(), id)),
+                Err(e) => {
+                    self.spec = Some(spec);
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
         let handle = thread::Builder::new()
             .name("container-init".into())
             .spawn(move || {
                 let outcome = match &member {
-                    Some(m) => crate::pod::run(m, &spec),
+                    Some((m, id)) => Ok(crate::pod::wait(m, *id)),
                     None => sandbox::run(&cli, &spec, &port).map_err(|e| e.to_string()),
                 };
                 // The loop may be gone already (the container was killed).
@@ -530,7 +541,18 @@ impl Server {
                 pgid,
                 container,
                 exec,
+                foreground,
             } => done(match (pid, pgid) {
+                _ if foreground && (pid.is_some() || pgid.is_some() || all || exec.is_some()) => {
+                    Err("foreground: without pid, pgid, all or exec".into())
+                }
+                (None, None) if foreground => self.deliver_to(
+                    signal,
+                    false,
+                    guest_kernel::platform::HostSignal::FOREGROUND,
+                    false,
+                    container.unwrap_or(0),
+                ),
                 _ if (container.is_some() || exec.is_some()) && self.member.is_some() => {
                     Err("container, exec: not for a pod's container".into())
                 }

@@ -75,6 +75,7 @@ pub fn kill(cli: &Cli, id: &str, signal: &str, all: bool) -> Result<u8, CliError
             pgid: None,
             container: None,
             exec: None,
+            foreground: false,
         },
     )?;
     Ok(0)
@@ -120,6 +121,7 @@ pub fn delete(cli: &Cli, id: &str, force: bool) -> Result<u8, CliError> {
                     pgid: None,
                     container: None,
                     exec: None,
+                    foreground: false,
                 };
                 if let Err(e) = call(&c, &kill) {
                     debug!("delete {id}: cannot kill its processes: {e}");

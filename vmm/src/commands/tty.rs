@@ -141,6 +141,7 @@ pub fn tty_monitor(cli: &Cli, id: &str) -> Result<u8, CliError> {
             pgid: None,
             container: None,
             exec: Some(exec),
+            foreground: false,
         };
         if let Err(e) = control::call(id, &c.dir.socket(), &req, Some(control::REPLY_TIMEOUT)) {
             debug!("tty monitor: {sig} for exec {exec}: {e}");

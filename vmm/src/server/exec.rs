@@ -186,7 +186,7 @@ impl Server {
         let started = self.port.exec(spec);
         if let Ok(id) = started {
             self.exec_live.insert(id);
-            if container != 0 && !detach && !self.pod_mains.values().any(|&n| n == container) {
+            if container != 0 && !self.pod_mains.values().any(|&n| n == container) {
                 self.pod_mains.insert(id, container);
             }
         }
