@@ -66,12 +66,14 @@ int main(void) {
         return 2;
     }
     printf("reader stopped by signal %d\n", WSTOPSIG(st));
+    /* Before the reader goes on: a line typed now waits in the terminal,
+     * and nothing else writes while the reader reads. */
+    printf("ready\n");
     if (tcsetpgrp(0, c) != 0) {
         perror("tcsetpgrp");
         return 3;
     }
     kill(c, SIGCONT);
-    printf("ready\n");
     if (waitpid(c, &st, 0) != c || !WIFEXITED(st))
         return 4;
     tcsetpgrp(0, getpgrp());
