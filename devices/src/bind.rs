@@ -56,7 +56,7 @@ impl HostServices {
         let oflags =
             OFlags::from_bits_retain(flags) | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
         let probe = match rustix::fs::openat2(
-            route.base,
+            &route.base,
             route.rel.as_str(),
             OFlags::PATH | OFlags::CLOEXEC | (oflags & OFlags::NOFOLLOW),
             Mode::empty(),
@@ -75,7 +75,7 @@ impl HostServices {
             check_kind(st)?;
         }
         let fd = rustix::fs::openat2(
-            route.base,
+            &route.base,
             route.rel.as_str(),
             oflags,
             Mode::from_bits_truncate(mode & MODE_MASK),
@@ -96,7 +96,7 @@ impl HostServices {
     /// final symlink beneath the bind, opened for `fchmod`/`futimens`.
     fn open_target(&self, route: &Route<'_>) -> KResult<OwnedFd> {
         let probe = rustix::fs::openat2(
-            route.base,
+            &route.base,
             route.rel.as_str(),
             OFlags::PATH | OFlags::CLOEXEC,
             Mode::empty(),
@@ -106,7 +106,7 @@ impl HostServices {
         let before = rustix::fs::fstat(&probe).map_err(errno_of)?;
         check_kind(&before)?;
         let fd = rustix::fs::openat2(
-            route.base,
+            &route.base,
             route.rel.as_str(),
             OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
             Mode::empty(),

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use guest_kernel::abi::linux::{Stat, TERMIOS_SIZE};
 use guest_kernel::abi::{Errno, KResult};
@@ -23,6 +23,9 @@ pub struct HostServices {
     /// Bind mounts of the spec, longest destination first. Paths beneath
     /// one resolve inside its source.
     binds: Vec<Bind>,
+    /// The roots of a pod's other containers, numbered from 1: the sentry
+    /// names a path beneath root N as `N:/path` (`Vfs::host_path`).
+    roots: RwLock<Vec<Arc<OwnedFd>>>,
     table: Mutex<Table>,
     /// Encoded `exec` requests waiting for the sentry, and who hears of
     /// their processes' ends.
@@ -48,9 +51,28 @@ pub(crate) struct Bind {
 /// it (resolved with `RESOLVE_IN_ROOT` beneath it), and the bind mount.
 #[derive(Debug)]
 pub(crate) struct Route<'a> {
-    pub(crate) base: &'a OwnedFd,
+    pub(crate) base: Base<'a>,
     pub(crate) rel: String,
     pub(crate) bind: Option<usize>,
+}
+
+/// Most pod containers one sandbox serves besides its own.
+const MAX_ROOTS: usize = 1024;
+
+/// The directory a path resolves beneath (see `HostServices::route`).
+#[derive(Debug)]
+pub(crate) enum Base<'a> {
+    Own(&'a OwnedFd),
+    Pod(Arc<OwnedFd>),
+}
+
+impl AsFd for Base<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Base::Own(fd) => fd.as_fd(),
+            Base::Pod(fd) => fd.as_fd(),
+        }
+    }
 }
 
 /// Called with (exec id, exit code).
@@ -115,7 +137,7 @@ pub(crate) fn parent_in(route: &Route<'_>, resolve: ResolveFlags) -> KResult<(Ow
         return Err(Errno::EINVAL);
     }
     let dirfd = rustix::fs::openat2(
-        route.base,
+        &route.base,
         dir,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
@@ -144,6 +166,7 @@ impl HostServices {
         Ok(HostServices {
             root,
             binds: Vec::new(),
+            roots: RwLock::new(Vec::new()),
             table: Mutex::new(Table { fds, next: 3 }),
             execs: Mutex::new(Default::default()),
             on_exit: ExitSlot::default(),
@@ -238,9 +261,47 @@ impl HostServices {
         Ok(())
     }
 
+    /// Serve another container of the pod: its root directory `root`,
+    /// opened as the first one is; paths beneath it resolve inside it (no
+    /// bind mounts). Returns its number, for `ExecRequest::root`.
+    pub fn add_root(&self, root: &Path) -> io::Result<u32> {
+        let fd = rustix::fs::open(
+            root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut roots = self
+            .roots
+            .write()
+            .map_err(|_| io::Error::other("the root table is poisoned"))?;
+        if roots.len() >= MAX_ROOTS {
+            return Err(io::Error::other(format!(
+                "a sandbox serves at most {MAX_ROOTS} pod containers"
+            )));
+        }
+        roots.push(Arc::new(fd));
+        u32::try_from(roots.len()).map_err(io::Error::other)
+    }
+
     /// Where a container path resolves. A path beneath a file bind is
     /// `ENOTDIR`.
     pub(crate) fn route<'a>(&'a self, path: &str) -> KResult<Route<'a>> {
+        // `N:/path`: beneath pod root N (no bind mounts there).
+        if let Some((n, rest)) = path.split_once(':') {
+            if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) {
+                let n: usize = n.parse().map_err(|_| Errno::ENOENT)?;
+                let roots = self.roots.read().map_err(|_| Errno::EIO)?;
+                let fd = n
+                    .checked_sub(1)
+                    .and_then(|i| roots.get(i))
+                    .ok_or(Errno::ENOENT)?;
+                return Ok(Route {
+                    base: Base::Pod(fd.clone()),
+                    rel: rest.to_string(),
+                    bind: None,
+                });
+            }
+        }
         for (i, b) in self.binds.iter().enumerate() {
             let Some(rest) = path.strip_prefix(b.dest.as_str()) else {
                 continue;
@@ -253,13 +314,13 @@ impl HostServices {
                 _ => continue,
             };
             return Ok(Route {
-                base: &b.dir,
+                base: Base::Own(&b.dir),
                 rel,
                 bind: Some(i),
             });
         }
         Ok(Route {
-            base: &self.root,
+            base: Base::Own(&self.root),
             rel: path.to_string(),
             bind: None,
         })
@@ -296,7 +357,7 @@ impl HostOps for HostServices {
         }
         let text = std::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
         let route = self.route(text)?;
-        let (base, rel) = (route.base, std::ffi::OsStr::new(&route.rel));
+        let (base, rel) = (&route.base, std::ffi::OsStr::new(&route.rel));
         let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
         // Look before opening: opening a device node can have effects of its
         // own (a watchdog, a tape, a terminal), so only regular files and
@@ -617,6 +678,19 @@ mod tests {
             with_bind.open(b"/mnt/data/../../outside"),
             Err(Errno::ENOENT)
         );
+        // A pod's second root: `1:/path` beneath it, confined the same way.
+        let second = base.join("second");
+        std::fs::create_dir_all(&second).unwrap();
+        std::fs::write(second.join("marker"), b"two").unwrap();
+        assert_eq!(s.add_root(&second).unwrap(), 1);
+        let h = s.open(b"1:/marker").unwrap();
+        assert_eq!(s.pread(h, &mut buf, 0), Ok(3));
+        assert_eq!(s.open(b"/marker"), Err(Errno::ENOENT));
+        assert_eq!(s.open(b"1:/etc/inside"), Err(Errno::ENOENT));
+        assert_eq!(s.open(b"1:/../outside"), Err(Errno::ENOENT));
+        assert_eq!(s.open(b"2:/marker"), Err(Errno::ENOENT));
+        assert_eq!(s.open(b"0:/etc/inside"), Err(Errno::ENOENT));
+        assert!(s.add_root(&base.join("missing")).is_err());
         let mut link = [0u8; 64];
         assert_eq!(s.readlink(b"/abs-link", &mut link), Ok(8));
         assert_eq!(&link[..8], b"/outside");

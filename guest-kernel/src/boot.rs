@@ -40,6 +40,10 @@ pub struct ExecRequest {
     pub gid: u32,
     /// Host handles of its stdin, stdout and stderr.
     pub stdio: [u32; 3],
+    /// The pod container it belongs to: 0 for the sandbox's own, else the
+    /// host's number for another container's root (its lower layer, under
+    /// an overlay of its own). Encoded last, and only when not 0.
+    pub root: u32,
 }
 
 impl ExecRequest {
@@ -63,6 +67,9 @@ impl ExecRequest {
         ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
+        if self.root != 0 {
+            out.extend_from_slice(&self.root.to_le_bytes());
+        }
         out
     }
 
@@ -77,6 +84,7 @@ impl ExecRequest {
         let cwd = r.bytes()?;
         let (uid, gid) = (r.u32()?, r.u32()?);
         let stdio = [r.u32()?, r.u32()?, r.u32()?];
+        let root = if r.buf.is_empty() { 0 } else { r.u32()? };
         if !r.buf.is_empty() || args.is_empty() {
             return Err(DecodeError);
         }
@@ -88,6 +96,7 @@ impl ExecRequest {
             uid,
             gid,
             stdio,
+            root,
         })
     }
 }
@@ -430,6 +439,25 @@ mod tests {
         bad[8] = 0xff; // absurd argc
         bad[9] = 0xff;
         assert_eq!(BootParams::decode(&bad), Err(DecodeError));
+    }
+
+    #[test]
+    fn exec_request_carries_its_pod_root() {
+        let mut r = ExecRequest {
+            id: 7,
+            args: vec![b"/bin/sh".to_vec()],
+            stdio: [3, 4, 5],
+            ..Default::default()
+        };
+        let own = r.encode();
+        assert_eq!(ExecRequest::decode(&own), Ok(r.clone()));
+        r.root = 3;
+        let pod = r.encode();
+        assert_eq!(pod.len(), own.len() + 4);
+        assert_eq!(ExecRequest::decode(&pod), Ok(r));
+        let mut long = pod.clone();
+        long.push(0);
+        assert_eq!(ExecRequest::decode(&long), Err(DecodeError));
     }
 
     #[test]

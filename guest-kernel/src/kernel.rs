@@ -68,8 +68,14 @@ pub struct Kernel<'p, P: Platform> {
     pub yield_now: bool,
     /// The program the loader last loaded (a script's interpreter).
     pub last_exe: Vec<u8>,
-    /// The file namespace.
+    /// The file namespace of the current task's pod container
+    /// (`ThreadGroup::root`); see [`Kernel::enter_root`].
     pub vfs: crate::fs::vfs::Vfs,
+    /// The other pod containers' file namespaces, by root number.
+    other_vfs: BTreeMap<u32, crate::fs::vfs::Vfs>,
+    /// Each pod container's first process (root number → tgid): the
+    /// target of a host signal for its "init".
+    pub container_init: BTreeMap<u32, Tid>,
     pub stats: Stats,
     /// The vDSO's frames, set up by the loader on first use.
     pub vdso: crate::loader::vdso::VdsoState,
@@ -137,6 +143,8 @@ impl<'p, P: Platform> Kernel<'p, P> {
                 }
                 vfs
             },
+            other_vfs: BTreeMap::new(),
+            container_init: BTreeMap::new(),
             stats: Stats::default(),
             vdso: Default::default(),
             tty_fg: BTreeMap::new(),
@@ -203,6 +211,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
                 group_exit: None,
                 zombie: None,
                 exec_id: None,
+                root: 0,
                 job: Default::default(),
             },
         );
@@ -426,6 +435,22 @@ impl<'p, P: Platform> Kernel<'p, P> {
         n
     }
 
+    /// Make `vfs` the file namespace of pod container `root`, creating it
+    /// on first use (a fresh overlay over the host's root number `root`).
+    /// Tasks of one container run one after the other, so this is a swap
+    /// when the scheduler changes containers, nothing otherwise.
+    pub fn enter_root(&mut self, root: u32) {
+        if self.vfs.root == root {
+            return;
+        }
+        let next = self
+            .other_vfs
+            .remove(&root)
+            .unwrap_or_else(|| crate::fs::vfs::Vfs::for_root(root));
+        let prev = core::mem::replace(&mut self.vfs, next);
+        self.other_vfs.insert(prev.root, prev);
+    }
+
     /// Start a process the host asked for (`exec`): a new process beside
     /// init, with its own stdio, whose exit is reported back.
     fn spawn_exec(&mut self, req: crate::boot::ExecRequest) {
@@ -488,12 +513,14 @@ impl<'p, P: Platform> Kernel<'p, P> {
                 group_exit: None,
                 zombie: None,
                 exec_id: Some(id),
+                root: req.root,
                 job: Default::default(),
             },
         );
         self.tasks.insert(tid, Task::new(tid, tid, mm, thread));
         let saved = self.cur;
         self.cur = tid;
+        self.enter_root(req.root);
         let name = req.args[0].clone();
         let loaded = self
             .resolve_program(&name, &req.env, &cwd)
@@ -507,7 +534,10 @@ impl<'p, P: Platform> Kernel<'p, P> {
                 self.group_mut().exe_path = exe;
                 self.cur_mut().regs = UserRegs::new_user(entry.rip, entry.rsp);
                 self.runq.push_back(tid);
-                debug!("exec {id}: pid {tid}");
+                if req.root != 0 {
+                    self.container_init.entry(req.root).or_insert(tid);
+                }
+                debug!("exec {id}: pid {tid} in container {}", req.root);
             }
             Err(e) => {
                 debug!("exec {id}: cannot start: {:?} {}", e.errno, e.reason);
@@ -554,33 +584,11 @@ impl<'p, P: Platform> Kernel<'p, P> {
             if !crate::task::signal::valid(hs.sig) {
                 continue;
             }
-            let targets: Vec<Tid> = if hs.all {
-                self.groups
-                    .values()
-                    .filter(|g| g.zombie.is_none())
-                    .map(|g| g.tgid)
-                    .collect()
-            } else if hs.pgrp {
-                self.groups
-                    .values()
-                    .filter(|g| g.zombie.is_none() && g.pgid == hs.pid)
-                    .map(|g| g.tgid)
-                    .collect()
-            } else if hs.pid == crate::platform::HostSignal::FOREGROUND {
-                let sid = self.groups.get(&1).map_or(1, |g| g.sid);
-                let fg = self.tty_fg.get(&sid).copied().unwrap_or(sid);
-                self.groups
-                    .values()
-                    .filter(|g| g.zombie.is_none() && g.pgid == fg)
-                    .map(|g| g.tgid)
-                    .collect()
-            } else {
-                alloc::vec![if hs.pid == 0 { 1 } else { hs.pid }]
-            };
+            let targets = crate::task::pod::host_signal_targets(self, &hs);
             debug!("host signal {} for {:?}", hs.sig, targets);
             let info = crate::task::SigInfo {
                 signo: hs.sig,
-                code: if hs.pid == crate::platform::HostSignal::FOREGROUND {
+                code: if hs.exec || hs.pid == crate::platform::HostSignal::FOREGROUND {
                     0x80 // SI_KERNEL, as the terminal's
                 } else {
                     crate::task::SI_USER

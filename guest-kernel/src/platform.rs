@@ -202,7 +202,7 @@ pub trait HostOps {
 }
 
 /// A signal from outside the sandbox.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HostSignal {
     /// Container pid of the target; 0 means the container's init, and
     /// [`HostSignal::FOREGROUND`] the foreground process group of init's
@@ -213,6 +213,15 @@ pub struct HostSignal {
     pub all: bool,
     /// `pid` names a process group (the control API's `pgid`).
     pub pgrp: bool,
+    /// The container of a pod whose processes it is for: 0 for the
+    /// sandbox's own, N for the one whose `ExecRequest::root` is N. Its
+    /// init (`pid` 0) is its first process; `all` and pids outside it
+    /// reach none of another container's processes.
+    pub container: u32,
+    /// `pid` is the host's id of an `exec`'d process: the signal goes to
+    /// the foreground process group of that process's terminal (its
+    /// session's), as ^C typed on an `exec --tty` terminal.
+    pub exec: bool,
 }
 
 impl HostSignal {

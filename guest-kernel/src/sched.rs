@@ -183,7 +183,7 @@ impl<'p, P: Platform> Sentry<'p, P> {
     /// Run task `tid` until it blocks, exits or is preempted.
     fn run_task<'a>(&'a self, mut k: Guard<'a, 'p, P>, cpu: usize, tid: Tid) -> Guard<'a, 'p, P> {
         let plat = k.plat;
-        k.cur = tid;
+        set_current(&mut k, tid);
         let mut slice_end = plat.now(Clock::Monotonic).saturating_add(SLICE_NS);
         loop {
             crate::task::frame::deliver_signals(&mut k);
@@ -197,7 +197,7 @@ impl<'p, P: Platform> Sentry<'p, P> {
             self.unlock(k);
             let trap = plat.switch(space, &mut thread, &mut regs);
             k = self.lock(cpu);
-            k.cur = tid;
+            set_current(&mut k, tid);
             match k.tasks.get_mut(&tid) {
                 Some(t) => {
                     t.thread = Some(thread);
@@ -246,6 +246,19 @@ impl<'p, P: Platform> Sentry<'p, P> {
             }
         }
     }
+}
+
+/// Make `tid` the task the kernel serves, in its container's file
+/// namespace (pods: another CPU, or a host `exec`, may have entered
+/// another one since this CPU last held the lock).
+fn set_current<P: Platform>(k: &mut Kernel<'_, P>, tid: Tid) {
+    k.cur = tid;
+    let root = k
+        .tasks
+        .get(&tid)
+        .and_then(|t| k.groups.get(&t.tgid))
+        .map_or(0, |g| g.root);
+    k.enter_root(root);
 }
 
 /// Serve what brought the current task into the kernel.

@@ -23,15 +23,26 @@ int main(void) {
         printf("foreground %d is not our group %d\n", (int)tcgetpgrp(0), (int)getpgrp());
         return 1;
     }
+    /* The child says when its SIGINT is the default one again: a ^C
+     * before that would run the handler it inherited. */
+    int ready[2];
+    if (pipe(ready) != 0)
+        return 2;
     pid_t c = fork();
     if (c < 0)
         return 2;
     if (c == 0) {
         setpgid(0, 0);
         signal(SIGINT, SIG_DFL);
+        close(ready[0]);
+        close(ready[1]);
         for (;;)
             pause();
     }
+    close(ready[1]);
+    char b;
+    if (read(ready[0], &b, 1) != 0)
+        return 2;
     setpgid(c, c);
     if (tcsetpgrp(0, c) != 0) {
         perror("tcsetpgrp child");

@@ -3,7 +3,11 @@
 //! --stats`. Shares its helpers with `lifecycle.rs` (`common/`).
 
 use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -46,6 +50,11 @@ fn kill_runs_the_applications_signal_handler() {
 
 /// A busybox shell that writes `t` lines as fast as it can, for ever.
 fn busy_writer() -> Bundle {
+    busybox_shell("while :; do echo t; done")
+}
+
+/// A busybox container whose init runs `sh -c script`.
+fn busybox_shell(script: &str) -> Bundle {
     let busybox = Path::new("/bin/busybox");
     assert!(
         busybox.exists(),
@@ -54,8 +63,10 @@ fn busy_writer() -> Bundle {
     let bytes = fs::read(busybox).expect("read busybox");
     BundleBuilder::empty()
         .executable("/bin/busybox", bytes.clone())
-        .executable("/bin/sh", bytes)
-        .argv(["/bin/sh", "-c", "while :; do echo t; done"])
+        .executable("/bin/sh", bytes.clone())
+        .executable("/bin/sleep", bytes)
+        .argv(["/bin/sh", "-c", script])
+        .env(["PATH=/bin"])
         .build()
 }
 
@@ -197,5 +208,133 @@ fn events_stats_prints_one_stats_event() {
         env.expect_fails(&["events", "--interval", "soon", "ev"], "interval");
         env.verb(&["delete", "--force", "ev"]).expect_code(0);
         env.expect_fails(&["events", "--stats", "ev"], "does not exist");
+    });
+}
+
+/// A connection to container `id`'s control socket.
+fn connect(env: &Env, id: &str) -> UnixStream {
+    let sock = env.rf.root().join(id).join("ctl.sock");
+    let s = UnixStream::connect(&sock).expect("connect ctl.sock");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    s
+}
+
+/// Sends one request line on `s`, with `fds` as SCM_RIGHTS; the answer.
+fn ask(s: &UnixStream, request: &str, fds: &[RawFd]) -> Value {
+    let line = format!("{request}\n");
+    if fds.is_empty() {
+        (&*s).write_all(line.as_bytes()).expect("send");
+    } else {
+        let iov = [std::io::IoSlice::new(line.as_bytes())];
+        let cmsg = [nix::sys::socket::ControlMessage::ScmRights(fds)];
+        let n = nix::sys::socket::sendmsg::<()>(
+            s.as_raw_fd(),
+            &iov,
+            &cmsg,
+            nix::sys::socket::MsgFlags::empty(),
+            None,
+        )
+        .expect("sendmsg");
+        assert_eq!(n, line.len(), "short sendmsg");
+    }
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer).expect("answer");
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{answer:?}: {e}"))
+}
+
+/// A detached `exec` of `sh -c script` over the socket, with these stdio
+/// files; the process's id from the answer.
+fn exec_detached(env: &Env, id: &str, script: &str, stdio: [&fs::File; 3]) -> u64 {
+    let req = serde_json::json!({
+        "op": "exec", "args": ["/bin/sh", "-c", script], "env": ["PATH=/bin"], "detach": true
+    });
+    let fds = stdio.map(|f| f.as_raw_fd());
+    let v = ask(&connect(env, id), &req.to_string(), &fds);
+    assert_eq!(v["ok"], true, "{v}");
+    v["id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no id in the answer: {v}"))
+}
+
+/// The control API's `wait-pid`: the status of one `exec`'d process (by
+/// the id its detached `exec` answered with), parked until it ends and
+/// still there after, and of the init (`pid` 1); bad requests refused.
+#[test]
+fn wait_pid_reports_one_process() {
+    let bundle = busybox_shell("sleep 120");
+    for_each_platform(|p| {
+        let env = Env::new(p);
+        let _reaper = Reaper {
+            env: &env,
+            ids: &["wp"],
+        };
+        env.create(&bundle, "wp").expect_ok();
+        let idle = connect(&env, "wp");
+        let v = ask(&idle, r#"{"op":"wait-pid","id":1}"#, &[]);
+        assert_eq!(v["ok"], false, "{p:?}: nothing exec'd yet: {v}");
+        env.verb(&["start", "wp"]).expect_code(0);
+
+        let out_path = env.files.path().join("wp-exec.out");
+        let out = fs::File::create(&out_path).expect("out file");
+        let null = fs::File::open("/dev/null").expect("/dev/null");
+        let quick = exec_detached(&env, "wp", "echo quick; exit 7", [&null, &out, &out]);
+        let v = ask(
+            &connect(&env, "wp"),
+            &format!(r#"{{"op":"wait-pid","id":{quick}}}"#),
+            &[],
+        );
+        assert_eq!(v, serde_json::json!({"ok": true, "status": 7}), "{p:?}");
+        assert_eq!(fs::read_to_string(&out_path).expect("out"), "quick\n");
+        // Asked again after the end: the same status.
+        let v = ask(&idle, &format!(r#"{{"op":"wait-pid","id":{quick}}}"#), &[]);
+        assert_eq!(v["status"], 7, "{p:?}: {v}");
+
+        // One that waits for its stdin: parked until the test writes.
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        let (r, mut w) = (fs::File::from(r), fs::File::from(w));
+        let slow = exec_detached(&env, "wp", "read x; exit 3", [&r, &out, &out]);
+        drop(r);
+        let (tx, rx) = mpsc::channel();
+        let conn = connect(&env, "wp");
+        let waiter = thread::spawn(move || {
+            let v = ask(&conn, &format!(r#"{{"op":"wait-pid","id":{slow}}}"#), &[]);
+            let _ = tx.send(v);
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_millis(500)).is_err(),
+            "{p:?}: wait-pid answered while the process runs"
+        );
+        w.write_all(b"go\n").expect("write stdin");
+        let v = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("wait-pid answer");
+        assert_eq!(v, serde_json::json!({"ok": true, "status": 3}), "{p:?}");
+        waiter.join().expect("waiter");
+
+        for bad in [
+            r#"{"op":"wait-pid","id":99999}"#,
+            r#"{"op":"wait-pid","id":1,"pid":1}"#,
+            r#"{"op":"wait-pid","pid":5}"#,
+        ] {
+            let v = ask(&idle, bad, &[]);
+            assert_eq!(v["ok"], false, "{p:?}: {bad}: {v}");
+            assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+        }
+
+        // The init, by pid 1.
+        let (tx, rx) = mpsc::channel();
+        let conn = connect(&env, "wp");
+        let waiter = thread::spawn(move || {
+            let _ = tx.send(ask(&conn, r#"{"op":"wait-pid","pid":1}"#, &[]));
+        });
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+        env.verb(&["kill", "wp", "KILL"]).expect_code(0);
+        let v = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("wait-pid answer");
+        assert_eq!(v, serde_json::json!({"ok": true, "status": 137}), "{p:?}");
+        waiter.join().expect("waiter");
+        env.verb(&["delete", "wp"]).expect_code(0);
     });
 }

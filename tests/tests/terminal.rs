@@ -4,7 +4,9 @@
 //! terminal (`isatty`, `stty size` from the master's window size, `stty
 //! -echo` taking effect), reads what is typed on the master, and ^C typed
 //! there reaches its init as SIGINT. `exec --tty --console-socket` gives
-//! an exec'd process a terminal of its own the same way. On both platforms.
+//! an exec'd process a terminal of its own the same way, where ^C and ^\
+//! reach the exec'd process's foreground group. A background process
+//! group gets SIGTTIN and SIGTTOU. On both platforms.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -279,5 +281,190 @@ fn interactive_shell_with_job_control() {
             .expect_code(0)
             .expect_stdout("9\n");
         rf.invoke(["delete", "sh"]).expect_code(0);
+    });
+}
+
+/// Background process groups and the terminal (tests/c/tty_bg.c): a
+/// background read stops the group with SIGTTIN and goes on once it is
+/// the foreground group and continued; with SIGTTIN ignored it fails with
+/// EIO; a background write stops with SIGTTOU only under `TOSTOP`.
+#[test]
+fn background_groups_get_sigttin_and_sigttou() {
+    let bundle = with_terminal(Bundle::builder(&compile("tty_bg", Link::Static)).build());
+    for_each_platform(|p: Platform| {
+        let rf = Ringfence::new(p);
+        let dir = TempDir::new("console");
+        let master = create_with_console(&rf, &bundle, "bg", &dir);
+        let mut input = fs::File::from(master.try_clone().expect("dup master"));
+        let out = collect(master);
+        rf.invoke(["start", "bg"]).expect_code(0);
+        wait_for(&out, "reader stopped by signal 21\r\nready\r\n", p);
+        input.write_all(b"hello\n").expect("type a line");
+        wait_for(
+            &out,
+            "child read: hello\r\nreader exited with 7\r\n\
+             SIGTTIN ignored: read -1 (Input/output error)\r\n\
+             background write\r\nwriter stopped by signal 22\r\ndone\r\n",
+            p,
+        );
+        rf.invoke(["wait", "bg"])
+            .expect_code(0)
+            .expect_stdout("0\n");
+        rf.invoke(["delete", "bg"]).expect_code(0);
+    });
+}
+
+/// ^C typed on an `exec --tty` terminal is a SIGINT for the foreground
+/// process group of the exec'd process (its shell and the `sleep` it
+/// waits for), not for the container's init; ^\ likewise a SIGQUIT.
+#[test]
+fn ctrl_c_in_an_exec_terminal() {
+    let busybox = fs::read("/bin/busybox").expect("read /bin/busybox (busybox-static)");
+    let mut b = BundleBuilder::empty().executable("/bin/busybox", busybox.clone());
+    for applet in ["sh", "sleep"] {
+        b = b.executable(&format!("/bin/{applet}"), busybox.clone());
+    }
+    let bundle = b
+        .argv([
+            "/bin/sh",
+            "-c",
+            "trap 'echo init INT; exit 3' INT; while :; do sleep 0.1; done",
+        ])
+        .env(["PATH=/bin"])
+        .build();
+    for_each_platform(|p: Platform| {
+        let rf = Ringfence::new(p);
+        let dir = TempDir::new("console");
+        let b = bundle.dir().to_string_lossy().into_owned();
+        // The sandbox keeps the stdio it is given: none of the test's pipes.
+        let status = std::process::Command::new(ringfence_tests::ringfence_bin())
+            .arg("--root")
+            .arg(rf.root())
+            .args([
+                "--platform",
+                p.name(),
+                "run",
+                "--detach",
+                "--bundle",
+                &b,
+                "ex",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run --detach");
+        assert!(status.success(), "{p:?}: run --detach: {status}");
+        for (key, script, code) in [
+            (
+                b"\x03",
+                "trap 'echo exec INT; exit 6' INT; echo exec-ready; while :; do sleep 0.1; done",
+                6,
+            ),
+            (
+                b"\x1c",
+                "trap 'echo exec QUIT; exit 5' QUIT; echo exec-ready; while :; do sleep 0.1; done",
+                5,
+            ),
+        ] {
+            let sock = dir.path().join(format!("exec{code}.sock"));
+            let listener = UnixListener::bind(&sock).expect("bind the exec console socket");
+            let s = sock.to_string_lossy().into_owned();
+            thread::scope(|scope| {
+                let exec = scope.spawn(|| {
+                    rf.invoke([
+                        "exec",
+                        "--tty",
+                        "--console-socket",
+                        &s,
+                        "ex",
+                        "/bin/sh",
+                        "-c",
+                        script,
+                    ])
+                });
+                let master = receive_master(&listener);
+                let mut input = fs::File::from(master.try_clone().expect("dup master"));
+                let out = collect(master);
+                wait_for(&out, "exec-ready\r\n", p);
+                input.write_all(key).expect("type the key");
+                let caught = if code == 6 {
+                    "exec INT\r\n"
+                } else {
+                    "exec QUIT\r\n"
+                };
+                wait_for(&out, caught, p);
+                exec.join().expect("exec thread").expect_code(code);
+            });
+        }
+        // The container's init saw neither.
+        let state = rf.invoke(["state", "ex"]);
+        assert!(
+            state.stdout_str().contains("\"running\""),
+            "{p:?}: {}",
+            state.context()
+        );
+        rf.invoke(["kill", "ex", "INT"]).expect_code(0);
+        rf.invoke(["wait", "ex"])
+            .expect_code(0)
+            .expect_stdout("3\n");
+        rf.invoke(["delete", "ex"]).expect_code(0);
+    });
+}
+
+/// A pod's container with a terminal of its own (`create
+/// --console-socket` of a container that joins a sandbox): ^C goes to the
+/// foreground process group its program sets (tests/c/tty_jobs.c), as for
+/// a sandbox's own init.
+#[test]
+fn ctrl_c_in_a_pod_containers_terminal() {
+    let sandbox = Bundle::builder(&compile("sleeper", Link::Static))
+        .args(["60"])
+        .build();
+    let mut member = Bundle::builder(&compile("tty_jobs", Link::Static)).build();
+    let mut config = member.config().clone();
+    config["annotations"] = serde_json::json!({
+        "io.kubernetes.cri.container-type": "container",
+        "io.kubernetes.cri.sandbox-id": "pod",
+    });
+    member.set_config(config);
+    let member = with_terminal(member);
+    for_each_platform(|p: Platform| {
+        let rf = Ringfence::new(p);
+        let dir = TempDir::new("console");
+        let b = sandbox.dir().to_string_lossy().into_owned();
+        let status = std::process::Command::new(ringfence_tests::ringfence_bin())
+            .arg("--root")
+            .arg(rf.root())
+            .args([
+                "--platform",
+                p.name(),
+                "run",
+                "--detach",
+                "--bundle",
+                &b,
+                "pod",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run --detach");
+        assert!(status.success(), "{p:?}: run --detach: {status}");
+        let master = create_with_console(&rf, &member, "jobs", &dir);
+        let mut input = fs::File::from(master.try_clone().expect("dup master"));
+        let out = collect(master);
+        rf.invoke(["start", "jobs"]).expect_code(0);
+        wait_for(&out, "child is the foreground group\r\nready\r\n", p);
+        input.write_all(b"\x03").expect("type ^C");
+        wait_for(&out, "child killed by signal 2; init saw 0\r\n", p);
+        wait_for(&out, "init in the foreground\r\n", p);
+        input.write_all(b"\x03").expect("type ^C");
+        wait_for(&out, "init got SIGINT\r\n", p);
+        rf.invoke(["wait", "jobs"])
+            .expect_code(0)
+            .expect_stdout("0\n");
+        rf.invoke(["delete", "jobs"]).expect_code(0);
+        rf.invoke(["delete", "--force", "pod"]).expect_code(0);
     });
 }

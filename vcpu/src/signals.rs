@@ -129,8 +129,9 @@ impl SignalSender {
                 return Err(SendError::Full);
             }
             let e = at(s::ENTRIES + (*head % s::NR_ENTRIES) * s::ENTRY_SIZE);
-            let flags =
-                if sig.all { s::FLAG_ALL } else { 0 } | if sig.pgrp { s::FLAG_PGRP } else { 0 };
+            let flags = if sig.all { s::FLAG_ALL } else { 0 }
+                | if sig.pgrp { s::FLAG_PGRP } else { 0 }
+                | if sig.exec { s::FLAG_EXEC } else { 0 };
             let write = || -> Result<(), memory::MemoryError> {
                 self.ram
                     .store_u32(e + s::ENTRY_PID, sig.pid as u32, Ordering::Relaxed)?;
@@ -138,6 +139,8 @@ impl SignalSender {
                     .store_u32(e + s::ENTRY_SIG, sig.sig as u32, Ordering::Relaxed)?;
                 self.ram
                     .store_u32(e + s::ENTRY_FLAGS, flags, Ordering::Relaxed)?;
+                self.ram
+                    .store_u32(e + s::ENTRY_CONTAINER, sig.container, Ordering::Relaxed)?;
                 self.ram
                     .store_u64(at(s::HEAD), *head + 1, Ordering::Release)
             };
@@ -176,6 +179,8 @@ mod tests {
             sig: n,
             all: false,
             pgrp: false,
+            container: 0,
+            exec: false,
         }
     }
 
@@ -202,6 +207,8 @@ mod tests {
             sig: 9,
             all: true,
             pgrp: false,
+            container: 0,
+            exec: false,
         })
         .unwrap();
         assert_eq!(kicks.load(Ordering::SeqCst), 2);
@@ -241,6 +248,8 @@ mod tests {
                 sig: 15,
                 all: false,
                 pgrp: false,
+                container: 0,
+                exec: false,
             }),
             Err(SendError::Invalid)
         );

@@ -250,6 +250,8 @@ fn host_signals_reach_the_sentry() {
             sig: 15,
             all: false,
             pgrp: false,
+            container: 0,
+            exec: false,
         });
         phase(2);
         tx.send(HostSignal {
@@ -257,6 +259,8 @@ fn host_signals_reach_the_sentry() {
             sig: 9,
             all: true,
             pgrp: false,
+            container: 0,
+            exec: false,
         });
         phase(3);
         // A broken host: malformed entries around a good one.

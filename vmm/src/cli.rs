@@ -273,6 +273,12 @@ pub enum Command {
         #[arg(short, long, default_value = ".")]
         bundle: PathBuf,
     },
+    /// Internal: forward the signals of an `exec --tty` terminal (stderr).
+    #[command(name = "tty-monitor", hide = true)]
+    TtyMonitor {
+        /// The container id.
+        id: String,
+    },
     /// Internal: run as the sandbox process of a container being created.
     #[command(name = "sandbox-init", hide = true)]
     SandboxInit {

@@ -35,6 +35,20 @@ pub enum Request {
         pid: Option<i32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pgid: Option<i32>,
+        /// For the pod container with this number (from `add-container`)
+        /// instead of the sandbox's own: its first process, or its
+        /// processes only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container: Option<u32>,
+        /// For the foreground process group of the terminal of the
+        /// `exec`'d process with this id (as ^C typed on it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exec: Option<u32>,
+        /// For the foreground process group of the init's terminal (of the
+        /// pod container's first process with `container`), as the
+        /// terminal would send it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        foreground: bool,
     },
     /// Answer once the container has stopped, with its exit status.
     Wait,
@@ -48,9 +62,20 @@ pub enum Request {
     Resume,
     /// Resource statistics, as `events --stats` prints them.
     Stats,
+    /// Answer when one process has ended, with its exit status: the
+    /// `exec`'d process `id` (the id a detached `exec` answered with), or
+    /// the container's init (`pid` 1, or neither field).
+    #[serde(rename = "wait-pid")]
+    WaitPid {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<i32>,
+    },
     /// Start a process in the running container. Its stdin, stdout and
     /// stderr come with the request as SCM_RIGHTS; the answer (its exit
-    /// status) comes when it ends, or at once with `detach`.
+    /// status) comes when it ends, or at once with `detach` (with the
+    /// process's `id` for `wait-pid`).
     Exec {
         args: Vec<String>,
         #[serde(default)]
@@ -63,7 +88,15 @@ pub enum Request {
         gid: u32,
         #[serde(default)]
         detach: bool,
+        /// In the pod container with this number, beneath its root.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container: Option<u32>,
     },
+    /// Serve another container of the pod in this sandbox: its root
+    /// filesystem (a host directory) under an overlay of its own. Answers
+    /// with the container's number for `exec` and `signal`.
+    #[serde(rename = "add-container")]
+    AddContainer { id: String, rootfs: PathBuf },
 }
 
 /// A response: `ok` plus the fields of the request's answer, or `error`.
@@ -78,6 +111,12 @@ pub struct Response {
     /// `state`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ContainerState>,
+    /// `add-container`: the pod container's number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<u32>,
+    /// A detached `exec`: the process's id, for `wait-pid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u32>,
     /// `ps`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids: Option<Vec<i32>>,
@@ -271,7 +310,10 @@ mod tests {
                 signal: 9,
                 all: false,
                 pid: None,
-                pgid: None
+                pgid: None,
+                container: None,
+                exec: None,
+                foreground: false,
             }
         );
         let r: Request = serde_json::from_str(r#"{"op":"start"}"#).expect("parse");
@@ -285,6 +327,20 @@ mod tests {
             (r#"{"op":"pause"}"#, Request::Pause),
             (r#"{"op":"resume"}"#, Request::Resume),
             (r#"{"op":"stats"}"#, Request::Stats),
+            (
+                r#"{"op":"wait-pid","id":3}"#,
+                Request::WaitPid {
+                    id: Some(3),
+                    pid: None,
+                },
+            ),
+            (
+                r#"{"op":"wait-pid"}"#,
+                Request::WaitPid {
+                    id: None,
+                    pid: None,
+                },
+            ),
         ] {
             assert_eq!(serde_json::from_str::<Request>(text).expect("parse"), req);
         }

@@ -5,6 +5,7 @@ mod commands;
 mod container;
 mod control;
 mod logger;
+mod pod;
 mod sandbox;
 mod server;
 mod signal;
@@ -67,6 +68,7 @@ fn dispatch(cli: &Arc<Cli>) -> Result<u8, CliError> {
     match &cli.command {
         Command::Create(args) => create::create(cli, args),
         Command::Run { create, detach } => create::run(Arc::clone(cli), create, *detach),
+        Command::TtyMonitor { id } => commands::tty::tty_monitor(cli, id),
         Command::SandboxInit {
             bundle,
             ready_fd,

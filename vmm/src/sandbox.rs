@@ -14,6 +14,8 @@ use crate::cli::{Cli, PlatformKind};
 type SignalFn = Box<dyn Fn(HostSignal) + Send>;
 /// Starts an `exec`'d process; returns its id.
 type ExecFn = Box<dyn Fn(ExecSpec) -> Result<u32, String> + Send>;
+/// Serves another pod container's root directory; returns its number.
+type RootFn = Box<dyn Fn(&std::path::Path) -> Result<u32, String> + Send>;
 /// Hears (exec id, exit code) of `exec`'d processes.
 pub type ExitSink = Arc<dyn Fn(u32, i32) + Send + Sync>;
 
@@ -27,6 +29,8 @@ pub struct ExecSpec {
     pub gid: u32,
     /// Its stdin, stdout and stderr, received from the caller.
     pub stdio: [std::os::fd::OwnedFd; 3],
+    /// The pod container it runs in (0: the sandbox's own).
+    pub container: u32,
 }
 
 static NEXT_EXEC: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
@@ -45,6 +49,7 @@ fn exec_request(
         uid: spec.uid,
         gid: spec.gid,
         stdio: [0; 3],
+        root: spec.container,
     };
     if req.encode().len() as u64 > guest_kernel::abi::hostcall::queue::EXEC_MAX {
         return Err(format!(
@@ -70,7 +75,7 @@ fn exec_request(
 const PAUSE_LIMIT: Duration = Duration::from_secs(2);
 
 /// A platform's pause handle (runc's `pause`/`resume`).
-trait Pause: Send {
+pub(crate) trait Pause: Send {
     /// Stop the container's code; with `wait`, return once it is stopped.
     fn pause(&self, wait: bool) -> bool;
     /// Let it run again.
@@ -99,6 +104,7 @@ impl Pause for vcpu::Pauser {
 struct PortInner {
     signal: Option<SignalFn>,
     exec: Option<ExecFn>,
+    add_root: Option<RootFn>,
     /// Where exits of `exec`'d processes go (the control server).
     exit_sink: Option<ExitSink>,
     /// Signals for a started container whose platform is not up yet.
@@ -127,7 +133,7 @@ impl std::fmt::Debug for SignalPort {
 }
 
 impl SignalPort {
-    fn attach(&self, f: SignalFn, pause: Box<dyn Pause>) {
+    pub(crate) fn attach(&self, f: SignalFn, pause: Box<dyn Pause>) {
         if let Ok(mut inner) = self.0.lock() {
             if inner.paused {
                 pause.pause(false);
@@ -145,12 +151,19 @@ impl SignalPort {
             inner.signal = None;
             inner.pause = None;
             inner.exec = None;
+            inner.add_root = None;
             inner.ended = true;
         }
         self.1.notify_all();
     }
 
-    fn attach_exec(&self, f: ExecFn) {
+    fn attach_root(&self, f: RootFn) {
+        if let Ok(mut inner) = self.0.lock() {
+            inner.add_root = Some(f);
+        }
+    }
+
+    pub(crate) fn attach_exec(&self, f: ExecFn) {
         if let Ok(mut inner) = self.0.lock() {
             inner.exec = Some(f);
         }
@@ -158,7 +171,7 @@ impl SignalPort {
     }
 
     /// The exit sink, for the platform to report to.
-    fn exit_sink(&self) -> ExitSink {
+    pub(crate) fn exit_sink(&self) -> ExitSink {
         let port = self.clone();
         Arc::new(move |id, code| {
             let sink = port.0.lock().ok().and_then(|i| i.exit_sink.clone());
@@ -189,6 +202,23 @@ impl SignalPort {
         match inner.exec.as_ref() {
             Some(f) => f(spec),
             None => Err("the container is not running (or its platform cannot exec yet)".into()),
+        }
+    }
+
+    /// Serve the root directory of another container of the pod (the
+    /// platform runs: `exec` is attached last, after this).
+    pub fn add_root(&self, root: &std::path::Path) -> Result<u32, String> {
+        let inner = self
+            .0
+            .lock()
+            .map_err(|_| "the sandbox is shutting down".to_string())?;
+        let (inner, _) = self
+            .1
+            .wait_timeout_while(inner, EXEC_ATTACH_LIMIT, |i| i.exec.is_none() && !i.ended)
+            .map_err(|_| "the sandbox is shutting down".to_string())?;
+        match inner.add_root.as_ref() {
+            Some(f) => f(root),
+            None => Err("this sandbox cannot serve another container's root".into()),
         }
     }
 
@@ -444,6 +474,12 @@ fn run_ptrace(
     let sink = port.exit_sink();
     sender.set_exit_handler(Box::new(move |id, code| sink(id, code)));
     let exec_sender = sender.clone();
+    let root_host = host.clone();
+    port.attach_root(Box::new(move |p| {
+        root_host
+            .add_root(p)
+            .map_err(|e| format!("{}: {e}", p.display()))
+    }));
     port.attach_exec(Box::new(move |spec| {
         let req = exec_request(&host, spec)?;
         let id = req.id;
@@ -484,6 +520,12 @@ fn run_kvm(
     let sender = vm.signal_sender();
     let exec_sender = sender.clone();
     let exec_host = services.clone();
+    let root_host = services.clone();
+    port.attach_root(Box::new(move |p| {
+        root_host
+            .add_root(p)
+            .map_err(|e| format!("{}: {e}", p.display()))
+    }));
     port.attach_exec(Box::new(move |spec| {
         let req = exec_request(&exec_host, spec)?;
         let id = req.id;

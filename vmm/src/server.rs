@@ -40,6 +40,11 @@ use crate::control::{self, Request, Response, MAX_REQUEST_BYTES};
 use crate::sandbox;
 use crate::signal::{default_action, DefaultAction, SIGRTMAX};
 
+mod exec;
+mod stats;
+
+use stats::{container_pids, stats};
+
 const TOKEN_LISTENER: u32 = 0;
 const TOKEN_SIGNALS: u32 = 1;
 const TOKEN_EXIT: u32 = 2;
@@ -63,6 +68,8 @@ pub enum ServeError {
     EventLoop(#[from] event_manager::Error),
     #[error("cannot start the container: {0}")]
     Start(String),
+    #[error(transparent)]
+    Pod(#[from] crate::pod::PodError),
 }
 
 /// How the container's init ended, as the `container-init` thread saw it.
@@ -87,7 +94,8 @@ struct Conn {
     broken: bool,
     /// Descriptors received with the request (SCM_RIGHTS), for `exec`.
     fds: Vec<std::os::fd::OwnedFd>,
-    /// An `exec` is parked on this connection until its process ends.
+    /// An `exec` or a `wait-pid` is parked on this connection until the
+    /// process with this id ends.
     exec_id: Option<u32>,
 }
 
@@ -118,7 +126,23 @@ pub struct Server {
     port: sandbox::SignalPort,
     /// Paused (`pause`): the state says `paused` until `resume`.
     paused: bool,
+    /// `exec`'d processes still running, by id.
+    exec_live: std::collections::BTreeSet<u32>,
+    /// Exit statuses of ended `exec`'d processes, for `wait-pid` (the
+    /// newest [`EXEC_STATUS_KEPT`]).
+    exec_done: BTreeMap<u32, i32>,
+    /// This container joined another's sandbox (a pod's container).
+    member: Option<crate::pod::Member>,
+    /// The pod's other containers this sandbox serves: number → id.
+    containers: BTreeMap<u32, String>,
+    /// Each pod container's first process (its member's `start`), by exec
+    /// id → container number: if its member goes away without waiting for
+    /// its end, the container's processes are killed.
+    pod_mains: BTreeMap<u32, u32>,
 }
+
+/// How many ended `exec`'d processes' statuses `wait-pid` can still ask for.
+const EXEC_STATUS_KEPT: usize = 4096;
 
 impl Server {
     /// Makes this process the sandbox of container `id` in `dir`: listens
@@ -139,14 +163,19 @@ impl Server {
             path: sock.clone(),
             source,
         };
-        let (_dirfd, addr) = control::short_socket_path(&sock).map_err(listen_err)?;
-        let listener = UnixListener::bind(&addr).map_err(listen_err)?;
-        listener.set_nonblocking(true).map_err(listen_err)?;
         let id = dir
             .path()
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // A pod's container joins its sandbox before anything is recorded.
+        let member = match dir.path().parent() {
+            Some(root) => crate::pod::join(root, &id, &spec)?,
+            None => None,
+        };
+        let (_dirfd, addr) = control::short_socket_path(&sock).map_err(listen_err)?;
+        let listener = UnixListener::bind(&addr).map_err(listen_err)?;
+        listener.set_nonblocking(true).map_err(listen_err)?;
         let state = ContainerState {
             oci_version: resources::DEFAULT_OCI_VERSION.to_string(),
             id,
@@ -186,6 +215,9 @@ impl Server {
             }
             let _ = evt.write(1);
         }));
+        if let Some(m) = &member {
+            crate::pod::attach(&port, m);
+        }
         Ok(Server {
             cli,
             dir,
@@ -206,6 +238,11 @@ impl Server {
             finished: None,
             port,
             paused: false,
+            exec_live: Default::default(),
+            exec_done: BTreeMap::new(),
+            member,
+            containers: BTreeMap::new(),
+            pod_mains: BTreeMap::new(),
         })
     }
 
@@ -247,10 +284,25 @@ impl Server {
             .exit_evt
             .try_clone()
             .map_err(|e| format!("cannot share the exit notifier: {e}"))?;
+        // A pod's container: its process is in the sandbox's hands before
+        // `start` answers, so no later signal can overtake it.
+        let member = match &self.member {
+            Some(m) => match crate::pod::start(m, &spec) {
+                Ok(id) => Some((m.clone(), id)),
+                Err(e) => {
+                    self.spec = Some(spec);
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
         let handle = thread::Builder::new()
             .name("container-init".into())
             .spawn(move || {
-                let outcome = sandbox::run(&cli, &spec, &port).map_err(|e| e.to_string());
+                let outcome = match &member {
+                    Some((m, id)) => Ok(crate::pod::wait(m, *id)),
+                    None => sandbox::run(&cli, &spec, &port).map_err(|e| e.to_string()),
+                };
                 // The loop may be gone already (the container was killed).
                 let _ = tx.send(outcome);
                 let _ = evt.write(1);
@@ -339,11 +391,23 @@ impl Server {
     /// `pid` (0: init; `HostSignal::FOREGROUND`: its terminal's
     /// foreground process group).
     fn deliver(&mut self, n: i32, all: bool, pid: i32) -> Result<(), String> {
-        self.deliver_to(n, all, pid, false)
+        self.deliver_to(n, all, pid, false, 0)
     }
 
-    /// As [`deliver`](Self::deliver); with `pgrp`, `pid` is a process group.
-    fn deliver_to(&mut self, n: i32, all: bool, pid: i32, pgrp: bool) -> Result<(), String> {
+    /// As [`deliver`](Self::deliver); with `pgrp`, `pid` is a process
+    /// group; `container` is a pod container this sandbox serves (0: its
+    /// own).
+    fn deliver_to(
+        &mut self,
+        n: i32,
+        all: bool,
+        pid: i32,
+        pgrp: bool,
+        container: u32,
+    ) -> Result<(), String> {
+        if container != 0 && !self.containers.contains_key(&container) {
+            return Err(format!("no pod container {container} in this sandbox"));
+        }
         if !(0..=SIGRTMAX).contains(&n) {
             return Err(format!("invalid signal {n}"));
         }
@@ -379,6 +443,8 @@ impl Server {
                 sig: n,
                 all,
                 pgrp,
+                container,
+                exec: false,
             });
             debug!(
                 "signal {n} for {whom} of container {}: delivered to the sentry",
@@ -430,6 +496,12 @@ impl Server {
 
     /// `pause`: as runc, a created or running container can be paused.
     fn pause(&mut self) -> Result<(), String> {
+        if let Some(m) = &self.member {
+            return Err(format!(
+                "a pod's container pauses with its sandbox: pause {}",
+                m.sandbox_id
+            ));
+        }
         if self.paused || matches!(self.phase, Phase::Stopped(_)) {
             return Err("container not running".into());
         }
@@ -458,8 +530,10 @@ impl Server {
             Ok(()) => Response::ok(),
             Err(e) => Response::error(e),
         };
-        if let Request::Exec { .. } = req {
-            return self.exec(token, req);
+        match req {
+            Request::Exec { .. } => return self.exec(token, req),
+            Request::WaitPid { id, pid } => return self.wait_pid(token, id, pid),
+            _ => {}
         }
         Some(match req {
             Request::Start => done(self.start()),
@@ -468,15 +542,36 @@ impl Server {
                 all,
                 pid,
                 pgid,
+                container,
+                exec,
+                foreground,
             } => done(match (pid, pgid) {
+                _ if foreground && (pid.is_some() || pgid.is_some() || all || exec.is_some()) => {
+                    Err("foreground: without pid, pgid, all or exec".into())
+                }
+                (None, None) if foreground => self.deliver_to(
+                    signal,
+                    false,
+                    guest_kernel::platform::HostSignal::FOREGROUND,
+                    false,
+                    container.unwrap_or(0),
+                ),
+                _ if (container.is_some() || exec.is_some()) && self.member.is_some() => {
+                    Err("container, exec: not for a pod's container".into())
+                }
+                _ if exec.is_some() && (pid.is_some() || pgid.is_some() || all) => {
+                    Err("exec: without pid, pgid or all".into())
+                }
+                (None, None) if exec.is_some() => self.signal_exec(signal, exec.unwrap_or(0)),
                 (Some(_), Some(_)) => Err("give pid or pgid, not both".into()),
                 (Some(p), None) | (None, Some(p)) if p <= 0 || all => Err(format!(
                     "pid/pgid {p}: expected a positive number, without all"
                 )),
-                (Some(p), None) => self.deliver_to(signal, false, p, false),
-                (None, Some(g)) => self.deliver_to(signal, false, g, true),
-                (None, None) => self.deliver(signal, all, 0),
+                (Some(p), None) => self.deliver_to(signal, false, p, false, container.unwrap_or(0)),
+                (None, Some(g)) => self.deliver_to(signal, false, g, true, container.unwrap_or(0)),
+                (None, None) => self.deliver_to(signal, all, 0, false, container.unwrap_or(0)),
             }),
+            Request::AddContainer { id, rootfs } => self.add_container(id, &rootfs),
             Request::Wait => match self.phase {
                 Phase::Stopped(code) => Response {
                     status: Some(code),
@@ -499,7 +594,9 @@ impl Server {
             },
             Request::Pause => done(self.pause()),
             Request::Resume => done(self.resume()),
-            Request::Exec { .. } => Response::error("exec is served on its own path"),
+            Request::Exec { .. } | Request::WaitPid { .. } => {
+                Response::error("served on its own path")
+            }
             Request::Stats => match self.phase {
                 Phase::Stopped(_) => Response::error("container not running"),
                 _ => Response {
@@ -526,7 +623,7 @@ impl Server {
                 let Some(c) = self.conns.get_mut(&token) else {
                     return;
                 };
-                if c.waiting || c.broken {
+                if c.waiting || c.broken || c.exec_id.is_some() {
                     return;
                 }
                 let Some(end) = c.buf.iter().position(|&b| b == b'\n') else {
@@ -610,83 +707,16 @@ impl Server {
                 if let Err(e) = ops.remove(Events::empty(&c.stream)) {
                     debug!("unwatching connection {token}: {e}");
                 }
-            }
-        }
-    }
-
-    /// `exec`'d processes ended: answer the connections parked on them.
-    fn on_exec_exit(&mut self) {
-        let _ = self.exec_evt.read();
-        while let Ok((id, code)) = self.exec_rx.try_recv() {
-            let token = self
-                .conns
-                .iter()
-                .find(|(_, c)| c.exec_id == Some(id))
-                .map(|(t, _)| *t);
-            if let Some(token) = token {
-                if let Some(c) = self.conns.get_mut(&token) {
-                    c.exec_id = None;
+                let orphaned = c.exec_id.and_then(|id| self.pod_mains.remove(&id));
+                if let Some(n) = orphaned {
+                    // The member of pod container `n` died (kill -9): its
+                    // processes must not outlive it.
+                    warn!("the member of pod container {n} is gone: killing its processes");
+                    if let Err(e) = self.deliver_to(libc::SIGKILL, true, 0, false, n) {
+                        debug!("pod container {n}: {e}");
+                    }
                 }
-                self.reply(
-                    token,
-                    &Response {
-                        status: Some(code),
-                        ..Response::ok()
-                    },
-                );
             }
-            debug!("exec {id} ended with {code}");
-        }
-    }
-
-    /// `exec`: start a process with the stdio the client sent.
-    fn exec(&mut self, token: u32, req: Request) -> Option<Response> {
-        let Request::Exec {
-            args,
-            env,
-            cwd,
-            uid,
-            gid,
-            detach,
-        } = req
-        else {
-            return Some(Response::error("not an exec request"));
-        };
-        if self.phase != Phase::Running {
-            return Some(Response::error(
-                "cannot exec in a container that is not running",
-            ));
-        }
-        if args.is_empty() {
-            return Some(Response::error("exec: no command given"));
-        }
-        let fds: Vec<std::os::fd::OwnedFd> = match self.conns.get_mut(&token) {
-            Some(c) => std::mem::take(&mut c.fds),
-            None => return None,
-        };
-        let Ok([i, o, e]) = <[std::os::fd::OwnedFd; 3]>::try_from(fds) else {
-            return Some(Response::error(
-                "exec: the request must carry stdin, stdout and stderr",
-            ));
-        };
-        let cwd = if cwd.is_empty() { "/".to_string() } else { cwd };
-        let spec = sandbox::ExecSpec {
-            args,
-            env,
-            cwd,
-            uid,
-            gid,
-            stdio: [i, o, e],
-        };
-        match self.port.exec(spec) {
-            Ok(_) if detach => Some(Response::ok()),
-            Ok(id) => {
-                if let Some(c) = self.conns.get_mut(&token) {
-                    c.exec_id = Some(id);
-                }
-                None
-            }
-            Err(msg) => Some(Response::error(msg)),
         }
     }
 
@@ -743,50 +773,4 @@ impl MutEventSubscriber for Server {
             }
         }
     }
-}
-
-/// Host pids of the container: the sandbox process and its children (the
-/// ptrace platform's stub processes).
-fn container_pids() -> Vec<i32> {
-    let me = i32::try_from(std::process::id()).unwrap_or(0);
-    let mut pids = vec![me];
-    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
-        for t in tasks.flatten() {
-            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            pids.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|p| p.parse::<i32>().ok()),
-            );
-        }
-    }
-    pids.sort_unstable();
-    pids.dedup();
-    pids
-}
-
-/// The resident memory of the sandbox process and its children, in bytes
-/// (`VmRSS` of each; the sentry's memory is the container's memory).
-fn resident_bytes(pids: &[i32]) -> u64 {
-    pids.iter()
-        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
-        .filter_map(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        })
-        .map(|kib| kib.saturating_mul(1024))
-        .fold(0u64, u64::saturating_add)
-}
-
-/// runc's stats `data` object, with what a sandbox knows: the memory of
-/// its host processes and their number.
-fn stats() -> serde_json::Value {
-    let pids = container_pids();
-    let usage = resident_bytes(&pids);
-    serde_json::json!({
-        "memory": {"usage": {"usage": usage}},
-        "pids": {"current": pids.len()},
-    })
 }

@@ -80,10 +80,11 @@ impl SignalRing {
             let pid = a32(e + s::ENTRY_PID).load(Ordering::Relaxed) as i32;
             let sig = a32(e + s::ENTRY_SIG).load(Ordering::Relaxed) as i32;
             let flags = a32(e + s::ENTRY_FLAGS).load(Ordering::Relaxed);
+            let container = a32(e + s::ENTRY_CONTAINER).load(Ordering::Relaxed);
             // The entry is copied out: give it back to the host.
             self.tail.store(tail + 1, Ordering::Relaxed);
             a64(s::TAIL).store(tail + 1, Ordering::Release);
-            if !(1..=s::MAX_SIGNAL).contains(&sig) || pid < HostSignal::FOREGROUND || flags & !(s::FLAG_ALL | s::FLAG_PGRP) != 0 {
+            if !(1..=s::MAX_SIGNAL).contains(&sig) || pid < HostSignal::FOREGROUND || flags & !(s::FLAG_ALL | s::FLAG_PGRP | s::FLAG_EXEC) != 0 {
                 self.rejected.fetch_add(1, Ordering::Relaxed);
                 log::warn!("host signal ring: bad entry pid {pid} sig {sig} flags {flags:#x}");
                 continue;
@@ -93,6 +94,8 @@ impl SignalRing {
                 sig,
                 all: flags & s::FLAG_ALL != 0,
                 pgrp: flags & s::FLAG_PGRP != 0,
+                container,
+                exec: flags & s::FLAG_EXEC != 0,
             });
         }
     }

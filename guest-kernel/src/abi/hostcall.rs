@@ -448,10 +448,14 @@ pub mod signals {
     pub const ENTRY_SIG: u64 = 0x04;
     /// Entry: flags (`u32`, the `FLAG_*`).
     pub const ENTRY_FLAGS: u64 = 0x08;
+    /// Entry: the pod container it is for (`u32`, `HostSignal::container`).
+    pub const ENTRY_CONTAINER: u64 = 0x0c;
     /// Flag: signal every process of the container.
     pub const FLAG_ALL: u32 = 1;
     /// Flag: `pid` is a process group.
     pub const FLAG_PGRP: u32 = 2;
+    /// Flag: `pid` is an `exec` id; for its terminal's foreground group.
+    pub const FLAG_EXEC: u32 = 4;
     /// The highest signal number (`SIGRTMAX`).
     pub const MAX_SIGNAL: i32 = 64;
 

@@ -12,6 +12,7 @@
 //! tmpfs are followed here; those of the lower layer by the host, beneath
 //! the root.
 
+use alloc::borrow::Cow;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -68,6 +69,9 @@ struct CachedAttr {
 /// The mount table.
 #[derive(Debug)]
 pub struct Vfs {
+    /// The pod container whose namespace this is (0: the sandbox's own).
+    /// Its lower layer is the host's root number `root`.
+    pub root: u32,
     /// `root.readonly`: the overlay refuses writes with `EROFS`.
     pub readonly: bool,
     /// The root overlay's upper layer.
@@ -116,6 +120,7 @@ pub fn split_last(path: &[u8]) -> KResult<(Vec<u8>, Vec<u8>)> {
 impl Default for Vfs {
     fn default() -> Self {
         Vfs {
+            root: 0,
             readonly: false,
             upper: Arc::new(Tmpfs::new(0x30, 0o755)),
             tmp: Arc::new(Tmpfs::new(0x31, 0o1777)),
@@ -129,6 +134,33 @@ impl Default for Vfs {
 }
 
 impl Vfs {
+    /// A fresh namespace (its own overlay, `/tmp` and `/dev/shm`) over the
+    /// host's root number `root`.
+    pub fn for_root(root: u32) -> Vfs {
+        // Device numbers of their own, so that (st_dev, st_ino), which
+        // file locks and programs take for a file's identity, never
+        // confuses two containers' files.
+        let dev = 0x1000 + 0x10 * u64::from(root);
+        Vfs {
+            root,
+            upper: Arc::new(Tmpfs::new(dev, 0o755)),
+            tmp: Arc::new(Tmpfs::new(dev + 1, 0o1777)),
+            shm: Arc::new(Tmpfs::new(dev + 2, 0o1777)),
+            ..Vfs::default()
+        }
+    }
+
+    /// The name the host knows a lower-layer `path` by: the path itself
+    /// beneath root 0, `N:path` beneath root N (see `HostOps::open`).
+    pub fn host_path<'a>(&self, path: &'a [u8]) -> Cow<'a, [u8]> {
+        if self.root == 0 {
+            return Cow::Borrowed(path);
+        }
+        let mut out = alloc::format!("{}:", self.root).into_bytes();
+        out.extend_from_slice(path);
+        Cow::Owned(out)
+    }
+
     /// `stat` (with `follow`) or `lstat` of a lower-layer path, from the
     /// attribute cache while it is fresh.
     pub fn lower_stat<P: Platform>(&self, plat: &P, path: &[u8], follow: bool) -> KResult<Stat> {
@@ -151,10 +183,11 @@ impl Vfs {
                 }
             }
         }
+        let hp = self.host_path(path);
         let r = if follow {
-            host_stat(plat, path)
+            host_stat(plat, &hp)
         } else {
-            plat.host().lstat(path).or_else(|_| host_stat(plat, path))
+            plat.host().lstat(&hp).or_else(|_| host_stat(plat, &hp))
         };
         let mut cache = self.attrs.lock();
         if cache.len() >= ATTR_CACHE_MAX {
@@ -414,7 +447,7 @@ impl Vfs {
         let (dir, name) = split_last(path)?;
         let parent = self.copy_up_dir(plat, &dir, now)?;
         let host = plat.host();
-        let h = host.open(path)?;
+        let h = host.open(&self.host_path(path))?;
         let result = (|| {
             let st = host.fstat(h)?;
             if st.st_mode & S_IFMT != crate::abi::linux::S_IFREG {
@@ -581,7 +614,7 @@ impl Vfs {
             }
             Node::Symlink(_) => return Err(Errno::ENOTDIR),
             Node::Dev(_) | Node::Proc(_) => return Err(Errno::ENOTDIR),
-            Node::Host(p) => return host_list(plat, p),
+            Node::Host(p) => return host_list(plat, &self.host_path(p)),
             Node::Tmp {
                 fs,
                 ino,
@@ -604,7 +637,7 @@ impl Vfs {
                 }
                 let opaque = matches!(fs.inode(*ino)?.kind, InodeKind::Dir { opaque: true, .. });
                 if let (Some(p), false) = (overlay_path, opaque) {
-                    if let Ok(lower) = host_list(plat, p) {
+                    if let Ok(lower) = host_list(plat, &self.host_path(p)) {
                         out.extend(lower.into_iter().filter(|(n, _, _)| !hidden.contains(n)));
                     }
                 }

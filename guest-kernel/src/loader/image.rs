@@ -72,7 +72,9 @@ impl<P: Platform> Kernel<'_, P> {
             }
             Node::Host(p) => {
                 let host = self.plat.host();
-                let handle = host.open(&p).map_err(|e| fail(e, "cannot open"))?;
+                let handle = host
+                    .open(&self.vfs.host_path(&p))
+                    .map_err(|e| fail(e, "cannot open"))?;
                 let st = match host.fstat(handle) {
                     Ok(st) => st,
                     Err(e) => {

@@ -98,7 +98,7 @@ impl<P: Platform> Kernel<'_, P> {
             let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
             let cand = join(cwd, &join(dir, name));
             let host = self.plat.host();
-            if let Ok(h) = host.open(&cand) {
+            if let Ok(h) = host.open(&self.vfs.host_path(&cand)) {
                 let st = host.fstat(h);
                 host.close(h);
                 if matches!(st, Ok(s) if s.st_mode & S_IFMT == S_IFREG && s.st_mode & 0o111 != 0) {

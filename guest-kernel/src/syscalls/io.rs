@@ -161,6 +161,7 @@ fn write_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u6
         File::Pipe(end) if !end.write => Err(Errno::EBADF),
         File::Pipe(end) => write_pipe(k, end, buf, len),
         File::HostStream { handle } => {
+            crate::task::tty::check(k, *handle, crate::task::tty::TtyAccess::Write)?;
             let mut done = 0u64;
             let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
             while done < len {
@@ -293,6 +294,7 @@ fn read_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64
         File::Pipe(end) if end.write => Err(Errno::EBADF),
         File::Pipe(end) => read_pipe(k, end, buf, len),
         File::HostStream { handle } => {
+            crate::task::tty::check(k, *handle, crate::task::tty::TtyAccess::Read)?;
             let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
             let n = k.plat.host().read(*handle, &mut tmp)?;
             k.copy_out(buf, &tmp[..n])?;
@@ -355,7 +357,8 @@ pub fn sys_writev<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         }
         match &*file {
             File::HostStream { handle } => {
-                return k.plat.host().write(*handle, &buf).map(|n| n as u64)
+                crate::task::tty::check(k, *handle, crate::task::tty::TtyAccess::Write)?;
+                return k.plat.host().write(*handle, &buf).map(|n| n as u64);
             }
             File::Pipe(end) if end.write => {
                 // Write the gathered bytes through the pipe path via a
@@ -515,6 +518,10 @@ pub fn sys_ioctl<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             if !query {
                 k.copy_in(a[2], &mut arg)?;
             }
+            // TCSETS, TCSETSW, TCSETSF from the background: SIGTTOU.
+            if (0x5402..=0x5404).contains(&cmd) {
+                crate::task::tty::check(k, *handle, crate::task::tty::TtyAccess::Change)?;
+            }
             k.plat.host().tty_ioctl(*handle, cmd, &mut arg)?;
             if query {
                 k.copy_out(a[2], &arg)?;
@@ -547,6 +554,7 @@ fn job_control<P: Platform>(
             k.copy_out(a[2], &fg.to_le_bytes())?;
         }
         TIOCSPGRP => {
+            crate::task::tty::check(k, handle, crate::task::tty::TtyAccess::Change)?;
             let mut b = [0u8; 4];
             k.copy_in(a[2], &mut b)?;
             let pgid = i32::from_le_bytes(b);
@@ -608,7 +616,10 @@ fn readlink_common<P: Platform>(
         // A symlink of the lower layer: the host reads it beneath the root.
         None => {
             let mut target = vec![0u8; 4096];
-            let n = k.plat.host().readlink(&full, &mut target)?;
+            let n = k
+                .plat
+                .host()
+                .readlink(&k.vfs.host_path(&full), &mut target)?;
             let n = n.min(size as usize);
             k.copy_out(buf, &target[..n])?;
             Ok(n as u64)

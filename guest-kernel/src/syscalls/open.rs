@@ -324,7 +324,7 @@ fn open_full<P: Platform>(
                 }
                 tmp_file(fs, ino, flags, full)
             } else {
-                let handle = k.plat.host().open(&p)?;
+                let handle = k.plat.host().open(&k.vfs.host_path(&p))?;
                 File::HostFile {
                     handle,
                     offset: AtomicU64::new(0),
@@ -670,7 +670,7 @@ fn open_path<P: Platform>(k: &mut Kernel<'_, P>, full: &[u8], flags: u64) -> KRe
             tmp_file(fs, ino, flags & !O_ACCMODE, full.to_vec())
         }
         Node::Host(p) if k.vfs.lower_stat(k.plat, &p, true)?.st_mode & S_IFMT != S_IFDIR => {
-            let handle = k.plat.host().open(&p)?;
+            let handle = k.plat.host().open(&k.vfs.host_path(&p))?;
             File::HostFile {
                 handle,
                 offset: AtomicU64::new(0),

@@ -146,6 +146,7 @@ pub fn sys_clone<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             group_exit: None,
             zombie: None,
             exec_id: None,
+            root: g.root,
             job: Default::default(),
         };
         if flags & CLONE_FILES != 0 || flags & CLONE_FS != 0 {

@@ -52,7 +52,7 @@ fn symlink_at<P: Platform>(k: &mut Kernel<'_, P>, path: &[u8]) -> KResult<Option
                 return Ok(None);
             }
             let mut buf = alloc::vec![0u8; 4096];
-            let n = k.plat.host().readlink(&p, &mut buf)?;
+            let n = k.plat.host().readlink(&k.vfs.host_path(&p), &mut buf)?;
             buf.truncate(n);
             Ok(Some((buf, false)))
         }

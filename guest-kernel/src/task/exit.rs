@@ -105,7 +105,11 @@ fn group_dead<P: Platform>(k: &mut Kernel<'_, P>, tgid: Tid, status: GroupExit) 
         syscalls::io::release_file(k, e.file);
     }
     debug!("process {tgid} exited: {status:?}");
-    let exec_id = k.groups.get(&tgid).and_then(|g| g.exec_id);
+    let (exec_id, root) = k
+        .groups
+        .get(&tgid)
+        .map_or((None, 0), |g| (g.exec_id, g.root));
+    crate::task::pod::process_exited(k, tgid, root);
     if let (0, Some(id)) = (parent, exec_id) {
         // A process the host started: report it; its children go to init.
         for c in &children {

@@ -9,8 +9,10 @@
 
 pub mod exit;
 pub mod frame;
+pub mod pod;
 pub mod signal;
 pub mod stop;
+pub mod tty;
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -233,6 +235,9 @@ pub struct ThreadGroup {
     pub zombie: Option<GroupExit>,
     /// Started by the host (`exec`): its exit is reported under this id.
     pub exec_id: Option<u32>,
+    /// The pod container it belongs to (0: the sandbox's own), which
+    /// selects its file namespace; inherited by children.
+    pub root: u32,
     /// Stopped or continued by job-control signals.
     pub job: stop::JobCtl,
 }

@@ -73,6 +73,9 @@ pub fn kill(cli: &Cli, id: &str, signal: &str, all: bool) -> Result<u8, CliError
             all,
             pid: None,
             pgid: None,
+            container: None,
+            exec: None,
+            foreground: false,
         },
     )?;
     Ok(0)
@@ -107,7 +110,26 @@ pub fn delete(cli: &Cli, id: &str, force: bool) -> Result<u8, CliError> {
             }
         }
         Status::Created | Status::Creating => c.kill_sandbox()?,
-        Status::Running | Status::Paused if force => c.kill_sandbox()?,
+        Status::Running | Status::Paused if force => {
+            if crate::pod::sandbox_of(&c.state.annotations).is_some() {
+                // A pod's container: its processes live in the sandbox's
+                // sentry, not under this member process; kill them first.
+                let kill = Request::Signal {
+                    signal: libc::SIGKILL,
+                    all: true,
+                    pid: None,
+                    pgid: None,
+                    container: None,
+                    exec: None,
+                    foreground: false,
+                };
+                if let Err(e) = call(&c, &kill) {
+                    debug!("delete {id}: cannot kill its processes: {e}");
+                }
+                let _ = c.wait_sandbox_gone(EXIT_GRACE);
+            }
+            c.kill_sandbox()?
+        }
         Status::Running | Status::Paused => {
             return Err(CliError::Io(format!(
                 "cannot delete container {id} that is not stopped: {}",
@@ -159,6 +181,9 @@ pub struct ExecArgs<'a> {
 /// Set in the process that `exec --detach` leaves to wait for the exec'd
 /// process.
 const EXEC_MONITOR_ENV: &str = "_RINGFENCE_EXEC_MONITOR";
+/// Set with [`EXEC_MONITOR_ENV`] when the monitor's stdio is the exec'd
+/// process's terminal.
+const EXEC_MONITOR_TTY_ENV: &str = "_RINGFENCE_EXEC_MONITOR_TTY";
 
 /// `exec --detach`, as runc's: the command returns at once, and a host
 /// process (named by `--pid-file`) stands for the exec'd one. It is this
@@ -185,6 +210,7 @@ fn exec_detached(
                 .map_err(|e| CliError::Io(format!("exec --detach: dup: {e}")))
         };
         cmd.stdin(dup(&t)?).stdout(dup(&t)?).stderr(dup(&t)?);
+        cmd.env(EXEC_MONITOR_TTY_ENV, "1");
     }
     let child = cmd
         .spawn()
@@ -205,7 +231,15 @@ pub fn exec(cli: &Cli, id: &str, a: &ExecArgs<'_>) -> Result<u8, CliError> {
         // by the command itself (its `--process` file may be gone by now).
         let req: Request = serde_json::from_str(&json.to_string_lossy())
             .map_err(|e| CliError::Io(format!("exec monitor: bad request: {e}")))?;
-        return exec_call(&c, &req, None);
+        if std::env::var_os(EXEC_MONITOR_TTY_ENV).is_some() {
+            use std::os::fd::AsFd;
+            let tty = std::io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| CliError::Io(format!("exec monitor: dup: {e}")))?;
+            return super::tty::exec_with_terminal(cli, &c, &req, &tty);
+        }
+        return exec_call(&c, &req);
     }
     if c.state.status != Status::Running {
         return Err(CliError::Io(format!(
@@ -289,6 +323,7 @@ pub fn exec(cli: &Cli, id: &str, a: &ExecArgs<'_>) -> Result<u8, CliError> {
         uid,
         gid,
         detach: false,
+        container: None,
     };
     // A terminal, as runc makes one: its master to the console socket, its
     // slave the process's stdio.
@@ -309,25 +344,21 @@ pub fn exec(cli: &Cli, id: &str, a: &ExecArgs<'_>) -> Result<u8, CliError> {
     if a.detach {
         return exec_detached(&req, a.pid_file, slave);
     }
-    exec_call(&c, &req, slave.as_ref())
+    match slave {
+        Some(t) => super::tty::exec_with_terminal(cli, &c, &req, &t),
+        None => exec_call(&c, &req),
+    }
 }
 
-/// Send `req` with this process's stdio (or `tty` as all three); the
-/// exec'd process's status.
-fn exec_call(
-    c: &Container,
-    req: &Request,
-    tty: Option<&std::os::fd::OwnedFd>,
-) -> Result<u8, CliError> {
+/// Send `req` with this process's stdio; the exec'd process's status.
+/// (With a terminal: `tty::exec_with_terminal`.)
+fn exec_call(c: &Container, req: &Request) -> Result<u8, CliError> {
     use std::os::fd::AsRawFd;
-    let fds = match tty {
-        Some(t) => [t.as_raw_fd(); 3],
-        None => [
-            std::io::stdin().as_raw_fd(),
-            std::io::stdout().as_raw_fd(),
-            std::io::stderr().as_raw_fd(),
-        ],
-    };
+    let fds = [
+        std::io::stdin().as_raw_fd(),
+        std::io::stdout().as_raw_fd(),
+        std::io::stderr().as_raw_fd(),
+    ];
     let resp = control::call_with_fds(&c.state.id, &c.dir.socket(), req, &fds, None)?;
     Ok(resp.status.map(|s| (s & 0xff) as u8).unwrap_or(0))
 }

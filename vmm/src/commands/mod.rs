@@ -6,3 +6,4 @@ pub mod create;
 pub mod do_cmd;
 pub mod info;
 pub mod lifecycle;
+pub mod tty;
