@@ -493,7 +493,7 @@ impl KvmVm {
             threads: std::sync::Mutex::new(Vec::new()),
         };
         let (bsp, aps) = self.vcpus.split_at_mut(1);
-        let (result, mut exits) = std::thread::scope(|scope| {
+        let (result, exits) = std::thread::scope(|scope| {
             let ctx = &ctx;
             let handles: Vec<_> = aps
                 .iter_mut()
@@ -530,7 +530,6 @@ impl KvmVm {
         kicker.disarm();
         let q = server.stop();
         let status = result?;
-        exits.runs = exits.runs.max(1);
         let exit_status = self.exit_status()?;
         let doorbells = self
             .ram

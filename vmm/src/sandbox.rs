@@ -188,9 +188,10 @@ impl SignalPort {
         }
     }
 
-    /// Start a process in the running container. Right after `start` the
-    /// platform may still be booting: wait for it (a bounded time).
-    pub fn exec(&self, spec: ExecSpec) -> Result<u32, String> {
+    /// The port, once the platform has attached its exec handler (or the
+    /// sandbox has ended): right after `start` it may still be booting, so
+    /// wait a bounded time.
+    fn wait_attached(&self) -> Result<std::sync::MutexGuard<'_, PortInner>, String> {
         let inner = self
             .0
             .lock()
@@ -199,6 +200,13 @@ impl SignalPort {
             .1
             .wait_timeout_while(inner, EXEC_ATTACH_LIMIT, |i| i.exec.is_none() && !i.ended)
             .map_err(|_| "the sandbox is shutting down".to_string())?;
+        Ok(inner)
+    }
+
+    /// Start a process in the running container. Right after `start` the
+    /// platform may still be booting: wait for it (a bounded time).
+    pub fn exec(&self, spec: ExecSpec) -> Result<u32, String> {
+        let inner = self.wait_attached()?;
         match inner.exec.as_ref() {
             Some(f) => f(spec),
             None => Err("the container is not running (or its platform cannot exec yet)".into()),
@@ -208,14 +216,7 @@ impl SignalPort {
     /// Serve the root directory of another container of the pod (the
     /// platform runs: `exec` is attached last, after this).
     pub fn add_root(&self, root: &std::path::Path) -> Result<u32, String> {
-        let inner = self
-            .0
-            .lock()
-            .map_err(|_| "the sandbox is shutting down".to_string())?;
-        let (inner, _) = self
-            .1
-            .wait_timeout_while(inner, EXEC_ATTACH_LIMIT, |i| i.exec.is_none() && !i.ended)
-            .map_err(|_| "the sandbox is shutting down".to_string())?;
+        let inner = self.wait_attached()?;
         match inner.add_root.as_ref() {
             Some(f) => f(root),
             None => Err("this sandbox cannot serve another container's root".into()),

@@ -396,19 +396,24 @@ fn path_call(op: u32, path: &[u8]) -> KResult<(usize, alloc::vec::Vec<u8>)> {
     Ok((n, area))
 }
 
+/// An open-like call: `path` (at most `PATH_MAX`) in, a handle out.
+fn open_call(op: u32, path: &[u8], offset: u64) -> KResult<guest_kernel::platform::HostHandle> {
+    if path.len() as u64 > q::PATH_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    let r = call(Req {
+        op,
+        handle: 0,
+        addr: buf_gpa(path.as_ptr()),
+        len: path.len() as u64,
+        offset,
+    });
+    to_result(r).map(|h| guest_kernel::platform::HostHandle(h as u32))
+}
+
 impl guest_kernel::platform::HostOps for QueueHost {
     fn open(&self, path: &[u8]) -> KResult<guest_kernel::platform::HostHandle> {
-        if path.len() as u64 > q::PATH_MAX {
-            return Err(Errno::ENAMETOOLONG);
-        }
-        let r = call(Req {
-            op: q::OP_OPEN,
-            handle: 0,
-            addr: buf_gpa(path.as_ptr()),
-            len: path.len() as u64,
-            offset: 0,
-        });
-        to_result(r).map(|h| guest_kernel::platform::HostHandle(h as u32))
+        open_call(q::OP_OPEN, path, 0)
     }
 
     fn read(&self, h: guest_kernel::platform::HostHandle, buf: &mut [u8]) -> KResult<usize> {
@@ -549,17 +554,11 @@ impl guest_kernel::platform::HostOps for QueueHost {
         flags: u32,
         mode: u32,
     ) -> KResult<guest_kernel::platform::HostHandle> {
-        if path.len() as u64 > q::PATH_MAX {
-            return Err(Errno::ENAMETOOLONG);
-        }
-        let r = call(Req {
-            op: q::OP_OPEN_RW,
-            handle: 0,
-            addr: buf_gpa(path.as_ptr()),
-            len: path.len() as u64,
-            offset: u64::from(flags) | u64::from(mode) << 32,
-        });
-        to_result(r).map(|h| guest_kernel::platform::HostHandle(h as u32))
+        open_call(
+            q::OP_OPEN_RW,
+            path,
+            u64::from(flags) | u64::from(mode) << 32,
+        )
     }
 
     fn pwrite(

@@ -6,7 +6,6 @@
 //! `EROFS`. The sentry names files by container path; it never sees the
 //! host's.
 
-use alloc::vec;
 use core::sync::atomic::AtomicU64;
 
 use crate::abi::hostcall::queue::{path_op, OPEN_RW_FLAGS};
@@ -16,7 +15,6 @@ use crate::kernel::Kernel;
 use crate::platform::{HostHandle, HostOps, Platform};
 
 /// Bounce-buffer size for writes.
-const CHUNK: usize = 64 * 1024;
 const O_ACCMODE: u32 = 3;
 const O_APPEND: u32 = 0o2000;
 
@@ -74,25 +72,9 @@ pub fn pwrite<P: Platform>(
     len: u64,
     off: u64,
 ) -> KResult<u64> {
-    let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
-    let mut done = 0u64;
-    while done < len {
-        let n = ((len - done) as usize).min(CHUNK);
-        if let Err(e) = k.copy_in(buf + done, &mut tmp[..n]) {
-            return if done > 0 { Ok(done) } else { Err(e) };
-        }
-        match k.plat.host().pwrite(handle, &tmp[..n], off + done) {
-            Ok(w) => {
-                done += w as u64;
-                if w < n {
-                    break;
-                }
-            }
-            Err(e) if done == 0 => return Err(e),
-            Err(_) => break,
-        }
-    }
-    Ok(done)
+    super::io::write_from_user(k, buf, len, |plat, chunk, done| {
+        plat.host().pwrite(handle, chunk, off + done)
+    })
 }
 
 /// truncate(2) of a path beneath a writable bind mount.

@@ -162,30 +162,46 @@ fn write_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u6
         File::Pipe(end) => write_pipe(k, end, buf, len),
         File::HostStream { handle } => {
             crate::task::tty::check(k, *handle, crate::task::tty::TtyAccess::Write)?;
-            let mut done = 0u64;
-            let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
-            while done < len {
-                let n = ((len - done) as usize).min(CHUNK);
-                if let Err(e) = k.copy_in(buf + done, &mut tmp[..n]) {
-                    return if done > 0 { Ok(done) } else { Err(e) };
-                }
-                match k.plat.host().write(*handle, &tmp[..n]) {
-                    Ok(w) => {
-                        done += w as u64;
-                        if w < n {
-                            break;
-                        }
-                    }
-                    Err(e) if done == 0 => return Err(e),
-                    Err(_) => break,
-                }
-            }
-            Ok(done)
+            let handle = *handle;
+            write_from_user(k, buf, len, |plat, chunk, _| {
+                plat.host().write(handle, chunk)
+            })
         }
     }
 }
 
 /// Read from a host file at `off` straight into the user buffer's frames.
+/// Copy `len` bytes of user memory at `buf` out through `put(plat,
+/// chunk, done)` a chunk at a time, `done` being the bytes already
+/// written. A short write ends it; a fault or an error after some bytes
+/// returns what was written, as Linux does.
+pub fn write_from_user<P: Platform>(
+    k: &mut Kernel<'_, P>,
+    buf: u64,
+    len: u64,
+    mut put: impl FnMut(&P, &[u8], u64) -> KResult<usize>,
+) -> KResult<u64> {
+    let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
+    let mut done = 0u64;
+    while done < len {
+        let n = ((len - done) as usize).min(CHUNK);
+        if let Err(e) = k.copy_in(buf + done, &mut tmp[..n]) {
+            return if done > 0 { Ok(done) } else { Err(e) };
+        }
+        match put(k.plat, &tmp[..n], done) {
+            Ok(w) => {
+                done += w as u64;
+                if w < n {
+                    break;
+                }
+            }
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
+}
+
 pub fn pread_host<P: Platform>(
     k: &mut Kernel<'_, P>,
     handle: HostHandle,

@@ -90,7 +90,9 @@ pub fn pwrite_tmp<P: Platform>(
     Ok(done)
 }
 
-fn install<P: Platform>(k: &mut Kernel<'_, P>, file: File, flags: u64) -> KResult<u64> {
+/// Install `file` in the lowest free descriptor (`O_CLOEXEC` from
+/// `flags`), or release it if the table is full.
+pub(super) fn install<P: Platform>(k: &mut Kernel<'_, P>, file: File, flags: u64) -> KResult<u64> {
     install_arc(k, Arc::new(file), flags)
 }
 

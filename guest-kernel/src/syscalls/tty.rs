@@ -3,11 +3,10 @@
 //! (`TIOCGPTN`, `TIOCSPTLCK`, `TIOCGPTPEER`, termios, window size, job
 //! control). The line discipline is `fs::pty`.
 
-use alloc::sync::Arc;
 use alloc::vec;
 
 use super::Args;
-use crate::abi::linux::{RLIMIT_NOFILE, TERMIOS_SIZE};
+use crate::abi::linux::TERMIOS_SIZE;
 use crate::abi::{Errno, KResult};
 use crate::fs::pty::{PtyEnd, PtyIo, Termios};
 use crate::fs::{DevKind, File};
@@ -47,27 +46,11 @@ const SIGWINCH: i32 = 28;
 /// `si_code` of signals the kernel generates.
 const SI_KERNEL: i32 = 0x80;
 
-fn install<P: Platform>(k: &mut Kernel<'_, P>, file: File, flags: u32) -> KResult<u64> {
-    let limit = k.group().rlimits[RLIMIT_NOFILE as usize].0;
-    let file = Arc::new(file);
-    match k
-        .group_mut()
-        .fds
-        .install(file.clone(), flags & O_CLOEXEC != 0, limit)
-    {
-        Ok(fd) => Ok(fd as u64),
-        Err(e) => {
-            super::io::release_file(k, file);
-            Err(e)
-        }
-    }
-}
-
 /// Open `/dev/ptmx`: a new pseudo-terminal, locked until `TIOCSPTLCK`.
 pub fn open_ptmx<P: Platform>(k: &mut Kernel<'_, P>, flags: u32) -> KResult<u64> {
     let pty = k.vfs.new_pty()?;
     let end = PtyEnd::new(pty, true, flags & (O_ACCMODE | O_NONBLOCK));
-    install(k, File::Pty(end), flags)
+    super::open::install(k, File::Pty(end), u64::from(flags))
 }
 
 /// Open the slave of pseudo-terminal `n`: `EIO` while it is locked. A
@@ -86,7 +69,7 @@ pub fn open_pts<P: Platform>(k: &mut Kernel<'_, P>, n: u32, flags: u32) -> KResu
         pty.set_control(sid, pgid);
     }
     let end = PtyEnd::new(pty, false, flags & (O_ACCMODE | O_NONBLOCK));
-    install(k, File::Pty(end), flags)
+    super::open::install(k, File::Pty(end), u64::from(flags))
 }
 
 /// Whether session `sid` already has one of the sentry's terminals.
