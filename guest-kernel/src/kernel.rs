@@ -26,6 +26,10 @@ pub struct Stats {
     pub faults: u64,
     pub interrupts: u64,
     pub switches: u64,
+    /// Time in user mode (switch to trap), in system calls and in faults.
+    pub user_ns: u64,
+    pub syscall_ns: u64,
+    pub fault_ns: u64,
 }
 
 /// An address space and how many tasks use it.
@@ -365,6 +369,18 @@ impl<'p, P: Platform> Kernel<'p, P> {
         if let Some(d) = deadline {
             self.timers.insert((d, tid), ());
         }
+        // A signal that is already pending and not blocked (sigsuspend and
+        // the p* calls change the mask just before they sleep; on another
+        // CPU it may have come in between) interrupts the sleep at once, as
+        // Linux's `signal_pending` check before it schedules.
+        let t = self.cur();
+        let pending = t.sig.pending | self.group().pending;
+        if pending & (!t.sig.blocked | t.sigwait) != 0 {
+            if let Some(r) = self.cur_mut().restart.as_mut() {
+                r.interrupted = true;
+            }
+            self.make_runnable(tid);
+        }
         BLOCKED
     }
 
@@ -658,11 +674,14 @@ impl<'p, P: Platform> Kernel<'p, P> {
             }
         }
         info!(
-            "sentry exit: {} syscalls, {} faults, {} interrupts, {} switches, {} frames in use",
+            "sentry exit: {} syscalls ({} us), {} faults ({} us), {} interrupts, {} switches ({} us in user mode), {} frames in use",
             self.stats.syscalls,
+            self.stats.syscall_ns / 1000,
             self.stats.faults,
+            self.stats.fault_ns / 1000,
             self.stats.interrupts,
             self.stats.switches,
+            self.stats.user_ns / 1000,
             self.frames.used_frames()
         );
     }

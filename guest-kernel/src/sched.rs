@@ -195,8 +195,11 @@ impl<'p, P: Platform> Sentry<'p, P> {
             }
             k.stats.switches += 1;
             self.unlock(k);
+            let t0 = plat.now(Clock::Monotonic);
             let trap = plat.switch(space, &mut thread, &mut regs);
+            let t1 = plat.now(Clock::Monotonic);
             k = self.lock(cpu);
+            k.stats.user_ns += t1.saturating_sub(t0);
             set_current(&mut k, tid);
             match k.tasks.get_mut(&tid) {
                 Some(t) => {
@@ -219,7 +222,15 @@ impl<'p, P: Platform> Sentry<'p, P> {
                     return k;
                 }
             };
+            let is_fault = matches!(trap, Trap::PageFault { .. });
+            let t2 = plat.now(Clock::Monotonic);
             handle_trap(&mut k, trap);
+            let dt = plat.now(Clock::Monotonic).saturating_sub(t2);
+            if is_fault {
+                k.stats.fault_ns += dt;
+            } else {
+                k.stats.syscall_ns += dt;
+            }
             if k.init_exit.is_some() || self.done.load(Ordering::Acquire) {
                 return k;
             }

@@ -65,6 +65,8 @@ impl GuestRam {
             .with_mmap_flags(libc::MAP_ANONYMOUS | libc::MAP_PRIVATE | libc::MAP_NORESERVE)
             .build()
             .map_err(|source| MemoryError::Mmap { size, source })?;
+        // SAFETY: advice only, on the mapping just made, of its own length.
+        unsafe { libc::madvise(region.as_ptr().cast(), len, libc::MADV_HUGEPAGE) };
         let region: GuestRegionMmap<()> = GuestRegionMmap::new(region, GuestAddress(0))
             .ok_or_else(|| MemoryError::Collection("region wraps the address space".into()))?;
         let mem = GuestMemoryMmap::from_regions(vec![region])

@@ -218,6 +218,27 @@ static int mode_signals(void) {
     while (!chld)
         sigsuspend(&none);
     printf("signals: SIGCHLD handled %d time(s)\n", (int)chld);
+    /* A signal that came while blocked, before sigsuspend unblocks it (a
+       shell's `kill %1; wait`): sigsuspend must return at once. */
+    sigset_t only_chld, old;
+    sigemptyset(&only_chld);
+    sigaddset(&only_chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &only_chld, &old);
+    chld = 0;
+    pid_t q = fork();
+    if (q == 0)
+        _exit(0);
+    siginfo_t si;
+    /* WNOWAIT: the child is a zombie, its SIGCHLD pending, and it stays. */
+    while (waitid(P_PID, q, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+    }
+    alarm(10); /* a hang ends the test with SIGALRM, not a time-out */
+    int r = sigsuspend(&none);
+    alarm(0);
+    printf("signals: pending SIGCHLD ends sigsuspend: %d, errno EINTR %d, handled %d\n", r,
+           errno == EINTR, (int)chld);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    waitpid(q, &st, 0);
     struct timespec t0, t1, d = {0, 50 * 1000 * 1000};
     clock_gettime(CLOCK_MONOTONIC, &t0);
     nanosleep(&d, NULL);

@@ -76,6 +76,14 @@ pub static WAITS: AtomicU64 = AtomicU64::new(0);
 pub static HALTS: AtomicU64 = AtomicU64::new(0);
 /// Halts that ended by the backstop timer, not the host's wake-up.
 pub static BACKSTOPS: AtomicU64 = AtomicU64::new(0);
+/// Requests posted, by operation (the `OP_*` numbers below 48).
+#[allow(clippy::declare_interior_mutable_const)]
+static BY_OP: [AtomicU64; 48] = {
+    const Z: AtomicU64 = AtomicU64::new(0);
+    [Z; 48]
+};
+/// Nanoseconds spent waiting for the host.
+pub static WAIT_NS: AtomicU64 = AtomicU64::new(0);
 
 struct Req {
     op: u32,
@@ -116,11 +124,19 @@ fn doorbell() {
 /// A request the host has claimed may take as long as its host call (a
 /// read of stdin); one never claimed for [`HOST_TIMEOUT_NS`] means the
 /// VMM's I/O thread is gone.
+struct WaitTimer(u64);
+impl Drop for WaitTimer {
+    fn drop(&mut self) {
+        WAIT_NS.fetch_add(crate::arch::x86_64::monotonic_ns() - self.0, Ordering::Relaxed);
+    }
+}
+
 fn wait_done(s: u64) {
     use crate::arch::x86_64::{halt_until, monotonic_ns};
     WAITS.fetch_add(1, Ordering::Relaxed);
     let state = || a32(s + q::SLOT_STATE).load(Ordering::Acquire);
     let start = monotonic_ns();
+    let _t = WaitTimer(start);
     let mut spins = 0u32;
     while state() != q::STATE_DONE {
         core::hint::spin_loop();
@@ -250,6 +266,9 @@ impl State {
         self.head += 1;
         a64(q::HEAD).store(self.head, Ordering::Release);
         REQUESTS.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = BY_OP.get(r.op as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
         doorbell();
         seq
     }
@@ -346,14 +365,23 @@ fn post_async(op: u32, handle: u32, data: &[u8]) -> bool {
 /// Log the queue's counters (at the end of the run).
 pub fn log_stats() {
     log::debug!(
-        "host-call queue: {} requests posted, {} writes appended to a posted one, {} doorbells, {} waits for the host ({} halted, {} woken by the backstop)",
+        "host-call queue: {} requests posted, {} writes appended to a posted one, {} doorbells, {} waits for the host ({} halted, {} woken by the backstop), {} us waited",
         REQUESTS.load(Ordering::Relaxed),
         APPENDS.load(Ordering::Relaxed),
         DOORBELLS.load(Ordering::Relaxed),
         WAITS.load(Ordering::Relaxed),
         HALTS.load(Ordering::Relaxed),
-        BACKSTOPS.load(Ordering::Relaxed)
+        BACKSTOPS.load(Ordering::Relaxed),
+        WAIT_NS.load(Ordering::Relaxed) / 1000
     );
+    let mut by_op = alloc::string::String::new();
+    for (op, c) in BY_OP.iter().enumerate() {
+        let c = c.load(Ordering::Relaxed);
+        if c != 0 {
+            let _ = core::fmt::Write::write_fmt(&mut by_op, format_args!(" op{op}:{c}"));
+        }
+    }
+    log::debug!("host-call queue by operation:{by_op}");
 }
 
 /// Wait until every posted request is served (before exit or panic). Bounded.

@@ -8,7 +8,7 @@
 use alloc::boxed::Box;
 
 use crate::abi::{Errno, KResult, UserRegs};
-use crate::arch::x86_64::paging::{PgdPair, PTE_NX, PTE_P, PTE_U, PTE_W, USER_END};
+use crate::arch::x86_64::paging::{PgdPair, PTE_A, PTE_D, PTE_NX, PTE_P, PTE_U, PTE_W, USER_END};
 use crate::arch::x86_64::{self as arch, entry, phys_to_virt, pvm};
 use crate::hostcall::QueueHost;
 use crate::signals::SignalRing;
@@ -89,9 +89,12 @@ fn pte_flags(prot: Prot) -> u64 {
     if !(prot.read || prot.write || prot.exec) {
         return 0; // PROT_NONE: keep the frame, not present
     }
-    let mut f = PTE_P | PTE_U;
+    // Accessed (and, if writable, dirty) from the start: the host's shadow
+    // MMU then prefetches neighbouring entries on a shadow fault, and a
+    // first write needs no second fault to set D.
+    let mut f = PTE_P | PTE_U | PTE_A;
     if prot.write {
-        f |= PTE_W;
+        f |= PTE_W | PTE_D;
     }
     if !prot.exec {
         f |= PTE_NX;

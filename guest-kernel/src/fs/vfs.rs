@@ -184,10 +184,25 @@ impl Vfs {
             }
         }
         let hp = self.host_path(path);
-        let r = if follow {
-            host_stat(plat, &hp)
+        // One host call for most paths: the `lstat` of anything but a
+        // symlink is its `stat` too, and a missing path is missing both
+        // ways. Only a symlink to follow (or a path `lstat` cannot take)
+        // costs the open, fstat and close of `host_stat`.
+        let l = plat.host().lstat(&hp);
+        let not_link = |st: &Stat| st.st_mode & S_IFMT != crate::abi::linux::S_IFLNK;
+        let both = match &l {
+            Ok(st) => not_link(st),
+            Err(e) => matches!(*e, Errno::ENOENT | Errno::ENOTDIR | Errno::ENAMETOOLONG),
+        };
+        let l = match l {
+            Ok(st) => Ok(st),
+            Err(_) if both => l,
+            Err(_) => host_stat(plat, &hp),
+        };
+        let r = if both || !follow {
+            l
         } else {
-            plat.host().lstat(&hp).or_else(|_| host_stat(plat, &hp))
+            host_stat(plat, &hp)
         };
         let mut cache = self.attrs.lock();
         if cache.len() >= ATTR_CACHE_MAX {
@@ -200,7 +215,10 @@ impl Vfs {
                 ..Default::default()
             };
         }
-        if follow {
+        if both {
+            c.stat = Some(l);
+            c.lstat = Some(l);
+        } else if follow {
             c.stat = Some(r);
         } else {
             c.lstat = Some(r);

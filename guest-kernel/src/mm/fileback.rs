@@ -65,24 +65,31 @@ impl<P: Platform> MmStruct<P> {
             let Some(run) = frames.alloc_run(n) else {
                 break;
             };
-            let Some(file) = self.files.get(&b.key).map(|e| e.0.clone()) else {
-                frames.free_frame(run.pa);
+            let file = self.files.get(&b.key).map(|e| e.0.clone());
+            // Straight into the frames (on KVM the VMM preads into guest
+            // memory); past the end of the file, zeros.
+            let Some(File::HostFile { handle, .. }) = file.as_deref() else {
+                for i in 0..run.pages {
+                    frames.free_frame(run.pa + i * PAGE_SIZE);
+                }
                 break;
             };
-            let mut buf = alloc::vec![0u8; (run.pages * PAGE_SIZE) as usize];
+            let len = run.pages * PAGE_SIZE;
             let mut got = 0;
-            while got < buf.len() {
-                match crate::fs::read_at(
-                    plat,
-                    &file,
-                    &mut buf[got..],
-                    index(va) * PAGE_SIZE + got as u64,
+            while got < len {
+                match plat.host_pread_phys(
+                    *handle,
+                    run.pa + got,
+                    (len - got) as usize,
+                    index(va) * PAGE_SIZE + got,
                 ) {
                     Ok(0) | Err(_) => break,
-                    Ok(k) => got += k,
+                    Ok(k) => got += k as u64,
                 }
             }
-            plat.phys_write(run.pa, &buf);
+            if got < len {
+                plat.phys_zero(run.pa + got, len - got);
+            }
             for i in 0..run.pages {
                 let pa = run.pa + i * PAGE_SIZE;
                 frames.cache_insert(id, index(va) + i, pa);
@@ -112,6 +119,74 @@ impl<P: Platform> MmStruct<P> {
         } else {
             Err(FaultError::NoMemory)
         }
+    }
+
+    /// A write to a copy-on-write page of a private root-image mapping (a
+    /// program's or library's data, its relocations). If the page is still
+    /// the page cache's, this is the first write to the file's data here:
+    /// the other pages of the fault-around window that are still the page
+    /// cache's get their private copies now too, because programs write
+    /// their data densely and each fault costs far more than a page copy.
+    pub(super) fn break_cow_cached(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        vma: Vma,
+        b: FileBacking,
+        id: pagecache::FileId,
+        page: u64,
+    ) -> Result<(), FaultError> {
+        let index = |va: u64| (b.offset + (va - vma.start)) / PAGE_SIZE;
+        let from_cache = |mm: &Self, frames: &mut FrameAllocator, va: u64| {
+            mm.pages
+                .get(&va)
+                .is_some_and(|pte| pte.cow && frames.cache.get(id, index(va)) == Some(pte.pa))
+        };
+        if !from_cache(self, frames, page) {
+            return self.break_cow(plat, frames, vma, page);
+        }
+        let window = super::FAULT_AROUND_PAGES * PAGE_SIZE;
+        let win_start = (page & !(window - 1)).max(vma.start);
+        let win_end = (page & !(window - 1)).saturating_add(window).min(vma.end);
+        let mut buf = alloc::vec![0u8; PAGE_SIZE as usize];
+        let mut va = win_start;
+        while va < win_end {
+            if !from_cache(self, frames, va) {
+                va += PAGE_SIZE;
+                continue;
+            }
+            let mut n = 1;
+            while va + n * PAGE_SIZE < win_end && from_cache(self, frames, va + n * PAGE_SIZE) {
+                n += 1;
+            }
+            let Some(run) = frames.alloc_run(n) else {
+                // The neighbours are optional; the faulting page is not.
+                return match self.pages.get(&page) {
+                    Some(pte) if !pte.cow => Ok(()),
+                    _ => self.break_cow(plat, frames, vma, page),
+                };
+            };
+            for i in 0..run.pages {
+                let at = va + i * PAGE_SIZE;
+                let Some(old) = self.pages.get(&at).map(|pte| pte.pa) else {
+                    continue;
+                };
+                plat.phys_read(old, &mut buf);
+                plat.phys_write(run.pa + i * PAGE_SIZE, &buf);
+                frames.free_frame(old);
+                self.pages.insert(
+                    at,
+                    Pte {
+                        pa: run.pa + i * PAGE_SIZE,
+                        cow: false,
+                    },
+                );
+            }
+            plat.map(&mut self.space, va, run.pa, run.pages * PAGE_SIZE, vma.prot)
+                .map_err(|_| FaultError::NoMemory)?;
+            va += run.pages * PAGE_SIZE;
+        }
+        Ok(())
     }
 
     /// `populate` for a `MAP_SHARED` tmpfs mapping: the file page's one

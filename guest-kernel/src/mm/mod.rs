@@ -27,6 +27,10 @@ pub use frames::FrameAllocator;
 /// Pages populated around a fault: faults are costly on both platforms
 /// (about 10 µs each under PVM shadow paging, an injected syscall on ptrace).
 pub const FAULT_AROUND_PAGES: u64 = 16;
+/// The same for root-image file mappings (program text and data, shared
+/// libraries): their misses are read from the host in one call each, and
+/// a host call costs more than reading 256 KiB more.
+pub const FILE_FAULT_AROUND_PAGES: u64 = 64;
 
 /// What a mapping is, for `/proc/self/maps` and for growth rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -414,7 +418,7 @@ impl<P: Platform> MmStruct<P> {
     }
 
     /// Give a copy-on-write page its own frame (or take back the only one).
-    fn break_cow(
+    pub(super) fn break_cow(
         &mut self,
         plat: &P,
         frames: &mut FrameAllocator,
@@ -452,6 +456,11 @@ impl<P: Platform> MmStruct<P> {
         if let Some(pte) = self.pages.get(&page) {
             // A write to a copy-on-write page.
             if pte.cow && vma.prot.write && write != Some(false) {
+                if let (Some(b), false) = (vma.backing, vma.shared) {
+                    if let Some(id) = self.cache_id(plat, b.key) {
+                        return self.break_cow_cached(plat, frames, vma, b, id, page);
+                    }
+                }
                 return self.break_cow(plat, frames, vma, page);
             }
             // Another CPU mapped the page, or broke its copy-on-write,
@@ -487,9 +496,12 @@ impl<P: Platform> MmStruct<P> {
         vma: Vma,
         page: u64,
     ) -> Result<(), FaultError> {
-        let window = FAULT_AROUND_PAGES * PAGE_SIZE;
-        let win_start = (page & !(window - 1)).max(vma.start);
-        let win_end = (page & !(window - 1)).saturating_add(window).min(vma.end);
+        let window = |pages: u64| {
+            let w = pages * PAGE_SIZE;
+            let start = page & !(w - 1);
+            (start.max(vma.start), start.saturating_add(w).min(vma.end))
+        };
+        let (win_start, win_end) = window(FAULT_AROUND_PAGES);
         if let (Some(b), true) = (vma.backing, vma.shared) {
             let data = match self.files.get(&b.key).map(|e| &*e.0) {
                 Some(File::Tmpfs(t)) => t.fs.data(t.ino).ok(),
@@ -501,7 +513,8 @@ impl<P: Platform> MmStruct<P> {
         }
         if let Some(b) = vma.backing {
             if let Some(id) = self.cache_id(plat, b.key) {
-                return self.populate_cached(plat, frames, vma, b, id, (win_start, win_end), page);
+                let win = window(FILE_FAULT_AROUND_PAGES);
+                return self.populate_cached(plat, frames, vma, b, id, win, page);
             }
         }
         let mut va = win_start;

@@ -17,6 +17,8 @@ use crate::abi::hostcall::gpa;
 pub const PTE_P: u64 = 1;
 pub const PTE_W: u64 = 2;
 pub const PTE_U: u64 = 4;
+pub const PTE_A: u64 = 1 << 5;
+pub const PTE_D: u64 = 1 << 6;
 pub const PTE_PS: u64 = 1 << 7;
 /// Software bit: the entry holds a frame even while not present (PROT_NONE).
 pub const PTE_MAPPED: u64 = 1 << 9;
@@ -90,7 +92,7 @@ impl PgdPair {
                 self.tables += 1;
                 let g = virt_to_phys(n as u64);
                 // SAFETY: `e` points into a live table.
-                unsafe { *e = g | PTE_P | PTE_W | PTE_U };
+                unsafe { *e = g | PTE_P | PTE_W | PTE_U | PTE_A };
                 t = n as *mut u64;
             } else {
                 t = table(v & ADDR_MASK);
