@@ -30,6 +30,10 @@ pub struct Stats {
     pub user_ns: u64,
     pub syscall_ns: u64,
     pub fault_ns: u64,
+    /// Reads of root-image files served whole by the page cache, and
+    /// those that asked the host.
+    pub cached_reads: u64,
+    pub host_reads: u64,
 }
 
 /// An address space and how many tasks use it.
@@ -683,6 +687,10 @@ impl<'p, P: Platform> Kernel<'p, P> {
             self.stats.switches,
             self.stats.user_ns / 1000,
             self.frames.used_frames()
+        );
+        info!(
+            "file reads: {} served by the page cache, {} from the host",
+            self.stats.cached_reads, self.stats.host_reads
         );
     }
 

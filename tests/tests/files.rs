@@ -1,7 +1,10 @@
 //! File-system calls on the sandbox's own filesystems, compared with the
 //! same program run natively.
 
-use ringfence_tests::{compile, for_each_platform, Bundle, Exit, Link};
+use std::ffi::OsStr;
+use std::fs;
+
+use ringfence_tests::{compile, for_each_platform, Bundle, Exit, Link, Ringfence};
 
 #[test]
 fn tmpfs_file_operations_match_native() {
@@ -178,4 +181,68 @@ fn host_file_reads_into_awkward_buffers() {
 #[test]
 fn map_shared_tmpfs_files_and_unlinked_open_files() {
     xfer_matches_native("shm");
+}
+
+/// Programs read the same small files again and again: the page cache
+/// serves them after the first pass (one host read, then none), with the
+/// same bytes, on both platforms.
+#[test]
+fn repeated_reads_come_from_the_page_cache() {
+    const PASSES: u64 = 100;
+    // 100 KiB of pseudo-random bytes: 25 pages, the last one partial.
+    let mut blob = Vec::with_capacity(100 * 1024 + 17);
+    let mut x: u32 = 12345;
+    for _ in 0..blob.capacity() {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        blob.push((x >> 16) as u8);
+    }
+    let sum = blob
+        .iter()
+        .fold(0u64, |s, b| s.wrapping_mul(31).wrapping_add(u64::from(*b)));
+    let tail: String = blob[blob.len() - 5..]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let prog = compile("reread", Link::Static);
+    let bundle = Bundle::builder(&prog)
+        .args(["/data/blob", &PASSES.to_string()])
+        .file("/data/blob", blob.clone())
+        .build();
+    for_each_platform(|p| {
+        let rf = Ringfence::new(p);
+        let out = rf.invoke([
+            OsStr::new("--debug"),
+            OsStr::new("run"),
+            OsStr::new("--bundle"),
+            bundle.dir().as_os_str(),
+            OsStr::new("rf-reread"),
+        ]);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(&format!(
+            "bytes {} sum {sum:x} tail 5 {tail}\n{PASSES} passes agree\n",
+            blob.len()
+        ));
+        let log = fs::read_to_string(rf.log()).expect("read the log");
+        let (cached, host) = file_reads(&log);
+        // 26 reads and a pread a pass; only the first pass may ask the host.
+        assert!(
+            host <= 27 && cached >= (PASSES - 1) * 27,
+            "on {p}: {cached} reads from the page cache, {host} from the host"
+        );
+    });
+}
+
+/// The counts in the sentry's "file reads: N served by the page cache, M
+/// from the host" log line.
+fn file_reads(log: &str) -> (u64, u64) {
+    let line = log
+        .lines()
+        .rev()
+        .find_map(|l| l.split("file reads: ").nth(1))
+        .unwrap_or_else(|| panic!("no \"file reads\" line in the log:\n{log}"));
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.trim_end_matches(',').parse().ok())
+        .collect();
+    (nums[0], nums[1])
 }

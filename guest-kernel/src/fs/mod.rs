@@ -40,6 +40,10 @@ pub enum File {
         /// `O_ACCMODE` and `O_APPEND` as opened: only a file beneath a
         /// writable bind mount is ever opened for writing.
         flags: u32,
+        /// A root-image file's version as of its open: its reads go
+        /// through the page cache (see `syscalls::cached`). `None` beneath
+        /// bind mounts, whose files the host or the sandbox may change.
+        cache: Option<crate::mm::pagecache::FileId>,
     },
     /// One end of a pipe.
     Pipe(PipeEnd),

@@ -87,6 +87,7 @@ impl<P: Platform> Kernel<'_, P> {
                     offset: AtomicU64::new(0),
                     path: path.clone(),
                     flags: 0,
+                    cache: None,
                 };
                 (file, st)
             }

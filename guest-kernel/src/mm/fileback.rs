@@ -15,10 +15,14 @@ impl<P: Platform> MmStruct<P> {
     pub(super) fn cache_id(&mut self, plat: &P, key: u64) -> Option<pagecache::FileId> {
         let e = self.files.get_mut(&key)?;
         if e.2.is_none() {
-            if let File::HostFile { handle, .. } = &*e.0 {
-                e.2 = crate::platform::HostOps::fstat(plat.host(), *handle)
-                    .ok()
-                    .map(|st| pagecache::FileId::of(&st));
+            if let File::HostFile { handle, cache, .. } = &*e.0 {
+                // The version it was opened as (whose pages its reads
+                // cached too), else the host's word on it.
+                e.2 = cache.or_else(|| {
+                    crate::platform::HostOps::fstat(plat.host(), *handle)
+                        .ok()
+                        .map(|st| pagecache::FileId::of(&st))
+                });
             }
         }
         e.2

@@ -32,6 +32,11 @@ impl FileId {
             size: st.st_size,
         }
     }
+
+    /// The file's size in this version.
+    pub fn size(&self) -> u64 {
+        self.size.max(0) as u64
+    }
 }
 
 /// Cached pages, least recently used first out.

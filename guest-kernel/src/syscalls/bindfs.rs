@@ -43,6 +43,7 @@ pub fn open<P: Platform>(
         offset: AtomicU64::new(0),
         path: path.to_vec(),
         flags: host_flags & (O_ACCMODE | O_APPEND),
+        cache: None,
     })
 }
 

@@ -290,9 +290,14 @@ fn read_file<P: Platform>(k: &mut Kernel<'_, P>, file: &File, buf: u64, len: u64
             }
             Ok(done)
         }
-        File::HostFile { handle, offset, .. } => {
+        File::HostFile {
+            handle,
+            offset,
+            cache,
+            ..
+        } => {
             let off = offset.load(Ordering::Relaxed);
-            let n = pread_host(k, *handle, buf, len, off)?;
+            let n = super::cached::pread(k, *handle, *cache, buf, len, off)?;
             offset.store(off + n, Ordering::Relaxed);
             Ok(n)
         }

@@ -2,6 +2,7 @@
 //! only maps numbers to handlers and turns errors into `-errno`.
 
 pub mod bindfs;
+pub mod cached;
 pub mod dir;
 pub mod epoll;
 pub mod fd;

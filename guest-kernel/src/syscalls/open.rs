@@ -332,6 +332,7 @@ fn open_full<P: Platform>(
                     offset: AtomicU64::new(0),
                     path: full,
                     flags: 0,
+                    cache: super::cached::identity(k, &p, &st),
                 }
             }
         }
@@ -416,7 +417,9 @@ pub fn sys_pread64<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> 
     let len = a[2].min(0x7fff_f000);
     rw_verify_area(a[3], len)?;
     match &*file {
-        File::HostFile { handle, .. } => super::io::pread_host(k, *handle, a[1], len, a[3]),
+        File::HostFile { handle, cache, .. } => {
+            super::cached::pread(k, *handle, *cache, a[1], len, a[3])
+        }
         File::Tmpfs(t) if t.flags.load(Ordering::Relaxed) & 3 != 1 => {
             pread_tmp(k, t, a[1], len, a[3])
         }
@@ -672,12 +675,14 @@ fn open_path<P: Platform>(k: &mut Kernel<'_, P>, full: &[u8], flags: u64) -> KRe
             tmp_file(fs, ino, flags & !O_ACCMODE, full.to_vec())
         }
         Node::Host(p) if k.vfs.lower_stat(k.plat, &p, true)?.st_mode & S_IFMT != S_IFDIR => {
+            let st = k.vfs.lower_stat(k.plat, &p, true)?;
             let handle = k.plat.host().open(&k.vfs.host_path(&p))?;
             File::HostFile {
                 handle,
                 offset: AtomicU64::new(0),
                 path: full.to_vec(),
                 flags: 0,
+                cache: super::cached::identity(k, &p, &st),
             }
         }
         node => {
