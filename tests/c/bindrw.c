@@ -250,9 +250,38 @@ static void file(void) {
     report("rename", rename(dir, other));
 }
 
+/* As a non-root user: what the sandbox creates is the user's, as the
+ * container's own kernel would make it (the host creates it as the VMM). */
+static void owner(void) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/made.txt", dir);
+    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0640);
+    report("create", fd < 0 ? -1 : 0);
+    if (fd >= 0)
+        close(fd);
+    snprintf(p, sizeof p, "%s/again.txt", dir);
+    fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    report("create without O_EXCL", fd < 0 ? -1 : 0);
+    if (fd >= 0)
+        close(fd);
+    snprintf(p, sizeof p, "%s/madedir", dir);
+    report("mkdir", mkdir(p, 0750));
+    snprintf(p, sizeof p, "%s/madelink", dir);
+    report("symlink", symlink("made.txt", p));
+    const char *names[] = {"made.txt", "again.txt", "madedir", "madelink"};
+    for (int i = 0; i < 4; i++) {
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        if (lstat(p, &st) == 0)
+            printf("%s owner %u:%u\n", names[i], st.st_uid, st.st_gid);
+        else
+            printf("%s: %s\n", names[i], strerror(errno));
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: bindrw DIR rw|ro|escape|file\n");
+        fprintf(stderr, "usage: bindrw DIR rw|ro|escape|file|owner\n");
         return 2;
     }
     dir = argv[1];
@@ -265,6 +294,8 @@ int main(int argc, char **argv) {
         escape();
     else if (!strcmp(argv[2], "file"))
         file();
+    else if (!strcmp(argv[2], "owner"))
+        owner();
     else
         return 2;
     return 0;

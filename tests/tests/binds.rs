@@ -189,3 +189,64 @@ fn file_binds_show_the_host_file() {
         assert_eq!(fs::read_dir(src.path()).expect("list").count(), 2);
     });
 }
+
+/// A non-root container's new files, directories and symlinks in a
+/// read-write bind are its user's on the host too, as runc would leave them
+/// (the VMM, which creates them, is root).
+#[test]
+fn new_files_in_a_bind_belong_to_the_container_user() {
+    let prog = compile("bindrw", Link::Static);
+    let owners = |dir: &Path| -> Vec<(String, u32, u32)> {
+        let mut v: Vec<_> = fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| {
+                let e = e.expect("entry");
+                let md = fs::symlink_metadata(e.path()).expect("lstat");
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    md.uid(),
+                    md.gid(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let open_dir = |t: &TempDir| {
+        fs::set_permissions(t.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
+    };
+    let native_dir = TempDir::new("bind-owner-native");
+    open_dir(&native_dir);
+    let mut b = bundle(
+        &prog,
+        native_dir.path().to_str().expect("utf-8"),
+        "owner",
+        &[],
+    );
+    let mut config = b.config().clone();
+    config["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    b.set_config(config.clone());
+    let native = b.run_native();
+    native.expect_exit(Exit::Code(0));
+    let expected = native.stdout_str();
+    assert!(
+        expected.contains("made.txt owner 1000:1000\n")
+            && expected.contains("madelink owner 1000:1000\n"),
+        "native: {}",
+        native.context()
+    );
+    let want = owners(native_dir.path());
+    assert_eq!(want.len(), 4, "{want:?}");
+    for_each_platform(|p| {
+        let src = TempDir::new("bind-owner");
+        open_dir(&src);
+        let mut b = bundle(&prog, "/data", "owner", &[bind(src.path(), "/data", false)]);
+        let mut c = b.config().clone();
+        c["process"]["user"] = config["process"]["user"].clone();
+        b.set_config(c);
+        let out = b.run(p);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(&expected);
+        assert_eq!(owners(src.path()), want, "on {p}: {}", out.context());
+    });
+}

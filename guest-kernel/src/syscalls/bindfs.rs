@@ -47,6 +47,52 @@ pub fn open<P: Platform>(
     })
 }
 
+/// Create `path` beneath a writable bind mount (the caller found it
+/// missing) and open it. `O_EXCL` on the host: if another creator won the
+/// race, the file is simply opened, and keeps its owner.
+pub fn create<P: Platform>(
+    k: &mut Kernel<'_, P>,
+    path: &[u8],
+    flags: u64,
+    mode: u32,
+) -> KResult<File> {
+    const O_CREAT: u64 = 0o100;
+    const O_EXCL: u64 = 0o200;
+    match open(k, path, flags | O_EXCL, mode) {
+        Ok(file) => {
+            own_new(k, path);
+            Ok(file)
+        }
+        Err(Errno::EEXIST) if flags & O_EXCL == 0 => open(k, path, flags & !O_CREAT, mode),
+        Err(e) => Err(e),
+    }
+}
+
+/// Give what the sandbox just created beneath a writable bind the
+/// creating process's ids, as the container's own kernel would (the host
+/// made it as the VMM's user); the group stays the directory's if that is
+/// set-group-ID, as the host already made it. Best effort: a VMM without
+/// `CAP_CHOWN` (rootless) leaves its own.
+pub fn own_new<P: Platform>(k: &Kernel<'_, P>, path: &[u8]) {
+    const S_ISGID: u32 = 0o2000;
+    let c = k.group().creds;
+    if c.euid == 0 && c.egid == 0 {
+        return;
+    }
+    let setgid_dir = crate::fs::vfs::split_last(path)
+        .ok()
+        .and_then(|(dir, _)| k.plat.host().lstat(&dir).ok())
+        .is_some_and(|st| st.st_mode & S_ISGID != 0);
+    let gid = if setgid_dir { u32::MAX } else { c.egid };
+    let _ = path_call(
+        k,
+        path_op::LCHOWN,
+        path,
+        &[],
+        u64::from(c.euid) | u64::from(gid) << 32,
+    );
+}
+
 /// Whether `file` is a host file open for writing.
 pub fn writable(file: &File) -> Option<HostHandle> {
     match file {
@@ -101,7 +147,9 @@ fn path_call<P: Platform>(
 /// mkdir beneath a writable bind mount.
 pub fn mkdir<P: Platform>(k: &Kernel<'_, P>, path: &[u8], mode: u32) -> KResult<u64> {
     let mode = mode & 0o7777 & !k.group().umask;
-    path_call(k, path_op::MKDIR, path, &[], u64::from(mode))
+    path_call(k, path_op::MKDIR, path, &[], u64::from(mode))?;
+    own_new(k, path);
+    Ok(0)
 }
 
 /// unlink or (with `dir`) rmdir beneath a writable bind mount.
@@ -148,7 +196,9 @@ fn two_paths<P: Platform>(
 
 /// symlink beneath a writable bind mount.
 pub fn symlink<P: Platform>(k: &Kernel<'_, P>, path: &[u8], target: &[u8]) -> KResult<u64> {
-    path_call(k, path_op::SYMLINK, path, target, 0)
+    path_call(k, path_op::SYMLINK, path, target, 0)?;
+    own_new(k, path);
+    Ok(0)
 }
 
 /// chmod beneath a writable bind mount.

@@ -225,7 +225,7 @@ fn open_full<P: Platform>(
             }
             if super::bindfs::writes_through(k, &full)? {
                 let mode = mode & !k.group().umask;
-                let file = super::bindfs::open(k, &full, flags, mode)?;
+                let file = super::bindfs::create(k, &full, flags, mode)?;
                 return install(k, file, flags);
             }
             let (fs, parent, name, overlay) = k.vfs.parent_for_create(k.plat, &full, stamp)?;
