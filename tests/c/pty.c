@@ -19,6 +19,7 @@
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 static void show(const char *what, const char *buf, ssize_t n) {
@@ -85,6 +86,121 @@ static int child(const char *name, int ready, int go) {
     rd("child: slave reads", s);
     fflush(stdout);
     return 0;
+}
+
+static long ms_since(const struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static int open_pair(int *s) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    grantpt(m);
+    unlockpt(m);
+    *s = open(ptsname(m), O_RDWR | O_NOCTTY);
+    return m;
+}
+
+/* VMIN and VTIME in non-canonical mode (termios(3)). */
+static void raw_timing(void) {
+    int s, m = open_pair(&s);
+    struct termios t;
+    tcgetattr(s, &t);
+    cfmakeraw(&t);
+    t.c_cc[VMIN] = 0;
+    t.c_cc[VTIME] = 2;
+    tcsetattr(s, TCSANOW, &t);
+    char buf[16];
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ssize_t r = read(s, buf, sizeof buf);
+    printf("VMIN 0 VTIME 2, no input: %zd after 0.2 s: %d\n", r, ms_since(&t0) >= 150);
+    wr(m, "q");
+    show("VMIN 0 VTIME 2, input", buf, read(s, buf, sizeof buf));
+
+    t.c_cc[VMIN] = 3;
+    t.c_cc[VTIME] = 0;
+    tcsetattr(s, TCSANOW, &t);
+    pid_t pid = fork();
+    if (pid == 0) {
+        wr(m, "ab");
+        usleep(100000);
+        wr(m, "cd");
+        _exit(0);
+    }
+    show("VMIN 3 VTIME 0, 2 bytes then 2", buf, read(s, buf, sizeof buf));
+    waitpid(pid, NULL, 0);
+
+    t.c_cc[VMIN] = 4;
+    t.c_cc[VTIME] = 1;
+    tcsetattr(s, TCSANOW, &t);
+    wr(m, "xy");
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    r = read(s, buf, sizeof buf);
+    show("VMIN 4 VTIME 1, 2 bytes", buf, r);
+    printf("  after the inter-byte timer: %d\n", ms_since(&t0) >= 50);
+    close(s);
+    close(m);
+}
+
+/* Hang-ups: the master closing sends the session leader SIGHUP and
+ * SIGCONT and the slave reads an end of file; the session leader exiting
+ * sends its terminal's foreground process group SIGHUP. */
+static void hang_ups(void) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    grantpt(m);
+    unlockpt(m);
+    char *name = strdup(ptsname(m));
+    int hp[2];
+    if (pipe(hp))
+        return;
+    char c;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(m); /* the parent's is the last master */
+        setsid();
+        signal(SIGHUP, on_signal);
+        signal(SIGCONT, on_signal);
+        int s = open(name, O_RDWR);
+        write(hp[1], "r", 1);
+        for (int i = 0; i < 5000 && !got[SIGHUP]; i++)
+            usleep(1000);
+        ssize_t n = read(s, &c, 1);
+        printf("leader: SIGHUP %d SIGCONT %d, slave read after the hang-up: %zd\n", got[SIGHUP],
+               got[SIGCONT], n);
+        _exit(0);
+    }
+    read(hp[0], &c, 1);
+    close(m);
+    waitpid(pid, NULL, 0);
+
+    int s;
+    m = open_pair(&s);
+    close(s);
+    name = strdup(ptsname(m));
+    pid = fork();
+    if (pid == 0) {
+        setsid();
+        open(name, O_RDWR); /* the controlling terminal; fg group: ours */
+        close(m);
+        pid_t member = fork();
+        if (member == 0) {
+            signal(SIGHUP, on_signal);
+            write(hp[1], "m", 1);
+            for (int i = 0; i < 5000 && !got[SIGHUP]; i++)
+                usleep(1000);
+            write(hp[1], got[SIGHUP] ? "H" : "-", 1);
+            _exit(0);
+        }
+        read(hp[0], &c, 1);
+        _exit(0); /* the session leader goes */
+    }
+    waitpid(pid, NULL, 0);
+    c = '?';
+    read(hp[0], &c, 1);
+    printf("foreground member after its session leader exited: %c\n", c);
+    close(m);
 }
 
 int main(void) {
@@ -253,5 +369,7 @@ int main(void) {
     waitpid(pid, &status, 0);
     close(m2);
     printf("slave gone with the master: %s\n", open(name, O_RDWR | O_NOCTTY) < 0 ? strerrorname_np(errno) : "opened");
+    raw_timing();
+    hang_ups();
     return 0;
 }

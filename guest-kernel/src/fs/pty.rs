@@ -42,7 +42,7 @@ const CREAD: u32 = 0o200;
 const HUPCL: u32 = 0o2000;
 // c_lflag
 const ISIG: u32 = 0o1;
-const ICANON: u32 = 0o2;
+pub const ICANON: u32 = 0o2;
 const ECHO: u32 = 0o10;
 const ECHOE: u32 = 0o20;
 const ECHOK: u32 = 0o40;
@@ -57,8 +57,8 @@ const VQUIT: usize = 1;
 const VERASE: usize = 2;
 const VKILL: usize = 3;
 const VEOF: usize = 4;
-const VTIME: usize = 5;
-const VMIN: usize = 6;
+pub const VTIME: usize = 5;
+pub const VMIN: usize = 6;
 const VSUSP: usize = 10;
 const VEOL: usize = 11;
 const VEOL2: usize = 16;
@@ -160,6 +160,9 @@ pub struct Pty {
     /// Wait key (in the pipe key space) for both directions.
     pub id: u64,
     pub generation: AtomicU64,
+    /// When the slave last got input (monotonic ns): `VTIME`'s inter-byte
+    /// timer runs from it.
+    pub last_input: AtomicU64,
     state: Mutex<PtyState>,
 }
 
@@ -169,6 +172,7 @@ impl Pty {
             index,
             id: super::pipe::next_id(),
             generation: AtomicU64::new(0),
+            last_input: AtomicU64::new(0),
             state: Mutex::new(PtyState {
                 slave: Termios::standard(),
                 master: Termios::standard(),

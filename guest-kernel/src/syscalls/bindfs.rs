@@ -48,22 +48,23 @@ pub fn open<P: Platform>(
 }
 
 /// Create `path` beneath a writable bind mount (the caller found it
-/// missing) and open it. `O_EXCL` on the host: if another creator won the
-/// race, the file is simply opened, and keeps its owner.
+/// missing) and open it. `O_EXCL` on the host, so that only a file made
+/// here gets the creator's ids: if the name exists after all (another
+/// creator won the race, or it is a dangling symlink, which `O_CREAT`
+/// follows), the caller's own flags open or create it.
 pub fn create<P: Platform>(
     k: &mut Kernel<'_, P>,
     path: &[u8],
     flags: u64,
     mode: u32,
 ) -> KResult<File> {
-    const O_CREAT: u64 = 0o100;
     const O_EXCL: u64 = 0o200;
     match open(k, path, flags | O_EXCL, mode) {
         Ok(file) => {
             own_new(k, path);
             Ok(file)
         }
-        Err(Errno::EEXIST) if flags & O_EXCL == 0 => open(k, path, flags & !O_CREAT, mode),
+        Err(Errno::EEXIST) if flags & O_EXCL == 0 => open(k, path, flags, mode),
         Err(e) => Err(e),
     }
 }

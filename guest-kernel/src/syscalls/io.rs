@@ -31,9 +31,16 @@ pub fn release_file<P: Platform>(k: &mut Kernel<'_, P>, file: Arc<File>) {
         File::Pty(end) => Some(end.pty.id),
         _ => None,
     };
+    let master = match &*file {
+        File::Pty(end) if end.master => Some(end.pty.clone()),
+        _ => None,
+    };
     release_file_plat(k.plat, file);
     if let Some(id) = peer_key {
         k.wake(WaitKey::Pipe(id), usize::MAX);
+    }
+    if let Some(pty) = master.filter(|p| !p.master_open()) {
+        super::tty::hang_up(k, &pty);
     }
     super::lock::file_released(k);
 }

@@ -6,9 +6,9 @@
 use alloc::vec;
 
 use super::Args;
-use crate::abi::linux::TERMIOS_SIZE;
+use crate::abi::linux::{SIGCONT, SIGHUP, TERMIOS_SIZE};
 use crate::abi::{Errno, KResult};
-use crate::fs::pty::{PtyEnd, PtyIo, Termios};
+use crate::fs::pty::{Pty, PtyEnd, PtyIo, Termios};
 use crate::fs::{DevKind, File};
 use crate::kernel::Kernel;
 use crate::platform::Platform;
@@ -82,6 +82,49 @@ fn has_ctty<P: Platform>(k: &Kernel<'_, P>, sid: i32) -> bool {
         .any(|p| p.control().0 == sid)
 }
 
+/// The last master of `pty` closed: the terminal hangs up (Linux's
+/// `tty_vhangup`). Its session loses it, and the session leader gets
+/// SIGHUP and SIGCONT; the slave now reads an end of file and writes `EIO`.
+pub fn hang_up<P: Platform>(k: &mut Kernel<'_, P>, pty: &Pty) {
+    let (sid, _) = pty.control();
+    if sid <= 0 {
+        return;
+    }
+    pty.set_control(0, 0);
+    let alive = k.groups.get(&sid).is_some_and(|g| g.zombie.is_none());
+    if alive {
+        for sig in [SIGHUP, SIGCONT] {
+            let info = crate::task::SigInfo {
+                signo: sig,
+                code: SI_KERNEL,
+                ..Default::default()
+            };
+            crate::task::frame::send_to_group(k, sid, sig, info);
+        }
+    }
+}
+
+/// Process `tgid` ended. If it led a session whose controlling terminal is
+/// one of the sentry's, the session loses it and the foreground process
+/// group gets SIGHUP (Linux's `disassociate_ctty` on exit).
+pub fn leader_exited<P: Platform>(k: &mut Kernel<'_, P>, tgid: i32) {
+    if k.groups.get(&tgid).is_none_or(|g| g.sid != tgid) {
+        return;
+    }
+    let pty = k
+        .vfs
+        .ptys
+        .lock()
+        .values()
+        .filter_map(|p| p.upgrade())
+        .find(|p| p.control().0 == tgid);
+    if let Some(pty) = pty {
+        let fg = pty.control().1;
+        pty.set_control(0, 0);
+        signal_pgrp(k, fg, SIGHUP);
+    }
+}
+
 /// `stat` of an end.
 pub fn stat(end: &PtyEnd) -> crate::abi::linux::Stat {
     if end.master {
@@ -117,6 +160,11 @@ pub fn read<P: Platform>(k: &mut Kernel<'_, P>, end: &PtyEnd, buf: u64, len: u64
     if end.flags.load(core::sync::atomic::Ordering::Relaxed) & O_ACCMODE == 1 {
         return Err(Errno::EBADF);
     }
+    if !end.master {
+        if let Some(r) = raw_wait(k, end, len) {
+            return r;
+        }
+    }
     let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
     let r = if end.master {
         end.pty.read_master(&mut tmp)?
@@ -134,6 +182,59 @@ pub fn read<P: Platform>(k: &mut Kernel<'_, P>, end: &PtyEnd, buf: u64, len: u64
     }
 }
 
+/// A non-canonical read of the slave waits as `VMIN` and `VTIME` say
+/// (termios(3)): for `VMIN` bytes (or as many as asked), for the first
+/// byte for `VTIME` tenths of a second, or, with both, for `VMIN` bytes
+/// with `VTIME` as the timer between bytes. `None`: read what there is.
+fn raw_wait<P: Platform>(k: &mut Kernel<'_, P>, end: &PtyEnd, len: u64) -> Option<KResult<u64>> {
+    use crate::fs::pty::{VMIN, VTIME};
+    let t = end.pty.termios(false);
+    if t.lflag & crate::fs::pty::ICANON != 0 || !end.pty.master_open() {
+        return None;
+    }
+    let (min, time) = (u64::from(t.cc[VMIN]), u64::from(t.cc[VTIME]) * 100_000_000);
+    if min == 0 && time == 0 {
+        return None;
+    }
+    let avail = end.pty.readable(false) as u64;
+    let key = WaitKey::Pipe(end.pty.id);
+    if min == 0 {
+        // Data, or the timer since the read began.
+        return match () {
+            _ if avail > 0 => None,
+            _ if k.timed_out() => Some(Ok(0)),
+            _ if end.nonblock() => Some(Err(Errno::EAGAIN)),
+            _ => {
+                let d = k.deadline_after(time);
+                Some(Err(k.block(key, Some(d))))
+            }
+        };
+    }
+    if avail >= min.min(len) || (avail > 0 && end.nonblock()) {
+        return None;
+    }
+    if avail == 0 {
+        return Some(if end.nonblock() {
+            Err(Errno::EAGAIN)
+        } else {
+            Err(k.block(key, None))
+        });
+    }
+    // Some bytes, too few: with a timer, the rest have until it runs out.
+    if time == 0 {
+        return Some(Err(k.block(key, None)));
+    }
+    let due = end
+        .pty
+        .last_input
+        .load(core::sync::atomic::Ordering::Relaxed)
+        .saturating_add(time);
+    if k.plat.now(crate::platform::Clock::Monotonic) >= due {
+        return None;
+    }
+    Some(Err(k.block(key, Some(due))))
+}
+
 /// write(2) on an end. What the master writes is the slave's input; the
 /// signals its `ISIG` characters raise go to the foreground group.
 pub fn write<P: Platform>(k: &mut Kernel<'_, P>, end: &PtyEnd, buf: u64, len: u64) -> KResult<u64> {
@@ -143,6 +244,10 @@ pub fn write<P: Platform>(k: &mut Kernel<'_, P>, end: &PtyEnd, buf: u64, len: u6
     let mut data = vec![0u8; (len as usize).min(CHUNK)];
     k.copy_in(buf, &mut data)?;
     if end.master {
+        let now = k.plat.now(crate::platform::Clock::Monotonic);
+        end.pty
+            .last_input
+            .store(now, core::sync::atomic::Ordering::Relaxed);
         let sigs = end.pty.write_master(&data);
         k.wake(WaitKey::Pipe(end.pty.id), usize::MAX);
         let fg = end.pty.control().1;

@@ -104,6 +104,7 @@ fn group_dead<P: Platform>(k: &mut Kernel<'_, P>, tgid: Tid, status: GroupExit) 
     for e in files {
         syscalls::io::release_file(k, e.file);
     }
+    syscalls::tty::leader_exited(k, tgid);
     debug!("process {tgid} exited: {status:?}");
     let (exec_id, root) = k
         .groups
