@@ -194,6 +194,7 @@ impl<'p, P: Platform> Sentry<'p, P> {
                 kick_idle(&mut k, false);
             }
             k.stats.switches += 1;
+            let served = faults_served(&k, cpu);
             self.unlock(k);
             let trap = plat.switch(space, &mut thread, &mut regs);
             k = self.lock(cpu);
@@ -219,7 +220,8 @@ impl<'p, P: Platform> Sentry<'p, P> {
                     return k;
                 }
             };
-            handle_trap(&mut k, trap);
+            let raced = faults_served(&k, cpu) != served;
+            handle_trap(&mut k, trap, raced);
             if k.init_exit.is_some() || self.done.load(Ordering::Acquire) {
                 return k;
             }
@@ -261,8 +263,16 @@ fn set_current<P: Platform>(k: &mut Kernel<'_, P>, tid: Tid) {
     k.enter_root(root);
 }
 
-/// Serve what brought the current task into the kernel.
-fn handle_trap<P: Platform>(k: &mut Kernel<'_, P>, trap: Trap) {
+/// Faults served so far in the space `cpu` has loaded.
+fn faults_served<P: Platform>(k: &Kernel<'_, P>, cpu: usize) -> u64 {
+    k.cpu_mm[cpu]
+        .and_then(|m| k.mms.get(&m))
+        .map_or(0, |e| e.mm.faults_served)
+}
+
+/// Serve what brought the current task into the kernel; `raced`: another
+/// CPU served a fault of its space meanwhile.
+fn handle_trap<P: Platform>(k: &mut Kernel<'_, P>, trap: Trap, raced: bool) {
     match trap {
         Trap::Syscall => {
             k.stats.syscalls += 1;
@@ -280,6 +290,7 @@ fn handle_trap<P: Platform>(k: &mut Kernel<'_, P>, trap: Trap) {
                 write,
                 not_present,
                 exec,
+                raced,
             };
             if let Err(e) = mm.handle_fault(plat, frames, addr, access) {
                 let rip = k.cur().regs.rip;

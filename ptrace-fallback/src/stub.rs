@@ -3,14 +3,20 @@
 //!
 //! A stub is forked from the sandbox process. It unmaps everything but one
 //! code page (placed at the top of the user range, which the sentry never
-//! hands to the application) and stops itself. From then on the tracer
-//! drives it: it injects `mmap`/`munmap`/`mprotect` through the page's
-//! `syscall; int3` sequence and runs application registers with SYSEMU.
+//! hands to the application), clones a parked thread for each other CPU
+//! and stops itself. A tracee answers only to the host thread that traces
+//! it, so each CPU (a host thread) runs the tasks of a space on a stub
+//! thread of its own: the forking CPU on the main thread, each other CPU
+//! on a parked thread that it seizes when it first needs it. Through its
+//! own thread a CPU injects `mmap`/`munmap`/`mprotect` (the host kernel
+//! keeps the other threads of the space coherent) and runs application
+//! registers with SYSEMU.
 
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use guest_kernel::abi::{Errno, KResult, UserRegs, PAGE_SIZE};
 use guest_kernel::platform::{PlatformError, Prot, Trap};
+use guest_kernel::sched::MAX_CPUS;
 use log::debug;
 use nix::sys::mman::{mmap_anonymous, mprotect, MapFlags, ProtFlags};
 use nix::sys::ptrace;
@@ -19,6 +25,9 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::fault_signal;
+use crate::fpu::{self, StubThread};
+use crate::regs::{check_no_rseq, from_host, to_host};
+use crate::ticker::Running;
 
 /// glibc's rseq signature on x86.
 const RSEQ_SIG: u32 = 0x5305_3053;
@@ -42,18 +51,43 @@ std::arch::global_asm!(
     "movabs rsi, 0x7ffffffff000",
     "sub rsi, rdi",
     "syscall",
-    // kill(getpid(), SIGSTOP): hand control to the tracer.
+    // r13 threads to park, for the other CPUs: clone(CLONE_VM | CLONE_FS |
+    // CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM, 0), the
+    // child's tid kept in the next register of the list (r8 and r10 are
+    // clone's tid and tls arguments, unused with these flags).
+    ".irp reg, rbx, rbp, r8, r9, r10, r14, r15",
+    "test r13, r13",
+    "jz 2f",
+    "dec r13",
+    "mov eax, 56",
+    "mov edi, 0x50f00",
+    "xor esi, esi",
+    "xor edx, edx",
+    "syscall",
+    "test rax, rax",
+    "jz ringfence_stub_park",
+    "mov \\reg, rax",
+    ".endr",
+    "2:",
+    // tgkill(getpid(), getpid(), SIGSTOP): hand control to the tracer. A
+    // thread-directed stop, so that no parked thread starts a group stop.
     "mov eax, 39",
     "syscall",
     "mov edi, eax",
-    "mov esi, 19",
-    "mov eax, 62",
+    "mov esi, eax",
+    "mov edx, 19",
+    "mov eax, 234",
     "syscall",
     ".globl ringfence_stub_syscall",
     "ringfence_stub_syscall:",
     "syscall",
     "int3",
     "jmp ringfence_stub_syscall",
+    // A parked thread waits, untraced, for its CPU to seize it.
+    "ringfence_stub_park:",
+    "mov eax, 34",
+    "syscall",
+    "jmp ringfence_stub_park",
     ".globl ringfence_stub_end",
     "ringfence_stub_end:",
     ".popsection",
@@ -130,12 +164,26 @@ impl StubPage {
     }
 }
 
-/// Pin the calling thread (and the stubs it forks) to the CPU it is on.
-pub fn pin_to_current_cpu() -> nix::Result<()> {
-    let cpu = nix::sched::sched_getcpu()?;
+/// Pin the calling thread (and the stubs it forks) to host CPU `cpu`.
+pub fn pin_to(cpu: usize) -> nix::Result<()> {
     let mut set = nix::sched::CpuSet::new();
     set.set(cpu)?;
     nix::sched::sched_setaffinity(Pid::from_raw(0), &set)
+}
+
+/// The host CPUs this process may run on, the one it runs on now first.
+pub fn host_cpus() -> Vec<usize> {
+    let now = nix::sched::sched_getcpu().unwrap_or(0);
+    let allowed = nix::sched::sched_getaffinity(Pid::from_raw(0))
+        .map(|set| {
+            (0..nix::sched::CpuSet::count())
+                .filter(|c| set.is_set(*c).unwrap_or(false))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let mut cpus = vec![now];
+    cpus.extend(allowed.into_iter().filter(|c| *c != now));
+    cpus
 }
 
 /// Fill `buf` from the host's entropy pool.
@@ -150,39 +198,15 @@ pub fn fill_random(buf: &mut [u8]) {
     }
 }
 
-/// A thread of a stub.
-#[derive(Debug, Clone, Copy)]
-pub struct StubThread {
-    tid: Pid,
-}
-
-impl StubThread {
-    /// The x87/SSE state (`user_fpregs_struct`, the 512-byte fxsave image).
-    pub fn fpu_state(&self) -> Option<[u8; 512]> {
-        let mut st = [0u8; 512];
-        // SAFETY: PTRACE_GETFPREGS writes exactly `sizeof(user_fpregs_struct)`
-        // = 512 bytes into the buffer, which lives across the call.
-        let r = unsafe {
-            libc::ptrace(
-                libc::PTRACE_GETFPREGS,
-                self.tid.as_raw(),
-                0,
-                st.as_mut_ptr(),
-            )
-        };
-        (r == 0).then_some(st)
-    }
-
-    /// Restore state saved by [`fpu_state`](Self::fpu_state).
-    pub fn set_fpu_state(&self, st: &[u8; 512]) {
-        let mut copy = *st;
-        // The kernel rejects reserved MXCSR bits; keep only the defined ones.
-        let mxcsr = u32::from_le_bytes([copy[24], copy[25], copy[26], copy[27]]) & 0xffff;
-        copy[24..28].copy_from_slice(&mxcsr.to_le_bytes());
-        // SAFETY: PTRACE_SETFPREGS reads 512 bytes from the buffer.
-        let _ =
-            unsafe { libc::ptrace(libc::PTRACE_SETFPREGS, self.tid.as_raw(), 0, copy.as_ptr()) };
-    }
+/// A CPU's stub thread of a space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// None could be made (clone failed).
+    Missing,
+    /// Cloned at spawn, not yet seized: it waits in `pause()`.
+    Parked(Pid),
+    /// Traced by the CPU.
+    Traced(Pid),
 }
 
 /// A stub process: one application address space.
@@ -193,123 +217,46 @@ pub struct Stub {
     memfd: RawFd,
     /// Registers used as the base for injected syscalls.
     inject_regs: libc::user_regs_struct,
-    /// Whether the main thread is handed out to a task.
-    main_in_use: bool,
-    /// Threads released by their tasks, kept for reuse.
-    spare: Vec<Pid>,
-    /// Every thread but the main one, for reaping.
-    others: Vec<Pid>,
+    /// Each CPU's stub thread.
+    slots: [Slot; MAX_CPUS],
+}
+
+/// What running a task in a space needs, without the space: the stub and
+/// the CPU's thread of it (`None`: it could not be had).
+#[derive(Debug, Clone, Copy)]
+pub struct SpaceRef {
+    pid: Pid,
+    tid: Option<Pid>,
 }
 
 fn lost(what: &'static str, e: nix::Error) -> PlatformError {
     PlatformError::Lost(what, e as i32)
 }
 
-fn to_host(r: &UserRegs) -> libc::user_regs_struct {
-    libc::user_regs_struct {
-        r15: r.r15,
-        r14: r.r14,
-        r13: r.r13,
-        r12: r.r12,
-        rbp: r.rbp,
-        rbx: r.rbx,
-        r11: r.r11,
-        r10: r.r10,
-        r9: r.r9,
-        r8: r.r8,
-        rax: r.rax,
-        rcx: r.rcx,
-        rdx: r.rdx,
-        rsi: r.rsi,
-        rdi: r.rdi,
-        orig_rax: r.orig_rax,
-        rip: r.rip,
-        cs: r.cs,
-        eflags: r.rflags,
-        rsp: r.rsp,
-        ss: r.ss,
-        fs_base: r.fs_base,
-        gs_base: r.gs_base,
-        ds: r.ds,
-        es: r.es,
-        fs: r.fs,
-        gs: r.gs,
-    }
-}
-
-fn from_host(r: &libc::user_regs_struct) -> UserRegs {
-    UserRegs {
-        r15: r.r15,
-        r14: r.r14,
-        r13: r.r13,
-        r12: r.r12,
-        rbp: r.rbp,
-        rbx: r.rbx,
-        r11: r.r11,
-        r10: r.r10,
-        r9: r.r9,
-        r8: r.r8,
-        rax: r.rax,
-        rcx: r.rcx,
-        rdx: r.rdx,
-        rsi: r.rsi,
-        rdi: r.rdi,
-        orig_rax: r.orig_rax,
-        rip: r.rip,
-        cs: r.cs,
-        rflags: r.eflags,
-        rsp: r.rsp,
-        ss: r.ss,
-        fs_base: r.fs_base,
-        gs_base: r.gs_base,
-        ds: r.ds,
-        es: r.es,
-        fs: r.fs,
-        gs: r.gs,
-    }
-}
-
-/// `PTRACE_GET_RSEQ_CONFIGURATION`'s result.
-#[repr(C)]
-#[derive(Default)]
-struct RseqConfiguration {
-    rseq_abi_pointer: u64,
-    rseq_abi_size: u32,
-    signature: u32,
-    flags: u32,
-    pad: u32,
-}
-
-/// Verify that the stub has no rseq area registered.
-fn check_no_rseq(pid: Pid) -> Result<(), PlatformError> {
-    const PTRACE_GET_RSEQ_CONFIGURATION: libc::c_uint = 0x420f;
-    let mut conf = RseqConfiguration::default();
-    // SAFETY: the kernel writes at most `size_of::<RseqConfiguration>()`
-    // bytes (the size we pass) into `conf`, which lives across the call.
-    let r = unsafe {
-        libc::ptrace(
-            PTRACE_GET_RSEQ_CONFIGURATION,
-            pid.as_raw(),
-            std::mem::size_of::<RseqConfiguration>(),
-            &mut conf as *mut RseqConfiguration,
-        )
-    };
-    if r >= 0 && conf.rseq_abi_pointer != 0 {
-        return Err(PlatformError::Lost("the stub kept an rseq registration", 0));
-    }
-    Ok(())
-}
-
 fn prot_bits(p: Prot) -> u64 {
     u64::from(p.bits())
 }
 
+/// The ptrace options of every traced stub thread.
+fn options() -> ptrace::Options {
+    ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESYSGOOD
+}
+
 impl Stub {
-    /// Fork a stub that keeps only the stub page and `memfd`.
-    pub fn spawn(page: &StubPage, memfd: BorrowedFd<'_>) -> Result<Stub, PlatformError> {
+    /// Fork a stub that keeps only the stub page and `memfd`, its main
+    /// thread traced by the calling CPU `cpu`, and a parked thread for each
+    /// of the other `cpus - 1` CPUs.
+    pub fn spawn(
+        page: &StubPage,
+        memfd: BorrowedFd<'_>,
+        cpu: usize,
+        cpus: usize,
+    ) -> Result<Stub, PlatformError> {
         let memfd = memfd.as_raw_fd();
         let parent = nix::unistd::getpid();
         let base = page.addr;
+        let cpus = cpus.clamp(1, MAX_CPUS);
+        let parked = (cpus - 1) as u64;
         // A forked child inherits the parent's rseq registration, and the
         // kernel would fault on the (soon unmapped) rseq area at the next
         // preemption. The child unregisters it first.
@@ -350,18 +297,24 @@ impl Stub {
                     libc::syscall(libc::SYS_close_range, 0u32, (memfd - 1) as u32, 0u32);
                 }
                 libc::syscall(libc::SYS_close_range, (memfd + 1) as u32, u32::MAX, 0u32);
-                std::arch::asm!("jmp {0}", in(reg) base, in("r12") base, options(noreturn));
+                std::arch::asm!(
+                    "jmp {0}",
+                    in(reg) base,
+                    in("r12") base,
+                    in("r13") parked,
+                    options(noreturn)
+                );
             }
         }
         let pid = Pid::from_raw(pid);
+        let mut slots = [Slot::Missing; MAX_CPUS];
+        slots[cpu.min(MAX_CPUS - 1)] = Slot::Traced(pid);
         let mut stub = Stub {
             pid,
             syscall_addr: base + page.syscall_off,
             memfd,
             inject_regs: to_host(&UserRegs::default()),
-            main_in_use: false,
-            spare: Vec::new(),
-            others: Vec::new(),
+            slots,
         };
         match waitpid(pid, Some(WaitPidFlag::__WALL)) {
             Ok(WaitStatus::Stopped(_, Signal::SIGSTOP)) => {}
@@ -371,111 +324,84 @@ impl Stub {
             }
             Err(e) => return Err(lost("waiting for the stub", e)),
         }
-        ptrace::setoptions(
-            pid,
-            ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESYSGOOD,
-        )
-        .map_err(|e| lost("ptrace options", e))?;
-        stub.inject_regs = ptrace::getregs(pid).map_err(|e| lost("stub registers", e))?;
+        ptrace::setoptions(pid, options()).map_err(|e| lost("ptrace options", e))?;
+        let r = ptrace::getregs(pid).map_err(|e| lost("stub registers", e))?;
+        // The parked threads' tids, in the order the stub code keeps them.
+        let tids = [r.rbx, r.rbp, r.r8, r.r9, r.r10, r.r14, r.r15];
+        let others = (0..cpus).filter(|c| *c != cpu);
+        for (c, tid) in others.zip(tids) {
+            let tid = tid as i64;
+            if tid > 0 && tid <= i64::from(i32::MAX) {
+                stub.slots[c] = Slot::Parked(Pid::from_raw(tid as i32));
+            }
+        }
+        stub.inject_regs = r;
         check_no_rseq(pid)?;
+        fpu::probe_size(pid);
+        fpu::forget(pid);
         Ok(stub)
     }
 
-    /// A thread for a new task: the main thread first, then spare or new
-    /// threads cloned inside the stub.
-    pub fn new_thread(&mut self) -> Result<StubThread, PlatformError> {
-        if !self.main_in_use {
-            self.main_in_use = true;
-            return Ok(StubThread { tid: self.pid });
-        }
-        if let Some(tid) = self.spare.pop() {
-            return Ok(StubThread { tid });
-        }
-        // The new thread shares everything and is traced by us from birth;
-        // it stops at the `int3` after the `syscall`.
-        let flags = (libc::CLONE_VM
-            | libc::CLONE_FS
-            | libc::CLONE_FILES
-            | libc::CLONE_SIGHAND
-            | libc::CLONE_THREAD
-            | libc::CLONE_SYSVSEM
-            | libc::CLONE_PTRACE) as u64;
-        let r = self.inject(libc::SYS_clone, [flags, 0, 0, 0, 0, 0])?;
-        if r <= 0 {
-            return Err(PlatformError::Resource("clone of a stub thread", -r as i32));
-        }
-        let tid = Pid::from_raw(r as i32);
-        loop {
-            match waitpid(tid, Some(WaitPidFlag::__WALL)) {
-                Ok(WaitStatus::Stopped(..)) => break,
-                Err(nix::Error::EINTR) => continue,
-                Ok(other) => {
-                    debug!("stub thread {tid} did not stop: {other:?}");
-                    return Err(PlatformError::Lost("stub thread failed to start", 0));
-                }
-                Err(e) => return Err(lost("waiting for a stub thread", e)),
+    /// CPU `cpu`'s stub thread, seized first if it is still parked; `pin`
+    /// is the host CPU to move it to.
+    fn thread_for(&mut self, cpu: usize, pin: Option<usize>) -> Result<Pid, PlatformError> {
+        match self.slots.get(cpu).copied().unwrap_or(Slot::Missing) {
+            Slot::Traced(tid) => Ok(tid),
+            Slot::Missing => Err(PlatformError::Resource("no stub thread for this CPU", 0)),
+            Slot::Parked(tid) => {
+                // Whatever happens, it is not parked for us any more.
+                self.slots[cpu] = Slot::Missing;
+                seize(tid, pin)?;
+                self.slots[cpu] = Slot::Traced(tid);
+                fpu::forget(tid);
+                Ok(tid)
             }
         }
-        self.others.push(tid);
-        ptrace::setoptions(
-            tid,
-            ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESYSGOOD,
-        )
-        .map_err(|e| lost("ptrace options", e))?;
-        Ok(StubThread { tid })
     }
 
-    /// A task is done with `thread`; keep it for the next one.
-    pub fn release_thread(&mut self, thread: StubThread) {
-        if thread.tid == self.pid {
-            self.main_in_use = false;
-        } else {
-            self.spare.push(thread.tid);
-        }
-    }
-
-    /// Run one host syscall inside the stub.
-    fn inject(&mut self, nr: i64, args: [u64; 6]) -> Result<i64, PlatformError> {
+    /// Run one host syscall inside the stub, on thread `tid`.
+    fn inject(&self, tid: Pid, nr: i64, args: [u64; 6]) -> Result<i64, PlatformError> {
         let mut r = self.inject_regs;
         r.rip = self.syscall_addr;
         r.rax = nr as u64;
         r.orig_rax = u64::MAX;
         (r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9) =
             (args[0], args[1], args[2], args[3], args[4], args[5]);
-        ptrace::setregs(self.pid, r).map_err(|e| lost("inject setregs", e))?;
-        ptrace::cont(self.pid, None).map_err(|e| lost("inject cont", e))?;
+        ptrace::setregs(tid, r).map_err(|e| lost("inject setregs", e))?;
+        ptrace::cont(tid, None).map_err(|e| lost("inject cont", e))?;
         loop {
-            match waitpid(self.pid, Some(WaitPidFlag::__WALL)) {
+            match waitpid(tid, Some(WaitPidFlag::__WALL)) {
                 Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => break,
                 Ok(WaitStatus::Stopped(_, sig)) if fault_signal(sig) => {
-                    let r = ptrace::getregs(self.pid).map_err(|e| lost("inject getregs", e))?;
-                    let si = ptrace::getsiginfo(self.pid).map_err(|e| lost("inject siginfo", e))?;
+                    let r = ptrace::getregs(tid).map_err(|e| lost("inject getregs", e))?;
+                    let si = ptrace::getsiginfo(tid).map_err(|e| lost("inject siginfo", e))?;
                     // SAFETY: fault signals fill `si_addr`.
                     let addr = unsafe { si.si_addr() } as u64;
                     debug!(
-                        "stub {} faulted with {sig:?} (code {}, addr {addr:#x}) during syscall {nr} at rip {:#x}",
-                        self.pid, si.si_code, r.rip
+                        "stub thread {tid} faulted with {sig:?} (code {}, addr {addr:#x}) during syscall {nr} at rip {:#x}",
+                        si.si_code, r.rip
                     );
                     return Err(PlatformError::Lost(
                         "stub faulted during a host call",
                         sig as i32,
                     ));
                 }
-                // An unrelated signal arrived first: drop it and go on.
-                Ok(WaitStatus::Stopped(_, _)) => {
-                    ptrace::cont(self.pid, None).map_err(|e| lost("inject cont", e))?
+                // An unrelated signal (a kick) or an interruption stop came
+                // first: drop it and go on.
+                Ok(WaitStatus::Stopped(..) | WaitStatus::PtraceEvent(..)) => {
+                    ptrace::cont(tid, None).map_err(|e| lost("inject cont", e))?
                 }
                 Ok(other) => {
-                    debug!("stub {} lost during injection: {other:?}", self.pid);
+                    debug!("stub thread {tid} lost during injection: {other:?}");
                     return Err(PlatformError::Lost("stub exited", 0));
                 }
                 Err(nix::Error::EINTR) => continue,
                 Err(e) => return Err(lost("inject wait", e)),
             }
         }
-        let out = ptrace::getregs(self.pid).map_err(|e| lost("inject getregs", e))?;
+        let out = ptrace::getregs(tid).map_err(|e| lost("inject getregs", e))?;
         log::trace!(
-            "stub {}: syscall {nr}({:#x}, {:#x}, {:#x}, ..) = {:#x}",
+            "stub {}/{tid}: syscall {nr}({:#x}, {:#x}, {:#x}, ..) = {:#x}",
             self.pid,
             args[0],
             args[1],
@@ -485,101 +411,146 @@ impl Stub {
         Ok(out.rax as i64)
     }
 
-    fn inject_checked(&mut self, nr: i64, args: [u64; 6]) -> KResult<()> {
-        match self.inject(nr, args) {
+    fn inject_checked(&mut self, cpu: usize, nr: i64, args: [u64; 6]) -> KResult<()> {
+        let tid = self.thread_for(cpu, None)?;
+        match self.inject(tid, nr, args) {
             Ok(r) if r < 0 && r > -4096 => Err(Errno(-r as i32)),
             Ok(_) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
 
-    pub fn map(&mut self, va: u64, pa: u64, len: u64, prot: Prot, memfd: RawFd) -> KResult<()> {
-        debug_assert_eq!(memfd, self.memfd);
+    /// Map `[pa, pa+len)` of the memfd at `va`, through CPU `cpu`'s thread.
+    pub fn map(&mut self, cpu: usize, va: u64, pa: u64, len: u64, prot: Prot) -> KResult<()> {
         let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+        let fd = self.memfd as u64;
         self.inject_checked(
+            cpu,
             libc::SYS_mmap,
-            [va, len, prot_bits(prot), flags, self.memfd as u64, pa],
+            [va, len, prot_bits(prot), flags, fd, pa],
         )
     }
 
-    pub fn unmap(&mut self, va: u64, len: u64) -> KResult<()> {
-        self.inject_checked(libc::SYS_munmap, [va, len, 0, 0, 0, 0])
+    pub fn unmap(&mut self, cpu: usize, va: u64, len: u64) -> KResult<()> {
+        self.inject_checked(cpu, libc::SYS_munmap, [va, len, 0, 0, 0, 0])
     }
 
-    pub fn protect(&mut self, va: u64, len: u64, prot: Prot) -> KResult<()> {
-        self.inject_checked(libc::SYS_mprotect, [va, len, prot_bits(prot), 0, 0, 0])
+    pub fn protect(&mut self, cpu: usize, va: u64, len: u64, prot: Prot) -> KResult<()> {
+        self.inject_checked(cpu, libc::SYS_mprotect, [va, len, prot_bits(prot), 0, 0, 0])
     }
 
-    /// The stub's process id: what running one of its threads needs.
-    pub fn pid(&self) -> Pid {
-        self.pid
+    /// What CPU `cpu` needs to run tasks here; `pin` as in `thread_for`.
+    pub fn activate(&mut self, cpu: usize, pin: Option<usize>) -> SpaceRef {
+        let tid = match self.thread_for(cpu, pin) {
+            Ok(tid) => Some(tid),
+            Err(e) => {
+                debug!("stub {}: no thread for CPU {cpu}: {e}", self.pid);
+                None
+            }
+        };
+        SpaceRef { pid: self.pid, tid }
     }
 
-    /// Run `regs` on `thread` of stub `pid` until the next syscall, fault
-    /// or interruption.
+    /// Run `regs` with `thread`'s FPU state on CPU `cpu`'s thread of the
+    /// stub until the next syscall, fault or interruption.
     pub fn switch(
-        pid: Pid,
+        space: SpaceRef,
         thread: &mut StubThread,
         regs: &mut UserRegs,
-        running: &crate::ticker::Running,
+        running: &Running,
+        cpu: usize,
     ) -> Result<Trap, PlatformError> {
-        let tid = thread.tid;
+        let Some(tid) = space.tid else {
+            return Err(PlatformError::Resource("no stub thread for this CPU", 0));
+        };
+        thread.load(tid)?;
         ptrace::setregs(tid, to_host(regs)).map_err(|e| lost("setregs", e))?;
-        running.enter(pid.as_raw(), tid.as_raw());
-        let r = Self::run_until_trap(tid, regs);
-        running.leave();
-        r
+        if !running.enter(cpu, space.pid.as_raw(), tid.as_raw()) {
+            // Kicked on the way here: look at the kernel again first.
+            return Ok(Trap::Interrupt);
+        }
+        let r = run_until_trap(tid, regs);
+        running.leave(cpu);
+        let trap = r?;
+        thread.save(tid)?;
+        Ok(trap)
     }
+}
 
-    fn run_until_trap(tid: Pid, regs: &mut UserRegs) -> Result<Trap, PlatformError> {
-        ptrace::sysemu(tid, None).map_err(|e| lost("sysemu", e))?;
-        loop {
-            let status = match waitpid(tid, Some(WaitPidFlag::__WALL)) {
-                Ok(s) => s,
-                Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(lost("wait for the stub", e)),
-            };
-            match status {
-                WaitStatus::PtraceSyscall(_) => {
-                    *regs = from_host(&ptrace::getregs(tid).map_err(|e| lost("getregs", e))?);
-                    return Ok(Trap::Syscall);
-                }
-                WaitStatus::Stopped(_, sig) if fault_signal(sig) => {
-                    *regs = from_host(&ptrace::getregs(tid).map_err(|e| lost("getregs", e))?);
-                    let info = ptrace::getsiginfo(tid).map_err(|e| lost("getsiginfo", e))?;
-                    // SAFETY: for fault signals the kernel fills the `si_addr` union member.
-                    let addr = unsafe { info.si_addr() } as u64;
-                    let code = info.si_code;
-                    // SEGV_MAPERR/SEGV_ACCERR are page faults; SI_KERNEL is a #GP.
-                    if sig == Signal::SIGSEGV && (code == 1 || code == 2) {
-                        return Ok(Trap::PageFault {
-                            addr,
-                            write: None,
-                            not_present: false,
-                            exec: false,
-                        });
-                    }
-                    return Ok(Trap::Exception {
-                        signo: sig as i32,
-                        code,
+/// Take parked thread `tid` of a stub over: seize it, stop it, and move it
+/// to host CPU `pin`, next to its tracer.
+fn seize(tid: Pid, pin: Option<usize>) -> Result<(), PlatformError> {
+    ptrace::seize(tid, options()).map_err(|e| lost("seizing a stub thread", e))?;
+    ptrace::interrupt(tid).map_err(|e| lost("stopping a seized stub thread", e))?;
+    loop {
+        match waitpid(tid, Some(WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::PtraceEvent(..) | WaitStatus::Stopped(..)) => break,
+            Err(nix::Error::EINTR) => continue,
+            Ok(other) => {
+                debug!("seized stub thread {tid} did not stop: {other:?}");
+                return Err(PlatformError::Lost("seized stub thread lost", 0));
+            }
+            Err(e) => return Err(lost("waiting for a seized stub thread", e)),
+        }
+    }
+    if let Some(c) = pin {
+        let mut set = nix::sched::CpuSet::new();
+        if set.set(c).is_ok() {
+            // A round trip with a tracee on another host CPU costs several
+            // times more; at worst it stays where it is.
+            let _ = nix::sched::sched_setaffinity(tid, &set);
+        }
+    }
+    Ok(())
+}
+
+/// Resume `tid` under SYSEMU and wait for its next stop.
+fn run_until_trap(tid: Pid, regs: &mut UserRegs) -> Result<Trap, PlatformError> {
+    ptrace::sysemu(tid, None).map_err(|e| lost("sysemu", e))?;
+    loop {
+        let status = match waitpid(tid, Some(WaitPidFlag::__WALL)) {
+            Ok(s) => s,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(lost("wait for the stub", e)),
+        };
+        match status {
+            WaitStatus::PtraceSyscall(_) => {
+                *regs = from_host(&ptrace::getregs(tid).map_err(|e| lost("getregs", e))?);
+                return Ok(Trap::Syscall);
+            }
+            WaitStatus::Stopped(_, sig) if fault_signal(sig) => {
+                *regs = from_host(&ptrace::getregs(tid).map_err(|e| lost("getregs", e))?);
+                let info = ptrace::getsiginfo(tid).map_err(|e| lost("getsiginfo", e))?;
+                // SAFETY: for fault signals the kernel fills the `si_addr` union member.
+                let addr = unsafe { info.si_addr() } as u64;
+                let code = info.si_code;
+                // SEGV_MAPERR/SEGV_ACCERR are page faults; SI_KERNEL is a #GP.
+                if sig == Signal::SIGSEGV && (code == 1 || code == 2) {
+                    return Ok(Trap::PageFault {
                         addr,
+                        write: None,
+                        not_present: code == 1,
+                        exec: false,
                     });
                 }
-                WaitStatus::Stopped(_, _) | WaitStatus::PtraceEvent(..) => {
-                    // The thread ran on since `setregs`: its registers now
-                    // are where it resumes (a task preempted in user mode,
-                    // e.g. in a vDSO loop, must not be rewound).
-                    *regs = from_host(&ptrace::getregs(tid).map_err(|e| lost("getregs", e))?);
-                    return Ok(Trap::Interrupt);
-                }
-                WaitStatus::Exited(_, code) => {
-                    return Err(PlatformError::Lost("stub exited", code))
-                }
-                WaitStatus::Signaled(_, sig, _) => {
-                    return Err(PlatformError::Lost("stub killed by signal", sig as i32))
-                }
-                _ => continue,
+                return Ok(Trap::Exception {
+                    signo: sig as i32,
+                    code,
+                    addr,
+                });
             }
+            WaitStatus::Stopped(_, _) | WaitStatus::PtraceEvent(..) => {
+                // The thread ran on since `setregs`: its registers now
+                // are where it resumes (a task preempted in user mode,
+                // e.g. in a vDSO loop, must not be rewound).
+                *regs = from_host(&ptrace::getregs(tid).map_err(|e| lost("getregs", e))?);
+                return Ok(Trap::Interrupt);
+            }
+            WaitStatus::Exited(_, code) => return Err(PlatformError::Lost("stub exited", code)),
+            WaitStatus::Signaled(_, sig, _) => {
+                return Err(PlatformError::Lost("stub killed by signal", sig as i32))
+            }
+            _ => continue,
         }
     }
 }
@@ -588,9 +559,14 @@ impl Drop for Stub {
     fn drop(&mut self) {
         let _ = kill(self.pid, Signal::SIGKILL);
         // The leader is reported only after every other traced thread has
-        // been reaped.
-        for tid in &self.others {
-            let _ = waitpid(*tid, Some(WaitPidFlag::__WALL));
+        // been reaped (by any thread of ours: wait reaches the tracees of
+        // the whole thread group). Parked ones were never traced.
+        for slot in self.slots {
+            if let Slot::Traced(tid) = slot {
+                if tid != self.pid {
+                    let _ = waitpid(tid, Some(WaitPidFlag::__WALL));
+                }
+            }
         }
         let _ = waitpid(self.pid, Some(WaitPidFlag::__WALL));
     }

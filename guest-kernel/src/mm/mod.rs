@@ -73,6 +73,10 @@ pub struct FaultAccess {
     pub write: Option<bool>,
     pub not_present: bool,
     pub exec: bool,
+    /// Another CPU served a fault of this space while the faulting task
+    /// ran: where the platform cannot tell the access (`write: None`), a
+    /// fault on a present page is then retried, not refused.
+    pub raced: bool,
 }
 
 /// Why a user access could not be satisfied.
@@ -120,6 +124,8 @@ pub struct MmStruct<P: Platform> {
     /// they stay open while mapped, even after `close`.
     /// The third field names a root-image file's pages in the page cache.
     files: BTreeMap<u64, (Arc<File>, usize, Option<pagecache::FileId>)>,
+    /// Faults that mapped or unshared a page (see `FaultAccess::raced`).
+    pub faults_served: u64,
 }
 
 impl<P: Platform> MmStruct<P> {
@@ -130,6 +136,7 @@ impl<P: Platform> MmStruct<P> {
             space,
             vmas: BTreeMap::new(),
             pages: BTreeMap::new(),
+            faults_served: 0,
             brk_start: 0,
             brk: 0,
             mmap_base: 0,
@@ -353,6 +360,7 @@ impl<P: Platform> MmStruct<P> {
             space: child_space,
             vmas: self.vmas.clone(),
             pages: BTreeMap::new(),
+            faults_served: 0,
             brk_start: self.brk_start,
             brk: self.brk,
             mmap_base: self.mmap_base,
@@ -452,6 +460,7 @@ impl<P: Platform> MmStruct<P> {
         if let Some(pte) = self.pages.get(&page) {
             // A write to a copy-on-write page.
             if pte.cow && vma.prot.write && write != Some(false) {
+                self.faults_served += 1;
                 return self.break_cow(plat, frames, vma, page);
             }
             // Another CPU mapped the page, or broke its copy-on-write,
@@ -464,7 +473,7 @@ impl<P: Platform> MmStruct<P> {
                     match write {
                         Some(true) => vma.prot.write && !pte.cow,
                         Some(false) => access.not_present,
-                        None => false,
+                        None => access.raced,
                     }
                 };
             return if spurious {
@@ -476,6 +485,7 @@ impl<P: Platform> MmStruct<P> {
         if vma.prot == Prot::NONE || (write == Some(true) && !vma.prot.write) {
             return Err(FaultError::Denied);
         }
+        self.faults_served += 1;
         self.populate(plat, frames, vma, page)
     }
 
