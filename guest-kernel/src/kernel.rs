@@ -365,6 +365,19 @@ impl<'p, P: Platform> Kernel<'p, P> {
         if let Some(d) = deadline {
             self.timers.insert((d, tid), ());
         }
+        // A signal it does not block is pending already: the call just
+        // unblocked it (sigsuspend, ppoll), or another CPU sent it as the
+        // task entered the call. Its sender found the task running, so
+        // nothing would wake it: the wait is interrupted at once (Linux's
+        // signal_pending() in every wait).
+        let t = self.cur();
+        let group = self.groups.get(&t.tgid).map_or(0, |g| g.pending);
+        if (t.sig.pending | group) & !t.sig.blocked != 0 {
+            if let Some(r) = self.cur_mut().restart.as_mut() {
+                r.interrupted = true;
+            }
+            self.make_runnable(tid);
+        }
         BLOCKED
     }
 
