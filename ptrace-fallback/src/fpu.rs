@@ -22,6 +22,9 @@ const XSTATE_BV: usize = 512;
 const LEGACY_COMPONENTS: u64 = 3;
 /// The size of the host's user XSAVE area, learnt from the first stub.
 static XSTATE_SIZE: AtomicUsize = AtomicUsize::new(0);
+/// Entries of a CPU's `LOADED` beyond which it starts afresh (the tids of
+/// dead stubs would pile up otherwise; a lost entry costs one reload).
+const LOADED_MAX: usize = 4096;
 /// Tags of FPU contents, unique in the process.
 static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
 
@@ -119,7 +122,13 @@ impl StubThread {
         }
         regset(libc::PTRACE_SETREGSET, tid, &mut self.xstate)
             .map_err(|e| lost("loading the FPU state", e))?;
-        LOADED.with(|l| l.borrow_mut().insert(tid.as_raw(), self.tag));
+        LOADED.with(|l| {
+            let mut l = l.borrow_mut();
+            if l.len() >= LOADED_MAX {
+                l.clear();
+            }
+            l.insert(tid.as_raw(), self.tag);
+        });
         Ok(())
     }
 

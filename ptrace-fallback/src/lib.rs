@@ -116,6 +116,18 @@ fn ts_ns(t: TimeSpec) -> u64 {
 }
 
 impl PtracePlatform {
+    /// The calling CPU, and the host CPU where its stub threads belong.
+    fn on_cpu(&self) -> stub::OnCpu {
+        let cpu = self.this_cpu();
+        stub::OnCpu {
+            cpu,
+            // One CPU: it stays where `new` pinned it, with its stubs.
+            pin: (self.host_cpus.len() > 1)
+                .then(|| self.host_cpus.get(cpu).copied())
+                .flatten(),
+        }
+    }
+
     /// A handle through which other threads send the container signals.
     pub fn signal_sender(&self) -> SignalSender {
         SignalSender::new(self.signals.clone(), self.running.clone())
@@ -297,15 +309,15 @@ impl Platform for PtracePlatform {
     }
 
     fn map(&self, space: &mut Stub, va: u64, pa: PhysAddr, len: u64, prot: Prot) -> KResult<()> {
-        space.map(self.this_cpu(), va, pa, len, prot)
+        space.map(self.on_cpu(), va, pa, len, prot)
     }
 
     fn unmap(&self, space: &mut Stub, va: u64, len: u64) -> KResult<()> {
-        space.unmap(self.this_cpu(), va, len)
+        space.unmap(self.on_cpu(), va, len)
     }
 
     fn protect(&self, space: &mut Stub, va: u64, len: u64, prot: Prot) -> KResult<()> {
-        space.protect(self.this_cpu(), va, len, prot)
+        space.protect(self.on_cpu(), va, len, prot)
     }
 
     fn new_thread(&self, _space: &mut Stub) -> Result<StubThread, PlatformError> {
@@ -313,10 +325,7 @@ impl Platform for PtracePlatform {
     }
 
     fn activate(&self, space: &mut Stub) -> SpaceRef {
-        let cpu = self.this_cpu();
-        // One CPU: it stays where `new` pinned it, with its stubs.
-        let pin = (self.cpus() > 1).then(|| self.host_cpus[cpu]);
-        space.activate(cpu, pin)
+        space.activate(self.on_cpu())
     }
 
     fn switch(

@@ -221,6 +221,14 @@ pub struct Stub {
     slots: [Slot; MAX_CPUS],
 }
 
+/// The sentry CPU that calls, and the host CPU its stub threads belong on
+/// (`None`: leave them where they are).
+#[derive(Debug, Clone, Copy)]
+pub struct OnCpu {
+    pub cpu: usize,
+    pub pin: Option<usize>,
+}
+
 /// What running a task in a space needs, without the space: the stub and
 /// the CPU's thread of it (`None`: it could not be had).
 #[derive(Debug, Clone, Copy)]
@@ -411,8 +419,8 @@ impl Stub {
         Ok(out.rax as i64)
     }
 
-    fn inject_checked(&mut self, cpu: usize, nr: i64, args: [u64; 6]) -> KResult<()> {
-        let tid = self.thread_for(cpu, None)?;
+    fn inject_checked(&mut self, on: OnCpu, nr: i64, args: [u64; 6]) -> KResult<()> {
+        let tid = self.thread_for(on.cpu, on.pin)?;
         match self.inject(tid, nr, args) {
             Ok(r) if r < 0 && r > -4096 => Err(Errno(-r as i32)),
             Ok(_) => Ok(()),
@@ -420,31 +428,31 @@ impl Stub {
         }
     }
 
-    /// Map `[pa, pa+len)` of the memfd at `va`, through CPU `cpu`'s thread.
-    pub fn map(&mut self, cpu: usize, va: u64, pa: u64, len: u64, prot: Prot) -> KResult<()> {
+    /// Map `[pa, pa+len)` of the memfd at `va`, through the CPU's thread.
+    pub fn map(&mut self, on: OnCpu, va: u64, pa: u64, len: u64, prot: Prot) -> KResult<()> {
         let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
         let fd = self.memfd as u64;
         self.inject_checked(
-            cpu,
+            on,
             libc::SYS_mmap,
             [va, len, prot_bits(prot), flags, fd, pa],
         )
     }
 
-    pub fn unmap(&mut self, cpu: usize, va: u64, len: u64) -> KResult<()> {
-        self.inject_checked(cpu, libc::SYS_munmap, [va, len, 0, 0, 0, 0])
+    pub fn unmap(&mut self, on: OnCpu, va: u64, len: u64) -> KResult<()> {
+        self.inject_checked(on, libc::SYS_munmap, [va, len, 0, 0, 0, 0])
     }
 
-    pub fn protect(&mut self, cpu: usize, va: u64, len: u64, prot: Prot) -> KResult<()> {
-        self.inject_checked(cpu, libc::SYS_mprotect, [va, len, prot_bits(prot), 0, 0, 0])
+    pub fn protect(&mut self, on: OnCpu, va: u64, len: u64, prot: Prot) -> KResult<()> {
+        self.inject_checked(on, libc::SYS_mprotect, [va, len, prot_bits(prot), 0, 0, 0])
     }
 
-    /// What CPU `cpu` needs to run tasks here; `pin` as in `thread_for`.
-    pub fn activate(&mut self, cpu: usize, pin: Option<usize>) -> SpaceRef {
-        let tid = match self.thread_for(cpu, pin) {
+    /// What the CPU needs to run tasks here.
+    pub fn activate(&mut self, on: OnCpu) -> SpaceRef {
+        let tid = match self.thread_for(on.cpu, on.pin) {
             Ok(tid) => Some(tid),
             Err(e) => {
-                debug!("stub {}: no thread for CPU {cpu}: {e}", self.pid);
+                debug!("stub {}: no thread for CPU {}: {e}", self.pid, on.cpu);
                 None
             }
         };
@@ -471,6 +479,10 @@ impl Stub {
         }
         let r = run_until_trap(tid, regs);
         running.leave(cpu);
+        // The CPU now goes to the kernel, and looks at its state there: a
+        // kick left meanwhile has done its work (it must not turn the next
+        // switch back for nothing).
+        running.take_kick(cpu);
         let trap = r?;
         thread.save(tid)?;
         Ok(trap)
