@@ -326,6 +326,10 @@ pub trait Platform: Sync {
     fn activate(&self, space: &mut Self::AddressSpace) -> Self::SpaceRef;
     /// Drop this CPU's current address space (its own tables only remain).
     fn unload_space(&self) {}
+    /// The task that owns `thread` leaves this CPU for now (it may run on
+    /// another one next): bring home any state of it that only this CPU
+    /// can reach (on ptrace, the FPU state in a stub thread it traces).
+    fn unload_thread(&self, _thread: &mut Self::Thread) {}
     /// Run `regs` in user mode in the space [`activate`](Self::activate)
     /// named, until a syscall, fault or interrupt. Called without the
     /// kernel lock.

@@ -177,6 +177,9 @@ impl<'p, P: Platform> Sentry<'p, P> {
                 continue;
             };
             k = self.run_task(k, cpu, tid);
+            if let Some(th) = k.tasks.get_mut(&tid).and_then(|t| t.thread.as_mut()) {
+                plat.unload_thread(th);
+            }
         }
     }
 

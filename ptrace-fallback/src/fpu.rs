@@ -1,11 +1,15 @@
-//! A task's FPU state, kept by the sentry between switches.
+//! A task's FPU state, kept by the sentry between runs.
 //!
 //! Stub threads are shared: each CPU runs every task of an address space
 //! on its own stub thread of that space, so a task's x87/SSE/AVX state
-//! cannot live in a host thread. It is saved (`PTRACE_GETREGSET`,
-//! `NT_X86_XSTATE`, the whole user XSAVE area) after every switch, and
-//! loaded into the stub thread before a switch unless that thread still
-//! holds it (a CPU remembers which state each of its stub threads holds).
+//! cannot live in a host thread for good. While the task runs on one CPU
+//! (the scheduler's `run_task`), its newest state stays in the stub thread
+//! it ran on (`resident`); it is saved (`PTRACE_GETREGSET`, `NT_X86_XSTATE`,
+//! the whole user XSAVE area) when the task leaves the CPU
+//! (`Platform::unload_thread`) or moves to another stub thread, since no
+//! other CPU can read a thread it does not trace. It is loaded into a stub
+//! thread before a switch unless that thread holds it already (a CPU
+//! remembers which state each of its stub threads holds).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -37,14 +41,30 @@ fn next_tag() -> u64 {
     NEXT_TAG.fetch_add(1, Ordering::Relaxed)
 }
 
+fn loaded(tid: Pid) -> Option<u64> {
+    LOADED.with(|l| l.borrow().get(&tid.as_raw()).copied())
+}
+
+fn set_loaded(tid: Pid, tag: u64) {
+    LOADED.with(|l| {
+        let mut l = l.borrow_mut();
+        if l.len() >= LOADED_MAX {
+            l.clear();
+        }
+        l.insert(tid.as_raw(), tag);
+    });
+}
+
 /// A task's saved registers beyond the general ones: its FPU state.
 #[derive(Debug)]
 pub struct StubThread {
     /// The XSAVE image; empty until first saved (the initial state).
     xstate: Vec<u8>,
-    /// Names the contents of `xstate`: changes whenever they change other
-    /// than by a save from a stub thread.
+    /// Names the contents of `xstate`: changes whenever they change.
     tag: u64,
+    /// The stub thread (traced by the CPU the task last ran on) that holds
+    /// a newer state than `xstate`.
+    resident: Option<Pid>,
 }
 
 impl Default for StubThread {
@@ -52,6 +72,7 @@ impl Default for StubThread {
         StubThread {
             xstate: Vec::new(),
             tag: next_tag(),
+            resident: None,
         }
     }
 }
@@ -111,10 +132,14 @@ fn lost(what: &'static str, e: nix::Error) -> PlatformError {
 }
 
 impl StubThread {
-    /// Load this state into stub thread `tid` unless it holds it already.
+    /// Make stub thread `tid` hold this state, to run the task on it.
     pub fn load(&mut self, tid: Pid) -> Result<(), PlatformError> {
-        let held = LOADED.with(|l| l.borrow().get(&tid.as_raw()) == Some(&self.tag));
-        if held {
+        if self.resident == Some(tid) {
+            return Ok(());
+        }
+        self.unload();
+        if loaded(tid) == Some(self.tag) {
+            self.resident = Some(tid);
             return Ok(());
         }
         if self.xstate.is_empty() {
@@ -122,32 +147,41 @@ impl StubThread {
         }
         regset(libc::PTRACE_SETREGSET, tid, &mut self.xstate)
             .map_err(|e| lost("loading the FPU state", e))?;
-        LOADED.with(|l| {
-            let mut l = l.borrow_mut();
-            if l.len() >= LOADED_MAX {
-                l.clear();
-            }
-            l.insert(tid.as_raw(), self.tag);
-        });
+        set_loaded(tid, self.tag);
+        self.resident = Some(tid);
         Ok(())
     }
 
-    /// Save stub thread `tid`'s state, which it ran with since `load`.
-    pub fn save(&mut self, tid: Pid) -> Result<(), PlatformError> {
+    /// Bring the newest state home from the stub thread that holds it (one
+    /// this CPU traces); the task may then run anywhere.
+    pub fn unload(&mut self) {
+        let Some(tid) = self.resident.take() else {
+            return;
+        };
         let size = XSTATE_SIZE.load(Ordering::Relaxed);
-        if self.xstate.len() != size {
-            self.xstate = initial(size);
+        let mut buf = initial(size);
+        // A stub thread that is gone (its space ended) keeps its state:
+        // the last one saved stands.
+        if let Ok(n) = regset(libc::PTRACE_GETREGSET, tid, &mut buf) {
+            buf.truncate(n);
+            self.xstate = buf;
+            self.tag = next_tag();
+            set_loaded(tid, self.tag);
         }
-        let n = regset(libc::PTRACE_GETREGSET, tid, &mut self.xstate)
-            .map_err(|e| lost("saving the FPU state", e))?;
-        self.xstate.truncate(n);
-        Ok(())
     }
 
     /// The x87/SSE state (the 512-byte fxsave image).
     pub fn fpu_state(&self) -> [u8; 512] {
         let mut st = [0u8; 512];
-        match self.xstate.get(..512) {
+        let mut live = Vec::new();
+        if let Some(tid) = self.resident {
+            live = initial(XSTATE_SIZE.load(Ordering::Relaxed));
+            if regset(libc::PTRACE_GETREGSET, tid, &mut live).is_err() {
+                live.clear();
+            }
+        }
+        let src = if live.is_empty() { &self.xstate } else { &live };
+        match src.get(..512) {
             Some(x) => st.copy_from_slice(x),
             None => st.copy_from_slice(&initial(0)[..512]),
         }
@@ -156,6 +190,7 @@ impl StubThread {
 
     /// Replace the x87/SSE state with `st` (an fxsave image).
     pub fn set_fpu_state(&mut self, st: &[u8; 512]) {
+        self.unload();
         if self.xstate.len() < XSTATE_BV + 64 {
             self.xstate = initial(XSTATE_SIZE.load(Ordering::Relaxed));
         }

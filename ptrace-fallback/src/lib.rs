@@ -340,6 +340,10 @@ impl Platform for PtracePlatform {
 
     fn release_thread(&self, _space: &mut Stub, _thread: StubThread) {}
 
+    fn unload_thread(&self, thread: &mut StubThread) {
+        thread.unload();
+    }
+
     fn fpu_state(&self, thread: &StubThread) -> Option<[u8; 512]> {
         Some(thread.fpu_state())
     }

@@ -460,7 +460,8 @@ impl Stub {
     }
 
     /// Run `regs` with `thread`'s FPU state on CPU `cpu`'s thread of the
-    /// stub until the next syscall, fault or interruption.
+    /// stub until the next syscall, fault or interruption. The FPU state
+    /// stays in the stub thread until `StubThread::unload`.
     pub fn switch(
         space: SpaceRef,
         thread: &mut StubThread,
@@ -483,9 +484,7 @@ impl Stub {
         // kick left meanwhile has done its work (it must not turn the next
         // switch back for nothing).
         running.take_kick(cpu);
-        let trap = r?;
-        thread.save(tid)?;
-        Ok(trap)
+        r
     }
 }
 

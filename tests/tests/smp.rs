@@ -87,3 +87,16 @@ fn threads_faulting_on_the_same_page_at_once_both_succeed() {
     // the space served a fault meanwhile).
     two_cpus_match_native("touch", Link::Static);
 }
+
+#[test]
+fn each_thread_keeps_its_own_fpu_state_whatever_cpu_runs_it() {
+    // On ptrace the threads of a process share each CPU's stub thread, so
+    // their SSE/AVX registers and MXCSR are swapped in and out; with one
+    // CPU all four share one.
+    let (bundle, expected) = two_cpus_match_native("fpu", Link::Static);
+    for_each_platform(|p| {
+        let out = run_with_vcpus(p, &bundle, "1");
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(&expected);
+    });
+}
