@@ -66,7 +66,7 @@ thread_local! {
 pub struct PtracePlatform {
     mem: PhysMemory,
     host: std::sync::Arc<HostServices>,
-    stub_page: stub::StubPage,
+    stub_page: std::sync::Arc<stub::StubPage>,
     running: std::sync::Arc<ticker::Running>,
     signals: std::sync::Arc<ticker::HostSignals>,
     gate: std::sync::Arc<PauseGate>,
@@ -94,6 +94,7 @@ impl PtracePlatform {
             source,
         })?;
         let stub_page = stub::StubPage::new().map_err(PtraceError::StubPage)?;
+        let stub_page = std::sync::Arc::new(stub_page);
         let running = std::sync::Arc::new(ticker::Running::new(cpus));
         ticker::start(&running).map_err(|e| PtraceError::Ticker(e.to_string()))?;
         Ok(PtracePlatform {
@@ -284,7 +285,7 @@ impl Platform for PtracePlatform {
     }
 
     fn max_user_address(&self) -> u64 {
-        self.stub_page.addr()
+        self.stub_page.user_top()
     }
 
     fn phys_read(&self, pa: PhysAddr, buf: &mut [u8]) {
@@ -318,6 +319,14 @@ impl Platform for PtracePlatform {
 
     fn protect(&self, space: &mut Stub, va: u64, len: u64, prot: Prot) -> KResult<()> {
         space.protect(self.on_cpu(), va, len, prot)
+    }
+
+    fn begin_batch(&self, space: &mut Stub) {
+        space.begin_batch();
+    }
+
+    fn end_batch(&self, space: &mut Stub) -> KResult<()> {
+        space.end_batch(self.on_cpu())
     }
 
     fn new_thread(&self, _space: &mut Stub) -> Result<StubThread, PlatformError> {

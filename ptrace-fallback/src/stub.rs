@@ -40,10 +40,17 @@ std::arch::global_asm!(
     ".balign 16",
     ".globl ringfence_stub_start",
     "ringfence_stub_start:",
-    // r12 = this page. munmap(0, r12)
+    // r12 = this page, r12 - 4096 the batch page. munmap(0, r12 - 4096)
     "mov eax, 11",
     "xor edi, edi",
-    "mov rsi, r12",
+    "lea rsi, [r12 - 4096]",
+    "syscall",
+    // mprotect(r12 - 4096, 4096, PROT_READ): the application, which runs
+    // in this process, must never write the batches of other processes.
+    "mov eax, 10",
+    "lea rdi, [r12 - 4096]",
+    "mov esi, 4096",
+    "mov edx, 1",
     "syscall",
     // munmap(r12 + 4096, LINUX_TASK_SIZE - r12 - 4096)
     "mov eax, 11",
@@ -83,6 +90,33 @@ std::arch::global_asm!(
     "syscall",
     "int3",
     "jmp ringfence_stub_syscall",
+    // Run the batch of system calls in the batch page: a count, then
+    // entries of a number and six arguments. Stop at the first error
+    // (rax), with r13 the entries not run.
+    ".globl ringfence_stub_batch",
+    "ringfence_stub_batch:",
+    "lea r14, [r12 - 4096]",
+    "mov r13, [r14]",
+    "add r14, 8",
+    "3:",
+    "test r13, r13",
+    "jz 4f",
+    "mov rax, [r14]",
+    "mov rdi, [r14 + 8]",
+    "mov rsi, [r14 + 16]",
+    "mov rdx, [r14 + 24]",
+    "mov r10, [r14 + 32]",
+    "mov r8, [r14 + 40]",
+    "mov r9, [r14 + 48]",
+    "syscall",
+    "cmp rax, -4095",
+    "jae 4f",
+    "add r14, 56",
+    "dec r13",
+    "jmp 3b",
+    "4:",
+    "int3",
+    "jmp ringfence_stub_batch",
     // A parked thread waits, untraced, for its CPU to seize it.
     "ringfence_stub_park:",
     "mov eax, 34",
@@ -100,55 +134,70 @@ extern "C" {
     static __rseq_size: u32;
     static ringfence_stub_start: u8;
     static ringfence_stub_syscall: u8;
+    static ringfence_stub_batch: u8;
     static ringfence_stub_end: u8;
 }
 
 /// The page holding the stub code, mapped in the sandbox process at the top
-/// of the user range so that every stub inherits it at the same address.
+/// of the user range so that every stub inherits it at the same address;
+/// below it, the batch page, shared with every stub (read-only there),
+/// through which a stub runs a whole batch of injected calls at once.
 #[derive(Debug)]
 pub struct StubPage {
     addr: u64,
     syscall_off: u64,
+    batch_off: u64,
+    /// Held while the batch page is written and run (always under the
+    /// sentry's kernel lock too; this keeps the page sound on its own).
+    batch: std::sync::Mutex<()>,
 }
+
+/// Entries of the batch page: a count, then 7 words each.
+pub const BATCH_MAX: usize = (PAGE_SIZE as usize - 8) / 56;
 
 impl StubPage {
     pub fn new() -> nix::Result<Self> {
         // Only the addresses of the linker-provided symbols are taken.
-        let (start, sys, end) = (
+        let (start, sys, batch, end) = (
             std::ptr::addr_of!(ringfence_stub_start) as usize,
             std::ptr::addr_of!(ringfence_stub_syscall) as usize,
+            std::ptr::addr_of!(ringfence_stub_batch) as usize,
             std::ptr::addr_of!(ringfence_stub_end) as usize,
         );
         let len = end - start;
-        // Highest free page below Linux's TASK_SIZE; the host stack or vDSO
-        // may already sit at the very top.
+        // Highest free pair of pages below Linux's TASK_SIZE; the host
+        // stack or vDSO may already sit at the very top.
         let mut want = LINUX_TASK_SIZE - 16 * PAGE_SIZE;
-        let page = loop {
-            let size = std::num::NonZeroUsize::new(PAGE_SIZE as usize).ok_or(nix::Error::EINVAL)?;
-            let hint = std::num::NonZeroUsize::new(want as usize);
+        let pages = loop {
+            let size =
+                std::num::NonZeroUsize::new(2 * PAGE_SIZE as usize).ok_or(nix::Error::EINVAL)?;
+            let hint = std::num::NonZeroUsize::new((want - PAGE_SIZE) as usize);
             // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping;
-            // the new anonymous page is ours alone.
+            // the new anonymous pages are ours alone (shared only with the
+            // stubs forked later).
             let r = unsafe {
                 mmap_anonymous(
                     hint,
                     size,
                     ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                    MapFlags::MAP_PRIVATE | MapFlags::MAP_FIXED_NOREPLACE,
+                    MapFlags::MAP_SHARED | MapFlags::MAP_FIXED_NOREPLACE,
                 )
             };
             match r {
-                Ok(p) if p.as_ptr() as u64 == want => break p,
+                Ok(p) if p.as_ptr() as u64 == want - PAGE_SIZE => break p,
                 Ok(_) | Err(nix::Error::EEXIST) if want > (1 << 40) => want -= 1 << 30,
                 Ok(_) => return Err(nix::Error::ENOMEM),
                 Err(e) => return Err(e),
             }
         };
         // SAFETY: the source is our own code (`len` bytes between two
-        // symbols of one section) and the destination the fresh page above.
+        // symbols of one section, less than a page) and the destination the
+        // upper one of the fresh pages above.
         unsafe {
-            std::ptr::copy_nonoverlapping(start as *const u8, page.as_ptr().cast::<u8>(), len);
+            let code = pages.byte_add(PAGE_SIZE as usize);
+            std::ptr::copy_nonoverlapping(start as *const u8, code.as_ptr().cast::<u8>(), len);
             mprotect(
-                page,
+                code,
                 PAGE_SIZE as usize,
                 ProtFlags::PROT_READ | ProtFlags::PROT_EXEC,
             )?;
@@ -156,11 +205,42 @@ impl StubPage {
         Ok(StubPage {
             addr: want,
             syscall_off: (sys - start) as u64,
+            batch_off: (batch - start) as u64,
+            batch: std::sync::Mutex::new(()),
         })
     }
 
-    pub fn addr(&self) -> u64 {
-        self.addr
+    /// The first address the application may not map.
+    pub fn user_top(&self) -> u64 {
+        self.addr - PAGE_SIZE
+    }
+
+    /// Write `ops` (at most [`BATCH_MAX`]) into the batch page and call
+    /// `run` while they stay there; the page is wiped afterwards, so that
+    /// other processes' stubs see a batch only while it runs.
+    fn with_batch<T>(&self, ops: &[[u64; 7]], run: impl FnOnce() -> T) -> T {
+        let _g = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        let n = ops.len().min(BATCH_MAX);
+        let page = (self.addr - PAGE_SIZE) as *mut u64;
+        // SAFETY: the batch page is ours, mapped read-write here for the
+        // platform's life, and `1 + 7 * n` words fit in it (n <= BATCH_MAX).
+        // Only this function writes it, under `batch`; stubs only read it.
+        unsafe {
+            page.write_volatile(n as u64);
+            for (i, op) in ops[..n].iter().enumerate() {
+                for (j, w) in op.iter().enumerate() {
+                    page.add(1 + 7 * i + j).write_volatile(*w);
+                }
+            }
+        }
+        let r = run();
+        // SAFETY: as above.
+        unsafe {
+            for i in 0..1 + 7 * n {
+                page.add(i).write_volatile(0);
+            }
+        }
+        r
     }
 }
 
@@ -214,11 +294,15 @@ enum Slot {
 pub struct Stub {
     pid: Pid,
     syscall_addr: u64,
+    batch_addr: u64,
     memfd: RawFd,
     /// Registers used as the base for injected syscalls.
     inject_regs: libc::user_regs_struct,
     /// Each CPU's stub thread.
     slots: [Slot; MAX_CPUS],
+    page: std::sync::Arc<StubPage>,
+    /// Calls queued since `begin_batch`, run by `end_batch`.
+    batch: Option<Vec<[u64; 7]>>,
 }
 
 /// The sentry CPU that calls, and the host CPU its stub threads belong on
@@ -255,7 +339,7 @@ impl Stub {
     /// thread traced by the calling CPU `cpu`, and a parked thread for each
     /// of the other `cpus - 1` CPUs.
     pub fn spawn(
-        page: &StubPage,
+        page: &std::sync::Arc<StubPage>,
         memfd: BorrowedFd<'_>,
         cpu: usize,
         cpus: usize,
@@ -320,9 +404,12 @@ impl Stub {
         let mut stub = Stub {
             pid,
             syscall_addr: base + page.syscall_off,
+            batch_addr: base + page.batch_off,
             memfd,
             inject_regs: to_host(&UserRegs::default()),
             slots,
+            page: page.clone(),
+            batch: None,
         };
         match waitpid(pid, Some(WaitPidFlag::__WALL)) {
             Ok(WaitStatus::Stopped(_, Signal::SIGSTOP)) => {}
@@ -375,6 +462,26 @@ impl Stub {
         r.orig_rax = u64::MAX;
         (r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9) =
             (args[0], args[1], args[2], args[3], args[4], args[5]);
+        let out = self.run_injected(tid, r, nr)?;
+        log::trace!(
+            "stub {}/{tid}: syscall {nr}({:#x}, {:#x}, {:#x}, ..) = {:#x}",
+            self.pid,
+            args[0],
+            args[1],
+            args[2],
+            out.rax
+        );
+        Ok(out.rax as i64)
+    }
+
+    /// Run stub code from registers `r` on `tid` until its `int3`; the
+    /// registers there. `nr` names the call for the log (-1: a batch).
+    fn run_injected(
+        &self,
+        tid: Pid,
+        r: libc::user_regs_struct,
+        nr: i64,
+    ) -> Result<libc::user_regs_struct, PlatformError> {
         ptrace::setregs(tid, r).map_err(|e| lost("inject setregs", e))?;
         ptrace::cont(tid, None).map_err(|e| lost("inject cont", e))?;
         loop {
@@ -407,25 +514,66 @@ impl Stub {
                 Err(e) => return Err(lost("inject wait", e)),
             }
         }
-        let out = ptrace::getregs(tid).map_err(|e| lost("inject getregs", e))?;
-        log::trace!(
-            "stub {}/{tid}: syscall {nr}({:#x}, {:#x}, {:#x}, ..) = {:#x}",
-            self.pid,
-            args[0],
-            args[1],
-            args[2],
-            out.rax
-        );
-        Ok(out.rax as i64)
+        ptrace::getregs(tid).map_err(|e| lost("inject getregs", e))
     }
 
     fn inject_checked(&mut self, on: OnCpu, nr: i64, args: [u64; 6]) -> KResult<()> {
+        if let Some(b) = self.batch.as_mut() {
+            let [a0, a1, a2, a3, a4, a5] = args;
+            b.push([nr as u64, a0, a1, a2, a3, a4, a5]);
+            return Ok(());
+        }
         let tid = self.thread_for(on.cpu, on.pin)?;
         match self.inject(tid, nr, args) {
             Ok(r) if r < 0 && r > -4096 => Err(Errno(-r as i32)),
             Ok(_) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Queue the next calls instead of running each at once (see
+    /// `Platform::begin_batch`).
+    pub fn begin_batch(&mut self) {
+        self.batch.get_or_insert_with(Vec::new);
+    }
+
+    /// Run the calls queued since `begin_batch`, a batch page at a time,
+    /// through the CPU's thread; the first failure ends the batch.
+    pub fn end_batch(&mut self, on: OnCpu) -> KResult<()> {
+        let Some(ops) = self.batch.take() else {
+            return Ok(());
+        };
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let tid = self.thread_for(on.cpu, on.pin)?;
+        for chunk in ops.chunks(BATCH_MAX) {
+            let (rax, left) = self
+                .page
+                .clone()
+                .with_batch(chunk, || self.run_batch(tid))?;
+            if left != 0 {
+                let e = -(rax as i64);
+                return Err(Errno(i32::try_from(e).unwrap_or(libc::EINVAL)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Run the batch page on `tid`: the last result and the entries left.
+    fn run_batch(&self, tid: Pid) -> Result<(u64, u64), PlatformError> {
+        let mut r = self.inject_regs;
+        r.rip = self.batch_addr;
+        r.r12 = self.page.addr;
+        r.orig_rax = u64::MAX;
+        let out = self.run_injected(tid, r, -1)?;
+        log::trace!(
+            "stub {}/{tid}: batch: rax {:#x}, {} left",
+            self.pid,
+            out.rax,
+            out.r13
+        );
+        Ok((out.rax, out.r13))
     }
 
     /// Map `[pa, pa+len)` of the memfd at `va`, through the CPU's thread.

@@ -10,6 +10,7 @@ mod fileback;
 pub mod frames;
 pub mod ops;
 pub mod pagecache;
+pub mod prefault;
 mod remap;
 pub mod shmem;
 pub mod sync;
@@ -367,6 +368,25 @@ impl<P: Platform> MmStruct<P> {
             task_size: self.task_size,
             files: self.files.clone(),
         };
+        // The copy is applied as one batch per space where the platform
+        // batches (ptrace: two injections instead of one per run).
+        plat.begin_batch(&mut child.space);
+        plat.begin_batch(&mut self.space);
+        let copied = self.fork_pages(plat, frames, &mut child);
+        let parent = plat.end_batch(&mut self.space);
+        let ended = plat.end_batch(&mut child.space);
+        copied.and(parent).and(ended)?;
+        Ok(child)
+    }
+
+    /// `fork`'s copy of the present pages into `child`: shared frames,
+    /// copy-on-write on both sides for private writable memory.
+    fn fork_pages(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        child: &mut MmStruct<P>,
+    ) -> KResult<()> {
         let vmas: Vec<Vma> = self.vmas.values().copied().collect();
         for v in vmas {
             let make_cow = v.prot.write && !v.shared;
@@ -418,7 +438,7 @@ impl<P: Platform> MmStruct<P> {
                 plat.map(&mut child.space, s, pa, l, mapped_prot(v.prot, c))?;
             }
         }
-        Ok(child)
+        Ok(())
     }
 
     /// Give a copy-on-write page its own frame (or take back the only one).
