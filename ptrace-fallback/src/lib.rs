@@ -74,6 +74,8 @@ pub struct PtracePlatform {
     tsc: tsc::TscCalibration,
     /// The host CPU each sentry CPU is pinned to.
     host_cpus: Vec<usize>,
+    /// The stub new stubs are forked from (see `Stub::fork_stub`).
+    template: std::sync::Mutex<Option<Stub>>,
 }
 
 impl PtracePlatform {
@@ -106,6 +108,7 @@ impl PtracePlatform {
             gate: std::sync::Arc::new(PauseGate::new(cpus)),
             tsc,
             host_cpus,
+            template: std::sync::Mutex::new(None),
         })
     }
 }
@@ -306,7 +309,25 @@ impl Platform for PtracePlatform {
     }
 
     fn new_address_space(&self) -> Result<Stub, PlatformError> {
-        Stub::spawn(&self.stub_page, self.mem.fd(), self.this_cpu(), self.cpus())
+        let on = self.on_cpu();
+        let cpus = self.cpus();
+        // New stubs fork from the template, made on first use; without one
+        // (it could not be made, or broke), from the sandbox process.
+        if let Ok(mut template) = self.template.lock() {
+            if template.is_none() {
+                *template = Stub::spawn(&self.stub_page, self.mem.fd(), on.cpu, cpus).ok();
+            }
+            if let Some(t) = template.as_mut() {
+                match t.fork_stub(on, cpus) {
+                    Ok(stub) => return Ok(stub),
+                    Err(e) => {
+                        log::warn!("the template stub failed ({e}); stubs fork from the sandbox");
+                        *template = None;
+                    }
+                }
+            }
+        }
+        Stub::spawn(&self.stub_page, self.mem.fd(), on.cpu, cpus)
     }
 
     fn map(&self, space: &mut Stub, va: u64, pa: PhysAddr, len: u64, prot: Prot) -> KResult<()> {

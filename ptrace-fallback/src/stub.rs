@@ -61,7 +61,10 @@ std::arch::global_asm!(
     // r13 threads to park, for the other CPUs: clone(CLONE_VM | CLONE_FS |
     // CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM, 0), the
     // child's tid kept in the next register of the list (r8 and r10 are
-    // clone's tid and tls arguments, unused with these flags).
+    // clone's tid and tls arguments, unused with these flags). A stub
+    // forked from the template stub starts here.
+    ".globl ringfence_stub_clones",
+    "ringfence_stub_clones:",
     ".irp reg, rbx, rbp, r8, r9, r10, r14, r15",
     "test r13, r13",
     "jz 2f",
@@ -76,15 +79,9 @@ std::arch::global_asm!(
     "mov \\reg, rax",
     ".endr",
     "2:",
-    // tgkill(getpid(), getpid(), SIGSTOP): hand control to the tracer. A
-    // thread-directed stop, so that no parked thread starts a group stop.
-    "mov eax, 39",
-    "syscall",
-    "mov edi, eax",
-    "mov esi, eax",
-    "mov edx, 19",
-    "mov eax, 234",
-    "syscall",
+    // Hand control to the tracer (a stop of this thread only: no parked
+    // thread may start a group stop).
+    "int3",
     ".globl ringfence_stub_syscall",
     "ringfence_stub_syscall:",
     "syscall",
@@ -135,6 +132,7 @@ extern "C" {
     static ringfence_stub_start: u8;
     static ringfence_stub_syscall: u8;
     static ringfence_stub_batch: u8;
+    static ringfence_stub_clones: u8;
     static ringfence_stub_end: u8;
 }
 
@@ -147,6 +145,7 @@ pub struct StubPage {
     addr: u64,
     syscall_off: u64,
     batch_off: u64,
+    clones_off: u64,
     /// Held while the batch page is written and run (always under the
     /// sentry's kernel lock too; this keeps the page sound on its own).
     batch: std::sync::Mutex<()>,
@@ -158,10 +157,11 @@ pub const BATCH_MAX: usize = (PAGE_SIZE as usize - 8) / 56;
 impl StubPage {
     pub fn new() -> nix::Result<Self> {
         // Only the addresses of the linker-provided symbols are taken.
-        let (start, sys, batch, end) = (
+        let (start, sys, batch, clones, end) = (
             std::ptr::addr_of!(ringfence_stub_start) as usize,
             std::ptr::addr_of!(ringfence_stub_syscall) as usize,
             std::ptr::addr_of!(ringfence_stub_batch) as usize,
+            std::ptr::addr_of!(ringfence_stub_clones) as usize,
             std::ptr::addr_of!(ringfence_stub_end) as usize,
         );
         let len = end - start;
@@ -206,6 +206,7 @@ impl StubPage {
             addr: want,
             syscall_off: (sys - start) as u64,
             batch_off: (batch - start) as u64,
+            clones_off: (clones - start) as u64,
             batch: std::sync::Mutex::new(()),
         })
     }
@@ -331,7 +332,11 @@ fn prot_bits(p: Prot) -> u64 {
 
 /// The ptrace options of every traced stub thread.
 fn options() -> ptrace::Options {
-    ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESYSGOOD
+    // TRACEFORK: a stub forked from the template is ours from birth (the
+    // application's own calls never reach the host, so only ours fork).
+    ptrace::Options::PTRACE_O_EXITKILL
+        | ptrace::Options::PTRACE_O_TRACESYSGOOD
+        | ptrace::Options::PTRACE_O_TRACEFORK
 }
 
 impl Stub {
@@ -412,7 +417,7 @@ impl Stub {
             batch: None,
         };
         match waitpid(pid, Some(WaitPidFlag::__WALL)) {
-            Ok(WaitStatus::Stopped(_, Signal::SIGSTOP)) => {}
+            Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => {}
             Ok(other) => {
                 debug!("stub {pid} did not stop: {other:?}");
                 return Err(PlatformError::Lost("stub failed to start", 0));
@@ -421,18 +426,76 @@ impl Stub {
         }
         ptrace::setoptions(pid, options()).map_err(|e| lost("ptrace options", e))?;
         let r = ptrace::getregs(pid).map_err(|e| lost("stub registers", e))?;
-        // The parked threads' tids, in the order the stub code keeps them.
-        let tids = [r.rbx, r.rbp, r.r8, r.r9, r.r10, r.r14, r.r15];
-        let others = (0..cpus).filter(|c| *c != cpu);
-        for (c, tid) in others.zip(tids) {
-            let tid = tid as i64;
-            if tid > 0 && tid <= i64::from(i32::MAX) {
-                stub.slots[c] = Slot::Parked(Pid::from_raw(tid as i32));
-            }
-        }
+        stub.take_parked(&r, cpu, cpus);
         stub.inject_regs = r;
         check_no_rseq(pid)?;
         fpu::probe_size(pid);
+        fpu::forget(pid);
+        Ok(stub)
+    }
+
+    /// Record the parked threads' tids, in the order the stub code keeps
+    /// them in `r`, for the CPUs but `cpu`.
+    fn take_parked(&mut self, r: &libc::user_regs_struct, cpu: usize, cpus: usize) {
+        let tids = [r.rbx, r.rbp, r.r8, r.r9, r.r10, r.r14, r.r15];
+        let others = (0..cpus.clamp(1, MAX_CPUS)).filter(|c| *c != cpu);
+        for (c, tid) in others.zip(tids) {
+            let tid = tid as i64;
+            if tid > 0 && tid <= i64::from(i32::MAX) {
+                self.slots[c] = Slot::Parked(Pid::from_raw(tid as i32));
+            }
+        }
+    }
+
+    /// A new stub forked from this one, the template: it holds nothing but
+    /// the stub pages, so the fork costs a fraction of the sandbox
+    /// process's. The child is traced by the calling CPU from birth
+    /// (`PTRACE_O_TRACEFORK`) and made the sandbox's child
+    /// (`CLONE_PARENT`), reaped as the sandbox's own stubs are; it then
+    /// clones a parked thread for each other CPU, as a stub does at start.
+    pub fn fork_stub(&mut self, on: OnCpu, cpus: usize) -> Result<Stub, PlatformError> {
+        let tid = self.thread_for(on.cpu, on.pin)?;
+        let flags = (libc::CLONE_PARENT | libc::SIGCHLD) as u64;
+        let r = self.inject(tid, libc::SYS_clone, [flags, 0, 0, 0, 0, 0])?;
+        if r <= 0 || r > i64::from(i32::MAX) {
+            return Err(PlatformError::Resource(
+                "fork of the template stub",
+                i32::try_from(-r).unwrap_or(0),
+            ));
+        }
+        let pid = Pid::from_raw(r as i32);
+        let mut slots = [Slot::Missing; MAX_CPUS];
+        slots[on.cpu.min(MAX_CPUS - 1)] = Slot::Traced(pid);
+        // From here on, dropping `stub` kills and reaps the child.
+        let mut stub = Stub {
+            pid,
+            syscall_addr: self.syscall_addr,
+            batch_addr: self.batch_addr,
+            memfd: self.memfd,
+            inject_regs: self.inject_regs,
+            slots,
+            page: self.page.clone(),
+            batch: None,
+        };
+        // Its first stop: the SIGSTOP of a child traced from birth.
+        loop {
+            match waitpid(pid, Some(WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::Stopped(..) | WaitStatus::PtraceEvent(..)) => break,
+                Err(nix::Error::EINTR) => continue,
+                Ok(other) => {
+                    debug!("stub {pid} forked from the template did not stop: {other:?}");
+                    return Err(PlatformError::Lost("stub failed to start", 0));
+                }
+                Err(e) => return Err(lost("waiting for a new stub", e)),
+            }
+        }
+        let mut regs = self.inject_regs;
+        regs.rip = self.syscall_addr - self.page.syscall_off + self.page.clones_off;
+        regs.r12 = self.page.addr;
+        regs.r13 = (cpus.clamp(1, MAX_CPUS) - 1) as u64;
+        regs.orig_rax = u64::MAX;
+        let out = stub.run_injected(pid, regs, libc::SYS_clone)?;
+        stub.take_parked(&out, on.cpu, cpus);
         fpu::forget(pid);
         Ok(stub)
     }
