@@ -72,8 +72,11 @@ pub struct PtracePlatform {
     gate: std::sync::Arc<PauseGate>,
     /// The TSC's rate for the vDSO, measured against the host clock.
     tsc: tsc::TscCalibration,
-    /// The host CPU each sentry CPU is pinned to.
+    /// The host CPU each sentry CPU is pinned to, one each; empty when
+    /// there are more sentry CPUs than host CPUs (none is pinned then: two
+    /// on one host CPU would wait for each other's host time slices).
     host_cpus: Vec<usize>,
+    cpus: usize,
     /// The stub new stubs are forked from (see `Stub::fork_stub`).
     template: std::sync::Mutex<Option<Stub>>,
 }
@@ -88,8 +91,13 @@ impl PtracePlatform {
     ) -> Result<Self, PtraceError> {
         let cpus = cpus.clamp(1, guest_kernel::sched::MAX_CPUS);
         let allowed = stub::host_cpus();
-        let host_cpus: Vec<usize> = (0..cpus).map(|c| allowed[c % allowed.len()]).collect();
-        stub::pin_to(host_cpus[0]).map_err(PtraceError::Affinity)?;
+        let host_cpus: Vec<usize> = match allowed.get(..cpus) {
+            Some(some) => some.to_vec(),
+            None => Vec::new(),
+        };
+        if let Some(c) = host_cpus.first() {
+            stub::pin_to(*c).map_err(PtraceError::Affinity)?;
+        }
         let tsc = tsc::TscCalibration::start();
         let mem = PhysMemory::new(mem_bytes).map_err(|source| PtraceError::Memory {
             bytes: mem_bytes,
@@ -108,6 +116,7 @@ impl PtracePlatform {
             gate: std::sync::Arc::new(PauseGate::new(cpus)),
             tsc,
             host_cpus,
+            cpus,
             template: std::sync::Mutex::new(None),
         })
     }
@@ -237,7 +246,7 @@ impl Platform for PtracePlatform {
     type SpaceRef = SpaceRef;
 
     fn cpus(&self) -> usize {
-        self.host_cpus.len()
+        self.cpus
     }
 
     fn run_cpus(&self, cpu_loop: &(dyn Fn(usize) + Sync)) {
@@ -246,13 +255,13 @@ impl Platform for PtracePlatform {
         std::thread::scope(|s| {
             let mut started = 0;
             for c in 1..n {
-                let (left, pin) = (&left, self.host_cpus[c]);
+                let (left, pin) = (&left, self.host_cpus.get(c).copied());
                 let r = std::thread::Builder::new()
                     .name(format!("rf-cpu{c}"))
                     .spawn_scoped(s, move || {
                         THIS_CPU.with(|t| t.set(c));
-                        if let Err(e) = stub::pin_to(pin) {
-                            log::debug!("CPU {c}: cannot pin to host CPU {pin}: {e}");
+                        if let Some(Err(e)) = pin.map(stub::pin_to) {
+                            log::debug!("CPU {c}: cannot pin to host CPU {pin:?}: {e}");
                         }
                         cpu_loop(c);
                         left.fetch_add(1, Ordering::SeqCst);
