@@ -316,6 +316,19 @@ pub trait Platform: Sync {
     fn protect(&self, space: &mut Self::AddressSpace, va: u64, len: u64, prot: Prot)
         -> KResult<()>;
 
+    /// From now on the platform may queue the [`map`](Self::map),
+    /// [`unmap`](Self::unmap) and [`protect`](Self::protect) calls on
+    /// `space` (they then return `Ok` at once) until
+    /// [`end_batch`](Self::end_batch), which applies them and reports the
+    /// first failure. For changes that no CPU may see half done, as the
+    /// copy of a whole address space by `fork`; a batch never stays open
+    /// past the kernel lock.
+    fn begin_batch(&self, _space: &mut Self::AddressSpace) {}
+    /// Apply what [`begin_batch`](Self::begin_batch) queued.
+    fn end_batch(&self, _space: &mut Self::AddressSpace) -> KResult<()> {
+        Ok(())
+    }
+
     /// A thread able to run in `space`.
     fn new_thread(&self, space: &mut Self::AddressSpace) -> Result<Self::Thread, PlatformError>;
     /// Make `space` this CPU's current address space, under the kernel
@@ -326,6 +339,10 @@ pub trait Platform: Sync {
     fn activate(&self, space: &mut Self::AddressSpace) -> Self::SpaceRef;
     /// Drop this CPU's current address space (its own tables only remain).
     fn unload_space(&self) {}
+    /// The task that owns `thread` leaves this CPU for now (it may run on
+    /// another one next): bring home any state of it that only this CPU
+    /// can reach (on ptrace, the FPU state in a stub thread it traces).
+    fn unload_thread(&self, _thread: &mut Self::Thread) {}
     /// Run `regs` in user mode in the space [`activate`](Self::activate)
     /// named, until a syscall, fault or interrupt. Called without the
     /// kernel lock.

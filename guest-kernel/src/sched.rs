@@ -177,6 +177,9 @@ impl<'p, P: Platform> Sentry<'p, P> {
                 continue;
             };
             k = self.run_task(k, cpu, tid);
+            if let Some(th) = k.tasks.get_mut(&tid).and_then(|t| t.thread.as_mut()) {
+                plat.unload_thread(th);
+            }
         }
     }
 
@@ -194,6 +197,7 @@ impl<'p, P: Platform> Sentry<'p, P> {
                 kick_idle(&mut k, false);
             }
             k.stats.switches += 1;
+            let served = faults_served(&k, cpu);
             self.unlock(k);
             let t0 = plat.now(Clock::Monotonic);
             let trap = plat.switch(space, &mut thread, &mut regs);
@@ -223,8 +227,9 @@ impl<'p, P: Platform> Sentry<'p, P> {
                 }
             };
             let is_fault = matches!(trap, Trap::PageFault { .. });
+            let raced = faults_served(&k, cpu) != served;
             let t2 = plat.now(Clock::Monotonic);
-            handle_trap(&mut k, trap);
+            handle_trap(&mut k, trap, raced);
             let dt = plat.now(Clock::Monotonic).saturating_sub(t2);
             if is_fault {
                 k.stats.fault_ns += dt;
@@ -272,8 +277,16 @@ fn set_current<P: Platform>(k: &mut Kernel<'_, P>, tid: Tid) {
     k.enter_root(root);
 }
 
-/// Serve what brought the current task into the kernel.
-fn handle_trap<P: Platform>(k: &mut Kernel<'_, P>, trap: Trap) {
+/// Faults served so far in the space `cpu` has loaded.
+fn faults_served<P: Platform>(k: &Kernel<'_, P>, cpu: usize) -> u64 {
+    k.cpu_mm[cpu]
+        .and_then(|m| k.mms.get(&m))
+        .map_or(0, |e| e.mm.faults_served)
+}
+
+/// Serve what brought the current task into the kernel; `raced`: another
+/// CPU served a fault of its space meanwhile.
+fn handle_trap<P: Platform>(k: &mut Kernel<'_, P>, trap: Trap, raced: bool) {
     match trap {
         Trap::Syscall => {
             k.stats.syscalls += 1;
@@ -291,6 +304,7 @@ fn handle_trap<P: Platform>(k: &mut Kernel<'_, P>, trap: Trap) {
                 write,
                 not_present,
                 exec,
+                raced,
             };
             if let Err(e) = mm.handle_fault(plat, frames, addr, access) {
                 let rip = k.cur().regs.rip;

@@ -5,14 +5,23 @@
 //!
 //! "Physical" memory is a memfd. The sentry maps all of it (its direct
 //! map); application pages are `MAP_SHARED` windows of the same memfd,
-//! placed in the stub with injected `mmap` calls. The tracer and its stubs
-//! are pinned to one CPU: a ptrace round trip across CPUs costs about 6x
-//! more on these machines.
+//! placed in the stub with injected `mmap` calls.
+//!
+//! Each sentry CPU is a host thread that traces a stub thread of its own in
+//! every address space it runs (see `stub`); the sentry's big kernel lock
+//! serialises the rest. A CPU and its stub threads are pinned to one host
+//! CPU: a ptrace round trip across host CPUs costs about 6x more on these
+//! machines.
 
+mod fpu;
 mod physmem;
+mod regs;
 mod stub;
 mod ticker;
 mod tsc;
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use std::time::Duration;
 
@@ -25,8 +34,9 @@ use nix::sys::signal::Signal;
 use nix::sys::time::TimeSpec;
 use nix::time::{clock_gettime, ClockId};
 
+pub use fpu::StubThread;
 pub use physmem::PhysMemory;
-pub use stub::{Stub, StubThread};
+pub use stub::{SpaceRef, Stub};
 pub use ticker::SignalSender;
 
 /// Failure to set up the platform.
@@ -46,30 +56,56 @@ pub enum PtraceError {
     Affinity(nix::Error),
 }
 
+thread_local! {
+    /// The sentry CPU this host thread is (see `run_cpus`).
+    static THIS_CPU: Cell<usize> = const { Cell::new(0) };
+}
+
 /// The ptrace platform.
 #[derive(Debug)]
 pub struct PtracePlatform {
     mem: PhysMemory,
     host: std::sync::Arc<HostServices>,
-    stub_page: stub::StubPage,
+    stub_page: std::sync::Arc<stub::StubPage>,
     running: std::sync::Arc<ticker::Running>,
     signals: std::sync::Arc<ticker::HostSignals>,
     gate: std::sync::Arc<PauseGate>,
     /// The TSC's rate for the vDSO, measured against the host clock.
     tsc: tsc::TscCalibration,
+    /// The host CPU each sentry CPU is pinned to, one each; empty when
+    /// there are more sentry CPUs than host CPUs (none is pinned then: two
+    /// on one host CPU would wait for each other's host time slices).
+    host_cpus: Vec<usize>,
+    cpus: usize,
+    /// The stub new stubs are forked from (see `Stub::fork_stub`).
+    template: std::sync::Mutex<Option<Stub>>,
 }
 
 impl PtracePlatform {
-    /// A platform with `mem_bytes` of memory serving `host`.
-    pub fn new(mem_bytes: u64, host: std::sync::Arc<HostServices>) -> Result<Self, PtraceError> {
-        stub::pin_to_current_cpu().map_err(PtraceError::Affinity)?;
+    /// A platform with `mem_bytes` of memory serving `host` on `cpus`
+    /// CPUs (at most the sentry's `MAX_CPUS`).
+    pub fn new(
+        mem_bytes: u64,
+        host: std::sync::Arc<HostServices>,
+        cpus: usize,
+    ) -> Result<Self, PtraceError> {
+        let cpus = cpus.clamp(1, guest_kernel::sched::MAX_CPUS);
+        let allowed = stub::host_cpus();
+        let host_cpus: Vec<usize> = match allowed.get(..cpus) {
+            Some(some) => some.to_vec(),
+            None => Vec::new(),
+        };
+        if let Some(c) = host_cpus.first() {
+            stub::pin_to(*c).map_err(PtraceError::Affinity)?;
+        }
         let tsc = tsc::TscCalibration::start();
         let mem = PhysMemory::new(mem_bytes).map_err(|source| PtraceError::Memory {
             bytes: mem_bytes,
             source,
         })?;
         let stub_page = stub::StubPage::new().map_err(PtraceError::StubPage)?;
-        let running = std::sync::Arc::new(ticker::Running::default());
+        let stub_page = std::sync::Arc::new(stub_page);
+        let running = std::sync::Arc::new(ticker::Running::new(cpus));
         ticker::start(&running).map_err(|e| PtraceError::Ticker(e.to_string()))?;
         Ok(PtracePlatform {
             mem,
@@ -77,8 +113,11 @@ impl PtracePlatform {
             stub_page,
             running,
             signals: Default::default(),
-            gate: Default::default(),
+            gate: std::sync::Arc::new(PauseGate::new(cpus)),
             tsc,
+            host_cpus,
+            cpus,
+            template: std::sync::Mutex::new(None),
         })
     }
 }
@@ -90,6 +129,18 @@ fn ts_ns(t: TimeSpec) -> u64 {
 }
 
 impl PtracePlatform {
+    /// The calling CPU, and the host CPU where its stub threads belong.
+    fn on_cpu(&self) -> stub::OnCpu {
+        let cpu = self.this_cpu();
+        stub::OnCpu {
+            cpu,
+            // One CPU: it stays where `new` pinned it, with its stubs.
+            pin: (self.host_cpus.len() > 1)
+                .then(|| self.host_cpus.get(cpu).copied())
+                .flatten(),
+        }
+    }
+
     /// A handle through which other threads send the container signals.
     pub fn signal_sender(&self) -> SignalSender {
         SignalSender::new(self.signals.clone(), self.running.clone())
@@ -105,17 +156,26 @@ impl PtracePlatform {
     }
 }
 
-/// runc's `pause` on this platform: the tracer thread parks at a safe point
-/// (before it resumes a stub, or instead of idling), so every stub stays in
-/// its ptrace stop and no application code runs until `resume`.
-#[derive(Debug, Default)]
+/// runc's `pause` on this platform: each CPU parks at a safe point (before
+/// it resumes a stub, or instead of idling), so every stub stays in its
+/// ptrace stop and no application code runs until `resume`.
+#[derive(Debug)]
 pub struct PauseGate {
-    /// (paused, the tracer is parked).
-    state: std::sync::Mutex<(bool, bool)>,
+    /// (paused, CPUs parked).
+    state: std::sync::Mutex<(bool, usize)>,
     cond: std::sync::Condvar,
+    cpus: usize,
 }
 
 impl PauseGate {
+    fn new(cpus: usize) -> Self {
+        PauseGate {
+            state: Default::default(),
+            cond: Default::default(),
+            cpus,
+        }
+    }
+
     /// Called by the tracer at its safe points: blocks while paused.
     fn park_while_paused(&self) {
         let Ok(mut st) = self.state.lock() else {
@@ -124,7 +184,7 @@ impl PauseGate {
         if !st.0 {
             return;
         }
-        st.1 = true;
+        st.1 += 1;
         self.cond.notify_all();
         while st.0 {
             st = match self.cond.wait(st) {
@@ -132,7 +192,7 @@ impl PauseGate {
                 Err(_) => return,
             };
         }
-        st.1 = false;
+        st.1 -= 1;
     }
 }
 
@@ -145,31 +205,32 @@ pub struct Pauser {
 }
 
 impl Pauser {
-    /// Stops the container at the tracer's next safe point. With `wait`,
-    /// interrupts the running stub and returns once the tracer is parked
-    /// (or after `limit`, when the tracer is busy in the sentry and runs
-    /// no application code anyway); true if it parked.
+    /// Stops the container at each CPU's next safe point. With `wait`,
+    /// interrupts the running stubs and returns once every CPU is parked
+    /// (or after `limit`, when a CPU is busy in the sentry and runs no
+    /// application code anyway); true if all parked.
     pub fn pause(&self, wait: bool, limit: Duration) -> bool {
         let Ok(mut st) = self.gate.state.lock() else {
             return false;
         };
         st.0 = true;
+        let all = self.gate.cpus;
         if !wait {
-            return st.1;
+            return st.1 >= all;
         }
         let start = std::time::Instant::now();
-        while !st.1 && start.elapsed() < limit {
+        while st.1 < all && start.elapsed() < limit {
             self.running.kick();
-            self.signals.wake_all();
+            self.signals.wake_idle();
             st = match self.gate.cond.wait_timeout(st, Duration::from_millis(5)) {
                 Ok((g, _)) => g,
                 Err(_) => return false,
             };
         }
-        st.1
+        st.1 >= all
     }
 
-    /// Lets the tracer go on.
+    /// Lets the CPUs go on.
     pub fn resume(&self) {
         if let Ok(mut st) = self.gate.state.lock() {
             st.0 = false;
@@ -182,14 +243,61 @@ impl Platform for PtracePlatform {
     type AddressSpace = Stub;
     type Thread = StubThread;
     type Host = HostServices;
-    type SpaceRef = nix::unistd::Pid;
+    type SpaceRef = SpaceRef;
+
+    fn cpus(&self) -> usize {
+        self.cpus
+    }
+
+    fn run_cpus(&self, cpu_loop: &(dyn Fn(usize) + Sync)) {
+        let n = self.cpus();
+        let left = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            let mut started = 0;
+            for c in 1..n {
+                let (left, pin) = (&left, self.host_cpus.get(c).copied());
+                let r = std::thread::Builder::new()
+                    .name(format!("rf-cpu{c}"))
+                    .spawn_scoped(s, move || {
+                        THIS_CPU.with(|t| t.set(c));
+                        if let Some(Err(e)) = pin.map(stub::pin_to) {
+                            log::debug!("CPU {c}: cannot pin to host CPU {pin:?}: {e}");
+                        }
+                        cpu_loop(c);
+                        left.fetch_add(1, Ordering::SeqCst);
+                    });
+                match r {
+                    Ok(_) => started += 1,
+                    // The sentry never waits for a CPU: one that does not
+                    // run just takes no tasks.
+                    Err(e) => log::warn!("cannot start CPU {c}: {e}"),
+                }
+            }
+            cpu_loop(0);
+            while left.load(Ordering::SeqCst) < started {
+                for c in 1..n {
+                    self.kick_cpu(c);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+    }
+
+    fn kick_cpu(&self, cpu: usize) {
+        self.running.kick_cpu(cpu);
+        self.signals.wake_idle();
+    }
+
+    fn this_cpu(&self) -> usize {
+        THIS_CPU.with(|t| t.get())
+    }
 
     fn phys_range(&self) -> (PhysAddr, u64) {
         (0, self.mem.len())
     }
 
     fn max_user_address(&self) -> u64 {
-        self.stub_page.addr()
+        self.stub_page.user_top()
     }
 
     fn phys_read(&self, pa: PhysAddr, buf: &mut [u8]) {
@@ -210,45 +318,73 @@ impl Platform for PtracePlatform {
     }
 
     fn new_address_space(&self) -> Result<Stub, PlatformError> {
-        Stub::spawn(&self.stub_page, self.mem.fd())
+        let on = self.on_cpu();
+        let cpus = self.cpus();
+        // New stubs fork from the template, made on first use; without one
+        // (it could not be made, or broke), from the sandbox process.
+        if let Ok(mut template) = self.template.lock() {
+            if template.is_none() {
+                *template = Stub::spawn(&self.stub_page, self.mem.fd(), on.cpu, cpus).ok();
+            }
+            if let Some(t) = template.as_mut() {
+                match t.fork_stub(on, cpus) {
+                    Ok(stub) => return Ok(stub),
+                    Err(e) => {
+                        log::warn!("the template stub failed ({e}); stubs fork from the sandbox");
+                        *template = None;
+                    }
+                }
+            }
+        }
+        Stub::spawn(&self.stub_page, self.mem.fd(), on.cpu, cpus)
     }
 
     fn map(&self, space: &mut Stub, va: u64, pa: PhysAddr, len: u64, prot: Prot) -> KResult<()> {
-        space.map(va, pa, len, prot, self.mem.raw_fd())
+        space.map(self.on_cpu(), va, pa, len, prot)
     }
 
     fn unmap(&self, space: &mut Stub, va: u64, len: u64) -> KResult<()> {
-        space.unmap(va, len)
+        space.unmap(self.on_cpu(), va, len)
     }
 
     fn protect(&self, space: &mut Stub, va: u64, len: u64, prot: Prot) -> KResult<()> {
-        space.protect(va, len, prot)
+        space.protect(self.on_cpu(), va, len, prot)
     }
 
-    fn new_thread(&self, space: &mut Stub) -> Result<StubThread, PlatformError> {
-        space.new_thread()
+    fn begin_batch(&self, space: &mut Stub) {
+        space.begin_batch();
     }
 
-    fn activate(&self, space: &mut Stub) -> nix::unistd::Pid {
-        space.pid()
+    fn end_batch(&self, space: &mut Stub) -> KResult<()> {
+        space.end_batch(self.on_cpu())
+    }
+
+    fn new_thread(&self, _space: &mut Stub) -> Result<StubThread, PlatformError> {
+        Ok(StubThread::default())
+    }
+
+    fn activate(&self, space: &mut Stub) -> SpaceRef {
+        space.activate(self.on_cpu())
     }
 
     fn switch(
         &self,
-        space: nix::unistd::Pid,
+        space: SpaceRef,
         thread: &mut StubThread,
         regs: &mut UserRegs,
     ) -> Result<Trap, PlatformError> {
         self.gate.park_while_paused();
-        Stub::switch(space, thread, regs, &self.running)
+        Stub::switch(space, thread, regs, &self.running, self.this_cpu())
     }
 
-    fn release_thread(&self, space: &mut Stub, thread: StubThread) {
-        space.release_thread(thread);
+    fn release_thread(&self, _space: &mut Stub, _thread: StubThread) {}
+
+    fn unload_thread(&self, thread: &mut StubThread) {
+        thread.unload();
     }
 
     fn fpu_state(&self, thread: &StubThread) -> Option<[u8; 512]> {
-        thread.fpu_state()
+        Some(thread.fpu_state())
     }
 
     fn set_fpu_state(&self, thread: &mut StubThread, state: &[u8; 512]) {
@@ -278,7 +414,7 @@ impl Platform for PtracePlatform {
             Some(d) => Duration::from_nanos(d.saturating_sub(now)),
             None => Duration::from_secs(1),
         };
-        self.signals.wait(wait);
+        self.signals.wait(self.this_cpu(), wait, &self.running);
     }
 
     fn take_exec(&self) -> Option<guest_kernel::ExecRequest> {

@@ -5,38 +5,80 @@
 //! which outlives a slice: the sentry's scheduler preempts that one itself
 //! (`guest_kernel::kernel::SLICE_NS`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Length of a time slice.
 pub const SLICE: Duration = Duration::from_millis(10);
 
-/// What is running now: `(stub pid << 32) | tid`, or 0; and a counter of
-/// switches, so the ticker only interrupts a switch that outlived a slice.
+/// What one CPU runs now: `(stub pid << 32) | tid`, or 0; a counter of
+/// its switches, so the ticker only interrupts a switch that outlived a
+/// slice; and a kick not yet seen.
 #[derive(Debug, Default)]
-pub struct Running {
+struct CpuRun {
     ids: AtomicU64,
     generation: AtomicU64,
+    kicked: AtomicBool,
+}
+
+/// What every CPU runs, and the host signals the sentry has not taken yet.
+#[derive(Debug)]
+pub struct Running {
+    cpus: Vec<CpuRun>,
     /// Host signals queued and taken by the sentry: while they differ, the
-    /// ticker kicks the running stub again each slice, so a kick that found
-    /// no stub running (the tracer was between two switches) is not lost
-    /// for a task that never traps otherwise.
+    /// ticker kicks every CPU again each slice, so a kick that found no
+    /// stub running (the tracer was between two switches) is not lost for
+    /// a task that never traps otherwise.
     signals_sent: AtomicU64,
     signals_taken: AtomicU64,
 }
 
 impl Running {
-    pub fn enter(&self, pid: i32, tid: i32) {
-        self.generation.fetch_add(1, Ordering::Relaxed);
-        self.ids.store(
-            ((pid as u32 as u64) << 32) | tid as u32 as u64,
-            Ordering::Release,
-        );
+    pub fn new(cpus: usize) -> Self {
+        Running {
+            cpus: (0..cpus.max(1)).map(|_| CpuRun::default()).collect(),
+            signals_sent: AtomicU64::new(0),
+            signals_taken: AtomicU64::new(0),
+        }
     }
 
-    pub fn leave(&self) {
-        self.ids.store(0, Ordering::Release);
+    pub fn cpus(&self) -> usize {
+        self.cpus.len()
+    }
+
+    /// CPU `cpu` is about to run stub thread `tid` of stub `pid`; false
+    /// (and nothing recorded) if it was kicked since it last looked, so it
+    /// goes back to the kernel instead.
+    pub fn enter(&self, cpu: usize, pid: i32, tid: i32) -> bool {
+        let Some(c) = self.cpus.get(cpu) else {
+            return true;
+        };
+        c.generation.fetch_add(1, Ordering::Relaxed);
+        c.ids.store(
+            ((pid as u32 as u64) << 32) | tid as u32 as u64,
+            Ordering::SeqCst,
+        );
+        // Paired with `kick_cpu`: either it sees the ids and signals the
+        // thread, or we see its flag here.
+        if c.kicked.swap(false, Ordering::SeqCst) {
+            c.ids.store(0, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    pub fn leave(&self, cpu: usize) {
+        if let Some(c) = self.cpus.get(cpu) {
+            c.ids.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether `cpu` was kicked since it last looked; clears the kick.
+    pub fn take_kick(&self, cpu: usize) -> bool {
+        self.cpus
+            .get(cpu)
+            .is_some_and(|c| c.kicked.swap(false, Ordering::SeqCst))
     }
 
     /// The sentry took a host signal.
@@ -48,21 +90,41 @@ impl Running {
         self.signals_sent.load(Ordering::SeqCst) != self.signals_taken.load(Ordering::SeqCst)
     }
 
-    /// Interrupt whatever stub thread is running now, if any.
-    pub fn kick(&self) {
-        let ids = self.ids.load(Ordering::Acquire);
+    /// Make `cpu` look at the kernel again: interrupt the stub thread it
+    /// runs, if any, and leave a kick that its next switch or idle sees.
+    /// The caller wakes it if it idles.
+    pub fn kick_cpu(&self, cpu: usize) {
+        let Some(c) = self.cpus.get(cpu) else {
+            return;
+        };
+        c.kicked.store(true, Ordering::SeqCst);
+        let ids = c.ids.load(Ordering::SeqCst);
         if ids != 0 {
-            // SAFETY: as in the ticker: only a signal to a stub thread of ours.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_tgkill,
-                    (ids >> 32) as i32,
-                    ids as u32 as i32,
-                    libc::SIGURG,
-                )
-            };
+            tgkill_urg(ids);
         }
     }
+
+    /// Kick every CPU.
+    pub fn kick(&self) {
+        for cpu in 0..self.cpus.len() {
+            self.kick_cpu(cpu);
+        }
+    }
+}
+
+/// Interrupt stub thread `ids` (as in [`CpuRun`]) with SIGURG.
+fn tgkill_urg(ids: u64) {
+    // SAFETY: tgkill only sends a signal; the ids name a stub thread of
+    // ours (a stale id at worst hits a stopped stub thread, whose stop its
+    // tracer then treats as an interruption).
+    unsafe {
+        libc::syscall(
+            libc::SYS_tgkill,
+            (ids >> 32) as i32,
+            ids as u32 as i32,
+            libc::SIGURG,
+        )
+    };
 }
 
 /// Signals from outside the sandbox, waiting for the sentry.
@@ -128,11 +190,6 @@ impl SignalSender {
 }
 
 impl HostSignals {
-    /// Wake an idle sentry without queueing anything (pause).
-    pub fn wake_all(&self) {
-        self.wake.notify_all();
-    }
-
     pub fn take_exec(&self) -> Option<guest_kernel::ExecRequest> {
         self.execs.lock().ok()?.pop_front()
     }
@@ -149,45 +206,51 @@ impl HostSignals {
         self.queue.lock().ok()?.pop_front()
     }
 
-    /// Sleep up to `wait`, or until a signal is queued.
-    pub fn wait(&self, wait: std::time::Duration) {
+    /// Sleep up to `wait` on `cpu`, or until a signal or an `exec` is
+    /// queued or the CPU is kicked.
+    pub fn wait(&self, cpu: usize, wait: std::time::Duration, running: &Running) {
         let Ok(q) = self.queue.lock() else {
             return;
         };
         let execs_waiting = self.execs.lock().map(|e| !e.is_empty()).unwrap_or(false);
-        if q.is_empty() && !execs_waiting {
+        if q.is_empty() && !execs_waiting && !running.take_kick(cpu) {
             let _ = self.wake.wait_timeout(q, wait);
+            running.take_kick(cpu);
         }
+    }
+
+    /// Wake the idle CPUs, so that each looks at its kick. Taking the lock
+    /// orders this after a waiter's check of its kick.
+    pub fn wake_idle(&self) {
+        drop(self.queue.lock());
+        self.wake.notify_all();
     }
 }
 
 /// Start the ticker thread; it ends when the platform drops `running`.
 pub fn start(running: &Arc<Running>) -> std::io::Result<()> {
     let weak = Arc::downgrade(running);
+    let mut last = vec![(0u64, 0u64); running.cpus()];
     std::thread::Builder::new()
         .name("rf-ptrace-tick".into())
-        .spawn(move || {
-            let mut last = (0u64, 0u64);
-            loop {
-                std::thread::sleep(SLICE);
-                let Some(r) = weak.upgrade() else {
-                    return;
-                };
+        .spawn(move || loop {
+            std::thread::sleep(SLICE);
+            let Some(r) = weak.upgrade() else {
+                return;
+            };
+            if r.signals_pending() {
+                r.kick();
+            }
+            for (c, last) in r.cpus.iter().zip(last.iter_mut()) {
                 let now = (
-                    r.ids.load(Ordering::Acquire),
-                    r.generation.load(Ordering::Relaxed),
+                    c.ids.load(Ordering::Acquire),
+                    c.generation.load(Ordering::Relaxed),
                 );
-                if r.signals_pending() {
-                    r.kick();
+                // The same switch as a slice ago: preempt it.
+                if now.0 != 0 && now == *last {
+                    tgkill_urg(now.0);
                 }
-                if now.0 != 0 && now == last {
-                    let (pid, tid) = ((now.0 >> 32) as i32, now.0 as u32 as i32);
-                    // SAFETY: tgkill only sends a signal; the ids name a stub
-                    // thread of ours (a stale id at worst hits a stopped stub,
-                    // whose stop the tracer then treats as an interruption).
-                    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGURG) };
-                }
-                last = now;
+                *last = now;
             }
         })?;
     Ok(())

@@ -13,6 +13,10 @@
  *                   stale translation
  *   smp touch       two threads fault on the same fresh pages at once, then
  *                   break the same copy-on-write pages at once
+ *   smp fpu         four threads each keep their own values in xmm0-xmm15,
+ *                   the upper half of ymm0 (with AVX) and MXCSR's rounding
+ *                   mode across yields and preemptions: whatever CPU or
+ *                   host thread runs them, each sees only its own
  *   smp work N T    T threads each do N units of arithmetic (for the bench)
  */
 #define _GNU_SOURCE
@@ -250,6 +254,88 @@ static int work(long n, int threads) {
     return 0;
 }
 
+#define FPU_THREADS 4
+#define FPU_ROUNDS 300
+
+/* Load `v + i` into xmm_i (and `v` into ymm0's upper half with AVX), yield,
+ * spin, and count the registers that no longer hold their value. */
+static int fpu_round(unsigned long v, int avx) {
+    unsigned long out[17];
+    __asm__ volatile(
+        "lea 0(%[v]), %%rax\n movq %%rax, %%xmm0\n"
+        "lea 1(%[v]), %%rax\n movq %%rax, %%xmm1\n"
+        "lea 2(%[v]), %%rax\n movq %%rax, %%xmm2\n"
+        "lea 3(%[v]), %%rax\n movq %%rax, %%xmm3\n"
+        "lea 4(%[v]), %%rax\n movq %%rax, %%xmm4\n"
+        "lea 5(%[v]), %%rax\n movq %%rax, %%xmm5\n"
+        "lea 6(%[v]), %%rax\n movq %%rax, %%xmm6\n"
+        "lea 7(%[v]), %%rax\n movq %%rax, %%xmm7\n"
+        "lea 8(%[v]), %%rax\n movq %%rax, %%xmm8\n"
+        "lea 9(%[v]), %%rax\n movq %%rax, %%xmm9\n"
+        "lea 10(%[v]), %%rax\n movq %%rax, %%xmm10\n"
+        "lea 11(%[v]), %%rax\n movq %%rax, %%xmm11\n"
+        "lea 12(%[v]), %%rax\n movq %%rax, %%xmm12\n"
+        "lea 13(%[v]), %%rax\n movq %%rax, %%xmm13\n"
+        "lea 14(%[v]), %%rax\n movq %%rax, %%xmm14\n"
+        "lea 15(%[v]), %%rax\n movq %%rax, %%xmm15\n"
+        "test %[avx], %[avx]\n jz 1f\n"
+        "vinsertf128 $1, %%xmm0, %%ymm0, %%ymm0\n"
+        "1: mov $24, %%eax\n syscall\n"
+        "mov $20000, %%ecx\n 2: dec %%ecx\n jnz 2b\n"
+        "movq %%xmm0, 0(%[out])\n movq %%xmm1, 8(%[out])\n"
+        "movq %%xmm2, 16(%[out])\n movq %%xmm3, 24(%[out])\n"
+        "movq %%xmm4, 32(%[out])\n movq %%xmm5, 40(%[out])\n"
+        "movq %%xmm6, 48(%[out])\n movq %%xmm7, 56(%[out])\n"
+        "movq %%xmm8, 64(%[out])\n movq %%xmm9, 72(%[out])\n"
+        "movq %%xmm10, 80(%[out])\n movq %%xmm11, 88(%[out])\n"
+        "movq %%xmm12, 96(%[out])\n movq %%xmm13, 104(%[out])\n"
+        "movq %%xmm14, 112(%[out])\n movq %%xmm15, 120(%[out])\n"
+        "movq %%rax, 128(%[out])\n"
+        "test %[avx], %[avx]\n jz 3f\n"
+        "vextractf128 $1, %%ymm0, %%xmm0\n movq %%xmm0, 128(%[out])\n vzeroupper\n"
+        "3:\n"
+        :
+        : [v] "r"(v), [avx] "r"(avx), [out] "r"(out)
+        : "rax", "rcx", "r11", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4",
+          "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13",
+          "xmm14", "xmm15");
+    int bad = 0;
+    for (int i = 0; i < 16; i++)
+        bad += out[i] != v + i;
+    if (avx)
+        bad += out[16] != v;
+    return bad;
+}
+
+static void *fpu_thread(void *arg) {
+    long id = (long)arg;
+    int avx = __builtin_cpu_supports("avx");
+    unsigned mxcsr = 0x1f80 | (unsigned)(id & 3) << 13;
+    __asm__ volatile("ldmxcsr %0" : : "m"(mxcsr));
+    long bad = 0;
+    for (int r = 0; r < FPU_ROUNDS; r++) {
+        bad += fpu_round(((unsigned long)id << 40) | ((unsigned long)r << 8), avx);
+        unsigned now;
+        __asm__ volatile("stmxcsr %0" : "=m"(now));
+        bad += now != mxcsr;
+    }
+    return (void *)bad;
+}
+
+static int fpu(void) {
+    pthread_t t[FPU_THREADS];
+    for (long i = 0; i < FPU_THREADS; i++)
+        pthread_create(&t[i], NULL, fpu_thread, (void *)(i + 1));
+    long lost = 0;
+    for (int i = 0; i < FPU_THREADS; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        lost += (long)r;
+    }
+    printf("fpu: %d threads, %d rounds each: %ld lost\n", FPU_THREADS, FPU_ROUNDS, lost);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     const char *mode = argc > 1 ? argv[1] : "cpus";
@@ -261,8 +347,10 @@ int main(int argc, char **argv) {
         return shootdown();
     if (strcmp(mode, "touch") == 0)
         return touch();
+    if (strcmp(mode, "fpu") == 0)
+        return fpu();
     if (strcmp(mode, "work") == 0 && argc > 3)
         return work(atol(argv[2]), atoi(argv[3]));
-    fprintf(stderr, "usage: smp cpus|handshake|shootdown|work N T\n");
+    fprintf(stderr, "usage: smp cpus|handshake|shootdown|touch|fpu|work N T\n");
     return 2;
 }

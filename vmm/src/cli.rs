@@ -52,8 +52,8 @@ pub struct Cli {
     /// Guest memory in MiB when the spec sets no memory limit.
     #[arg(long = "memory-mib", global = true)]
     pub memory_mib: Option<u64>,
-    /// vCPUs of a KVM sandbox (default: the host's CPUs, capped by the
-    /// spec's CPU limit).
+    /// CPUs of the sandbox: KVM vCPUs or ptrace tracer threads (default:
+    /// the host's CPUs, capped by the spec's CPU limit).
     #[arg(long, global = true, value_parser = clap::value_parser!(u32).range(1..=8))]
     pub vcpus: Option<u32>,
     /// Accepted for runc compatibility and ignored: the sandbox has no host cgroups.

@@ -343,8 +343,9 @@ pub fn memory_bytes(cli: &Cli, spec: &SandboxSpec) -> u64 {
         .unwrap_or(DEFAULT_MEMORY_BYTES)
 }
 
-/// vCPUs for a KVM sandbox: `--vcpus`, else the host's CPUs capped by
-/// the spec's CPU limit (rounded up), at most the platform's 8.
+/// CPUs for a sandbox (KVM vCPUs, or ptrace's tracer threads): `--vcpus`,
+/// else the host's CPUs capped by the spec's CPU limit (rounded up), at
+/// most the platforms' 8.
 pub fn vcpu_count(cli: &Cli, spec: &SandboxSpec) -> usize {
     if let Some(n) = cli.vcpus {
         return n as usize;
@@ -442,7 +443,7 @@ pub fn run(cli: &Cli, spec: &SandboxSpec, port: &SignalPort) -> Result<ExitStatu
     let params = boot_params(spec, cli.debug);
     let mem = memory_bytes(cli, spec);
     match cli.platform {
-        Some(PlatformKind::Ptrace) => run_ptrace(spec, mem, params, port),
+        Some(PlatformKind::Ptrace) => run_ptrace(spec, mem, vcpu_count(cli, spec), params, port),
         Some(PlatformKind::Kvm) => {
             let t0 = Instant::now();
             let vm = vcpu::KvmVm::with_vcpus(kvm_ram_bytes(mem), vcpu_count(cli, spec))
@@ -456,7 +457,7 @@ pub fn run(cli: &Cli, spec: &SandboxSpec, port: &SignalPort) -> Result<ExitStatu
             (t0, Ok(vm)) => run_kvm(spec, vm, params, t0, port),
             (_, Err(e)) => {
                 warn!("falling back to ptrace: {e}");
-                run_ptrace(spec, mem, params, port)
+                run_ptrace(spec, mem, vcpu_count(cli, spec), params, port)
             }
         },
     }
@@ -465,12 +466,13 @@ pub fn run(cli: &Cli, spec: &SandboxSpec, port: &SignalPort) -> Result<ExitStatu
 fn run_ptrace(
     spec: &SandboxSpec,
     mem: u64,
+    cpus: usize,
     params: BootParams,
     port: &SignalPort,
 ) -> Result<ExitStatus, SandboxError> {
-    info!("platform ptrace, {} MiB of memory", mem >> 20);
+    info!("platform ptrace, {} MiB of memory, {cpus} CPUs", mem >> 20);
     let host = Arc::new(host_services(spec)?);
-    let plat = ptrace_fallback::PtracePlatform::new(mem, host.clone())?;
+    let plat = ptrace_fallback::PtracePlatform::new(mem, host.clone(), cpus)?;
     let sender = plat.signal_sender();
     let sink = port.exit_sink();
     sender.set_exit_handler(Box::new(move |id, code| sink(id, code)));

@@ -314,6 +314,7 @@ impl<P: Platform> Kernel<'_, P> {
         )
         .map_err(|e| fail(e, "argument list too long"))?;
         mm.copy_out(plat, frames, img.sp, &img.bytes)?;
+        mm.prefault_image(plat, frames, crate::mm::prefault::PREFAULT_MAX);
         self.last_exe = exe;
         Ok(Entry {
             rip: entry,

@@ -10,6 +10,7 @@ mod fileback;
 pub mod frames;
 pub mod ops;
 pub mod pagecache;
+pub mod prefault;
 mod remap;
 pub mod shmem;
 pub mod sync;
@@ -77,6 +78,10 @@ pub struct FaultAccess {
     pub write: Option<bool>,
     pub not_present: bool,
     pub exec: bool,
+    /// Another CPU served a fault of this space while the faulting task
+    /// ran: where the platform cannot tell the access (`write: None`), a
+    /// fault on a present page is then retried, not refused.
+    pub raced: bool,
 }
 
 /// Why a user access could not be satisfied.
@@ -124,6 +129,8 @@ pub struct MmStruct<P: Platform> {
     /// they stay open while mapped, even after `close`.
     /// The third field names a root-image file's pages in the page cache.
     files: BTreeMap<u64, (Arc<File>, usize, Option<pagecache::FileId>)>,
+    /// Faults that mapped or unshared a page (see `FaultAccess::raced`).
+    pub faults_served: u64,
 }
 
 impl<P: Platform> MmStruct<P> {
@@ -134,6 +141,7 @@ impl<P: Platform> MmStruct<P> {
             space,
             vmas: BTreeMap::new(),
             pages: BTreeMap::new(),
+            faults_served: 0,
             brk_start: 0,
             brk: 0,
             mmap_base: 0,
@@ -357,12 +365,32 @@ impl<P: Platform> MmStruct<P> {
             space: child_space,
             vmas: self.vmas.clone(),
             pages: BTreeMap::new(),
+            faults_served: 0,
             brk_start: self.brk_start,
             brk: self.brk,
             mmap_base: self.mmap_base,
             task_size: self.task_size,
             files: self.files.clone(),
         };
+        // The copy is applied as one batch per space where the platform
+        // batches (ptrace: two injections instead of one per run).
+        plat.begin_batch(&mut child.space);
+        plat.begin_batch(&mut self.space);
+        let copied = self.fork_pages(plat, frames, &mut child);
+        let parent = plat.end_batch(&mut self.space);
+        let ended = plat.end_batch(&mut child.space);
+        copied.and(parent).and(ended)?;
+        Ok(child)
+    }
+
+    /// `fork`'s copy of the present pages into `child`: shared frames,
+    /// copy-on-write on both sides for private writable memory.
+    fn fork_pages(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        child: &mut MmStruct<P>,
+    ) -> KResult<()> {
         let vmas: Vec<Vma> = self.vmas.values().copied().collect();
         for v in vmas {
             let make_cow = v.prot.write && !v.shared;
@@ -414,7 +442,7 @@ impl<P: Platform> MmStruct<P> {
                 plat.map(&mut child.space, s, pa, l, mapped_prot(v.prot, c))?;
             }
         }
-        Ok(child)
+        Ok(())
     }
 
     /// Give a copy-on-write page its own frame (or take back the only one).
@@ -456,6 +484,7 @@ impl<P: Platform> MmStruct<P> {
         if let Some(pte) = self.pages.get(&page) {
             // A write to a copy-on-write page.
             if pte.cow && vma.prot.write && write != Some(false) {
+                self.faults_served += 1;
                 if let (Some(b), false) = (vma.backing, vma.shared) {
                     if let Some(id) = self.cache_id(plat, b.key) {
                         return self.break_cow_cached(plat, frames, vma, b, id, page);
@@ -473,7 +502,7 @@ impl<P: Platform> MmStruct<P> {
                     match write {
                         Some(true) => vma.prot.write && !pte.cow,
                         Some(false) => access.not_present,
-                        None => false,
+                        None => access.raced,
                     }
                 };
             return if spurious {
@@ -485,6 +514,7 @@ impl<P: Platform> MmStruct<P> {
         if vma.prot == Prot::NONE || (write == Some(true) && !vma.prot.write) {
             return Err(FaultError::Denied);
         }
+        self.faults_served += 1;
         self.populate(plat, frames, vma, page)
     }
 

@@ -171,8 +171,11 @@ pub fn sys_clone<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         }
     }
     k.runq.push_back(tid);
-    // A new task is worth an idle CPU at once (see `sched::kick_idle`).
-    k.new_work = true;
+    // A new thread is worth an idle CPU at once (see `sched::kick_idle`).
+    // A new process waits a little for this one: its parent mostly waits
+    // for it (fork+exec+wait, a shell) and leaves this CPU to it, where its
+    // address space was just built, instead of a hand-over to another.
+    k.new_work = flags & CLONE_VM != 0;
     if flags & CLONE_VFORK != 0 {
         k.block_done(WaitKey::Vfork(tid));
     }
@@ -222,8 +225,20 @@ pub fn sys_execve<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     // intact until the point of no return.
     let mut space = k.plat.new_address_space().map_err(|_| Errno::ENOMEM)?;
     let thread = k.plat.new_thread(&mut space).map_err(|_| Errno::ENOMEM)?;
+    k.plat.begin_batch(&mut space);
     let new_mm = k.add_mm(MmStruct::new(space, k.plat.max_user_address()));
-    let entry = match k.load_program(new_mm, &full, &argv, &envp) {
+    let loaded = k.load_program(new_mm, &full, &argv, &envp);
+    // The new image's mappings, as one batch where the platform batches.
+    let ended = match k.mms.get_mut(&new_mm) {
+        Some(e) => k.plat.end_batch(&mut e.mm.space),
+        None => Ok(()),
+    };
+    let loaded = match (loaded, ended) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(errno)) => Err(crate::loader::LoadError::from(errno)),
+        (Ok(e), Ok(())) => Ok(e),
+    };
+    let entry = match loaded {
         Ok(e) => e,
         Err(e) => {
             if let Some(en) = k.mms.get_mut(&new_mm) {

@@ -1,0 +1,217 @@
+//! The stub's code page and the batch page below it.
+//!
+//! The code: start-up (unmap all but these two pages, clone the parked
+//! threads, stop), the injected-call sequence `syscall; int3`, the batch
+//! loop, and the parked threads' `pause()` loop.
+
+use guest_kernel::abi::PAGE_SIZE;
+use nix::sys::mman::{mmap_anonymous, mprotect, MapFlags, ProtFlags};
+
+/// Linux's `TASK_SIZE`: the stub unmaps everything up to here.
+const LINUX_TASK_SIZE: u64 = 0x7fff_ffff_f000;
+
+std::arch::global_asm!(
+    ".pushsection .text.ringfence_stub,\"ax\",@progbits",
+    ".balign 16",
+    ".globl ringfence_stub_start",
+    "ringfence_stub_start:",
+    // r12 = this page, r12 - 4096 the batch page. munmap(0, r12 - 4096)
+    "mov eax, 11",
+    "xor edi, edi",
+    "lea rsi, [r12 - 4096]",
+    "syscall",
+    // mprotect(r12 - 4096, 4096, PROT_READ): the application, which runs
+    // in this process, must never write the batches of other processes.
+    "mov eax, 10",
+    "lea rdi, [r12 - 4096]",
+    "mov esi, 4096",
+    "mov edx, 1",
+    "syscall",
+    // munmap(r12 + 4096, LINUX_TASK_SIZE - r12 - 4096)
+    "mov eax, 11",
+    "lea rdi, [r12 + 4096]",
+    "movabs rsi, 0x7ffffffff000",
+    "sub rsi, rdi",
+    "syscall",
+    // r13 threads to park, for the other CPUs: clone(CLONE_VM | CLONE_FS |
+    // CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM, 0), the
+    // child's tid kept in the next register of the list (r8 and r10 are
+    // clone's tid and tls arguments, unused with these flags). A stub
+    // forked from the template stub starts here.
+    ".globl ringfence_stub_clones",
+    "ringfence_stub_clones:",
+    ".irp reg, rbx, rbp, r8, r9, r10, r14, r15",
+    "test r13, r13",
+    "jz 2f",
+    "dec r13",
+    "mov eax, 56",
+    "mov edi, 0x50f00",
+    "xor esi, esi",
+    "xor edx, edx",
+    "syscall",
+    "test rax, rax",
+    "jz ringfence_stub_park",
+    "mov \\reg, rax",
+    ".endr",
+    "2:",
+    // Hand control to the tracer (a stop of this thread only: no parked
+    // thread may start a group stop).
+    "int3",
+    ".globl ringfence_stub_syscall",
+    "ringfence_stub_syscall:",
+    "syscall",
+    "int3",
+    "jmp ringfence_stub_syscall",
+    // Run the batch of system calls in the batch page: a count, then
+    // entries of a number and six arguments. Stop at the first error
+    // (rax), with r13 the entries not run.
+    ".globl ringfence_stub_batch",
+    "ringfence_stub_batch:",
+    "lea r14, [r12 - 4096]",
+    "mov r13, [r14]",
+    "add r14, 8",
+    "3:",
+    "test r13, r13",
+    "jz 4f",
+    "mov rax, [r14]",
+    "mov rdi, [r14 + 8]",
+    "mov rsi, [r14 + 16]",
+    "mov rdx, [r14 + 24]",
+    "mov r10, [r14 + 32]",
+    "mov r8, [r14 + 40]",
+    "mov r9, [r14 + 48]",
+    "syscall",
+    "cmp rax, -4095",
+    "jae 4f",
+    "add r14, 56",
+    "dec r13",
+    "jmp 3b",
+    "4:",
+    "int3",
+    "jmp ringfence_stub_batch",
+    // A parked thread waits, untraced, for its CPU to seize it.
+    "ringfence_stub_park:",
+    "mov eax, 34",
+    "syscall",
+    "jmp ringfence_stub_park",
+    ".globl ringfence_stub_end",
+    "ringfence_stub_end:",
+    ".popsection",
+);
+
+extern "C" {
+    static ringfence_stub_start: u8;
+    static ringfence_stub_syscall: u8;
+    static ringfence_stub_batch: u8;
+    static ringfence_stub_clones: u8;
+    static ringfence_stub_end: u8;
+}
+
+/// The page holding the stub code, mapped in the sandbox process at the top
+/// of the user range so that every stub inherits it at the same address;
+/// below it, the batch page, shared with every stub (read-only there),
+/// through which a stub runs a whole batch of injected calls at once.
+#[derive(Debug)]
+pub struct StubPage {
+    pub(super) addr: u64,
+    pub(super) syscall_off: u64,
+    pub(super) batch_off: u64,
+    pub(super) clones_off: u64,
+    /// Held while the batch page is written and run (always under the
+    /// sentry's kernel lock too; this keeps the page sound on its own).
+    batch: std::sync::Mutex<()>,
+}
+
+/// Entries of the batch page: a count, then 7 words each.
+pub const BATCH_MAX: usize = (PAGE_SIZE as usize - 8) / 56;
+
+impl StubPage {
+    pub fn new() -> nix::Result<Self> {
+        // Only the addresses of the linker-provided symbols are taken.
+        let (start, sys, batch, clones, end) = (
+            std::ptr::addr_of!(ringfence_stub_start) as usize,
+            std::ptr::addr_of!(ringfence_stub_syscall) as usize,
+            std::ptr::addr_of!(ringfence_stub_batch) as usize,
+            std::ptr::addr_of!(ringfence_stub_clones) as usize,
+            std::ptr::addr_of!(ringfence_stub_end) as usize,
+        );
+        let len = end - start;
+        // Highest free pair of pages below Linux's TASK_SIZE; the host
+        // stack or vDSO may already sit at the very top.
+        let mut want = LINUX_TASK_SIZE - 16 * PAGE_SIZE;
+        let pages = loop {
+            let size =
+                std::num::NonZeroUsize::new(2 * PAGE_SIZE as usize).ok_or(nix::Error::EINVAL)?;
+            let hint = std::num::NonZeroUsize::new((want - PAGE_SIZE) as usize);
+            // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping;
+            // the new anonymous pages are ours alone (shared only with the
+            // stubs forked later).
+            let r = unsafe {
+                mmap_anonymous(
+                    hint,
+                    size,
+                    ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                    MapFlags::MAP_SHARED | MapFlags::MAP_FIXED_NOREPLACE,
+                )
+            };
+            match r {
+                Ok(p) if p.as_ptr() as u64 == want - PAGE_SIZE => break p,
+                Ok(_) | Err(nix::Error::EEXIST) if want > (1 << 40) => want -= 1 << 30,
+                Ok(_) => return Err(nix::Error::ENOMEM),
+                Err(e) => return Err(e),
+            }
+        };
+        // SAFETY: the source is our own code (`len` bytes between two
+        // symbols of one section, less than a page) and the destination the
+        // upper one of the fresh pages above.
+        unsafe {
+            let code = pages.byte_add(PAGE_SIZE as usize);
+            std::ptr::copy_nonoverlapping(start as *const u8, code.as_ptr().cast::<u8>(), len);
+            mprotect(
+                code,
+                PAGE_SIZE as usize,
+                ProtFlags::PROT_READ | ProtFlags::PROT_EXEC,
+            )?;
+        }
+        Ok(StubPage {
+            addr: want,
+            syscall_off: (sys - start) as u64,
+            batch_off: (batch - start) as u64,
+            clones_off: (clones - start) as u64,
+            batch: std::sync::Mutex::new(()),
+        })
+    }
+
+    /// The first address the application may not map.
+    pub fn user_top(&self) -> u64 {
+        self.addr - PAGE_SIZE
+    }
+
+    /// Write `ops` (at most [`BATCH_MAX`]) into the batch page and call
+    /// `run` while they stay there; the page is wiped afterwards, so that
+    /// other processes' stubs see a batch only while it runs.
+    pub(super) fn with_batch<T>(&self, ops: &[[u64; 7]], run: impl FnOnce() -> T) -> T {
+        let _g = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        let n = ops.len().min(BATCH_MAX);
+        let page = (self.addr - PAGE_SIZE) as *mut u64;
+        // SAFETY: the batch page is ours, mapped read-write here for the
+        // platform's life, and `1 + 7 * n` words fit in it (n <= BATCH_MAX).
+        // Only this function writes it, under `batch`; stubs only read it.
+        unsafe {
+            page.write_volatile(n as u64);
+            for (i, op) in ops[..n].iter().enumerate() {
+                for (j, w) in op.iter().enumerate() {
+                    page.add(1 + 7 * i + j).write_volatile(*w);
+                }
+            }
+        }
+        let r = run();
+        // SAFETY: as above.
+        unsafe {
+            for i in 0..1 + 7 * n {
+                page.add(i).write_volatile(0);
+            }
+        }
+        r
+    }
+}
