@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -279,9 +281,53 @@ static void owner(void) {
     }
 }
 
+/* A shared writable mapping of a file in the bind: what the mapping, a
+ * child's mapping and write(2) change is one file, on the host too. */
+static void shared_map(void) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/mapped", dir);
+    int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || ftruncate(fd, 8192) != 0) {
+        printf("setup: %s\n", strerrorname_np(errno));
+        return;
+    }
+    char *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        printf("mmap: %s\n", strerrorname_np(errno));
+        return;
+    }
+    memcpy(m, "from the mapping", 16);
+    pid_t pid = fork();
+    if (pid == 0) {
+        memcpy(m + 4096, "from the child", 14);
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+    char buf[32] = {0};
+    pread(fd, buf, 16, 0);
+    printf("read sees the mapping: [%s]\n", buf);
+    pread(fd, buf, 14, 4096);
+    buf[14] = 0;
+    printf("read sees the child's write: [%s]\n", buf);
+    pwrite(fd, "WRITE", 5, 100);
+    printf("the mapping sees write(2): [%.5s]\n", m + 100);
+    memcpy(m + 200, "synced", 6);
+    report("msync", msync(m, 8192, MS_SYNC));
+    char *ro = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    printf("a second mapping sees it: [%.6s]\n", ro == MAP_FAILED ? "?" : ro + 200);
+    munmap(ro, 4096);
+    memcpy(m + 300, "at unmap", 8);
+    munmap(m, 8192);
+    close(fd);
+    int rd = open(p, O_RDONLY);
+    char *r = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, rd, 0);
+    printf("writable shared map of a read-only fd: %s\n", r == MAP_FAILED ? strerrorname_np(errno) : "mapped");
+    close(rd);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: bindrw DIR rw|ro|escape|file|owner\n");
+        fprintf(stderr, "usage: bindrw DIR rw|ro|escape|file|owner|mmap\n");
         return 2;
     }
     dir = argv[1];
@@ -296,6 +342,8 @@ int main(int argc, char **argv) {
         file();
     else if (!strcmp(argv[2], "owner"))
         owner();
+    else if (!strcmp(argv[2], "mmap"))
+        shared_map();
     else
         return 2;
     return 0;

@@ -250,3 +250,42 @@ fn new_files_in_a_bind_belong_to_the_container_user() {
         assert_eq!(owners(src.path()), want, "on {p}: {}", out.context());
     });
 }
+
+/// A writable `MAP_SHARED` mapping of a file in a read-write bind: the
+/// mapping, a forked child's, `read`/`write` and a second mapping see one
+/// file, and the host file ends up as a native run leaves it.
+#[test]
+fn shared_writable_mappings_of_bind_files_reach_the_host() {
+    let prog = compile("bindrw", Link::Static);
+    let native_dir = TempDir::new("bind-mmap-native");
+    let native = bundle(
+        &prog,
+        native_dir.path().to_str().expect("utf-8"),
+        "mmap",
+        &[],
+    )
+    .run_native();
+    native.expect_exit(Exit::Code(0));
+    let expected = native.stdout_str();
+    assert!(
+        expected.contains("read sees the child's write: [from the child]\n")
+            && expected.contains("writable shared map of a read-only fd: EACCES\n"),
+        "native: {}",
+        native.context()
+    );
+    let want = fs::read(native_dir.path().join("mapped")).expect("read");
+    assert_eq!(want.len(), 8192);
+    for_each_platform(|p| {
+        let src = TempDir::new("bind-mmap");
+        let b = bundle(&prog, "/data", "mmap", &[bind(src.path(), "/data", false)]);
+        let out = b.run(p);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(&expected);
+        let got = fs::read(src.path().join("mapped")).expect("read");
+        assert!(
+            got == want,
+            "on {p}: the host file differs\n{}",
+            out.context()
+        );
+    });
+}

@@ -193,6 +193,47 @@ impl<P: Platform> MmStruct<P> {
         Ok(())
     }
 
+    /// `populate` for a `MAP_SHARED` mapping of a host file open for
+    /// writing (beneath a read-write bind): the file page's one shared
+    /// frame, read from the host on first use (see `hostshared`).
+    pub(super) fn populate_host_shared(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        vma: Vma,
+        b: FileBacking,
+        file: &alloc::sync::Arc<File>,
+        (win_start, win_end): (u64, u64),
+    ) -> Result<(), FaultError> {
+        let h = crate::syscalls::bindfs::writable(file).ok_or(FaultError::Denied)?;
+        let key = super::hostshared::key_of(plat, h).ok_or(FaultError::NoMemory)?;
+        let mut va = win_start;
+        while va < win_end {
+            if self.pages.contains_key(&va) {
+                va += PAGE_SIZE;
+                continue;
+            }
+            let index = (b.offset + (va - vma.start)) / PAGE_SIZE;
+            let pa = match frames.host_shared.get(key, index) {
+                Some(pa) => {
+                    frames.share(pa);
+                    pa
+                }
+                None => {
+                    let run = frames.alloc_run(1).ok_or(FaultError::NoMemory)?;
+                    super::hostshared::fill(plat, h, run.pa, index);
+                    frames.host_shared_insert(key, file, index, run.pa);
+                    run.pa
+                }
+            };
+            self.pages.insert(va, Pte { pa, cow: false });
+            plat.map(&mut self.space, va, pa, PAGE_SIZE, vma.prot)
+                .map_err(|_| FaultError::NoMemory)?;
+            va += PAGE_SIZE;
+        }
+        Ok(())
+    }
+
     /// `populate` for a `MAP_SHARED` tmpfs mapping: the file page's one
     /// shared frame, made (and filled from the file) on first use.
     pub(super) fn populate_shared(

@@ -29,6 +29,8 @@ pub struct FrameAllocator {
     pub cache: super::pagecache::PageCache,
     /// The frames of `MAP_SHARED` tmpfs mappings.
     pub shared: super::shmem::SharedFiles,
+    /// The frames of `MAP_SHARED` mappings of host files in read-write binds.
+    pub host_shared: super::hostshared::HostShared,
 }
 
 /// A run of contiguous frames returned by [`FrameAllocator::alloc_run`].
@@ -56,6 +58,7 @@ impl FrameAllocator {
             // runs short.
             cache: super::pagecache::PageCache::with_limit((count / 4) as usize),
             shared: Default::default(),
+            host_shared: Default::default(),
         }
     }
 
@@ -148,12 +151,29 @@ impl FrameAllocator {
 
     /// Write back and free shared-mapping frames nothing maps any more.
     pub fn shared_collect<P: crate::platform::Platform>(&mut self, plat: &P) {
-        if self.shared.is_empty() {
-            return;
+        if !self.shared.is_empty() {
+            let mut shared = core::mem::take(&mut self.shared);
+            shared.collect(plat, self);
+            self.shared = shared;
         }
-        let mut shared = core::mem::take(&mut self.shared);
-        shared.collect(plat, self);
-        self.shared = shared;
+        if !self.host_shared.is_empty() {
+            let mut shared = core::mem::take(&mut self.host_shared);
+            shared.collect(plat, self);
+            self.host_shared = shared;
+        }
+    }
+
+    /// Make `pa` the shared-mapping frame of page `index` of host file `key`.
+    pub fn host_shared_insert(
+        &mut self,
+        key: super::hostshared::HostKey,
+        file: &alloc::sync::Arc<crate::fs::File>,
+        index: u64,
+        pa: PhysAddr,
+    ) {
+        let mut shared = core::mem::take(&mut self.host_shared);
+        shared.insert(self, key, file, index, pa);
+        self.host_shared = shared;
     }
 
     /// Take another reference to an allocated frame (copy-on-write).

@@ -8,6 +8,7 @@
 
 mod fileback;
 pub mod frames;
+pub mod hostshared;
 pub mod ops;
 pub mod pagecache;
 pub mod prefault;
@@ -539,6 +540,18 @@ impl<P: Platform> MmStruct<P> {
             };
             if let Some(data) = data {
                 return self.populate_shared(plat, frames, vma, b, &data, (win_start, win_end));
+            }
+            if let Some(file) = self.files.get(&b.key).map(|e| e.0.clone()) {
+                if crate::syscalls::bindfs::writable(&file).is_some() {
+                    return self.populate_host_shared(
+                        plat,
+                        frames,
+                        vma,
+                        b,
+                        &file,
+                        (win_start, win_end),
+                    );
+                }
             }
         }
         if let Some(b) = vma.backing {

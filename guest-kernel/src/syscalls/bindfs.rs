@@ -120,9 +120,33 @@ pub fn pwrite<P: Platform>(
     len: u64,
     off: u64,
 ) -> KResult<u64> {
-    super::io::write_from_user(k, buf, len, |plat, chunk, done| {
+    let n = super::io::write_from_user(k, buf, len, |plat, chunk, done| {
         plat.host().pwrite(handle, chunk, off + done)
-    })
+    })?;
+    if let Some(key) = mapped_key(k, handle) {
+        k.frames.host_shared.refresh(k.plat, key, off, n);
+    }
+    Ok(n)
+}
+
+/// The host identity of `handle` if any host file has shared mappings
+/// (else nothing to keep coherent, and no host call).
+fn mapped_key<P: Platform>(
+    k: &Kernel<'_, P>,
+    handle: HostHandle,
+) -> Option<crate::mm::hostshared::HostKey> {
+    if k.frames.host_shared.is_empty() {
+        return None;
+    }
+    crate::mm::hostshared::key_of(k.plat, handle)
+}
+
+/// Before a read of `[off, off+len)` of a host file, or (`len` maximal)
+/// its `fsync`: what shared mappings wrote there goes to the host first.
+pub fn flush_mapped<P: Platform>(k: &Kernel<'_, P>, handle: HostHandle, off: u64, len: u64) {
+    if let Some(key) = mapped_key(k, handle) {
+        k.frames.host_shared.flush(k.plat, key, off, len);
+    }
 }
 
 /// truncate(2) of a path beneath a writable bind mount.

@@ -37,6 +37,7 @@ pub fn pread<P: Platform>(
 ) -> KResult<u64> {
     let Some(id) = id.filter(|id| id.size() <= CACHED_FILE_MAX && k.frames.cache.limit > 0) else {
         k.stats.host_reads += 1;
+        super::bindfs::flush_mapped(k, handle, off, len);
         return super::io::pread_host(k, handle, buf, len, off);
     };
     let end = id.size().min(off.saturating_add(len));

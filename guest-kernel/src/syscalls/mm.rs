@@ -46,8 +46,9 @@ pub fn sys_mmap<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         let f = k.group().fds.get(fd)?;
         match &*f {
             File::HostFile { .. } => {
-                // The container's files are read-only for now.
-                if shared && prot.write {
+                // A shared writable mapping needs a file open for writing
+                // (only ever one beneath a read-write bind mount).
+                if shared && prot.write && super::bindfs::writable(&f).is_none() {
                     return Err(Errno::EACCES);
                 }
                 if off.checked_add(len).is_none() {
@@ -168,6 +169,12 @@ pub fn sys_msync<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
         if let File::Tmpfs(t) = &*file {
             if let Ok(data) = t.fs.data(t.ino) {
                 frames.shared.flush(plat, &data, off, len);
+            }
+        }
+        if let Some(h) = super::bindfs::writable(&file) {
+            if let Some(key) = crate::mm::hostshared::key_of(plat, h) {
+                frames.host_shared.flush(plat, key, off, len);
+                let _ = crate::platform::HostOps::fsync(plat.host(), h);
             }
         }
     }

@@ -538,6 +538,7 @@ pub fn sys_truncate<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64>
 pub fn sys_fsync<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     let file = k.group().fds.get(arg_fd(a[0]))?;
     if let Some(h) = super::bindfs::writable(&file) {
+        super::bindfs::flush_mapped(k, h, 0, u64::MAX);
         k.plat.host().fsync(h)?;
     }
     Ok(0)
