@@ -9,9 +9,11 @@
 //!
 //! Each sentry CPU is a host thread that traces a stub thread of its own in
 //! every address space it runs (see `stub`); the sentry's big kernel lock
-//! serialises the rest. A CPU and its stub threads are pinned to one host
-//! CPU: a ptrace round trip across host CPUs costs about 6x more on these
-//! machines.
+//! serialises the rest. A CPU and its stub threads are pinned to a host CPU
+//! of their own, when there are enough: a ptrace round trip across host
+//! CPUs costs about 6x more on these machines. New address spaces are
+//! stubs forked from a template stub, and the calls that build one are
+//! injected as a batch.
 
 mod fpu;
 mod physmem;
