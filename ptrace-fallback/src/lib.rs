@@ -276,11 +276,13 @@ impl Platform for PtracePlatform {
                 }
             }
             cpu_loop(0);
+            // The others see the sentry is done once kicked, within
+            // microseconds: poll briefly, since the sandbox exits after.
             while left.load(Ordering::SeqCst) < started {
                 for c in 1..n {
                     self.kick_cpu(c);
                 }
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(Duration::from_micros(50));
             }
         });
     }
