@@ -319,10 +319,11 @@ pub trait Platform: Sync {
     /// From now on the platform may queue the [`map`](Self::map),
     /// [`unmap`](Self::unmap) and [`protect`](Self::protect) calls on
     /// `space` (they then return `Ok` at once) until
-    /// [`end_batch`](Self::end_batch), which applies them and reports the
-    /// first failure. For changes that no CPU may see half done, as the
-    /// copy of a whole address space by `fork`; a batch never stays open
-    /// past the kernel lock.
+    /// [`end_batch`](Self::end_batch), which applies them in order and
+    /// reports the first failure (ptrace: one injection instead of one per
+    /// call). Only for changes that nothing needs to see before the batch
+    /// ends, as `fork`'s copy of a whole address space or `execve`'s new
+    /// one; a batch never stays open past the kernel lock.
     fn begin_batch(&self, _space: &mut Self::AddressSpace) {}
     /// Apply what [`begin_batch`](Self::begin_batch) queued.
     fn end_batch(&self, _space: &mut Self::AddressSpace) -> KResult<()> {

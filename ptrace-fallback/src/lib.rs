@@ -9,9 +9,11 @@
 //!
 //! Each sentry CPU is a host thread that traces a stub thread of its own in
 //! every address space it runs (see `stub`); the sentry's big kernel lock
-//! serialises the rest. A CPU and its stub threads are pinned to one host
-//! CPU: a ptrace round trip across host CPUs costs about 6x more on these
-//! machines.
+//! serialises the rest. A CPU and its stub threads are pinned to a host CPU
+//! of their own, when there are enough: a ptrace round trip across host
+//! CPUs costs about 6x more on these machines. New address spaces are
+//! stubs forked from a template stub, and the calls that build one are
+//! injected as a batch.
 
 mod fpu;
 mod physmem;
@@ -274,11 +276,13 @@ impl Platform for PtracePlatform {
                 }
             }
             cpu_loop(0);
+            // The others see the sentry is done once kicked, within
+            // microseconds: poll briefly, since the sandbox exits after.
             while left.load(Ordering::SeqCst) < started {
                 for c in 1..n {
                     self.kick_cpu(c);
                 }
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(Duration::from_micros(50));
             }
         });
     }
