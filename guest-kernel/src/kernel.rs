@@ -617,6 +617,9 @@ impl<'p, P: Platform> Kernel<'p, P> {
             };
             for t in targets {
                 crate::task::frame::send_to_group(self, t, hs.sig, info);
+                if hs.sig == crate::abi::linux::SIGSTOP {
+                    crate::task::stop::stop_now(self, t);
+                }
             }
         }
     }

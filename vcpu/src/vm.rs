@@ -512,6 +512,13 @@ impl KvmVm {
             let mut exits = ExitStats::default();
             let r = vcpu_loop(ctx, &mut bsp[0], &mut exits, Some(&kicker));
             ctx.stop_all();
+            // The kick is a signal that only interrupts KVM_RUN: one that
+            // lands just before a thread enters it is lost. Kick until
+            // every AP has left its loop.
+            while !handles.iter().all(|h| h.is_finished()) {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                ctx.stop_all();
+            }
             let mut result = r;
             for h in handles {
                 let Ok((r, e)) = h.join() else { continue };
@@ -630,6 +637,10 @@ fn vcpu_loop_inner(
             return Err(VcpuError::Stopped);
         }
         ctx.pause.park_while_paused();
+        // A stop while parked came with a kick the parked thread ignored.
+        if ctx.stop.load(Ordering::SeqCst) {
+            return Err(VcpuError::Stopped);
+        }
         exits.runs += 1;
         let exit = match vcpu.run() {
             Ok(e) => e,

@@ -115,6 +115,24 @@ pub fn group_stop<P: Platform>(k: &mut Kernel<'_, P>, tgid: Tid, sig: i32) {
     notify_parent(k, tgid, CLD_STOPPED, sig);
 }
 
+/// A SIGSTOP from the host (`ringfence kill CTR STOP`) stops `tgid` at
+/// once, rather than when one of its threads next enters the kernel: it
+/// can be neither caught nor blocked, so nothing else could happen
+/// first, and a signal the host sends right after it (a `kill TERM`
+/// before the sandbox has run) must find the group stopped, as it would
+/// on Linux, where the stop takes effect within microseconds.
+pub fn stop_now<P: Platform>(k: &mut Kernel<'_, P>, tgid: Tid) {
+    let Some(g) = k.groups.get_mut(&tgid) else {
+        return;
+    };
+    if g.pending & bit(SIGSTOP) == 0 || g.zombie.is_some() {
+        return;
+    }
+    g.pending &= !bit(SIGSTOP);
+    g.siginfo.remove(&SIGSTOP);
+    group_stop(k, tgid, SIGSTOP);
+}
+
 /// Park the current task if its group is stopped. Returns whether it did.
 pub fn park_if_stopped<P: Platform>(k: &mut Kernel<'_, P>) -> bool {
     let Some(t) = k.tasks.get(&k.cur) else {
