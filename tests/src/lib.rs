@@ -43,3 +43,17 @@ pub use tmp::TempDir;
 pub(crate) fn env_flag(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
 }
+
+/// The numbers on the last line of a `--debug` log that has `label` (the
+/// sentry's "sentry exit: ", "file reads: " lines), in order, read from
+/// just after the label. Panics, with the log, if no line has it.
+pub fn log_numbers(log: &str, label: &str) -> Vec<u64> {
+    let line = log
+        .lines()
+        .rev()
+        .find_map(|l| l.split(label).nth(1))
+        .unwrap_or_else(|| panic!("no {label:?} line in the log:\n{log}"));
+    line.split_whitespace()
+        .filter_map(|w| w.trim_end_matches(',').parse().ok())
+        .collect()
+}

@@ -223,26 +223,12 @@ fn repeated_reads_come_from_the_page_cache() {
             blob.len()
         ));
         let log = fs::read_to_string(rf.log()).expect("read the log");
-        let (cached, host) = file_reads(&log);
+        let n = ringfence_tests::log_numbers(&log, "file reads: ");
+        let (cached, host) = (n[0], n[1]);
         // 26 reads and a pread a pass; only the first pass may ask the host.
         assert!(
             host <= 27 && cached >= (PASSES - 1) * 27,
             "on {p}: {cached} reads from the page cache, {host} from the host"
         );
     });
-}
-
-/// The counts in the sentry's "file reads: N served by the page cache, M
-/// from the host" log line.
-fn file_reads(log: &str) -> (u64, u64) {
-    let line = log
-        .lines()
-        .rev()
-        .find_map(|l| l.split("file reads: ").nth(1))
-        .unwrap_or_else(|| panic!("no \"file reads\" line in the log:\n{log}"));
-    let nums: Vec<u64> = line
-        .split_whitespace()
-        .filter_map(|w| w.trim_end_matches(',').parse().ok())
-        .collect();
-    (nums[0], nums[1])
 }

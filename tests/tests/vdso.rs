@@ -65,11 +65,7 @@ fn vdso_clocks_static_pie() {
 
 /// The number in the sentry's "sentry exit: N syscalls" log line.
 fn sentry_syscalls(log: &str) -> u64 {
-    log.lines()
-        .rev()
-        .filter_map(|l| l.split("sentry exit: ").nth(1))
-        .find_map(|rest| rest.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no \"sentry exit\" line in the log:\n{log}"))
+    ringfence_tests::log_numbers(log, "sentry exit: ")[0]
 }
 
 #[test]

@@ -203,35 +203,20 @@ impl<P: Platform> MmStruct<P> {
         vma: Vma,
         b: FileBacking,
         file: &alloc::sync::Arc<File>,
-        (win_start, win_end): (u64, u64),
+        window: (u64, u64),
     ) -> Result<(), FaultError> {
         let h = crate::syscalls::bindfs::writable(file).ok_or(FaultError::Denied)?;
         let key = super::hostshared::key_of(plat, h).ok_or(FaultError::NoMemory)?;
-        let mut va = win_start;
-        while va < win_end {
-            if self.pages.contains_key(&va) {
-                va += PAGE_SIZE;
-                continue;
+        self.populate_shared_frames(plat, frames, vma, b, window, |frames, index| {
+            if let Some(pa) = frames.host_shared.get(key, index) {
+                frames.share(pa);
+                return Ok(pa);
             }
-            let index = (b.offset + (va - vma.start)) / PAGE_SIZE;
-            let pa = match frames.host_shared.get(key, index) {
-                Some(pa) => {
-                    frames.share(pa);
-                    pa
-                }
-                None => {
-                    let run = frames.alloc_run(1).ok_or(FaultError::NoMemory)?;
-                    super::hostshared::fill(plat, h, run.pa, index);
-                    frames.host_shared_insert(key, file, index, run.pa);
-                    run.pa
-                }
-            };
-            self.pages.insert(va, Pte { pa, cow: false });
-            plat.map(&mut self.space, va, pa, PAGE_SIZE, vma.prot)
-                .map_err(|_| FaultError::NoMemory)?;
-            va += PAGE_SIZE;
-        }
-        Ok(())
+            let run = frames.alloc_run(1).ok_or(FaultError::NoMemory)?;
+            super::hostshared::fill(plat, h, run.pa, index);
+            frames.host_shared_insert(key, file, index, run.pa);
+            Ok(run.pa)
+        })
     }
 
     /// `populate` for a `MAP_SHARED` tmpfs mapping: the file page's one
@@ -243,7 +228,33 @@ impl<P: Platform> MmStruct<P> {
         vma: Vma,
         b: FileBacking,
         data: &crate::fs::filedata::FileData,
+        window: (u64, u64),
+    ) -> Result<(), FaultError> {
+        self.populate_shared_frames(plat, frames, vma, b, window, |frames, index| {
+            if let Some(pa) = frames.shared.get(data, index) {
+                frames.share(pa);
+                return Ok(pa);
+            }
+            let run = frames.alloc_run(1).ok_or(FaultError::NoMemory)?;
+            let mut buf = alloc::vec![0u8; PAGE_SIZE as usize];
+            data.read(&mut buf, index * PAGE_SIZE);
+            plat.phys_write(run.pa, &buf);
+            frames.shared_insert(data, index, run.pa);
+            Ok(run.pa)
+        })
+    }
+
+    /// Map the window's missing pages of a shared file mapping to the
+    /// frames `frame_of` gives for their file page indexes (a reference
+    /// each, for the mapping).
+    fn populate_shared_frames(
+        &mut self,
+        plat: &P,
+        frames: &mut FrameAllocator,
+        vma: Vma,
+        b: FileBacking,
         (win_start, win_end): (u64, u64),
+        mut frame_of: impl FnMut(&mut FrameAllocator, u64) -> Result<PhysAddr, FaultError>,
     ) -> Result<(), FaultError> {
         let mut va = win_start;
         while va < win_end {
@@ -251,21 +262,7 @@ impl<P: Platform> MmStruct<P> {
                 va += PAGE_SIZE;
                 continue;
             }
-            let index = (b.offset + (va - vma.start)) / PAGE_SIZE;
-            let pa = match frames.shared.get(data, index) {
-                Some(pa) => {
-                    frames.share(pa);
-                    pa
-                }
-                None => {
-                    let run = frames.alloc_run(1).ok_or(FaultError::NoMemory)?;
-                    let mut buf = alloc::vec![0u8; PAGE_SIZE as usize];
-                    data.read(&mut buf, index * PAGE_SIZE);
-                    plat.phys_write(run.pa, &buf);
-                    frames.shared_insert(data, index, run.pa);
-                    run.pa
-                }
-            };
+            let pa = frame_of(frames, (b.offset + (va - vma.start)) / PAGE_SIZE)?;
             self.pages.insert(va, Pte { pa, cow: false });
             plat.map(&mut self.space, va, pa, PAGE_SIZE, vma.prot)
                 .map_err(|_| FaultError::NoMemory)?;
