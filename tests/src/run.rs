@@ -411,6 +411,20 @@ impl Ringfence {
             OsStr::new(id),
         ])
     }
+
+    /// [`Ringfence::run`] with `--debug`, and the log it wrote (the
+    /// sentry's statistics: see [`crate::log_numbers`]).
+    pub fn run_debug(&self, bundle: &Bundle, id: &str) -> (RunOutput, String) {
+        let out = self.invoke([
+            OsStr::new("--debug"),
+            OsStr::new("run"),
+            OsStr::new("--bundle"),
+            bundle.dir().as_os_str(),
+            OsStr::new(id),
+        ]);
+        let log = fs::read_to_string(self.log()).unwrap_or_default();
+        (out, log)
+    }
 }
 
 /// `ringfence ARGS...` with no global flags, in directory `cwd`.

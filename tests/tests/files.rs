@@ -1,9 +1,6 @@
 //! File-system calls on the sandbox's own filesystems, compared with the
 //! same program run natively.
 
-use std::ffi::OsStr;
-use std::fs;
-
 use ringfence_tests::{compile, for_each_platform, Bundle, Exit, Link, Ringfence};
 
 #[test]
@@ -209,20 +206,12 @@ fn repeated_reads_come_from_the_page_cache() {
         .file("/data/blob", blob.clone())
         .build();
     for_each_platform(|p| {
-        let rf = Ringfence::new(p);
-        let out = rf.invoke([
-            OsStr::new("--debug"),
-            OsStr::new("run"),
-            OsStr::new("--bundle"),
-            bundle.dir().as_os_str(),
-            OsStr::new("rf-reread"),
-        ]);
+        let (out, log) = Ringfence::new(p).run_debug(&bundle, "rf-reread");
         out.expect_exit(Exit::Code(0));
         out.expect_stdout(&format!(
             "bytes {} sum {sum:x} tail 5 {tail}\n{PASSES} passes agree\n",
             blob.len()
         ));
-        let log = fs::read_to_string(rf.log()).expect("read the log");
         let n = ringfence_tests::log_numbers(&log, "file reads: ");
         let (cached, host) = (n[0], n[1]);
         // 26 reads and a pread a pass; only the first pass may ask the host.

@@ -2,8 +2,6 @@
 //! vDSO through `AT_SYSINFO_EHDR`, its clocks are sane and agree with the
 //! host's, and reading them makes no system call.
 
-use std::ffi::OsStr;
-use std::fs;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ringfence_tests::{compile, for_each_platform, Bundle, Exit, Link, Ringfence};
@@ -75,17 +73,9 @@ fn vdso_calls_do_not_enter_the_sentry() {
         let mut counts = Vec::new();
         for n in ["0", "100000"] {
             let bundle = Bundle::builder(&prog).args(["loop", n]).build();
-            let rf = Ringfence::new(p);
-            let out = rf.invoke([
-                OsStr::new("--debug"),
-                OsStr::new("run"),
-                OsStr::new("--bundle"),
-                bundle.dir().as_os_str(),
-                OsStr::new("rf-vdso"),
-            ]);
+            let (out, log) = Ringfence::new(p).run_debug(&bundle, "rf-vdso");
             out.expect_exit(Exit::Code(0));
             out.expect_stdout("loop: ok\n");
-            let log = fs::read_to_string(rf.log()).expect("read the log");
             counts.push(sentry_syscalls(&log));
         }
         // 300,000 clock reads, and not one more system call.
