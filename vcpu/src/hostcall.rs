@@ -34,8 +34,8 @@ pub type SharedHost = Arc<dyn HostOps + Send + Sync>;
 /// ~1.5 us when the thread is polling), so a poll that catches the next
 /// request doubles the window, up to `POLL_MAX`; one that times out halves
 /// it, down to `POLL_MIN`.
-const POLL_MIN: std::time::Duration = std::time::Duration::from_micros(25);
-const POLL_MAX: std::time::Duration = std::time::Duration::from_micros(400);
+const POLL_MIN: std::time::Duration = std::time::Duration::from_micros(10);
+const POLL_MAX: std::time::Duration = std::time::Duration::from_micros(100);
 
 const EFAULT: Errno = 14;
 const ENOTTY: Errno = 25;
@@ -55,14 +55,57 @@ pub struct QueueStats {
 }
 
 /// Wakes the vCPU when the sentry halts waiting for a completion.
-pub type Waker = Box<dyn Fn(u32) + Send>;
+pub type Waker = Box<dyn Fn(u32) + Send + Sync>;
+
+/// What the I/O thread and the vCPU threads share: the queue's consumer
+/// side. A vCPU whose sentry finds its request still unclaimed after a
+/// short spin exits to its thread, which serves the file operations at
+/// the head of the queue itself (`serve_files`): on a busy host the I/O
+/// thread may wait for a CPU for milliseconds, and a vCPU thread already
+/// has one.
+struct Shared {
+    ram: GuestRam,
+    host: SharedHost,
+    wake: Waker,
+    stop: AtomicBool,
+    /// The next slot to serve; whoever holds it serves, in order.
+    tail: std::sync::Mutex<u64>,
+    /// Requests the vCPU threads served.
+    by_vcpus: std::sync::atomic::AtomicU64,
+}
 
 /// The running I/O thread.
-#[derive(Debug)]
 pub struct HostCallServer {
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     doorbell: Arc<EventFd>,
     thread: Option<JoinHandle<QueueStats>>,
+}
+
+impl std::fmt::Debug for HostCallServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostCallServer").finish_non_exhaustive()
+    }
+}
+
+/// Operations a vCPU thread may serve: they end promptly. A read of the
+/// container's stdin, a write to a full pipe or a terminal request can
+/// wait indefinitely, and a vCPU thread must stay free to be paused.
+fn served_by_vcpus(op: u32) -> bool {
+    matches!(
+        op,
+        q::OP_OPEN
+            | q::OP_PREAD
+            | q::OP_FSTAT
+            | q::OP_CLOSE
+            | q::OP_NOP
+            | q::OP_GETDENTS64
+            | q::OP_READLINK
+            | q::OP_LSTAT
+            | q::OP_OPEN_RW
+            | q::OP_PWRITE
+            | q::OP_FTRUNCATE
+            | q::OP_PATH
+    )
 }
 
 impl HostCallServer {
@@ -73,16 +116,39 @@ impl HostCallServer {
         host: SharedHost,
         wake: Waker,
     ) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, d) = (stop.clone(), doorbell.clone());
+        let tail = ram.load_u64(qa(q::TAIL), Ordering::Acquire).unwrap_or(0);
+        let shared = Arc::new(Shared {
+            ram,
+            host,
+            wake,
+            stop: AtomicBool::new(false),
+            tail: std::sync::Mutex::new(tail),
+            by_vcpus: std::sync::atomic::AtomicU64::new(0),
+        });
+        let (s, d) = (shared.clone(), doorbell.clone());
         let thread = std::thread::Builder::new()
             .name("rf-hostcall".into())
-            .spawn(move || serve(&ram, &d, &s, &*host, &wake))?;
+            .spawn(move || serve(&s, &d))?;
         Ok(HostCallServer {
-            stop,
+            shared,
             doorbell,
             thread: Some(thread),
         })
+    }
+
+    /// On a vCPU thread whose sentry asked (`port::SERVE`): serve the file
+    /// operations at the head of the queue, unless the I/O thread is
+    /// serving already. Never blocks for long.
+    pub fn serve_files(&self) {
+        let sh = &*self.shared;
+        let Ok(mut tail) = sh.tail.try_lock() else {
+            return; // the I/O thread is at it
+        };
+        let mut stats = QueueStats::default();
+        *tail = drain(
+            &sh.ram, &*sh.host, &sh.wake, *tail, &sh.stop, true, &mut stats,
+        );
+        sh.by_vcpus.fetch_add(stats.served, Ordering::Relaxed);
     }
 
     /// Serve what is left, stop the thread and return its statistics.
@@ -91,12 +157,15 @@ impl HostCallServer {
     }
 
     fn shutdown(&mut self) -> QueueStats {
-        self.stop.store(true, Ordering::SeqCst);
+        self.shared.stop.store(true, Ordering::SeqCst);
         let _ = self.doorbell.write(1);
-        self.thread
+        let mut stats = self
+            .thread
             .take()
             .and_then(|t| t.join().ok())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        stats.served += self.shared.by_vcpus.load(Ordering::Relaxed);
+        stats
     }
 }
 
@@ -112,18 +181,22 @@ fn qa(off: u64) -> u64 {
     gpa::QUEUE + off
 }
 
-fn serve(
-    ram: &GuestRam,
-    doorbell: &EventFd,
-    stop: &AtomicBool,
-    host: &dyn HostOps,
-    wake: &Waker,
-) -> QueueStats {
+fn serve(sh: &Shared, doorbell: &EventFd) -> QueueStats {
+    let (ram, stop) = (&sh.ram, &sh.stop);
     let mut stats = QueueStats::default();
-    let mut tail = ram.load_u64(qa(q::TAIL), Ordering::Acquire).unwrap_or(0);
     let mut poll = POLL_MIN;
+    // The tail as it is now (a vCPU thread may have served some), and
+    // whether a request waits there; "yes" while a vCPU thread serves.
+    let waiting = || match sh.tail.try_lock() {
+        Ok(t) => posted(ram, *t),
+        Err(std::sync::TryLockError::WouldBlock) => true,
+        Err(std::sync::TryLockError::Poisoned(t)) => posted(ram, *t.into_inner()),
+    };
     loop {
-        tail = drain(ram, host, wake, tail, stop, &mut stats);
+        {
+            let mut t = sh.tail.lock().unwrap_or_else(|e| e.into_inner());
+            *t = drain(ram, &*sh.host, &sh.wake, *t, stop, false, &mut stats);
+        }
         if stop.load(Ordering::SeqCst) {
             return stats;
         }
@@ -133,7 +206,7 @@ fn serve(
         let poll_until = std::time::Instant::now() + poll;
         let mut found = false;
         while std::time::Instant::now() < poll_until {
-            if posted(ram, tail) {
+            if waiting() {
                 found = true;
                 break;
             }
@@ -147,7 +220,7 @@ fn serve(
         // Announce that we sleep, then look again before sleeping.
         let _ = ram.store_u32(qa(q::HOST_WAITING), 1, Ordering::SeqCst);
         std::sync::atomic::fence(Ordering::SeqCst);
-        if posted(ram, tail) || stop.load(Ordering::SeqCst) {
+        if waiting() || stop.load(Ordering::SeqCst) {
             let _ = ram.store_u32(qa(q::HOST_WAITING), 0, Ordering::SeqCst);
             continue;
         }
@@ -198,17 +271,26 @@ fn claim(ram: &GuestRam, s: u64, stop: &AtomicBool) -> bool {
     }
 }
 
-/// Serve posted slots in order from `tail`; returns the new tail.
+/// Serve posted slots in order from `tail`; returns the new tail. With
+/// `files_only`, stop at the first that is not [`served_by_vcpus`].
 fn drain(
     ram: &GuestRam,
     host: &dyn HostOps,
     wake: &Waker,
     mut tail: u64,
     stop: &AtomicBool,
+    files_only: bool,
     stats: &mut QueueStats,
 ) -> u64 {
     while posted(ram, tail) {
         let s = slot(tail);
+        if files_only
+            && !ram
+                .load_u32(s + q::SLOT_OP, Ordering::Relaxed)
+                .is_ok_and(served_by_vcpus)
+        {
+            break;
+        }
         if !claim(ram, s, stop) {
             break;
         }
@@ -246,7 +328,7 @@ pub fn serve_posted(ram: &GuestRam, host: &dyn HostOps) -> u64 {
     let wake: Waker = Box::new(|_| {});
     let mut stats = QueueStats::default();
     let tail = ram.load_u64(qa(q::TAIL), Ordering::Acquire).unwrap_or(0);
-    drain(ram, host, &wake, tail, &stop, &mut stats);
+    drain(ram, host, &wake, tail, &stop, false, &mut stats);
     stats.served
 }
 
@@ -498,6 +580,36 @@ mod tests {
             .unwrap() as i64
     }
 
+    /// A vCPU thread serves the file operations at the head of the queue,
+    /// in order, and stops at the first that could block (a read of the
+    /// container's stdin), which the I/O thread then serves.
+    #[test]
+    fn vcpu_threads_serve_file_operations_only() {
+        let ram = GuestRam::new(64 << 20).unwrap();
+        let host = Recorder::default();
+        let wake: Waker = Box::new(|_| {});
+        ram.write_bytes(0x30_0000, b"/ok").unwrap();
+        post(&ram, 0, q::OP_OPEN, 0, 0x30_0000, 3);
+        post(&ram, 1, q::OP_NOP, 0, 0, 0);
+        post(&ram, 2, q::OP_READ, 0, 0x31_0000, 4);
+        post(&ram, 3, q::OP_OPEN, 0, 0x30_0000, 3);
+        let mut stats = QueueStats::default();
+        let stop = AtomicBool::new(false);
+        let tail = drain(&ram, &host, &wake, 0, &stop, true, &mut stats);
+        assert_eq!((tail, stats.served), (2, 2));
+        assert_eq!(result(&ram, 0), 7);
+        assert_eq!(result(&ram, 1), 0);
+        assert_eq!(
+            ram.load_u32(slot(2) + q::SLOT_STATE, Ordering::Acquire)
+                .unwrap(),
+            q::STATE_POSTED
+        );
+        let tail = drain(&ram, &host, &wake, tail, &stop, false, &mut stats);
+        assert_eq!(tail, 4);
+        assert_eq!(result(&ram, 2), 4);
+        assert_eq!(result(&ram, 3), 7);
+    }
+
     #[test]
     fn requests_are_validated_and_served_in_order() {
         let ram = GuestRam::new(64 << 20).unwrap();
@@ -525,7 +637,15 @@ mod tests {
         ram.store_u32(qa(q::GUEST_WAITING), 1, Ordering::SeqCst)
             .unwrap();
         let mut stats = QueueStats::default();
-        let tail = drain(&ram, &host, &wake, 0, &AtomicBool::new(false), &mut stats);
+        let tail = drain(
+            &ram,
+            &host,
+            &wake,
+            0,
+            &AtomicBool::new(false),
+            false,
+            &mut stats,
+        );
         assert_eq!(tail, 10);
         assert_eq!(stats.served, 10);
         assert_eq!(result(&ram, 0), 7);
@@ -625,7 +745,15 @@ mod tests {
         post(&ram, 5, q::OP_PWRITE, 3, u64::MAX - 2, 16); // wraps
         let mut stats = QueueStats::default();
         assert_eq!(
-            drain(&ram, &host, &wake, 0, &AtomicBool::new(false), &mut stats),
+            drain(
+                &ram,
+                &host,
+                &wake,
+                0,
+                &AtomicBool::new(false),
+                false,
+                &mut stats
+            ),
             6
         );
         assert_eq!(result(&ram, 0), 0);
@@ -668,7 +796,15 @@ mod tests {
             "a busy slot counts as posted, so the host does not sleep"
         );
         assert_eq!(
-            drain(&ram, &host, &wake, 0, &AtomicBool::new(false), &mut stats),
+            drain(
+                &ram,
+                &host,
+                &wake,
+                0,
+                &AtomicBool::new(false),
+                false,
+                &mut stats
+            ),
             1
         );
         appender.join().unwrap();

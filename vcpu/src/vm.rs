@@ -488,6 +488,7 @@ impl KvmVm {
         let ctx = LoopCtx {
             ram: &self.ram,
             doorbell: &self.doorbell,
+            hostcalls: &server,
             pause: &self.pause,
             stop: AtomicBool::new(false),
             threads: std::sync::Mutex::new(Vec::new()),
@@ -559,6 +560,7 @@ impl KvmVm {
 struct LoopCtx<'a> {
     ram: &'a GuestRam,
     doorbell: &'a EventFd,
+    hostcalls: &'a HostCallServer,
     pause: &'a PauseGate,
     /// Set when one vCPU ended the VM: the others leave their loops.
     stop: AtomicBool,
@@ -676,6 +678,7 @@ fn vcpu_loop_inner(
                     port::NOTIFY => {
                         let _ = ctx.doorbell.write(1);
                     }
+                    port::SERVE => ctx.hostcalls.serve_files(),
                     0x80 => {}
                     _ => {
                         return Err(VcpuError::UnexpectedExit(
