@@ -184,9 +184,10 @@ pub mod port {
 
 /// The host-call queue at [`gpa::QUEUE`].
 ///
-/// A single-producer (the sentry) single-consumer (the VMM's I/O thread)
-/// ring of [`NR_SLOTS`] fixed slots, served strictly in order, followed by a
-/// byte arena that holds the payload of asynchronous writes.
+/// A single-producer (the sentry) single-consumer (the VMM: its I/O
+/// thread, or a vCPU thread, one at a time) ring of [`NR_SLOTS`] fixed
+/// slots, served strictly in order, followed by a byte arena that holds
+/// the payload of asynchronous writes.
 ///
 /// Protocol:
 /// 1. The sentry fills the slot at `head % NR_SLOTS` (which must be
@@ -208,7 +209,11 @@ pub mod port {
 ///    the slot's payload in the arena, grows [`SLOT_LEN`], stores
 ///    `STATE_POSTED` again and then checks [`HOST_WAITING`] as in step 2.
 ///    A host that finds `STATE_BUSY` waits for it to end.
-/// 6. Waiting: the sentry spins briefly for a completion, then sets
+/// 6. Waiting: the sentry spins briefly for a completion; a request still
+///    `STATE_POSTED` after a few microseconds makes it write
+///    [`super::port::SERVE`], an exit on which its vCPU's thread serves the
+///    file operations at the head of the queue (unless the I/O thread is
+///    serving). It then sets
 ///    [`GUEST_WAITING`], fences, checks again and halts (with a timer as a
 ///    backstop). The host fences after each completion and, if
 ///    `GUEST_WAITING` is set, sends [`WAKE_VECTOR`]. A request the host
