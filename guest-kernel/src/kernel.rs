@@ -121,6 +121,10 @@ impl<'p, P: Platform> Kernel<'p, P> {
     pub(crate) fn new(plat: &'p P, params: &BootParams) -> Self {
         let (base, len) = plat.phys_range();
         crate::fs::filedata::set_limit(plat.tmpfs_limit());
+        // Pipe buffers: an eighth of the kernel's memory (on KVM, 16 MiB of
+        // a 128 MiB heap, 256 full pipes) before each is cut to a page.
+        crate::fs::pipe::PIPE_BUDGET
+            .set_limit(usize::try_from(plat.tmpfs_limit() / 4).unwrap_or(usize::MAX));
         Kernel {
             plat,
             frames: FrameAllocator::new(base, len),

@@ -205,3 +205,30 @@ fn fork_bomb_without_a_limit_is_bounded_by_memory() {
         );
     });
 }
+
+/// Eight processes fill as many pipes as their descriptor limit allows,
+/// far more than the sandbox's pipe budget: past it a pipe holds a page,
+/// every process gets all its pipes, and the sentry, whose heap the
+/// buffers live in, keeps running (it once panicked out of memory).
+#[test]
+fn filling_thousands_of_pipes_does_not_exhaust_the_sentry() {
+    let prog = compile("pipefill", Link::Static);
+    let bundle = Bundle::builder(&prog)
+        .rlimit("RLIMIT_NOFILE", 1024, 1024)
+        .build();
+    // 1024 descriptors, less the three standard streams and the two pipe
+    // ends each child keeps (natively, the harness may add one more).
+    let want = "child: 509 pipes filled\n".repeat(8);
+    let native = bundle.run_native();
+    native.expect_exit(Exit::Code(0));
+    assert!(
+        native.stdout_str() == want || native.stdout_str() == want.replace("509", "508"),
+        "native: {}",
+        native.context()
+    );
+    for_each_platform(|p| {
+        let out = bundle.run(p);
+        out.expect_exit(Exit::Code(0));
+        out.expect_stdout(&want);
+    });
+}

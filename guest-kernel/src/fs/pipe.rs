@@ -1,7 +1,7 @@
 //! Pipes: a bounded byte queue with reader and writer counts.
 
 use alloc::collections::VecDeque;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use spin::Mutex;
 
@@ -11,6 +11,46 @@ pub const PIPE_CAPACITY: usize = 65536;
 pub const PIPE_BUF: usize = 4096;
 
 static NEXT_PIPE: AtomicU64 = AtomicU64::new(1);
+
+/// The memory all pipe buffers together may hold before each pipe is cut
+/// to one page (Linux's `pipe-user-pages-soft`, sandbox-wide): they live
+/// in the sentry's heap with every other kernel object, and a program
+/// filling thousands of pipes must not run it dry and end the sandbox.
+#[derive(Debug)]
+pub struct PipeBudget {
+    limit: AtomicUsize,
+    held: AtomicUsize,
+}
+
+impl PipeBudget {
+    pub const fn new(limit: usize) -> Self {
+        PipeBudget {
+            limit: AtomicUsize::new(limit),
+            held: AtomicUsize::new(0),
+        }
+    }
+
+    /// Set the limit (at boot, from the platform's memory).
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    fn over(&self) -> bool {
+        self.held.load(Ordering::Relaxed) >= self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Account a buffer's change of capacity from `before` to `after`.
+    fn moved(&self, before: usize, after: usize) {
+        if after > before {
+            self.held.fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.held.fetch_sub(before - after, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The budget of the sandbox's pipes.
+pub static PIPE_BUDGET: PipeBudget = PipeBudget::new(usize::MAX);
 
 /// A fresh id in the pipe wait-key space.
 pub fn next_id() -> u64 {
@@ -22,6 +62,13 @@ struct PipeState {
     buf: VecDeque<u8>,
     readers: usize,
     writers: usize,
+    budget: &'static PipeBudget,
+}
+
+impl Drop for PipeState {
+    fn drop(&mut self) {
+        self.budget.moved(self.buf.capacity(), 0);
+    }
 }
 
 /// The shared part of a pipe.
@@ -46,6 +93,11 @@ pub enum PipeIo {
 
 impl Pipe {
     pub fn new() -> Self {
+        Self::with_budget(&PIPE_BUDGET)
+    }
+
+    /// A pipe whose buffer counts against `budget`.
+    pub fn with_budget(budget: &'static PipeBudget) -> Self {
         Pipe {
             id: next_id(),
             generation: AtomicU64::new(0),
@@ -53,6 +105,7 @@ impl Pipe {
                 buf: VecDeque::new(),
                 readers: 0,
                 writers: 0,
+                budget,
             }),
         }
     }
@@ -89,6 +142,13 @@ impl Pipe {
         }
         let n = max.min(s.buf.len());
         out.extend(s.buf.drain(..n));
+        // An emptied buffer gives back what it grew to beyond a page.
+        if s.buf.is_empty() && s.buf.capacity() > PIPE_BUF {
+            let before = s.buf.capacity();
+            s.buf.shrink_to(PIPE_BUF);
+            let after = s.buf.capacity();
+            s.budget.moved(before, after);
+        }
         PipeIo::Done(n)
     }
 
@@ -99,12 +159,26 @@ impl Pipe {
         if s.readers == 0 {
             return PipeIo::Closed;
         }
-        let room = PIPE_CAPACITY - s.buf.len();
+        // Over the budget, a pipe holds one page at most.
+        let capacity = if s.budget.over() {
+            PIPE_BUF
+        } else {
+            PIPE_CAPACITY
+        };
+        let room = capacity.saturating_sub(s.buf.len());
         if room == 0 || (data.len() <= PIPE_BUF && room < data.len()) {
             return PipeIo::WouldBlock;
         }
         let n = room.min(data.len());
+        let before = s.buf.capacity();
+        // The heap itself may be short: the writer waits, as for a full
+        // pipe, rather than the sentry failing.
+        if s.buf.try_reserve(n).is_err() {
+            return PipeIo::WouldBlock;
+        }
         s.buf.extend(&data[..n]);
+        let after = s.buf.capacity();
+        s.budget.moved(before, after);
         PipeIo::Done(n)
     }
 
@@ -142,6 +216,32 @@ mod tests {
     use super::*;
     use alloc::vec;
     use alloc::vec::Vec;
+
+    /// Past the budget, new data fits in one page per pipe; what readers
+    /// take frees the budget again.
+    #[test]
+    fn pipes_share_a_memory_budget() {
+        static BUDGET: PipeBudget = PipeBudget::new(2 * PIPE_CAPACITY);
+        let pipes: Vec<Pipe> = (0..4).map(|_| Pipe::with_budget(&BUDGET)).collect();
+        let big = vec![7u8; PIPE_CAPACITY];
+        for p in &pipes {
+            p.open_end(false);
+            p.open_end(true);
+        }
+        assert_eq!(pipes[0].write(&big), PipeIo::Done(PIPE_CAPACITY));
+        assert_eq!(pipes[1].write(&big), PipeIo::Done(PIPE_CAPACITY));
+        assert_eq!(pipes[2].write(&big), PipeIo::Done(PIPE_BUF));
+        assert_eq!(pipes[2].write(&big), PipeIo::WouldBlock);
+        let mut out = Vec::new();
+        assert_eq!(
+            pipes[0].read(usize::MAX, &mut out),
+            PipeIo::Done(PIPE_CAPACITY)
+        );
+        assert!(!BUDGET.over());
+        assert_eq!(pipes[3].write(&big), PipeIo::Done(PIPE_CAPACITY));
+        drop(pipes);
+        assert_eq!(BUDGET.held.load(Ordering::Relaxed), 0);
+    }
 
     #[test]
     fn pipe_semantics() {
