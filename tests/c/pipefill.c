@@ -1,24 +1,29 @@
-/* Eight processes each open as many pipes as their descriptor limit
- * allows and fill them: far more than the sandbox's pipe budget. Past it,
- * pipes hold one page each; nothing fails but the descriptor limit, and
- * the sentry does not run out of memory. Prints each child's pipe count,
- * sorted, and whether every write moved data. */
+/* Eight processes each open as many pipes (or, with argument "socket",
+ * AF_UNIX stream socket pairs) as their descriptor limit allows and fill
+ * them: far more than the sandbox's buffer budget. Past it, each holds one
+ * page; nothing fails but the descriptor limit, and the sentry does not
+ * run out of memory. Prints each child's count, sorted; a child whose
+ * write moved less than a page reports a negative count. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static char buf[65536];
+static int sockets;
 
 static int fill(void) {
     int pipes = 0;
     for (;;) {
         int fds[2];
-        if (pipe2(fds, O_NONBLOCK) != 0)
+        int r = sockets ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds)
+                        : pipe2(fds, O_NONBLOCK);
+        if (r != 0)
             return errno == EMFILE ? pipes : -errno;
         pipes++;
         ssize_t n, total = 0;
@@ -31,7 +36,8 @@ static int fill(void) {
 
 static int cmp(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
-int main(void) {
+int main(int argc, char **argv) {
+    sockets = argc > 1 && !strcmp(argv[1], "socket");
     memset(buf, 'x', sizeof buf);
     int report[2], go[2];
     if (pipe(report) || pipe(go))
@@ -58,6 +64,6 @@ int main(void) {
     }
     qsort(counts, 8, sizeof counts[0], cmp);
     for (int c = 0; c < 8; c++)
-        printf("child: %d pipes filled\n", counts[c]);
+        printf("child: %d %s filled\n", counts[c], sockets ? "socket pairs" : "pipes");
     return 0;
 }

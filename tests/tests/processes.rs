@@ -206,19 +206,25 @@ fn fork_bomb_without_a_limit_is_bounded_by_memory() {
     });
 }
 
-/// Eight processes fill as many pipes as their descriptor limit allows,
-/// far more than the sandbox's pipe budget: past it a pipe holds a page,
-/// every process gets all its pipes, and the sentry, whose heap the
-/// buffers live in, keeps running (it once panicked out of memory).
-#[test]
-fn filling_thousands_of_pipes_does_not_exhaust_the_sentry() {
+/// Eight processes fill as many pipes (or socket pairs) as their
+/// descriptor limit allows, far more than the sandbox's buffer budget: past
+/// it each holds a page, every process gets all of them, and the sentry,
+/// whose heap the buffers live in, keeps running (it once panicked out of
+/// memory on KVM).
+fn fill_buffers_matches_native(kind: &str) {
     let prog = compile("pipefill", Link::Static);
     let bundle = Bundle::builder(&prog)
+        .args([kind])
         .rlimit("RLIMIT_NOFILE", 1024, 1024)
         .build();
     // 1024 descriptors, less the three standard streams and the two pipe
     // ends each child keeps (natively, the harness may add one more).
-    let want = "child: 509 pipes filled\n".repeat(8);
+    let what = if kind == "socket" {
+        "socket pairs"
+    } else {
+        "pipes"
+    };
+    let want = format!("child: 509 {what} filled\n").repeat(8);
     let native = bundle.run_native();
     native.expect_exit(Exit::Code(0));
     assert!(
@@ -231,4 +237,14 @@ fn filling_thousands_of_pipes_does_not_exhaust_the_sentry() {
         out.expect_exit(Exit::Code(0));
         out.expect_stdout(&want);
     });
+}
+
+#[test]
+fn filling_thousands_of_pipes_does_not_exhaust_the_sentry() {
+    fill_buffers_matches_native("pipe");
+}
+
+#[test]
+fn filling_thousands_of_socket_pairs_does_not_exhaust_the_sentry() {
+    fill_buffers_matches_native("socket");
 }

@@ -35,12 +35,12 @@ impl PipeBudget {
         self.limit.store(limit, Ordering::Relaxed);
     }
 
-    fn over(&self) -> bool {
+    pub(crate) fn over(&self) -> bool {
         self.held.load(Ordering::Relaxed) >= self.limit.load(Ordering::Relaxed)
     }
 
     /// Account a buffer's change of capacity from `before` to `after`.
-    fn moved(&self, before: usize, after: usize) {
+    pub(crate) fn moved(&self, before: usize, after: usize) {
         if after > before {
             self.held.fetch_add(after - before, Ordering::Relaxed);
         } else {
@@ -49,7 +49,7 @@ impl PipeBudget {
     }
 }
 
-/// The budget of the sandbox's pipes.
+/// The budget of the sandbox's pipes, and of its sockets' queues.
 pub static PIPE_BUDGET: PipeBudget = PipeBudget::new(usize::MAX);
 
 /// A fresh id in the pipe wait-key space.

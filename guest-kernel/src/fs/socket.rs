@@ -33,6 +33,21 @@ struct ChannelState {
     reader_closed: bool,
 }
 
+/// Queued bytes count against the pipes' memory budget (see
+/// `pipe::PipeBudget`): past it, a stream holds a page and a datagram
+/// queue one message.
+impl ChannelState {
+    fn held(&self) -> usize {
+        self.bytes.capacity() + self.messages.iter().map(|m| m.0.len()).sum::<usize>()
+    }
+}
+
+impl Drop for ChannelState {
+    fn drop(&mut self) {
+        super::pipe::PIPE_BUDGET.moved(self.held(), 0);
+    }
+}
+
 /// One direction of a pair.
 #[derive(Debug)]
 pub struct Channel {
@@ -97,15 +112,28 @@ impl UnixSocket {
         if s.reader_closed {
             return SockIo::Closed;
         }
+        let budget = &super::pipe::PIPE_BUDGET;
         if self.dgram {
             let used: usize = s.messages.iter().map(|m| m.0.len()).sum();
-            if used + data.len() > SOCK_CAPACITY && !s.messages.is_empty() {
+            let full = used + data.len() > SOCK_CAPACITY || budget.over();
+            if full && !s.messages.is_empty() {
                 return SockIo::WouldBlock;
             }
-            s.messages.push_back((data.to_vec(), rights));
+            let mut msg = Vec::new();
+            if msg.try_reserve_exact(data.len()).is_err() {
+                return SockIo::WouldBlock;
+            }
+            msg.extend_from_slice(data);
+            budget.moved(0, data.len());
+            s.messages.push_back((msg, rights));
             return SockIo::Done(data.len());
         }
-        let room = SOCK_CAPACITY.saturating_sub(s.bytes.len());
+        let capacity = if budget.over() {
+            super::pipe::PIPE_BUF
+        } else {
+            SOCK_CAPACITY
+        };
+        let room = capacity.saturating_sub(s.bytes.len());
         if room == 0 || data.is_empty() && rights.is_empty() {
             return if data.is_empty() {
                 SockIo::Done(0)
@@ -114,11 +142,16 @@ impl UnixSocket {
             };
         }
         let n = room.min(data.len());
+        let before = s.bytes.capacity();
+        if s.bytes.try_reserve(n).is_err() {
+            return SockIo::WouldBlock;
+        }
         if !rights.is_empty() {
             let at = s.queued;
             s.stream_rights.push_back((at, rights));
         }
         s.bytes.extend(&data[..n]);
+        budget.moved(before, s.bytes.capacity());
         s.queued += n as u64;
         SockIo::Done(n)
     }
@@ -141,7 +174,8 @@ impl UnixSocket {
             if peek {
                 return SockIo::Done((data, Vec::new(), truncated));
             }
-            let (_, rights) = s.messages.pop_front().unwrap_or_default();
+            let (msg, rights) = s.messages.pop_front().unwrap_or_default();
+            super::pipe::PIPE_BUDGET.moved(msg.len(), 0);
             return SockIo::Done((data, rights, truncated));
         }
         if s.bytes.is_empty() {
@@ -163,6 +197,11 @@ impl UnixSocket {
         } else {
             s.bytes.drain(..n).collect()
         };
+        if s.bytes.is_empty() && s.bytes.capacity() > super::pipe::PIPE_BUF {
+            let before = s.bytes.capacity();
+            s.bytes.shrink_to(super::pipe::PIPE_BUF);
+            super::pipe::PIPE_BUDGET.moved(before, s.bytes.capacity());
+        }
         let mut rights = Vec::new();
         if !peek {
             s.taken += n as u64;
@@ -207,6 +246,8 @@ impl Drop for UnixSocket {
         // Files still in flight towards us are dropped with the socket.
         let mut s = self.rx.state.lock();
         s.stream_rights.clear();
+        let queued: usize = s.messages.iter().map(|m| m.0.len()).sum();
+        super::pipe::PIPE_BUDGET.moved(queued, 0);
         s.messages.clear();
     }
 }
