@@ -20,7 +20,7 @@ mod physmem;
 mod regs;
 mod stub;
 mod ticker;
-mod tsc;
+pub mod tsc;
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};

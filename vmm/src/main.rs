@@ -47,6 +47,8 @@ pub fn report_error(cli: &Cli, msg: &str) {
 }
 
 fn main() -> ExitCode {
+    // The ptrace platform's TSC calibration measures from here.
+    ptrace_fallback::tsc::prime();
     let cli = Arc::new(Cli::parse());
     if let Err(e) = logger::init(cli.log.as_deref(), cli.log_format, cli.debug) {
         eprintln!("ringfence: cannot open log file: {e}");
