@@ -660,6 +660,14 @@ pub fn proc_fd_file<P: Platform>(k: &Kernel<'_, P>, full: &[u8]) -> Option<Arc<F
 /// Open an absolute, normalized path read-only (a `/proc` symlink's target).
 fn open_path<P: Platform>(k: &mut Kernel<'_, P>, full: &[u8], flags: u64) -> KResult<u64> {
     let node = k.vfs.lookup(k.plat, full, true)?;
+    // A root file's attributes: whether it is a directory, and its
+    // page-cache identity.
+    let host_file = match &node {
+        Node::Host(p) => {
+            Some(k.vfs.lower_stat(k.plat, p, true)?).filter(|st| st.st_mode & S_IFMT != S_IFDIR)
+        }
+        _ => None,
+    };
     let file = match node {
         Node::Dev(crate::fs::DevKind::Tty) => return open_ctty(k, flags),
         Node::Dev(d) => File::Dev(d),
@@ -675,8 +683,8 @@ fn open_path<P: Platform>(k: &mut Kernel<'_, P>, full: &[u8], flags: u64) -> KRe
         {
             tmp_file(fs, ino, flags & !O_ACCMODE, full.to_vec())
         }
-        Node::Host(p) if k.vfs.lower_stat(k.plat, &p, true)?.st_mode & S_IFMT != S_IFDIR => {
-            let st = k.vfs.lower_stat(k.plat, &p, true)?;
+        Node::Host(p) if host_file.is_some() => {
+            let st = host_file.ok_or(Errno::EIO)?;
             let handle = k.plat.host().open(&k.vfs.host_path(&p))?;
             File::HostFile {
                 handle,
