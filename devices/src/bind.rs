@@ -310,14 +310,9 @@ fn timestamps(raw: &[u8]) -> KResult<Timestamps> {
 mod tests {
     use super::*;
     use guest_kernel::platform::HostOps;
-    use std::os::fd::AsFd;
     use std::os::unix::fs::MetadataExt;
-    use std::path::Path;
 
-    fn services(root: &Path) -> HostServices {
-        let null = std::fs::File::open("/dev/null").unwrap();
-        HostServices::new(root, [null.as_fd(), null.as_fd(), null.as_fd()]).unwrap()
-    }
+    use crate::host::tests::services;
 
     #[test]
     fn only_writable_binds_are_written_and_never_outside_them() {

@@ -623,11 +623,12 @@ fn stat_of(st: &rustix::fs::Stat) -> HostStat {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::os::fd::AsFd;
 
-    fn services(root: &Path) -> HostServices {
+    /// Host services over `root`, with `/dev/null` as every standard stream.
+    pub(crate) fn services(root: &Path) -> HostServices {
         let null = std::fs::File::open("/dev/null").unwrap();
         HostServices::new(root, [null.as_fd(), null.as_fd(), null.as_fd()]).unwrap()
     }

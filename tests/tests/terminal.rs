@@ -121,6 +121,45 @@ fn wait_for(out: &Arc<Mutex<Vec<u8>>>, text: &str, p: Platform) {
     }
 }
 
+/// `tty_jobs` in `bundle`, created as "jobs" with a console and started:
+/// ^C reaches first a child's foreground group (the child dies, init does
+/// not see it), then init's own; then it exits 0 and is deleted.
+fn ctrl_c_twice(rf: &Ringfence, bundle: &Bundle, dir: &TempDir) {
+    let p = rf.platform();
+    let master = create_with_console(rf, bundle, "jobs", dir);
+    let mut input = fs::File::from(master.try_clone().expect("dup master"));
+    let out = collect(master);
+    rf.invoke(["start", "jobs"]).expect_code(0);
+    wait_for(&out, "child is the foreground group\r\nready\r\n", p);
+    input.write_all(b"\x03").expect("type ^C");
+    wait_for(&out, "child killed by signal 2; init saw 0\r\n", p);
+    wait_for(&out, "init in the foreground\r\n", p);
+    input.write_all(b"\x03").expect("type ^C");
+    wait_for(&out, "init got SIGINT\r\n", p);
+    rf.invoke(["wait", "jobs"])
+        .expect_code(0)
+        .expect_stdout("0\n");
+    rf.invoke(["delete", "jobs"]).expect_code(0);
+}
+
+/// `ringfence run --detach` of `bundle` as `id`, with no stdio: the
+/// sandbox keeps what it is given, and none of the test's pipes must be.
+fn run_detached(rf: &Ringfence, bundle: &Bundle, id: &str) {
+    let p = rf.platform();
+    let status = std::process::Command::new(ringfence_tests::ringfence_bin())
+        .arg("--root")
+        .arg(rf.root())
+        .args(["--platform", p.name(), "run", "--detach", "--bundle"])
+        .arg(bundle.dir())
+        .arg(id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run --detach");
+    assert!(status.success(), "{p:?}: run --detach: {status}");
+}
+
 #[test]
 fn console_socket_gives_the_container_a_terminal() {
     let bundle = terminal_bundle();
@@ -228,20 +267,7 @@ fn ctrl_c_goes_to_the_foreground_process_group() {
     for_each_platform(|p: Platform| {
         let rf = Ringfence::new(p);
         let dir = TempDir::new("console");
-        let master = create_with_console(&rf, &bundle, "jobs", &dir);
-        let mut input = fs::File::from(master.try_clone().expect("dup master"));
-        let out = collect(master);
-        rf.invoke(["start", "jobs"]).expect_code(0);
-        wait_for(&out, "child is the foreground group\r\nready\r\n", p);
-        input.write_all(b"\x03").expect("type ^C");
-        wait_for(&out, "child killed by signal 2; init saw 0\r\n", p);
-        wait_for(&out, "init in the foreground\r\n", p);
-        input.write_all(b"\x03").expect("type ^C");
-        wait_for(&out, "init got SIGINT\r\n", p);
-        rf.invoke(["wait", "jobs"])
-            .expect_code(0)
-            .expect_stdout("0\n");
-        rf.invoke(["delete", "jobs"]).expect_code(0);
+        ctrl_c_twice(&rf, &bundle, &dir);
     });
 }
 
@@ -335,26 +361,7 @@ fn ctrl_c_in_an_exec_terminal() {
     for_each_platform(|p: Platform| {
         let rf = Ringfence::new(p);
         let dir = TempDir::new("console");
-        let b = bundle.dir().to_string_lossy().into_owned();
-        // The sandbox keeps the stdio it is given: none of the test's pipes.
-        let status = std::process::Command::new(ringfence_tests::ringfence_bin())
-            .arg("--root")
-            .arg(rf.root())
-            .args([
-                "--platform",
-                p.name(),
-                "run",
-                "--detach",
-                "--bundle",
-                &b,
-                "ex",
-            ])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("run --detach");
-        assert!(status.success(), "{p:?}: run --detach: {status}");
+        run_detached(&rf, &bundle, "ex");
         for (key, script, code) in [
             (
                 b"\x03",
@@ -432,39 +439,8 @@ fn ctrl_c_in_a_pod_containers_terminal() {
     for_each_platform(|p: Platform| {
         let rf = Ringfence::new(p);
         let dir = TempDir::new("console");
-        let b = sandbox.dir().to_string_lossy().into_owned();
-        let status = std::process::Command::new(ringfence_tests::ringfence_bin())
-            .arg("--root")
-            .arg(rf.root())
-            .args([
-                "--platform",
-                p.name(),
-                "run",
-                "--detach",
-                "--bundle",
-                &b,
-                "pod",
-            ])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("run --detach");
-        assert!(status.success(), "{p:?}: run --detach: {status}");
-        let master = create_with_console(&rf, &member, "jobs", &dir);
-        let mut input = fs::File::from(master.try_clone().expect("dup master"));
-        let out = collect(master);
-        rf.invoke(["start", "jobs"]).expect_code(0);
-        wait_for(&out, "child is the foreground group\r\nready\r\n", p);
-        input.write_all(b"\x03").expect("type ^C");
-        wait_for(&out, "child killed by signal 2; init saw 0\r\n", p);
-        wait_for(&out, "init in the foreground\r\n", p);
-        input.write_all(b"\x03").expect("type ^C");
-        wait_for(&out, "init got SIGINT\r\n", p);
-        rf.invoke(["wait", "jobs"])
-            .expect_code(0)
-            .expect_stdout("0\n");
-        rf.invoke(["delete", "jobs"]).expect_code(0);
+        run_detached(&rf, &sandbox, "pod");
+        ctrl_c_twice(&rf, &member, &dir);
         rf.invoke(["delete", "--force", "pod"]).expect_code(0);
     });
 }

@@ -12,7 +12,6 @@
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 
 use super::frames::FrameAllocator;
 use crate::abi::PAGE_SIZE;
@@ -108,20 +107,14 @@ impl HostShared {
     /// Write back and free the frames of files no mapping uses any more
     /// (only this table holds them).
     pub fn collect<P: Platform>(&mut self, plat: &P, frames: &mut FrameAllocator) {
-        let idle: Vec<HostKey> = self
-            .files
-            .iter()
-            .filter(|(_, f)| f.pages.values().all(|pa| !frames.is_shared(*pa)))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in idle {
-            if let Some(f) = self.files.remove(&key) {
-                write_back(plat, &f, 0, u64::MAX);
-                for pa in f.pages.values() {
-                    frames.free_frame(*pa);
-                }
-            }
-        }
+        super::shmem::release_idle(
+            &mut self.files,
+            frames,
+            |f| &f.pages,
+            |f| {
+                write_back(plat, f, 0, u64::MAX);
+            },
+        );
     }
 }
 

@@ -95,24 +95,17 @@ impl SharedFiles {
     /// Write back and free the frames of files that no mapping uses any
     /// more (only this table holds them).
     pub fn collect<P: Platform>(&mut self, plat: &P, frames: &mut FrameAllocator) {
-        let idle: Vec<usize> = self
-            .files
-            .iter()
-            .filter(|(_, f)| f.pages.values().all(|pa| !frames.is_shared(*pa)))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in idle {
-            if let Some(f) = self.files.remove(&key) {
-                let size = f.data.size();
-                self.flush_all(plat, &f, size);
-                for pa in f.pages.values() {
-                    frames.free_frame(*pa);
-                }
-            }
-        }
+        release_idle(
+            &mut self.files,
+            frames,
+            |f| &f.pages,
+            |f| {
+                Self::flush_all(plat, f, f.data.size());
+            },
+        );
     }
 
-    fn flush_all<P: Platform>(&self, plat: &P, f: &SharedFile, size: u64) {
+    fn flush_all<P: Platform>(plat: &P, f: &SharedFile, size: u64) {
         let mut buf = alloc::vec![0u8; PAGE_SIZE as usize];
         for (&index, &pa) in &f.pages {
             let at = index * PAGE_SIZE;
@@ -122,6 +115,30 @@ impl SharedFiles {
             let n = (size - at).min(PAGE_SIZE) as usize;
             plat.phys_read(pa, &mut buf[..n]);
             let _ = f.data.write(&buf[..n], at);
+        }
+    }
+}
+
+/// Take out of `files` those whose frames no mapping uses any more (only
+/// the table holds them): `write_back` each, then free its frames. Shared
+/// by tmpfs files and host files (`hostshared`).
+pub(super) fn release_idle<K: Ord + Copy, F>(
+    files: &mut BTreeMap<K, F>,
+    frames: &mut FrameAllocator,
+    pages: impl Fn(&F) -> &BTreeMap<u64, PhysAddr>,
+    mut write_back: impl FnMut(&F),
+) {
+    let idle: Vec<K> = files
+        .iter()
+        .filter(|(_, f)| pages(f).values().all(|pa| !frames.is_shared(*pa)))
+        .map(|(k, _)| *k)
+        .collect();
+    for key in idle {
+        if let Some(f) = files.remove(&key) {
+            write_back(&f);
+            for pa in pages(&f).values() {
+                frames.free_frame(*pa);
+            }
         }
     }
 }

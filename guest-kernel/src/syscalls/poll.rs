@@ -61,17 +61,7 @@ pub fn readiness(file: &File) -> u16 {
         }
         File::Pty(end) => {
             let (r, w, hup) = end.pty.readiness(end.master);
-            let mut ev = 0;
-            if r {
-                ev |= POLLIN | POLLRDNORM;
-            }
-            if w {
-                ev |= POLLOUT | POLLWRNORM;
-            }
-            if hup {
-                ev |= POLLHUP;
-            }
-            ev
+            readiness_events(r, w, hup)
         }
         File::SignalFd(s) => {
             if s.ready() {
@@ -89,17 +79,7 @@ pub fn readiness(file: &File) -> u16 {
         }
         File::Socket(s) => {
             let (r, w, hup) = s.readiness();
-            let mut ev = 0;
-            if r {
-                ev |= POLLIN | POLLRDNORM;
-            }
-            if w {
-                ev |= POLLOUT | POLLWRNORM;
-            }
-            if hup {
-                ev |= POLLHUP;
-            }
-            ev
+            readiness_events(r, w, hup)
         }
         File::EventFd(e) => {
             let v = e.value();
@@ -351,4 +331,19 @@ pub fn sys_pselect6<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64>
         k.cur_mut().sig.set_blocked(saved);
     }
     r
+}
+
+/// Poll events of an end that is readable, writable or hung up.
+fn readiness_events(readable: bool, writable: bool, hup: bool) -> u16 {
+    let mut ev = 0;
+    if readable {
+        ev |= POLLIN | POLLRDNORM;
+    }
+    if writable {
+        ev |= POLLOUT | POLLWRNORM;
+    }
+    if hup {
+        ev |= POLLHUP;
+    }
+    ev
 }
