@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use guest_kernel::platform::PlatformError;
 use nix::unistd::Pid;
 
+use crate::sysmsg::Slot;
+
 /// `NT_X86_XSTATE`.
 const NT_X86_XSTATE: libc::c_int = 0x202;
 /// Where the XSAVE header's `xstate_bv` sits.
@@ -62,9 +64,16 @@ pub struct StubThread {
     xstate: Vec<u8>,
     /// Names the contents of `xstate`: changes whenever they change.
     tag: u64,
-    /// The stub thread (traced by the CPU the task last ran on) that holds
-    /// a newer state than `xstate`.
-    resident: Option<Pid>,
+    /// Where a newer state than `xstate` is: the stub thread the task last
+    /// ran on (traced by that CPU), or the signal frame of a sysmsg slot.
+    resident: Option<Home>,
+}
+
+/// Where a task's newest FPU state lives while it runs on one CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Home {
+    Traced(Pid),
+    Frame(Pid, Slot),
 }
 
 impl Default for StubThread {
@@ -134,12 +143,13 @@ fn lost(what: &'static str, e: nix::Error) -> PlatformError {
 impl StubThread {
     /// Make stub thread `tid` hold this state, to run the task on it.
     pub fn load(&mut self, tid: Pid) -> Result<(), PlatformError> {
-        if self.resident == Some(tid) {
+        let home = Home::Traced(tid);
+        if self.resident == Some(home) {
             return Ok(());
         }
         self.unload();
         if loaded(tid) == Some(self.tag) {
-            self.resident = Some(tid);
+            self.resident = Some(home);
             return Ok(());
         }
         if self.xstate.is_empty() {
@@ -148,22 +158,56 @@ impl StubThread {
         regset(libc::PTRACE_SETREGSET, tid, &mut self.xstate)
             .map_err(|e| lost("loading the FPU state", e))?;
         set_loaded(tid, self.tag);
-        self.resident = Some(tid);
+        self.resident = Some(home);
         Ok(())
+    }
+
+    /// Make the signal frame of sysmsg thread `tid` (in `slot`) hold this
+    /// state: `rt_sigreturn` loads it.
+    pub fn load_frame(&mut self, tid: Pid, slot: Slot) -> Result<(), PlatformError> {
+        let home = Home::Frame(tid, slot);
+        if self.resident == Some(home) {
+            return Ok(());
+        }
+        self.unload();
+        if loaded(tid) == Some(self.tag) {
+            self.resident = Some(home);
+            return Ok(());
+        }
+        if self.xstate.is_empty() {
+            self.xstate = initial(XSTATE_SIZE.load(Ordering::Relaxed));
+        }
+        slot.write_fpstate(&self.xstate)?;
+        set_loaded(tid, self.tag);
+        self.resident = Some(home);
+        Ok(())
+    }
+
+    /// The newest state of the thread or frame that holds it.
+    fn live(home: Home) -> Option<Vec<u8>> {
+        match home {
+            Home::Traced(tid) => {
+                let mut buf = initial(XSTATE_SIZE.load(Ordering::Relaxed));
+                let n = regset(libc::PTRACE_GETREGSET, tid, &mut buf).ok()?;
+                buf.truncate(n);
+                Some(buf)
+            }
+            Home::Frame(_, slot) => slot.read_fpstate(),
+        }
     }
 
     /// Bring the newest state home from the stub thread that holds it (one
     /// this CPU traces); the task may then run anywhere.
     pub fn unload(&mut self) {
-        let Some(tid) = self.resident.take() else {
+        let Some(home) = self.resident.take() else {
             return;
         };
-        let size = XSTATE_SIZE.load(Ordering::Relaxed);
-        let mut buf = initial(size);
+        let tid = match home {
+            Home::Traced(t) | Home::Frame(t, _) => t,
+        };
         // A stub thread that is gone (its space ended) keeps its state:
         // the last one saved stands.
-        if let Ok(n) = regset(libc::PTRACE_GETREGSET, tid, &mut buf) {
-            buf.truncate(n);
+        if let Some(buf) = Self::live(home) {
             self.xstate = buf;
             self.tag = next_tag();
             set_loaded(tid, self.tag);
@@ -173,13 +217,7 @@ impl StubThread {
     /// The x87/SSE state (the 512-byte fxsave image).
     pub fn fpu_state(&self) -> [u8; 512] {
         let mut st = [0u8; 512];
-        let mut live = Vec::new();
-        if let Some(tid) = self.resident {
-            live = initial(XSTATE_SIZE.load(Ordering::Relaxed));
-            if regset(libc::PTRACE_GETREGSET, tid, &mut live).is_err() {
-                live.clear();
-            }
-        }
+        let live = self.resident.and_then(Self::live).unwrap_or_default();
         let src = if live.is_empty() { &self.xstate } else { &live };
         match src.get(..512) {
             Some(x) => st.copy_from_slice(x),

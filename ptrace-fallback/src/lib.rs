@@ -19,6 +19,7 @@ mod fpu;
 mod physmem;
 mod regs;
 mod stub;
+mod sysmsg;
 mod ticker;
 pub mod tsc;
 
@@ -81,6 +82,9 @@ pub struct PtracePlatform {
     cpus: usize,
     /// The stub new stubs are forked from (see `Stub::fork_stub`).
     template: std::sync::Mutex<Option<Stub>>,
+    /// Where the stubs' sysmsg regions come from; `None`: every stub runs
+    /// under `PTRACE_SYSEMU`.
+    sysmsg: Option<std::sync::Arc<sysmsg::Area>>,
 }
 
 impl PtracePlatform {
@@ -101,10 +105,23 @@ impl PtracePlatform {
             stub::pin_to(*c).map_err(PtraceError::Affinity)?;
         }
         let tsc = tsc::TscCalibration::start();
-        let mem = PhysMemory::new(mem_bytes).map_err(|source| PtraceError::Memory {
+        let fast = sysmsg::enabled();
+        let extra = if fast { sysmsg::Area::bytes(cpus) } else { 0 };
+        let mem = PhysMemory::new(mem_bytes, extra).map_err(|source| PtraceError::Memory {
             bytes: mem_bytes,
             source,
         })?;
+        let sysmsg = if fast {
+            match sysmsg::Area::new(mem.fd(), mem_bytes, cpus, &allowed, !host_cpus.is_empty()) {
+                Ok(a) => Some(std::sync::Arc::new(a)),
+                Err(e) => {
+                    log::warn!("no seccomp-trap fast path ({e}): every call takes PTRACE_SYSEMU");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let stub_page = stub::StubPage::new().map_err(PtraceError::StubPage)?;
         let stub_page = std::sync::Arc::new(stub_page);
         let running = std::sync::Arc::new(ticker::Running::new(cpus));
@@ -120,6 +137,7 @@ impl PtracePlatform {
             host_cpus,
             cpus,
             template: std::sync::Mutex::new(None),
+            sysmsg,
         })
     }
 }
@@ -141,6 +159,29 @@ impl PtracePlatform {
                 .then(|| self.host_cpus.get(cpu).copied())
                 .flatten(),
         }
+    }
+
+    /// A new stub: forked from the template, or from the sandbox process.
+    fn new_stub(&self) -> Result<Stub, PlatformError> {
+        let on = self.on_cpu();
+        let cpus = self.cpus();
+        // New stubs fork from the template, made on first use; without one
+        // (it could not be made, or broke), from the sandbox process.
+        if let Ok(mut template) = self.template.lock() {
+            if template.is_none() {
+                *template = Stub::spawn(&self.stub_page, self.mem.fd(), on.cpu, cpus).ok();
+            }
+            if let Some(t) = template.as_mut() {
+                match t.fork_stub(on, cpus) {
+                    Ok(stub) => return Ok(stub),
+                    Err(e) => {
+                        log::warn!("the template stub failed ({e}); stubs fork from the sandbox");
+                        *template = None;
+                    }
+                }
+            }
+        }
+        Stub::spawn(&self.stub_page, self.mem.fd(), on.cpu, cpus)
     }
 
     /// A handle through which other threads send the container signals.
@@ -322,25 +363,11 @@ impl Platform for PtracePlatform {
     }
 
     fn new_address_space(&self) -> Result<Stub, PlatformError> {
-        let on = self.on_cpu();
-        let cpus = self.cpus();
-        // New stubs fork from the template, made on first use; without one
-        // (it could not be made, or broke), from the sandbox process.
-        if let Ok(mut template) = self.template.lock() {
-            if template.is_none() {
-                *template = Stub::spawn(&self.stub_page, self.mem.fd(), on.cpu, cpus).ok();
-            }
-            if let Some(t) = template.as_mut() {
-                match t.fork_stub(on, cpus) {
-                    Ok(stub) => return Ok(stub),
-                    Err(e) => {
-                        log::warn!("the template stub failed ({e}); stubs fork from the sandbox");
-                        *template = None;
-                    }
-                }
-            }
+        let mut stub = self.new_stub()?;
+        if let Some(a) = &self.sysmsg {
+            stub.use_sysmsg(a.clone());
         }
-        Stub::spawn(&self.stub_page, self.mem.fd(), on.cpu, cpus)
+        Ok(stub)
     }
 
     fn map(&self, space: &mut Stub, va: u64, pa: PhysAddr, len: u64, prot: Prot) -> KResult<()> {

@@ -27,9 +27,12 @@ unsafe impl Sync for PhysMemory {}
 const PUNCH_MIN: u64 = 64 * 1024;
 
 impl PhysMemory {
-    pub fn new(len: u64) -> nix::Result<Self> {
+    /// `len` bytes of memory, and `extra` bytes of the file after them
+    /// that the platform keeps for itself (not mapped here).
+    pub fn new(len: u64, extra: u64) -> nix::Result<Self> {
         let fd = memfd_create(c"ringfence-memory", MFdFlags::MFD_CLOEXEC)?;
-        nix::unistd::ftruncate(&fd, i64::try_from(len).map_err(|_| nix::Error::EINVAL)?)?;
+        let total = len.checked_add(extra).ok_or(nix::Error::EINVAL)?;
+        nix::unistd::ftruncate(&fd, i64::try_from(total).map_err(|_| nix::Error::EINVAL)?)?;
         let size =
             std::num::NonZeroUsize::new(usize::try_from(len).map_err(|_| nix::Error::EINVAL)?)
                 .ok_or(nix::Error::EINVAL)?;

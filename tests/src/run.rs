@@ -327,6 +327,8 @@ impl RunOutput {
 pub struct Ringfence {
     platform: Platform,
     work: TempDir,
+    /// Extra environment of the ringfence process.
+    envs: Vec<(String, String)>,
 }
 
 impl Ringfence {
@@ -334,7 +336,17 @@ impl Ringfence {
     pub fn new(platform: Platform) -> Ringfence {
         let work = TempDir::new(&format!("state-{}", platform.name()));
         fs::create_dir(work.path().join("root")).expect("create --root dir");
-        Ringfence { platform, work }
+        Ringfence {
+            platform,
+            work,
+            envs: Vec::new(),
+        }
+    }
+
+    /// Run ringfence with `key=value` in its environment too.
+    pub fn env(mut self, key: &str, value: &str) -> Ringfence {
+        self.envs.push((key.into(), value.into()));
+        self
     }
 
     /// The platform.
@@ -384,6 +396,7 @@ impl Ringfence {
         if crate::env_flag("RINGFENCE_TEST_DEBUG") {
             cmd.arg("--debug");
         }
+        cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
         cmd.args(args);
         let what = describe(&cmd);
         run_with_timeout(cmd, what, Some(self.log()))

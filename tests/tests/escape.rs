@@ -25,7 +25,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use ringfence_tests::{compile, for_each_platform, Bundle, Exit, Link, RunOutput};
+use ringfence_tests::{
+    compile, for_each_platform, Bundle, Exit, Link, Platform, Ringfence, RunOutput,
+};
 
 /// The secret the canaries hold, and their host paths.
 struct Canaries {
@@ -545,6 +547,45 @@ fn bind_symlinks_cannot_write_outside_the_source() {
                 fs::read_to_string(src.join(made)).ok().as_deref(),
                 Some("pwned"),
                 "{made}:\n{}\n{stdout}",
+                out.context()
+            );
+        }
+    });
+}
+
+/// The ptrace platform's stub code lies in every application address space,
+/// unlisted in its maps. `c/stubjump.c` finds it and makes, from each
+/// `syscall` instruction in it, a call that would end the stub process if
+/// the host ran it: each must still be the sentry's (in both of the ptrace
+/// platform's modes: the seccomp-trap fast path and `PTRACE_SYSEMU`). On
+/// KVM the application's address space holds nothing of the sandbox's.
+#[test]
+fn jumps_into_the_stub_code_make_no_host_calls() {
+    let prog = compile("stubjump", Link::Static);
+    let bundle = Bundle::builder(&prog).build();
+    for_each_platform(|p| {
+        let mut runs = vec![Ringfence::new(p)];
+        if p == Platform::Ptrace {
+            runs.push(Ringfence::new(p).env("RINGFENCE_PTRACE_SYSEMU", "1"));
+        }
+        for rf in runs {
+            let out = rf.run(&bundle, "rf-test");
+            out.expect_exit(Exit::Code(0));
+            let text = out.stdout_str();
+            let sites: usize = text
+                .lines()
+                .find_map(|l| l.strip_prefix("sites "))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no site count\n{}", out.context()));
+            match p {
+                // The stub page has dozens; a scan that finds none proves
+                // nothing.
+                Platform::Ptrace => assert!(sites >= 10, "{sites} sites\n{}", out.context()),
+                Platform::Kvm => assert_eq!(sites, 0, "{}", out.context()),
+            }
+            assert!(
+                text.contains(&format!("trapped {sites} of {sites}")),
+                "{}",
                 out.context()
             );
         }

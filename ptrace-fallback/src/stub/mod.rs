@@ -33,6 +33,7 @@ use crate::fpu::{self, StubThread};
 use crate::regs::{check_no_rseq, to_host};
 use crate::ticker::Running;
 
+mod fast;
 mod page;
 mod run;
 
@@ -108,6 +109,8 @@ pub struct Stub {
     page: std::sync::Arc<StubPage>,
     /// Calls queued since `begin_batch`, run by `end_batch`.
     batch: Option<Vec<[u64; 7]>>,
+    /// The seccomp-trap fast path, when the platform has it.
+    sysmsg: Option<fast::Sysmsg>,
 }
 
 /// The sentry CPU that calls, and the host CPU its stub threads belong on
@@ -124,6 +127,10 @@ pub struct OnCpu {
 pub struct SpaceRef {
     pid: Pid,
     tid: Option<Pid>,
+    /// The CPU's sysmsg slot and thread, when it has one.
+    fast: Option<(crate::sysmsg::Slot, Pid)>,
+    /// Whether to spin for the sysmsg thread's trap.
+    spin: bool,
 }
 
 fn lost(what: &'static str, e: nix::Error) -> PlatformError {
@@ -219,6 +226,7 @@ impl Stub {
             slots,
             page: page.clone(),
             batch: None,
+            sysmsg: None,
         };
         match waitpid(pid, Some(WaitPidFlag::__WALL)) {
             Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => {}
@@ -280,6 +288,7 @@ impl Stub {
             slots,
             page: self.page.clone(),
             batch: None,
+            sysmsg: None,
         };
         // Its first stop: the SIGSTOP of a child traced from birth.
         loop {
@@ -462,6 +471,12 @@ impl Stub {
         self.inject_checked(on, libc::SYS_mprotect, [va, len, prot_bits(prot), 0, 0, 0])
     }
 
+    /// Run this space's tasks on sysmsg threads (see `crate::sysmsg`)
+    /// where they can be made.
+    pub fn use_sysmsg(&mut self, area: std::sync::Arc<crate::sysmsg::Area>) {
+        self.sysmsg = Some(fast::Sysmsg::new(area));
+    }
+
     /// What the CPU needs to run tasks here.
     pub fn activate(&mut self, on: OnCpu) -> SpaceRef {
         let tid = match self.thread_for(on.cpu, on.pin) {
@@ -471,7 +486,14 @@ impl Stub {
                 None
             }
         };
-        SpaceRef { pid: self.pid, tid }
+        let fast = tid.and_then(|t| self.fast_for(on.cpu, t));
+        let spin = self.sysmsg.as_ref().is_some_and(|s| s.spin());
+        SpaceRef {
+            pid: self.pid,
+            tid,
+            fast,
+            spin,
+        }
     }
 
     /// Run `regs` with `thread`'s FPU state on CPU `cpu`'s thread of the
@@ -484,6 +506,9 @@ impl Stub {
         running: &Running,
         cpu: usize,
     ) -> Result<Trap, PlatformError> {
+        if let Some(f) = space.fast {
+            return Self::switch_fast(space.pid, f, thread, regs, running, cpu, space.spin);
+        }
         let Some(tid) = space.tid else {
             return Err(PlatformError::Resource("no stub thread for this CPU", 0));
         };
@@ -517,5 +542,9 @@ impl Drop for Stub {
             }
         }
         let _ = waitpid(self.pid, Some(WaitPidFlag::__WALL));
+        // Dead and reaped: nothing maps the region any more.
+        if let Some(sm) = self.sysmsg.as_mut() {
+            sm.release();
+        }
     }
 }

@@ -5,6 +5,9 @@
 //! loop, and the parked threads' `pause()` loop.
 
 use guest_kernel::abi::PAGE_SIZE;
+use guest_kernel::sched::MAX_CPUS;
+
+use crate::sysmsg;
 use nix::sys::mman::{mmap_anonymous, mprotect, MapFlags, ProtFlags};
 
 /// Linux's `TASK_SIZE`: the stub unmaps everything up to here.
@@ -94,9 +97,139 @@ std::arch::global_asm!(
     "mov eax, 34",
     "syscall",
     "jmp ringfence_stub_park",
+    // Start a sysmsg thread (see `sysmsg`): injected with clone's number
+    // and arguments in place and r12 its slot, which the child inherits.
+    ".globl ringfence_sysmsg_clone",
+    "ringfence_sysmsg_clone:",
+    "syscall",
+    "test rax, rax",
+    "jz 5f",
+    "int3",
+    // The child: sigaltstack(&slot.ss, NULL), no new privileges, its
+    // filter, and into the handler with a first trap.
+    "5:",
+    "mov eax, 131",
+    "lea rdi, [r12 + {ss}]",
+    "xor esi, esi",
+    "syscall",
+    "test rax, rax",
+    "jnz 6f",
+    "mov eax, 157",
+    "mov edi, 38",
+    "mov esi, 1",
+    "xor edx, edx",
+    "xor r10d, r10d",
+    "xor r8d, r8d",
+    "syscall",
+    "test rax, rax",
+    "jnz 6f",
+    "mov eax, 317",
+    "mov edi, 1",
+    "xor esi, esi",
+    "lea rdx, [r12 + {fprog}]",
+    "syscall",
+    "test rax, rax",
+    "jnz 6f",
+    "int3",
+    ".globl ringfence_sysmsg_started",
+    "ringfence_sysmsg_started:",
+    // Setting up failed (no filter is in place): say so, and end the thread.
+    "6:",
+    "mov [r12 + {err}], rax",
+    "mov dword ptr [r12 + {state}], {failed}",
+    "mov eax, 202",
+    "lea rdi, [r12 + {state}]",
+    "mov esi, 1",
+    "mov edx, 1",
+    "syscall",
+    "mov eax, 60",
+    "xor edi, edi",
+    "syscall",
+    // The handler of every signal of a sysmsg thread, on its slot's stack
+    // (rdi signo, rsi siginfo, rdx ucontext): publish the frame, wake the
+    // sentry if it sleeps, wait for RUN (spin, then sleep), set the
+    // segment bases it asks for, and return into rt_sigreturn.
+    ".globl ringfence_sysmsg_handler",
+    "ringfence_sysmsg_handler:",
+    "mov r12, rsp",
+    "and r12, -{slot}",
+    "mov [r12 + {signo}], rdi",
+    "mov [r12 + {info}], rsi",
+    "mov [r12 + {uctx}], rdx",
+    "mov eax, {trapped}",
+    "xchg [r12 + {state}], eax",
+    "cmp dword ptr [r12 + {sentry_sleeps}], 0",
+    "je 7f",
+    "mov eax, 202",
+    "lea rdi, [r12 + {state}]",
+    "mov esi, 1",
+    "mov edx, 1",
+    "syscall",
+    "7:",
+    "mov ecx, {spin}",
+    "8:",
+    "cmp dword ptr [r12 + {state}], {run}",
+    "je 22f",
+    "pause",
+    "dec ecx",
+    "jnz 8b",
+    "mov dword ptr [r12 + {stub_sleeps}], 1",
+    "mfence",
+    "cmp dword ptr [r12 + {state}], {run}",
+    "je 9f",
+    "mov eax, 202",
+    "lea rdi, [r12 + {state}]",
+    "xor esi, esi",
+    "mov edx, {trapped}",
+    "xor r10d, r10d",
+    "syscall",
+    "9:",
+    "mov dword ptr [r12 + {stub_sleeps}], 0",
+    "jmp 7b",
+    "22:",
+    "mov rsi, [r12 + {fs_want}]",
+    "cmp rsi, [r12 + {fs_cur}]",
+    "je 23f",
+    "mov [r12 + {fs_cur}], rsi",
+    "mov eax, 158",
+    "mov edi, 0x1002",
+    "syscall",
+    "23:",
+    "mov rsi, [r12 + {gs_want}]",
+    "cmp rsi, [r12 + {gs_cur}]",
+    "je 24f",
+    "mov [r12 + {gs_cur}], rsi",
+    "mov eax, 158",
+    "mov edi, 0x1001",
+    "syscall",
+    "24:",
+    "ret",
+    ".globl ringfence_sysmsg_restorer",
+    "ringfence_sysmsg_restorer:",
+    "mov eax, 15",
+    "syscall",
+    "ud2",
     ".globl ringfence_stub_end",
     "ringfence_stub_end:",
     ".popsection",
+    ss = const sysmsg::SS,
+    fprog = const sysmsg::FPROG,
+    err = const sysmsg::ERR,
+    state = const sysmsg::STATE,
+    failed = const sysmsg::FAILED,
+    slot = const sysmsg::SLOT,
+    signo = const sysmsg::SIGNO,
+    info = const sysmsg::INFO,
+    uctx = const sysmsg::UCTX,
+    trapped = const sysmsg::TRAPPED,
+    sentry_sleeps = const sysmsg::SENTRY_SLEEPS,
+    stub_sleeps = const sysmsg::STUB_SLEEPS,
+    spin = const sysmsg::STUB_SPIN,
+    run = const sysmsg::RUN,
+    fs_want = const sysmsg::FS_WANT,
+    fs_cur = const sysmsg::FS_CUR,
+    gs_want = const sysmsg::GS_WANT,
+    gs_cur = const sysmsg::GS_CUR,
 );
 
 extern "C" {
@@ -104,6 +237,10 @@ extern "C" {
     static ringfence_stub_syscall: u8;
     static ringfence_stub_batch: u8;
     static ringfence_stub_clones: u8;
+    static ringfence_sysmsg_clone: u8;
+    static ringfence_sysmsg_handler: u8;
+    static ringfence_sysmsg_started: u8;
+    static ringfence_sysmsg_restorer: u8;
     static ringfence_stub_end: u8;
 }
 
@@ -117,6 +254,10 @@ pub struct StubPage {
     pub(super) syscall_off: u64,
     pub(super) batch_off: u64,
     pub(super) clones_off: u64,
+    pub(super) sysmsg_clone_off: u64,
+    pub(super) sysmsg_handler_off: u64,
+    pub(super) sysmsg_started_off: u64,
+    pub(super) sysmsg_restorer_off: u64,
     /// Held while the batch page is written and run (always under the
     /// sentry's kernel lock too; this keeps the page sound on its own).
     batch: std::sync::Mutex<()>,
@@ -134,6 +275,16 @@ impl StubPage {
             std::ptr::addr_of!(ringfence_stub_batch) as usize,
             std::ptr::addr_of!(ringfence_stub_clones) as usize,
             std::ptr::addr_of!(ringfence_stub_end) as usize,
+        );
+        let (sm_clone, sm_handler, sm_started, sm_restorer) = (
+            std::ptr::addr_of!(ringfence_sysmsg_clone) as usize,
+            std::ptr::addr_of!(ringfence_sysmsg_handler) as usize,
+            std::ptr::addr_of!(ringfence_sysmsg_started) as usize,
+            std::ptr::addr_of!(ringfence_sysmsg_restorer) as usize,
+        );
+        assert!(
+            end - start <= PAGE_SIZE as usize,
+            "the stub code outgrew its page"
         );
         let len = end - start;
         // Highest free pair of pages below Linux's TASK_SIZE; the host
@@ -178,13 +329,24 @@ impl StubPage {
             syscall_off: (sys - start) as u64,
             batch_off: (batch - start) as u64,
             clones_off: (clones - start) as u64,
+            sysmsg_clone_off: (sm_clone - start) as u64,
+            sysmsg_handler_off: (sm_handler - start) as u64,
+            sysmsg_started_off: (sm_started - start) as u64,
+            sysmsg_restorer_off: (sm_restorer - start) as u64,
             batch: std::sync::Mutex::new(()),
         })
     }
 
-    /// The first address the application may not map.
+    /// The first address the application may not map: the stubs' sysmsg
+    /// regions lie between it and the batch page.
     pub fn user_top(&self) -> u64 {
-        self.addr - PAGE_SIZE
+        self.sysmsg_va()
+    }
+
+    /// Where each stub maps its sysmsg region (slot-aligned, room for
+    /// every CPU).
+    pub fn sysmsg_va(&self) -> u64 {
+        (self.addr - PAGE_SIZE - MAX_CPUS as u64 * sysmsg::SLOT) & !(sysmsg::SLOT - 1)
     }
 
     /// Write `ops` (at most [`BATCH_MAX`]) into the batch page and call
