@@ -45,6 +45,12 @@ pub const FS_CUR: u64 = 48;
 pub const GS_WANT: u64 = 56;
 pub const GS_CUR: u64 = 64;
 pub const ERR: u64 = 72;
+/// How long the handler spins before it sleeps (`pause` iterations).
+pub const SPIN_N: u64 = 84;
+/// 1 when the thread runs "far" (see `adapt`).
+const MODE: u64 = 88;
+/// Evidence for the other mode, in switches.
+const STREAK: u64 = 92;
 /// `stack_t` for `sigaltstack`.
 pub const SS: u64 = 128;
 /// `struct sock_fprog` for `seccomp`.
@@ -60,8 +66,15 @@ pub const TRAPPED: u32 = 1;
 pub const RUN: u32 = 2;
 pub const FAILED: u32 = 3;
 
-/// Handler spins before it sleeps (`pause` iterations, about 10-30 µs).
-pub const STUB_SPIN: u32 = 300;
+/// Handler spins before it sleeps when far (`pause` iterations, about
+/// 8 µs here).
+const STUB_SPIN: u32 = 300;
+/// A switch that ends in a system call this soon is short.
+const SHORT: Duration = Duration::from_micros(30);
+/// Short switches in a row that send a thread far, and others that bring
+/// it back.
+const TO_FAR: u32 = 16;
+const TO_NEAR: u32 = 8;
 /// How long the sentry spins for a trap before it sleeps.
 const SENTRY_SPIN: Duration = Duration::from_micros(20);
 
@@ -101,10 +114,10 @@ pub struct Area {
     /// Bytes per stub: `cpus` slots.
     per_stub: u64,
     free: std::sync::Mutex<Vec<u32>>,
-    /// Whether host CPUs are free to spin on (more than one).
-    pub spin: bool,
-    /// The host CPU of each sentry CPU's sysmsg threads (`None`: anywhere).
-    host_cpus: Vec<Option<usize>>,
+    /// For each sentry CPU, its own host CPU and another one where its
+    /// sysmsg threads may run far from it (`None`: they stay where they
+    /// start, and nobody spins).
+    places: Vec<Option<(usize, usize)>>,
 }
 
 // SAFETY: the mapping is shared memory owned by this value for the
@@ -148,27 +161,27 @@ impl Area {
             file_off,
             per_stub: cpus as u64 * SLOT,
             free: std::sync::Mutex::new((0..STUBS_MAX as u32).rev().collect()),
-            spin: allowed.len() > 1,
-            // A sysmsg thread runs while its sentry CPU spins: never on
-            // that CPU's host CPU. One free to itself if there are enough.
-            host_cpus: (0..cpus)
+            // Far: a host CPU of its own if there are enough, else the
+            // next sentry CPU's.
+            places: (0..cpus)
                 .map(|c| {
                     let n = allowed.len();
                     (pinned && n > 1).then(|| {
-                        if n >= 2 * cpus {
+                        let far = if n >= 2 * cpus {
                             allowed[cpus + c]
                         } else {
                             allowed[(c + 1) % n]
-                        }
+                        };
+                        (allowed[c], far)
                     })
                 })
                 .collect(),
         })
     }
 
-    /// Where sentry CPU `cpu`'s sysmsg threads run.
-    pub fn host_cpu(&self, cpu: usize) -> Option<usize> {
-        self.host_cpus.get(cpu).copied().flatten()
+    /// Sentry CPU `cpu`'s host CPU and its far one.
+    pub fn places(&self, cpu: usize) -> Option<(usize, usize)> {
+        self.places.get(cpu).copied().flatten()
     }
 
     /// A region for a stub: its index, its memfd offset and length.
@@ -421,6 +434,42 @@ impl Slot {
             self.write(off + 512, &x[512..n]);
         }
         Ok(())
+    }
+
+    /// Whether the thread runs far from its sentry CPU (both spin then).
+    pub fn far(&self) -> bool {
+        self.word(MODE).load(Ordering::Relaxed) == 1
+    }
+
+    /// After a switch of `took` ending in `trap`: move the thread between
+    /// its sentry CPU's host CPU (`near`) and another (`far`). Near, a trap
+    /// costs two host context switches (about 8 µs here); far, both sides
+    /// spin and one costs about 2.5 µs, but the application's data goes
+    /// cold in the other CPU's cache and a spinning CPU is lost to
+    /// others. So a run of quick system calls goes far, and a run of
+    /// anything else (faults, long runs, blocking) comes back.
+    pub fn adapt(&self, tid: Pid, trap: &Trap, took: Duration, (near, far_cpu): (usize, usize)) {
+        let short = matches!(trap, Trap::Syscall) && took < SHORT;
+        let far = self.far();
+        let streak = self.word(STREAK);
+        let n = if short != far {
+            streak.load(Ordering::Relaxed).saturating_add(1)
+        } else {
+            0
+        };
+        if n < if far { TO_NEAR } else { TO_FAR } {
+            streak.store(n, Ordering::Relaxed);
+            return;
+        }
+        let mut set = nix::sched::CpuSet::new();
+        if set.set(if far { near } else { far_cpu }).is_ok()
+            && nix::sched::sched_setaffinity(tid, &set).is_ok()
+        {
+            self.word(MODE).store(u32::from(!far), Ordering::Relaxed);
+            let spin = if far { 0 } else { STUB_SPIN };
+            self.word(SPIN_N).store(spin, Ordering::Relaxed);
+        }
+        streak.store(0, Ordering::Relaxed);
     }
 
     /// The signal and instruction pointer of the trap just taken.

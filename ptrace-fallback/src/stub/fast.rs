@@ -2,6 +2,7 @@
 //! run in the space, through that CPU's traced thread.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use guest_kernel::abi::UserRegs;
 use guest_kernel::platform::{PlatformError, Trap};
@@ -44,8 +45,9 @@ impl Sysmsg {
         }
     }
 
-    pub(super) fn spin(&self) -> bool {
-        self.area.spin
+    /// Where CPU `cpu` runs its sysmsg threads near and far.
+    pub(super) fn places(&self, cpu: usize) -> Option<(usize, usize)> {
+        self.area.places(cpu)
     }
 
     /// Give the region back: the stub is dead.
@@ -197,16 +199,8 @@ impl Stub {
         if slot.first_trap() != Some((libc::SIGTRAP, base + self.page.sysmsg_started_off)) {
             return Err(PlatformError::Lost("sysmsg thread stopped early", 0));
         }
-        // It inherited the traced thread's host CPU, where its sentry CPU
-        // spins while it runs: it goes to a host CPU of its own, or at
-        // least another.
-        let there = self.sysmsg.as_ref().and_then(|s| s.area.host_cpu(cpu));
-        if let Some(c) = there {
-            let mut set = nix::sched::CpuSet::new();
-            if set.set(c).is_ok() {
-                let _ = nix::sched::sched_setaffinity(tid, &set);
-            }
-        }
+        // It starts near: on the traced thread's host CPU, its sentry
+        // CPU's (see `Slot::adapt`).
         Ok(tid)
     }
 
@@ -214,22 +208,27 @@ impl Stub {
     pub(super) fn switch_fast(
         pid: Pid,
         (slot, tid): (Slot, Pid),
+        places: Option<(usize, usize)>,
         thread: &mut StubThread,
         regs: &mut UserRegs,
         running: &Running,
         cpu: usize,
-        spin: bool,
     ) -> Result<Trap, PlatformError> {
         thread.load_frame(tid, slot)?;
         if !running.enter(cpu, pid.as_raw(), tid.as_raw()) {
             return Ok(Trap::Interrupt);
         }
+        let t0 = Instant::now();
         let r = slot
             .run(regs)
-            .and_then(|()| slot.wait_trap(pid, tid, spin))
+            .and_then(|()| slot.wait_trap(pid, tid, slot.far()))
             .and_then(|()| slot.trap(regs));
+        let took = t0.elapsed();
         running.leave(cpu);
         running.take_kick(cpu);
+        if let (Ok(trap), Some(p)) = (&r, places) {
+            slot.adapt(tid, trap, took, p);
+        }
         r
     }
 }

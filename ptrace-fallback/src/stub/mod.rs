@@ -129,8 +129,8 @@ pub struct SpaceRef {
     tid: Option<Pid>,
     /// The CPU's sysmsg slot and thread, when it has one.
     fast: Option<(crate::sysmsg::Slot, Pid)>,
-    /// Whether to spin for the sysmsg thread's trap.
-    spin: bool,
+    /// Where the CPU runs its sysmsg threads near and far.
+    places: Option<(usize, usize)>,
 }
 
 fn lost(what: &'static str, e: nix::Error) -> PlatformError {
@@ -487,12 +487,12 @@ impl Stub {
             }
         };
         let fast = tid.and_then(|t| self.fast_for(on.cpu, t));
-        let spin = self.sysmsg.as_ref().is_some_and(|s| s.spin());
+        let places = self.sysmsg.as_ref().and_then(|s| s.places(on.cpu));
         SpaceRef {
             pid: self.pid,
             tid,
             fast,
-            spin,
+            places,
         }
     }
 
@@ -507,7 +507,7 @@ impl Stub {
         cpu: usize,
     ) -> Result<Trap, PlatformError> {
         if let Some(f) = space.fast {
-            return Self::switch_fast(space.pid, f, thread, regs, running, cpu, space.spin);
+            return Self::switch_fast(space.pid, f, space.places, thread, regs, running, cpu);
         }
         let Some(tid) = space.tid else {
             return Err(PlatformError::Resource("no stub thread for this CPU", 0));
@@ -528,6 +528,24 @@ impl Stub {
     }
 }
 
+/// Reap `tid`, dead or dying of SIGKILL; false if it is still there after
+/// `patience`. Never blocks for good: a thread traced by a CPU thread that
+/// has ended since was detached from us, and a wait for it could hang.
+fn reap(tid: Pid, patience: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match waitpid(tid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_micros(200))
+            }
+            Ok(WaitStatus::StillAlive) => return false,
+            Err(nix::Error::EINTR) => {}
+            // Reaped, or not ours to wait for (ECHILD).
+            Ok(_) | Err(_) => return true,
+        }
+    }
+}
+
 impl Drop for Stub {
     fn drop(&mut self) {
         let _ = kill(self.pid, Signal::SIGKILL);
@@ -537,13 +555,14 @@ impl Drop for Stub {
         for slot in self.slots {
             if let Slot::Traced(tid) = slot {
                 if tid != self.pid {
-                    let _ = waitpid(tid, Some(WaitPidFlag::__WALL));
+                    reap(tid, std::time::Duration::from_millis(50));
                 }
             }
         }
-        let _ = waitpid(self.pid, Some(WaitPidFlag::__WALL));
-        // Dead and reaped: nothing maps the region any more.
-        if let Some(sm) = self.sysmsg.as_mut() {
+        let reaped = reap(self.pid, std::time::Duration::from_secs(2));
+        // Dead and reaped: nothing maps the region any more. (A stub that
+        // would not go keeps its region.)
+        if let Some(sm) = self.sysmsg.as_mut().filter(|_| reaped) {
             sm.release();
         }
     }

@@ -147,7 +147,8 @@ std::arch::global_asm!(
     "syscall",
     // The handler of every signal of a sysmsg thread, on its slot's stack
     // (rdi signo, rsi siginfo, rdx ucontext): publish the frame, wake the
-    // sentry if it sleeps, wait for RUN (spin, then sleep), set the
+    // sentry if it sleeps, wait for RUN (spin as long as the sentry says,
+    // then sleep), set the
     // segment bases it asks for, and return into rt_sigreturn.
     ".globl ringfence_sysmsg_handler",
     "ringfence_sysmsg_handler:",
@@ -166,13 +167,16 @@ std::arch::global_asm!(
     "mov edx, 1",
     "syscall",
     "7:",
-    "mov ecx, {spin}",
+    "mov ecx, dword ptr [r12 + {spin_n}]",
     "8:",
     "cmp dword ptr [r12 + {state}], {run}",
     "je 22f",
+    "test ecx, ecx",
+    "jz 25f",
     "pause",
     "dec ecx",
-    "jnz 8b",
+    "jmp 8b",
+    "25:",
     "mov dword ptr [r12 + {stub_sleeps}], 1",
     "mfence",
     "cmp dword ptr [r12 + {state}], {run}",
@@ -224,7 +228,7 @@ std::arch::global_asm!(
     trapped = const sysmsg::TRAPPED,
     sentry_sleeps = const sysmsg::SENTRY_SLEEPS,
     stub_sleeps = const sysmsg::STUB_SLEEPS,
-    spin = const sysmsg::STUB_SPIN,
+    spin_n = const sysmsg::SPIN_N,
     run = const sysmsg::RUN,
     fs_want = const sysmsg::FS_WANT,
     fs_cur = const sysmsg::FS_CUR,
