@@ -307,6 +307,9 @@ impl Platform for PtracePlatform {
                             log::debug!("CPU {c}: cannot pin to host CPU {pin:?}: {e}");
                         }
                         cpu_loop(c);
+                        if let Some(g) = stub::CPU_GONE.get(c) {
+                            g.store(true, Ordering::SeqCst);
+                        }
                         left.fetch_add(1, Ordering::SeqCst);
                     });
                 match r {

@@ -89,6 +89,10 @@ int main(void) {
         }
         if (pid == 0) {
             alarm(5);
+            /* Run a while first: a space gets its seccomp-trapped threads
+             * only after some switches under PTRACE_SYSEMU. */
+            for (int k = 0; k < 1000; k++)
+                getppid();
             __asm__ volatile("xor %%r12d, %%r12d\n"
                              "xor %%r13d, %%r13d\n"
                              "xor %%r14d, %%r14d\n"

@@ -14,6 +14,9 @@ use crate::fpu::StubThread;
 use crate::sysmsg::{self, Area, Region, Slot};
 use crate::ticker::Running;
 
+/// Switches into a space before it gets sysmsg threads.
+pub(super) const AFTER_SWITCHES: u32 = 64;
+
 /// A CPU's sysmsg thread of a space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Fast {

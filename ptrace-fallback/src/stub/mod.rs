@@ -111,6 +111,8 @@ pub struct Stub {
     batch: Option<Vec<[u64; 7]>>,
     /// The seccomp-trap fast path, when the platform has it.
     sysmsg: Option<fast::Sysmsg>,
+    /// Switches into the space so far (see `activate`).
+    switches: u32,
 }
 
 /// The sentry CPU that calls, and the host CPU its stub threads belong on
@@ -227,6 +229,7 @@ impl Stub {
             page: page.clone(),
             batch: None,
             sysmsg: None,
+            switches: 0,
         };
         match waitpid(pid, Some(WaitPidFlag::__WALL)) {
             Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => {}
@@ -289,6 +292,7 @@ impl Stub {
             page: self.page.clone(),
             batch: None,
             sysmsg: None,
+            switches: 0,
         };
         // Its first stop: the SIGSTOP of a child traced from birth.
         loop {
@@ -486,7 +490,13 @@ impl Stub {
                 None
             }
         };
-        let fast = tid.and_then(|t| self.fast_for(on.cpu, t));
+        // A short-lived process (fork, exec, exit) would spend more on
+        // making sysmsg threads than it saves: a space gets them once it
+        // has run a while under PTRACE_SYSEMU.
+        self.switches = self.switches.saturating_add(1);
+        let fast = tid
+            .filter(|_| self.switches > fast::AFTER_SWITCHES)
+            .and_then(|t| self.fast_for(on.cpu, t));
         let places = self.sysmsg.as_ref().and_then(|s| s.places(on.cpu));
         SpaceRef {
             pid: self.pid,
@@ -528,15 +538,37 @@ impl Stub {
     }
 }
 
+/// Which CPU threads have ended (see `run_cpus`): the threads they traced
+/// were detached from us then, and a blocking wait for one could hang.
+pub static CPU_GONE: [std::sync::atomic::AtomicBool; MAX_CPUS] =
+    [const { std::sync::atomic::AtomicBool::new(false) }; MAX_CPUS];
+
+fn cpu_gone(cpu: usize) -> bool {
+    CPU_GONE
+        .get(cpu)
+        .is_some_and(|g| g.load(std::sync::atomic::Ordering::SeqCst))
+}
+
 /// Reap `tid`, dead or dying of SIGKILL; false if it is still there after
-/// `patience`. Never blocks for good: a thread traced by a CPU thread that
-/// has ended since was detached from us, and a wait for it could hang.
-fn reap(tid: Pid, patience: std::time::Duration) -> bool {
+/// `patience`. Blocks when `block` (the quickest way), else polls.
+fn reap(tid: Pid, block: bool, patience: std::time::Duration) -> bool {
+    if block {
+        return loop {
+            match waitpid(tid, Some(WaitPidFlag::__WALL)) {
+                Err(nix::Error::EINTR) => continue,
+                Ok(_) | Err(_) => break true,
+            }
+        };
+    }
     let deadline = std::time::Instant::now() + patience;
+    // SIGKILL takes some microseconds to land: look again soon, then less
+    // and less often.
+    let mut nap = std::time::Duration::from_micros(5);
     loop {
         match waitpid(tid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_micros(200))
+                std::thread::sleep(nap);
+                nap = (nap * 2).min(std::time::Duration::from_millis(1));
             }
             Ok(WaitStatus::StillAlive) => return false,
             Err(nix::Error::EINTR) => {}
@@ -552,14 +584,19 @@ impl Drop for Stub {
         // The leader is reported only after every other traced thread has
         // been reaped (by any thread of ours: wait reaches the tracees of
         // the whole thread group). Parked ones were never traced.
-        for slot in self.slots {
+        let mut block = true;
+        let mut leader_cpu = 0;
+        for (cpu, slot) in self.slots.into_iter().enumerate() {
             if let Slot::Traced(tid) = slot {
-                if tid != self.pid {
-                    reap(tid, std::time::Duration::from_millis(50));
+                if tid == self.pid {
+                    leader_cpu = cpu;
+                } else if !reap(tid, !cpu_gone(cpu), std::time::Duration::from_millis(50)) {
+                    block = false;
                 }
             }
         }
-        let reaped = reap(self.pid, std::time::Duration::from_secs(2));
+        let block = block && !cpu_gone(leader_cpu);
+        let reaped = reap(self.pid, block, std::time::Duration::from_secs(2));
         // Dead and reaped: nothing maps the region any more. (A stub that
         // would not go keeps its region.)
         if let Some(sm) = self.sysmsg.as_mut().filter(|_| reaped) {
