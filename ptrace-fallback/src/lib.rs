@@ -329,6 +329,8 @@ impl Platform for PtracePlatform {
                 std::thread::sleep(Duration::from_micros(50));
             }
         });
+        let (fast, stops) = self.running.traps();
+        log::info!("ptrace switches: {fast} through sysmsg threads, {stops} under PTRACE_SYSEMU");
     }
 
     fn kick_cpu(&self, cpu: usize) {

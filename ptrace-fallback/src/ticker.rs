@@ -16,10 +16,14 @@ pub const SLICE: Duration = Duration::from_millis(10);
 /// its switches, so the ticker only interrupts a switch that outlived a
 /// slice; and a kick not yet seen.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 struct CpuRun {
     ids: AtomicU64,
     generation: AtomicU64,
     kicked: AtomicBool,
+    /// Traps taken: through a sysmsg thread, and as ptrace stops.
+    fast_traps: AtomicU64,
+    ptrace_traps: AtomicU64,
 }
 
 /// What every CPU runs, and the host signals the sentry has not taken yet.
@@ -72,6 +76,25 @@ impl Running {
         if let Some(c) = self.cpus.get(cpu) {
             c.ids.store(0, Ordering::SeqCst);
         }
+    }
+
+    /// Count a trap of `cpu`'s, taken `fast` (through a sysmsg thread) or
+    /// as a ptrace stop.
+    pub fn count_trap(&self, cpu: usize, fast: bool) {
+        if let Some(c) = self.cpus.get(cpu) {
+            let n = if fast { &c.fast_traps } else { &c.ptrace_traps };
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Traps so far: (through sysmsg threads, as ptrace stops).
+    pub fn traps(&self) -> (u64, u64) {
+        self.cpus.iter().fold((0, 0), |(f, p), c| {
+            (
+                f + c.fast_traps.load(Ordering::Relaxed),
+                p + c.ptrace_traps.load(Ordering::Relaxed),
+            )
+        })
     }
 
     /// Whether `cpu` was kicked since it last looked; clears the kick.

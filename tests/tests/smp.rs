@@ -5,7 +5,9 @@
 
 use std::ffi::OsStr;
 
-use ringfence_tests::{compile, for_each_platform, Bundle, Exit, Link, Platform, Ringfence};
+use ringfence_tests::{
+    compile, for_each_platform, log_numbers, platforms, Bundle, Exit, Link, Platform, Ringfence,
+};
 
 fn run_with_vcpus(p: Platform, bundle: &Bundle, vcpus: &str) -> ringfence_tests::RunOutput {
     Ringfence::new(p).invoke([
@@ -99,4 +101,49 @@ fn each_thread_keeps_its_own_fpu_state_whatever_cpu_runs_it() {
         out.expect_exit(Exit::Code(0));
         out.expect_stdout(&expected);
     });
+}
+
+/// The ptrace platform runs application code two ways: on seccomp-trapped
+/// sysmsg threads, whose FPU state the sentry swaps in their signal frames,
+/// and under `PTRACE_SYSEMU` (`RINGFENCE_PTRACE_SYSEMU=1`), through
+/// `PTRACE_SETREGSET`. Both keep each thread's state, on one CPU and on
+/// two; the `--debug` log shows which way the switches went.
+#[test]
+fn ptrace_keeps_fpu_state_on_sysmsg_threads_and_under_sysemu() {
+    if !platforms().contains(&Platform::Ptrace) {
+        eprintln!("SKIPPED: the ptrace platform is not among the requested platforms");
+        return;
+    }
+    let prog = compile("smp", Link::Static);
+    let bundle = Bundle::builder(&prog).args(["fpu"]).build();
+    let native = bundle.run_native();
+    native.expect_exit(Exit::Code(0));
+    for sysemu in [false, true] {
+        for vcpus in ["1", "2"] {
+            let mut rf = Ringfence::new(Platform::Ptrace);
+            if sysemu {
+                rf = rf.env("RINGFENCE_PTRACE_SYSEMU", "1");
+            }
+            let out = rf.invoke([
+                OsStr::new("--debug"),
+                OsStr::new("--vcpus"),
+                OsStr::new(vcpus),
+                OsStr::new("run"),
+                OsStr::new("--bundle"),
+                bundle.dir().as_os_str(),
+                OsStr::new("rf-smp"),
+            ]);
+            out.expect_exit(Exit::Code(0));
+            out.expect_stdout(&native.stdout_str());
+            let log = std::fs::read_to_string(rf.log()).unwrap_or_default();
+            let n = log_numbers(&log, "ptrace switches: ");
+            let (fast, stops) = (n[0], n[1]);
+            if sysemu {
+                assert_eq!(fast, 0, "SYSEMU only, yet {fast} sysmsg switches");
+            } else {
+                // Four threads trapping hundreds of times each.
+                assert!(fast > 500, "{fast} sysmsg switches, {stops} ptrace stops");
+            }
+        }
+    }
 }

@@ -517,8 +517,10 @@ impl Stub {
         cpu: usize,
     ) -> Result<Trap, PlatformError> {
         if let Some(f) = space.fast {
+            running.count_trap(cpu, true);
             return Self::switch_fast(space.pid, f, space.places, thread, regs, running, cpu);
         }
+        running.count_trap(cpu, false);
         let Some(tid) = space.tid else {
             return Err(PlatformError::Resource("no stub thread for this CPU", 0));
         };
