@@ -187,7 +187,8 @@ impl<'p, P: Platform> Kernel<'p, P> {
         }
         let mut fds = FdTable::default();
         for (fd, h) in [(0, HOST_STDIN), (1, HOST_STDOUT), (2, HOST_STDERR)] {
-            fds.install_at(fd, Arc::new(File::HostStream { handle: h }), false);
+            // The budget holds three descriptors for the first process.
+            let _ = fds.install_at(fd, Arc::new(File::HostStream { handle: h }), false);
         }
         let creds = Credentials {
             uid: params.uid,
@@ -501,7 +502,12 @@ impl<'p, P: Platform> Kernel<'p, P> {
         let mut fds = FdTable::default();
         for (fd, h) in req.stdio.iter().enumerate() {
             let handle = crate::platform::HostHandle(*h);
-            fds.install_at(fd as i32, Arc::new(File::HostStream { handle }), false);
+            if fds
+                .install_at(fd as i32, Arc::new(File::HostStream { handle }), false)
+                .is_err()
+            {
+                log::warn!("exec: no descriptor left for stdio {fd}");
+            }
         }
         let cwd = if req.cwd.is_empty() {
             b"/".to_vec()

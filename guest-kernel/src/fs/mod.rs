@@ -17,7 +17,7 @@ pub mod vfs;
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU32, AtomicU64};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::abi::{Errno, KResult};
 use crate::platform::HostHandle;
@@ -269,13 +269,57 @@ pub struct FdEntry {
     pub cloexec: bool,
 }
 
+/// Descriptors open in every table at once, and the most there may be:
+/// Linux's `file-max`, so that a sandbox full of processes that raised
+/// their `RLIMIT_NOFILE` gets `ENFILE` instead of exhausting the sentry's
+/// memory (about 200 bytes each).
+static OPEN_FDS: AtomicUsize = AtomicUsize::new(0);
+pub const FILE_MAX: usize = 1 << 18;
+
+/// Take `n` descriptors from the sandbox-wide budget.
+fn charge(n: usize) -> KResult<()> {
+    let mut cur = OPEN_FDS.load(Ordering::Relaxed);
+    loop {
+        let new = cur
+            .checked_add(n)
+            .filter(|v| *v <= FILE_MAX)
+            .ok_or(Errno::ENFILE)?;
+        match OPEN_FDS.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return Ok(()),
+            Err(v) => cur = v,
+        }
+    }
+}
+
+fn uncharge(n: usize) {
+    OPEN_FDS.fetch_sub(n, Ordering::Relaxed);
+}
+
 /// A process's descriptor table.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct FdTable {
     fds: BTreeMap<i32, FdEntry>,
+    /// No descriptor below this one is free (Linux's `next_fd`), so that
+    /// filling a table costs O(n log n), not O(n²).
+    free_from: i32,
+}
+
+impl Drop for FdTable {
+    fn drop(&mut self) {
+        uncharge(self.fds.len());
+    }
 }
 
 impl FdTable {
+    /// A copy for a new process (fork); `ENFILE` past the budget.
+    pub fn try_clone(&self) -> KResult<FdTable> {
+        charge(self.fds.len())?;
+        Ok(FdTable {
+            fds: self.fds.clone(),
+            free_from: self.free_from,
+        })
+    }
+
     pub fn get(&self, fd: i32) -> KResult<Arc<File>> {
         self.fds
             .get(&fd)
@@ -287,9 +331,18 @@ impl FdTable {
         self.fds.get_mut(&fd).ok_or(Errno::EBADF)
     }
 
-    /// Install `file` at exactly `fd`, returning what was there.
-    pub fn install_at(&mut self, fd: i32, file: Arc<File>, cloexec: bool) -> Option<FdEntry> {
-        self.fds.insert(fd, FdEntry { file, cloexec })
+    /// Install `file` at exactly `fd`, returning what was there (`ENFILE`
+    /// if the slot was free and the sandbox has no descriptor left).
+    pub fn install_at(
+        &mut self,
+        fd: i32,
+        file: Arc<File>,
+        cloexec: bool,
+    ) -> KResult<Option<FdEntry>> {
+        if !self.fds.contains_key(&fd) {
+            charge(1)?;
+        }
+        Ok(self.fds.insert(fd, FdEntry { file, cloexec }))
     }
 
     /// Install `file` at the lowest free descriptor at or above `min`, below `limit`.
@@ -300,7 +353,8 @@ impl FdTable {
         cloexec: bool,
         limit: u64,
     ) -> KResult<i32> {
-        let mut fd = min.max(0);
+        let min = min.max(0);
+        let mut fd = min.max(self.free_from);
         for k in self.fds.range(fd..).map(|(k, _)| *k) {
             if k != fd {
                 break;
@@ -310,7 +364,11 @@ impl FdTable {
         if fd as u64 >= limit {
             return Err(Errno::EMFILE);
         }
+        charge(1)?;
         self.fds.insert(fd, FdEntry { file, cloexec });
+        if min <= self.free_from {
+            self.free_from = fd + 1;
+        }
         Ok(fd)
     }
 
@@ -326,7 +384,10 @@ impl FdTable {
 
     /// Remove `fd`, returning its entry.
     pub fn remove(&mut self, fd: i32) -> KResult<FdEntry> {
-        self.fds.remove(&fd).ok_or(Errno::EBADF)
+        let e = self.fds.remove(&fd).ok_or(Errno::EBADF)?;
+        uncharge(1);
+        self.free_from = self.free_from.min(fd);
+        Ok(e)
     }
 
     /// Remove the close-on-exec descriptors.
@@ -338,12 +399,14 @@ impl FdTable {
             .map(|(k, _)| *k)
             .collect();
         fds.into_iter()
-            .filter_map(|fd| self.fds.remove(&fd))
+            .filter_map(|fd| self.remove(fd).ok())
             .collect()
     }
 
     /// Remove every descriptor.
     pub fn drain(&mut self) -> impl Iterator<Item = FdEntry> + '_ {
+        uncharge(self.fds.len());
+        self.free_from = 0;
         core::mem::take(&mut self.fds).into_values()
     }
 }

@@ -70,7 +70,7 @@ fn dup_to<P: Platform>(k: &mut Kernel<'_, P>, old: i32, new: i32, cloexec: bool)
     if new < 0 || new as u64 >= nofile(k) {
         return Err(Errno::EBADF);
     }
-    if let Some(prev) = k.group_mut().fds.install_at(new, file, cloexec) {
+    if let Some(prev) = k.group_mut().fds.install_at(new, file, cloexec)? {
         descriptor_closed(k, prev.file);
     }
     Ok(new as u64)

@@ -62,6 +62,13 @@ pub fn sys_clone<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     if flags & CLONE_THREAD == 0 && k.groups.len() as u64 >= nproc.min(k.plat.process_limit()) {
         return Err(Errno::EAGAIN);
     }
+    // A new process copies the descriptor table first: past the sandbox's
+    // descriptor budget, fork fails before anything else is made.
+    let mut child_fds = if flags & CLONE_THREAD == 0 {
+        Some(k.group().fds.try_clone()?)
+    } else {
+        None
+    };
     let parent_tid = k.cur;
     let parent_mm = k.cur().mm;
     // The child's address space: shared, or a copy-on-write fork.
@@ -135,7 +142,7 @@ pub fn sys_clone<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
             pending: 0,
             siginfo: Default::default(),
             creds: g.creds,
-            fds: g.fds.clone(),
+            fds: child_fds.take().unwrap_or_default(),
             cwd: g.cwd.clone(),
             exe_path: g.exe_path.clone(),
             cmdline: g.cmdline.clone(),
