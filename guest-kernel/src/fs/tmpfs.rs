@@ -94,14 +94,29 @@ impl Tmpfs {
         }
     }
 
-    /// A copy of an inode.
+    /// A copy of an inode, but for a directory's entries (list them with
+    /// `entries`): copying them made every create in a big directory cost
+    /// as much as listing it.
     pub fn inode(&self, ino: u64) -> KResult<Inode> {
-        self.state
-            .lock()
-            .inodes
-            .get(&ino)
-            .cloned()
-            .ok_or(Errno::ENOENT)
+        let st = self.state.lock();
+        let i = st.inodes.get(&ino).ok_or(Errno::ENOENT)?;
+        let kind = match &i.kind {
+            InodeKind::Dir { parent, opaque, .. } => InodeKind::Dir {
+                entries: BTreeMap::new(),
+                parent: *parent,
+                opaque: *opaque,
+            },
+            other => other.clone(),
+        };
+        Ok(Inode {
+            kind,
+            mode: i.mode,
+            uid: i.uid,
+            gid: i.gid,
+            nlink: i.nlink,
+            mtime: i.mtime,
+            ctime: i.ctime,
+        })
     }
 
     /// The child `name` of directory `dir`.
