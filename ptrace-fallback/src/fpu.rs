@@ -192,7 +192,15 @@ impl StubThread {
                 buf.truncate(n);
                 Some(buf)
             }
-            Home::Frame(_, slot) => slot.read_fpstate(),
+            // The frame's XSAVE area may be smaller than the regset's (the
+            // task's own size); the rest stays in its initial state.
+            Home::Frame(_, slot) => {
+                let f = slot.read_fpstate()?;
+                let mut buf = initial(XSTATE_SIZE.load(Ordering::Relaxed));
+                let n = f.len().min(buf.len());
+                buf[..n].copy_from_slice(&f[..n]);
+                Some(buf)
+            }
         }
     }
 

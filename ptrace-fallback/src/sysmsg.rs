@@ -51,14 +51,17 @@ pub const SPIN_N: u64 = 84;
 const MODE: u64 = 88;
 /// Evidence for the other mode, in switches.
 const STREAK: u64 = 92;
-/// `stack_t` for `sigaltstack`.
-pub const SS: u64 = 128;
-/// `struct sock_fprog` for `seccomp`.
-pub const FPROG: u64 = 160;
+// What setting a thread up reads, in the stub's read-only batch page (see
+// `setup_data`): the application could rewrite anything in its slots
+// between the sentry's writing it and the kernel's reading it.
 /// The kernel's `struct sigaction` for `rt_sigaction`.
-pub const SIGACT: u64 = 192;
+pub const DATA_SIGACT: u64 = 0;
+/// `stack_t` for `sigaltstack`.
+pub const DATA_SS: u64 = 32;
+/// `struct sock_fprog` for `seccomp`.
+pub const DATA_FPROG: u64 = 64;
 /// The filter's instructions.
-pub const FILTER: u64 = 256;
+const DATA_FILTER: u64 = 128;
 
 // States.
 pub const NEW: u32 = 0;
@@ -75,6 +78,10 @@ const SHORT: Duration = Duration::from_micros(30);
 /// it back.
 const TO_FAR: u32 = 16;
 const TO_NEAR: u32 = 8;
+/// How often the sentry checks on a thread that has not trapped, and how
+/// many checks it lets go unanswered (5 s).
+const QUIET: Duration = Duration::from_millis(200);
+const UNANSWERED: u32 = 25;
 /// How long the sentry spins for a trap before it sleeps.
 const SENTRY_SPIN: Duration = Duration::from_micros(20);
 
@@ -268,9 +275,9 @@ impl Slot {
 
     /// The slot offset of stub address `p` holding `len` bytes, if it lies
     /// in the signal stack.
-    fn offset_of(&self, p: u64, len: u64) -> Option<u64> {
+    fn offset_of(&self, p: u64, len: u64, align: u64) -> Option<u64> {
         let off = p.checked_sub(self.va)?;
-        (off >= STACK && off.checked_add(len)? <= SLOT).then_some(off)
+        (off >= STACK && off.checked_add(len)? <= SLOT && off % align == 0).then_some(off)
     }
 
     /// Copy `buf.len()` bytes from slot offset `off`.
@@ -299,35 +306,41 @@ impl Slot {
         }
     }
 
-    /// Prepare the slot for a new thread: the signal stack, the filter
-    /// allowing the stub code at `code` (one page) only the calls the
-    /// handler makes, and the signal action.
-    pub fn prepare(&self, code: u64, handler: u64, restorer: u64) {
+    /// Clear the slot's messages for a new thread.
+    pub fn prepare(&self) {
         self.write(0, &[0u8; STACK as usize]);
-        // stack_t: ss_sp, ss_flags (+pad), ss_size.
-        self.set(SS, self.va + STACK);
-        self.set(SS + 8, u64::from(SS_AUTODISARM));
-        self.set(SS + 16, SLOT - STACK);
-        let prog = filter(code);
-        let mut bytes = Vec::with_capacity(prog.len() * 8);
-        for i in &prog {
-            bytes.extend_from_slice(&i.code.to_le_bytes());
-            bytes.push(i.jt);
-            bytes.push(i.jf);
-            bytes.extend_from_slice(&i.k.to_le_bytes());
-        }
-        self.write(FILTER, &bytes);
-        self.set(FPROG, prog.len() as u64);
-        self.set(FPROG + 8, self.va + FILTER);
-        self.set(SIGACT, handler);
-        self.set(
-            SIGACT + 8,
-            (libc::SA_SIGINFO | libc::SA_ONSTACK) as u64 | SA_RESTORER,
-        );
-        self.set(SIGACT + 16, restorer);
-        self.set(SIGACT + 24, u64::MAX);
         self.set(FS_CUR, u64::MAX);
         self.set(GS_CUR, u64::MAX);
+    }
+
+    /// What this slot's new thread and the handler's installation read,
+    /// to be placed at stub address `at` (in the read-only batch page):
+    /// the signal action, the signal stack, and the filter allowing the
+    /// stub code at `code` (one page) only the calls the handler makes.
+    pub fn setup_data(&self, at: u64, code: u64, handler: u64, restorer: u64) -> Vec<u8> {
+        let mut d = vec![0u8; DATA_FILTER as usize];
+        let mut put = |off: u64, v: u64| {
+            d[off as usize..off as usize + 8].copy_from_slice(&v.to_le_bytes());
+        };
+        put(DATA_SIGACT, handler);
+        let flags = (libc::SA_SIGINFO | libc::SA_ONSTACK) as u64 | SA_RESTORER;
+        put(DATA_SIGACT + 8, flags);
+        put(DATA_SIGACT + 16, restorer);
+        put(DATA_SIGACT + 24, u64::MAX);
+        // stack_t: ss_sp, ss_flags (+pad), ss_size.
+        put(DATA_SS, self.va + STACK);
+        put(DATA_SS + 8, u64::from(SS_AUTODISARM));
+        put(DATA_SS + 16, SLOT - STACK);
+        let prog = filter(code);
+        put(DATA_FPROG, prog.len() as u64);
+        put(DATA_FPROG + 8, at + DATA_FILTER);
+        for i in &prog {
+            d.extend_from_slice(&i.code.to_le_bytes());
+            d.push(i.jt);
+            d.push(i.jf);
+            d.extend_from_slice(&i.k.to_le_bytes());
+        }
+        d
     }
 
     /// Wait for the slot's thread to leave `RUN` (or `NEW`): spin a little
@@ -351,24 +364,46 @@ impl Slot {
             }
         }
         let sleeps = self.word(SENTRY_SLEEPS);
+        // Checked by the clock, not by futex timeouts: the application can
+        // wake the futex as often as it likes.
+        let mut quiet_since: Option<Instant> = None;
+        let mut checks = 0;
         loop {
             let s = st.load(Ordering::SeqCst);
             if !busy(s) {
                 break;
             }
+            let since = *quiet_since.get_or_insert_with(Instant::now);
             sleeps.store(1, Ordering::SeqCst);
-            let timed_out = !busy(st.load(Ordering::SeqCst))
-                || futex_wait(st, s, Duration::from_millis(200)) == Err(nix::Error::ETIMEDOUT);
+            if busy(st.load(Ordering::SeqCst)) {
+                let _ = futex_wait(st, s, QUIET);
+            }
             sleeps.store(0, Ordering::Relaxed);
-            if timed_out && busy(st.load(Ordering::SeqCst)) && !alive(pid, tid) {
+            if !busy(st.load(Ordering::SeqCst)) || since.elapsed() < QUIET {
+                continue;
+            }
+            if !alive(pid, tid) {
                 return Err(PlatformError::Lost("stub thread died", 0));
             }
+            // A thread running application code traps at once on SIGURG
+            // (so does one starting up, within microseconds). One that does
+            // not for seconds has blocked it or lost its signal stack with a
+            // forged rt_sigreturn: its process goes, not this CPU.
+            checks += 1;
+            if checks > UNANSWERED {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                return Err(PlatformError::Lost("stub thread does not answer", 0));
+            }
+            if s == RUN {
+                urge(pid, tid);
+            }
+            quiet_since = Some(Instant::now());
         }
         match st.load(Ordering::Acquire) {
             TRAPPED => Ok(()),
             _ => Err(PlatformError::Lost(
                 "stub thread failed to start",
-                -(self.get(ERR) as i64) as i32,
+                (self.get(ERR) as i64).wrapping_neg() as i32,
             )),
         }
     }
@@ -384,7 +419,7 @@ impl Slot {
     /// The slot offset of the published `ucontext`, checked.
     fn uctx(&self) -> Result<u64, PlatformError> {
         let p = self.get(UCTX);
-        self.offset_of(p, UC_SIZE).ok_or_else(|| {
+        self.offset_of(p, UC_SIZE, 8).ok_or_else(|| {
             log::debug!(
                 "sysmsg slot {:#x}: ucontext at {p:#x}, signal {}, state {}",
                 self.va,
@@ -400,7 +435,7 @@ impl Slot {
     fn fpstate(&self) -> Option<(u64, usize)> {
         let uc = self.uctx().ok()?;
         let p = self.get(uc + UC_MCONTEXT + 23 * 8);
-        let off = self.offset_of(p, 512)?;
+        let off = self.offset_of(p, 512, 64)?;
         let mut sw = [0u8; 24];
         self.read(off + 464, &mut sw);
         let magic = u32::from_le_bytes([sw[0], sw[1], sw[2], sw[3]]);
@@ -472,6 +507,16 @@ impl Slot {
         streak.store(0, Ordering::Relaxed);
     }
 
+    /// Whether the thread said it could not set itself up (and exited).
+    pub fn failed(&self) -> bool {
+        self.state().load(Ordering::SeqCst) == FAILED
+    }
+
+    /// The error it gave then.
+    pub fn err(&self) -> i32 {
+        (self.get(ERR) as i64).wrapping_neg() as i32
+    }
+
     /// The signal and instruction pointer of the trap just taken.
     pub fn first_trap(&self) -> Option<(i32, u64)> {
         let uc = self.uctx().ok()?;
@@ -540,7 +585,7 @@ impl Slot {
                 }
             }
             libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP => {
-                let info = self.offset_of(self.get(INFO), 128).ok_or_else(|| {
+                let info = self.offset_of(self.get(INFO), 128, 8).ok_or_else(|| {
                     log::debug!(
                         "sysmsg slot {:#x}: siginfo at {:#x}",
                         self.va,
@@ -648,6 +693,12 @@ fn futex_wait(w: &AtomicU32, val: u32, timeout: Duration) -> nix::Result<()> {
 fn futex_wake(w: &AtomicU32) {
     // SAFETY: a shared futex wake on a live word of the area.
     unsafe { libc::syscall(libc::SYS_futex, w.as_ptr(), libc::FUTEX_WAKE, 1) };
+}
+
+/// Interrupt thread `tid` of `pid` with SIGURG.
+fn urge(pid: Pid, tid: Pid) {
+    // SAFETY: tgkill only sends a signal to a stub thread of ours.
+    unsafe { libc::syscall(libc::SYS_tgkill, pid.as_raw(), tid.as_raw(), libc::SIGURG) };
 }
 
 /// Whether thread `tid` of `pid` still exists.

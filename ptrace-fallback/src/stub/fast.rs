@@ -102,20 +102,25 @@ impl Stub {
         let Some(sm) = self.sysmsg.as_mut() else {
             return Err(PlatformError::Resource("no sysmsg area", 0));
         };
-        if sm.region.is_some() {
-            return Ok(());
+        if sm.region.is_some() || sm.broken {
+            return if sm.broken {
+                Err(PlatformError::Resource("sysmsg setup failed before", 0))
+            } else {
+                Ok(())
+            };
         }
-        let fail = |sm: &mut Sysmsg, e| {
-            sm.broken = true;
-            Err(e)
-        };
         let Some(region) = sm.area.alloc() else {
-            return fail(sm, PlatformError::Resource("sysmsg regions used up", 0));
+            sm.broken = true;
+            return Err(PlatformError::Resource("sysmsg regions used up", 0));
         };
+        // Whatever happens now, the region stays the stub's until it is
+        // reaped: the mmap may have landed even if a later call failed.
+        sm.region = Some(region);
         let va = self.page.sysmsg_va();
         let base = self.page.addr;
-        let slot0 = region.slot(0, va);
-        slot0.prepare(
+        let at = self.page.data_va();
+        let data = region.slot(0, va).setup_data(
+            at,
             base,
             base + self.page.sysmsg_handler_off,
             base + self.page.sysmsg_restorer_off,
@@ -133,7 +138,7 @@ impl Stub {
             ops.push([
                 libc::SYS_rt_sigaction as u64,
                 sig as u64,
-                slot0.va + sysmsg::SIGACT,
+                at + sysmsg::DATA_SIGACT,
                 0,
                 8,
                 0,
@@ -143,38 +148,32 @@ impl Stub {
         let r = self
             .page
             .clone()
-            .with_batch(&ops, || self.run_batch(traced));
-        let sm = self
-            .sysmsg
-            .as_mut()
-            .ok_or(PlatformError::Lost("sysmsg", 0))?;
-        match r {
-            Ok((_, 0)) => {
-                sm.region = Some(region);
-                Ok(())
-            }
+            .with_page(&ops, &data, || self.run_batch(traced));
+        let e = match r {
+            Ok((_, 0)) => return Ok(()),
             Ok((rax, _)) => {
-                sm.area.release(&region);
-                fail(
-                    sm,
-                    PlatformError::Resource("sysmsg setup", -(rax as i64) as i32),
-                )
+                PlatformError::Resource("sysmsg setup", (rax as i64).wrapping_neg() as i32)
             }
-            Err(e) => {
-                sm.area.release(&region);
-                fail(sm, e)
-            }
+            Err(e) => e,
+        };
+        if let Some(sm) = self.sysmsg.as_mut() {
+            sm.broken = true;
         }
+        Err(e)
     }
 
     /// Clone CPU `cpu`'s sysmsg thread through `traced` and wait for its
-    /// first trap.
+    /// first trap. A thread that may have started without its filter
+    /// ends its whole stub.
     fn start_thread(&mut self, cpu: usize, traced: Pid) -> Result<Pid, PlatformError> {
         let slot = self
             .slot(cpu)
             .ok_or(PlatformError::Resource("no sysmsg slot", 0))?;
         let base = self.page.addr;
-        slot.prepare(
+        let at = self.page.data_va();
+        slot.prepare();
+        let data = slot.setup_data(
+            at,
             base,
             base + self.page.sysmsg_handler_off,
             base + self.page.sysmsg_restorer_off,
@@ -186,21 +185,39 @@ impl Stub {
         r.rsi = slot.va + sysmsg::SLOT;
         (r.rdx, r.r10, r.r8) = (0, 0, 0);
         r.r12 = slot.va;
+        r.r13 = at + sysmsg::DATA_SS;
+        r.r14 = at + sysmsg::DATA_FPROG;
         r.orig_rax = u64::MAX;
-        let out = self.run_injected(traced, r, libc::SYS_clone)?;
-        let tid = out.rax as i64;
-        if tid <= 0 || tid > i64::from(i32::MAX) {
-            return Err(PlatformError::Resource(
-                "clone of a sysmsg thread",
-                i32::try_from(-tid).unwrap_or(0),
-            ));
+        // The data stays in the batch page until the thread has read it.
+        let page = self.page.clone();
+        let pid = self.pid;
+        let started = page.with_page(&[], &data, || {
+            let out = self.run_injected(traced, r, libc::SYS_clone)?;
+            let tid = out.rax as i64;
+            if tid <= 0 || tid > i64::from(i32::MAX) {
+                return Err(PlatformError::Resource(
+                    "clone of a sysmsg thread",
+                    i32::try_from(-tid).unwrap_or(0),
+                ));
+            }
+            let tid = Pid::from_raw(tid as i32);
+            Ok((tid, slot.wait_trap(pid, tid, false)))
+        })?;
+        let (tid, waited) = started;
+        if waited.is_err() && slot.failed() {
+            // It could not set itself up, said so and exited: no filter was
+            // ever missing while it could run application code.
+            return Err(PlatformError::Resource("sysmsg thread setup", slot.err()));
         }
-        let tid = Pid::from_raw(tid as i32);
-        slot.wait_trap(self.pid, tid, false)?;
-        // Its first trap must be the one after its filter is in place (a
-        // stray signal could have stopped it earlier).
-        if slot.first_trap() != Some((libc::SIGTRAP, base + self.page.sysmsg_started_off)) {
-            return Err(PlatformError::Lost("sysmsg thread stopped early", 0));
+        // Its first trap must be the one after its filter is in place, and
+        // the kernel must say the filter is there: anything else, and a
+        // thread without one may be waiting to run application code.
+        let ok = waited.is_ok()
+            && slot.first_trap() == Some((libc::SIGTRAP, base + self.page.sysmsg_started_off))
+            && filtered(pid, tid);
+        if !ok {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            return Err(PlatformError::Lost("sysmsg thread started wrong", 0));
         }
         // It starts near: on the traced thread's host CPU, its sentry
         // CPU's (see `Slot::adapt`).
@@ -234,4 +251,21 @@ impl Stub {
         }
         r
     }
+}
+
+/// Whether thread `tid` of `pid` runs with a seccomp filter and no new
+/// privileges, as the kernel reports it.
+fn filtered(pid: Pid, tid: Pid) -> bool {
+    let path = format!("/proc/{pid}/task/{tid}/status");
+    let Ok(status) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .map(str::to_owned)
+    };
+    field("Seccomp:").as_deref() == Some("2") && field("NoNewPrivs:").as_deref() == Some("1")
 }

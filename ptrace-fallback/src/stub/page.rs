@@ -105,11 +105,12 @@ std::arch::global_asm!(
     "test rax, rax",
     "jz 5f",
     "int3",
-    // The child: sigaltstack(&slot.ss, NULL), no new privileges, its
-    // filter, and into the handler with a first trap.
+    // The child: sigaltstack(r13, NULL), no new privileges, its filter
+    // (r14), and into the handler with a first trap. r13 and r14 point into
+    // the batch page, which the application cannot write.
     "5:",
     "mov eax, 131",
-    "lea rdi, [r12 + {ss}]",
+    "mov rdi, r13",
     "xor esi, esi",
     "syscall",
     "test rax, rax",
@@ -126,7 +127,7 @@ std::arch::global_asm!(
     "mov eax, 317",
     "mov edi, 1",
     "xor esi, esi",
-    "lea rdx, [r12 + {fprog}]",
+    "mov rdx, r14",
     "syscall",
     "test rax, rax",
     "jnz 6f",
@@ -216,8 +217,6 @@ std::arch::global_asm!(
     ".globl ringfence_stub_end",
     "ringfence_stub_end:",
     ".popsection",
-    ss = const sysmsg::SS,
-    fprog = const sysmsg::FPROG,
     err = const sysmsg::ERR,
     state = const sysmsg::STATE,
     failed = const sysmsg::FAILED,
@@ -269,6 +268,9 @@ pub struct StubPage {
 
 /// Entries of the batch page: a count, then 7 words each.
 pub const BATCH_MAX: usize = (PAGE_SIZE as usize - 8) / 56;
+/// Where data goes in the batch page, and the entries that fit before it.
+const DATA_OFF: usize = 2048;
+const DATA_OPS: usize = (DATA_OFF - 8) / 56;
 
 impl StubPage {
     pub fn new() -> nix::Result<Self> {
@@ -357,12 +359,29 @@ impl StubPage {
     /// `run` while they stay there; the page is wiped afterwards, so that
     /// other processes' stubs see a batch only while it runs.
     pub(super) fn with_batch<T>(&self, ops: &[[u64; 7]], run: impl FnOnce() -> T) -> T {
+        self.with_page(ops, &[], run)
+    }
+
+    /// Where [`with_page`](Self::with_page) puts its data, in the stubs.
+    pub(super) fn data_va(&self) -> u64 {
+        self.addr - PAGE_SIZE + DATA_OFF as u64
+    }
+
+    /// [`with_batch`](Self::with_batch) with `data` too, at
+    /// [`data_va`](Self::data_va): what a stub's kernel calls read must be
+    /// where the application cannot change it. At most `DATA_OPS` ops.
+    pub(super) fn with_page<T>(&self, ops: &[[u64; 7]], data: &[u8], run: impl FnOnce() -> T) -> T {
         let _g = self.batch.lock().unwrap_or_else(|e| e.into_inner());
-        let n = ops.len().min(BATCH_MAX);
+        let n = ops
+            .len()
+            .min(if data.is_empty() { BATCH_MAX } else { DATA_OPS });
+        let data = &data[..data.len().min(PAGE_SIZE as usize - DATA_OFF)];
         let page = (self.addr - PAGE_SIZE) as *mut u64;
         // SAFETY: the batch page is ours, mapped read-write here for the
-        // platform's life, and `1 + 7 * n` words fit in it (n <= BATCH_MAX).
-        // Only this function writes it, under `batch`; stubs only read it.
+        // platform's life; `1 + 7 * n` words fit in it (n <= BATCH_MAX), and
+        // below DATA_OFF when there is data (n <= DATA_OPS), which fits
+        // after DATA_OFF (clamped above). Only this function writes it,
+        // under `batch`; stubs only read it.
         unsafe {
             page.write_volatile(n as u64);
             for (i, op) in ops[..n].iter().enumerate() {
@@ -370,12 +389,20 @@ impl StubPage {
                     page.add(1 + 7 * i + j).write_volatile(*w);
                 }
             }
+            let bytes = page.cast::<u8>().add(DATA_OFF);
+            for (i, b) in data.iter().enumerate() {
+                bytes.add(i).write_volatile(*b);
+            }
         }
         let r = run();
         // SAFETY: as above.
         unsafe {
             for i in 0..1 + 7 * n {
                 page.add(i).write_volatile(0);
+            }
+            let bytes = page.cast::<u8>().add(DATA_OFF);
+            for i in 0..data.len() {
+                bytes.add(i).write_volatile(0);
             }
         }
         r
