@@ -169,6 +169,10 @@ impl StubThread {
         if self.resident == Some(home) {
             return Ok(());
         }
+        // Another task ran there, or this one elsewhere: the thread sets
+        // the segment bases afresh (the application may have changed its
+        // own with wrfsbase, which the handler's cache cannot see).
+        slot.forget_segments();
         self.unload();
         if loaded(tid) == Some(self.tag) {
             self.resident = Some(home);

@@ -309,6 +309,11 @@ impl Slot {
     /// Clear the slot's messages for a new thread.
     pub fn prepare(&self) {
         self.write(0, &[0u8; STACK as usize]);
+        self.forget_segments();
+    }
+
+    /// Make the thread set both segment bases before it next runs.
+    pub fn forget_segments(&self) {
         self.set(FS_CUR, u64::MAX);
         self.set(GS_CUR, u64::MAX);
     }
