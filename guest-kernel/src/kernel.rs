@@ -121,6 +121,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
     pub(crate) fn new(plat: &'p P, params: &BootParams) -> Self {
         let (base, len) = plat.phys_range();
         crate::fs::filedata::set_limit(plat.tmpfs_limit());
+        crate::fs::set_file_max(plat.tmpfs_limit());
         // Pipe buffers: an eighth of the kernel's memory (on KVM, 16 MiB of
         // a 128 MiB heap, 256 full pipes) before each is cut to a page.
         crate::fs::pipe::PIPE_BUDGET

@@ -251,7 +251,8 @@ fn filling_thousands_of_socket_pairs_does_not_exhaust_the_sentry() {
 
 /// Processes that raise `RLIMIT_NOFILE` to a million and open descriptors
 /// until it fails (`c/fdmax.c`) meet the sandbox's file-max: `ENFILE`,
-/// with a quarter of a million open in all, and the sandbox goes on. (The
+/// with all of `/proc/sys/fs/file-max` open between them, and the sandbox
+/// goes on. (The
 /// KVM sentry used to run out of memory and panic, after minutes of
 /// lowest-free-descriptor scans.) Not run natively: the host would let
 /// them open eight million.
@@ -270,15 +271,11 @@ fn a_sandbox_full_of_descriptors_answers_enfile() {
             "{}",
             out.context()
         );
-        let total: u64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("total "))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        // The budget less the few descriptors the processes hold anyway.
+        // The budget (/proc/sys/fs/file-max: 262,144 on KVM's default
+        // memory) less the few descriptors the processes hold anyway.
         assert!(
-            (250_000..=262_144).contains(&total),
-            "total {total}\n{}",
+            text.contains("total within 100 of file-max: yes\n"),
+            "{}",
             out.context()
         );
     });

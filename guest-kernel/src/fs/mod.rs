@@ -272,17 +272,33 @@ pub struct FdEntry {
 /// Descriptors open in every table at once, and the most there may be:
 /// Linux's `file-max`, so that a sandbox full of processes that raised
 /// their `RLIMIT_NOFILE` gets `ENFILE` instead of exhausting the sentry's
-/// memory (about 200 bytes each).
+/// memory (about 200 bytes each). Set at boot (see `set_file_max`).
 static OPEN_FDS: AtomicUsize = AtomicUsize::new(0);
-pub const FILE_MAX: usize = 1 << 18;
+static FILE_MAX: AtomicUsize = AtomicUsize::new(1 << 18);
+
+/// Bound descriptors to one per 256 bytes of `bytes` (the tmpfs budget:
+/// on KVM, half the kernel heap, which gives 262,144 for 512 MiB).
+pub fn set_file_max(bytes: u64) {
+    let n = usize::try_from(bytes / 256).unwrap_or(usize::MAX).max(1024);
+    FILE_MAX.store(n, Ordering::Relaxed);
+}
+
+/// (open, most): `/proc/sys/fs/file-nr` and `file-max`.
+pub fn file_counts() -> (usize, usize) {
+    (
+        OPEN_FDS.load(Ordering::Relaxed),
+        FILE_MAX.load(Ordering::Relaxed),
+    )
+}
 
 /// Take `n` descriptors from the sandbox-wide budget.
 fn charge(n: usize) -> KResult<()> {
+    let max = FILE_MAX.load(Ordering::Relaxed);
     let mut cur = OPEN_FDS.load(Ordering::Relaxed);
     loop {
         let new = cur
             .checked_add(n)
-            .filter(|v| *v <= FILE_MAX)
+            .filter(|v| *v <= max)
             .ok_or(Errno::ENFILE)?;
         match OPEN_FDS.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => return Ok(()),

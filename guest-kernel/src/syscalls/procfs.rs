@@ -131,9 +131,22 @@ pub fn resolve<P: Platform>(k: &mut Kernel<'_, P>, path: &[u8]) -> KResult<ProcN
         }
         ["mounts"] => Ok(ProcNode::File(mounts())),
         ["sys"] => Ok(ProcNode::Dir(alloc::vec![
+            dirent("fs", 4),
             dirent("kernel", 4),
             dirent("vm", 4)
         ])),
+        ["sys", "fs"] => Ok(ProcNode::Dir(alloc::vec![
+            dirent("file-max", 8),
+            dirent("file-nr", 8)
+        ])),
+        ["sys", "fs", "file-max"] => {
+            let (_, max) = crate::fs::file_counts();
+            Ok(ProcNode::File(format!("{max}\n").into_bytes()))
+        }
+        ["sys", "fs", "file-nr"] => {
+            let (open, max) = crate::fs::file_counts();
+            Ok(ProcNode::File(format!("{open}\t0\t{max}\n").into_bytes()))
+        }
         ["sys", "kernel"] => Ok(ProcNode::Dir(alloc::vec![
             dirent("hostname", 8),
             dirent("osrelease", 8),
