@@ -143,46 +143,46 @@ fn lost(what: &'static str, e: nix::Error) -> PlatformError {
 impl StubThread {
     /// Make stub thread `tid` hold this state, to run the task on it.
     pub fn load(&mut self, tid: Pid) -> Result<(), PlatformError> {
-        let home = Home::Traced(tid);
-        if self.resident == Some(home) {
-            return Ok(());
-        }
-        self.unload();
-        if loaded(tid) == Some(self.tag) {
-            self.resident = Some(home);
-            return Ok(());
-        }
-        if self.xstate.is_empty() {
-            self.xstate = initial(XSTATE_SIZE.load(Ordering::Relaxed));
-        }
-        regset(libc::PTRACE_SETREGSET, tid, &mut self.xstate)
-            .map_err(|e| lost("loading the FPU state", e))?;
-        set_loaded(tid, self.tag);
-        self.resident = Some(home);
-        Ok(())
+        self.load_into(Home::Traced(tid), |x| {
+            regset(libc::PTRACE_SETREGSET, tid, x)
+                .map(|_| ())
+                .map_err(|e| lost("loading the FPU state", e))
+        })
     }
 
     /// Make the signal frame of sysmsg thread `tid` (in `slot`) hold this
     /// state: `rt_sigreturn` loads it.
     pub fn load_frame(&mut self, tid: Pid, slot: Slot) -> Result<(), PlatformError> {
-        let home = Home::Frame(tid, slot);
+        if self.resident != Some(Home::Frame(tid, slot)) {
+            // Another task ran there, or this one elsewhere: the thread
+            // sets the segment bases afresh (the application may have
+            // changed its own with wrfsbase, which the handler's cache
+            // cannot see).
+            slot.forget_segments();
+        }
+        self.load_into(Home::Frame(tid, slot), |x| slot.write_fpstate(x))
+    }
+
+    /// Make `home` hold this state, with `write` unless it holds it already.
+    fn load_into(
+        &mut self,
+        home: Home,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), PlatformError>,
+    ) -> Result<(), PlatformError> {
         if self.resident == Some(home) {
             return Ok(());
         }
-        // Another task ran there, or this one elsewhere: the thread sets
-        // the segment bases afresh (the application may have changed its
-        // own with wrfsbase, which the handler's cache cannot see).
-        slot.forget_segments();
+        let tid = match home {
+            Home::Traced(t) | Home::Frame(t, _) => t,
+        };
         self.unload();
-        if loaded(tid) == Some(self.tag) {
-            self.resident = Some(home);
-            return Ok(());
+        if loaded(tid) != Some(self.tag) {
+            if self.xstate.is_empty() {
+                self.xstate = initial(XSTATE_SIZE.load(Ordering::Relaxed));
+            }
+            write(&mut self.xstate)?;
+            set_loaded(tid, self.tag);
         }
-        if self.xstate.is_empty() {
-            self.xstate = initial(XSTATE_SIZE.load(Ordering::Relaxed));
-        }
-        slot.write_fpstate(&self.xstate)?;
-        set_loaded(tid, self.tag);
         self.resident = Some(home);
         Ok(())
     }

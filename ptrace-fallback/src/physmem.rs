@@ -26,6 +26,26 @@ unsafe impl Sync for PhysMemory {}
 /// returns the memory to the host.
 const PUNCH_MIN: u64 = 64 * 1024;
 
+/// A fresh read-write shared mapping of `len` bytes of `fd` from `off`,
+/// at an address the kernel chooses.
+pub fn map_shared(fd: BorrowedFd<'_>, off: u64, len: u64) -> nix::Result<NonNull<u8>> {
+    let size = std::num::NonZeroUsize::new(usize::try_from(len).map_err(|_| nix::Error::EINVAL)?)
+        .ok_or(nix::Error::EINVAL)?;
+    // SAFETY: a new mapping at a kernel-chosen address; nothing else refers
+    // to that range.
+    let base = unsafe {
+        mmap(
+            None,
+            size,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED | MapFlags::MAP_NORESERVE,
+            fd,
+            i64::try_from(off).map_err(|_| nix::Error::EINVAL)?,
+        )?
+    };
+    Ok(base.cast())
+}
+
 impl PhysMemory {
     /// `len` bytes of memory, and `extra` bytes of the file after them
     /// that the platform keeps for itself (not mapped here).
@@ -33,26 +53,8 @@ impl PhysMemory {
         let fd = memfd_create(c"ringfence-memory", MFdFlags::MFD_CLOEXEC)?;
         let total = len.checked_add(extra).ok_or(nix::Error::EINVAL)?;
         nix::unistd::ftruncate(&fd, i64::try_from(total).map_err(|_| nix::Error::EINVAL)?)?;
-        let size =
-            std::num::NonZeroUsize::new(usize::try_from(len).map_err(|_| nix::Error::EINVAL)?)
-                .ok_or(nix::Error::EINVAL)?;
-        // SAFETY: a fresh shared mapping of our own memfd at a kernel-chosen
-        // address; nothing else refers to that range.
-        let base = unsafe {
-            mmap(
-                None,
-                size,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED | MapFlags::MAP_NORESERVE,
-                &fd,
-                0,
-            )?
-        };
-        Ok(PhysMemory {
-            fd,
-            base: base.cast(),
-            len,
-        })
+        let base = map_shared(fd.as_fd(), 0, len)?;
+        Ok(PhysMemory { fd, base, len })
     }
 
     pub fn len(&self) -> u64 {

@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use guest_kernel::abi::UserRegs;
 use guest_kernel::platform::{PlatformError, Trap};
-use nix::sys::mman::{mmap, MapFlags, ProtFlags};
 use nix::unistd::Pid;
 
 /// Bytes of a slot; slots sit at multiples of it in every stub.
@@ -148,22 +147,9 @@ impl Area {
         allowed: &[usize],
         pinned: bool,
     ) -> nix::Result<Self> {
-        let len = Self::bytes(cpus);
-        let size = std::num::NonZeroUsize::new(len as usize).ok_or(nix::Error::EINVAL)?;
-        // SAFETY: a fresh shared mapping of our own memfd, at a
-        // kernel-chosen address nothing else refers to.
-        let base = unsafe {
-            mmap(
-                None,
-                size,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED | MapFlags::MAP_NORESERVE,
-                fd,
-                i64::try_from(file_off).map_err(|_| nix::Error::EINVAL)?,
-            )?
-        };
+        let base = crate::physmem::map_shared(fd, file_off, Self::bytes(cpus))?;
         Ok(Area {
-            base: base.cast(),
+            base,
             fd: fd.as_raw_fd(),
             file_off,
             per_stub: cpus as u64 * SLOT,
