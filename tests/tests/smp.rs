@@ -10,14 +10,26 @@ use ringfence_tests::{
 };
 
 fn run_with_vcpus(p: Platform, bundle: &Bundle, vcpus: &str) -> ringfence_tests::RunOutput {
-    Ringfence::new(p).invoke([
+    run_in(&Ringfence::new(p), bundle, vcpus, None)
+}
+
+/// `ringfence [EXTRA] --vcpus N run` of `bundle` in context `rf`.
+fn run_in(
+    rf: &Ringfence,
+    bundle: &Bundle,
+    vcpus: &str,
+    extra: Option<&str>,
+) -> ringfence_tests::RunOutput {
+    let mut args: Vec<&OsStr> = extra.map(OsStr::new).into_iter().collect();
+    args.extend([
         OsStr::new("--vcpus"),
         OsStr::new(vcpus),
         OsStr::new("run"),
         OsStr::new("--bundle"),
         bundle.dir().as_os_str(),
         OsStr::new("rf-smp"),
-    ])
+    ]);
+    rf.invoke(args)
 }
 
 /// Runs `c/smp.c MODE` natively, then on every platform with two CPUs,
@@ -124,15 +136,7 @@ fn ptrace_keeps_fpu_state_on_sysmsg_threads_and_under_sysemu() {
             if sysemu {
                 rf = rf.env("RINGFENCE_PTRACE_SYSEMU", "1");
             }
-            let out = rf.invoke([
-                OsStr::new("--debug"),
-                OsStr::new("--vcpus"),
-                OsStr::new(vcpus),
-                OsStr::new("run"),
-                OsStr::new("--bundle"),
-                bundle.dir().as_os_str(),
-                OsStr::new("rf-smp"),
-            ]);
+            let out = run_in(&rf, &bundle, vcpus, Some("--debug"));
             out.expect_exit(Exit::Code(0));
             out.expect_stdout(&native.stdout_str());
             let log = std::fs::read_to_string(rf.log()).unwrap_or_default();

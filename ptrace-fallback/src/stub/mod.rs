@@ -38,7 +38,7 @@ mod page;
 mod run;
 
 pub use page::{StubPage, BATCH_MAX};
-use run::{run_until_trap, seize};
+use run::{run_until_trap, seize, wait_stopped};
 
 /// glibc's rseq signature on x86.
 const RSEQ_SIG: u32 = 0x5305_3053;
@@ -295,17 +295,7 @@ impl Stub {
             switches: 0,
         };
         // Its first stop: the SIGSTOP of a child traced from birth.
-        loop {
-            match waitpid(pid, Some(WaitPidFlag::__WALL)) {
-                Ok(WaitStatus::Stopped(..) | WaitStatus::PtraceEvent(..)) => break,
-                Err(nix::Error::EINTR) => continue,
-                Ok(other) => {
-                    debug!("stub {pid} forked from the template did not stop: {other:?}");
-                    return Err(PlatformError::Lost("stub failed to start", 0));
-                }
-                Err(e) => return Err(lost("waiting for a new stub", e)),
-            }
-        }
+        wait_stopped(pid, "stub failed to start")?;
         let mut regs = self.inject_regs;
         regs.rip = self.syscall_addr - self.page.syscall_off + self.page.clones_off;
         regs.r12 = self.page.addr;

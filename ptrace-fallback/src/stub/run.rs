@@ -18,17 +18,7 @@ use crate::regs::from_host;
 pub(super) fn seize(tid: Pid, pin: Option<usize>) -> Result<(), PlatformError> {
     ptrace::seize(tid, options()).map_err(|e| lost("seizing a stub thread", e))?;
     ptrace::interrupt(tid).map_err(|e| lost("stopping a seized stub thread", e))?;
-    loop {
-        match waitpid(tid, Some(WaitPidFlag::__WALL)) {
-            Ok(WaitStatus::PtraceEvent(..) | WaitStatus::Stopped(..)) => break,
-            Err(nix::Error::EINTR) => continue,
-            Ok(other) => {
-                debug!("seized stub thread {tid} did not stop: {other:?}");
-                return Err(PlatformError::Lost("seized stub thread lost", 0));
-            }
-            Err(e) => return Err(lost("waiting for a seized stub thread", e)),
-        }
-    }
+    wait_stopped(tid, "seized stub thread lost")?;
     if let Some(c) = pin {
         let mut set = nix::sched::CpuSet::new();
         if set.set(c).is_ok() {
@@ -38,6 +28,22 @@ pub(super) fn seize(tid: Pid, pin: Option<usize>) -> Result<(), PlatformError> {
         }
     }
     Ok(())
+}
+
+/// Wait for traced thread `tid`'s next stop (a signal or ptrace event);
+/// `what` names the failure if it ends instead.
+pub(super) fn wait_stopped(tid: Pid, what: &'static str) -> Result<(), PlatformError> {
+    loop {
+        match waitpid(tid, Some(WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::PtraceEvent(..) | WaitStatus::Stopped(..)) => return Ok(()),
+            Err(nix::Error::EINTR) => continue,
+            Ok(other) => {
+                debug!("stub thread {tid} did not stop: {other:?}");
+                return Err(PlatformError::Lost(what, 0));
+            }
+            Err(e) => return Err(lost("waiting for a stub thread to stop", e)),
+        }
+    }
 }
 
 /// Resume `tid` under SYSEMU and wait for its next stop.
