@@ -34,6 +34,10 @@ pub struct Stats {
     /// those that asked the host.
     pub cached_reads: u64,
     pub host_reads: u64,
+    /// System call sites patched (see `mm::usertrap`), and faults on the
+    /// invalid opcode a patch leaves that restarted a call.
+    pub patched_sites: u64,
+    pub patch_restarts: u64,
 }
 
 /// An address space and how many tasks use it.
@@ -701,6 +705,10 @@ impl<'p, P: Platform> Kernel<'p, P> {
             self.stats.switches,
             self.stats.user_ns / 1000,
             self.frames.used_frames()
+        );
+        info!(
+            "system call sites patched: {}, calls restarted through them: {}",
+            self.stats.patched_sites, self.stats.patch_restarts
         );
         info!(
             "file reads: {} served by the page cache, {} from the host",

@@ -291,6 +291,13 @@ pub trait Platform: Sync {
     /// Linux's `TASK_SIZE`; a platform may keep the top for itself (the
     /// ptrace stub's code page).
     fn max_user_address(&self) -> u64;
+    /// Where a patched system call site jumps (see `mm::usertrap`): the
+    /// platform's entry that takes a call with its number in `eax` and its
+    /// return address in `rcx`. `None`: calls are not worth patching here
+    /// (on KVM a `syscall` reaches the sentry without leaving the guest).
+    fn syscall_patch_entry(&self) -> Option<u64> {
+        None
+    }
     /// Copy out of physical memory. `pa..pa+buf.len()` lies within `phys_range`.
     fn phys_read(&self, pa: PhysAddr, buf: &mut [u8]);
     /// Copy into physical memory.

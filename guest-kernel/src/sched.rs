@@ -17,10 +17,11 @@ use alloc::format;
 
 use log::debug;
 
-use crate::abi::linux::{SIGKILL, SIGSEGV};
+use crate::abi::linux::{SIGILL, SIGKILL, SIGSEGV};
 use crate::abi::UserRegs;
 use crate::boot::{BootParams, ExitStatus};
 use crate::kernel::{Kernel, SLICE_NS};
+use crate::mm::usertrap::PatchedFault;
 use crate::mm::FaultError;
 use crate::platform::{Clock, Platform, Trap};
 use crate::syscalls;
@@ -294,6 +295,13 @@ fn handle_trap<P: Platform>(k: &mut Kernel<'_, P>, trap: Trap, raced: bool) {
     match trap {
         Trap::Syscall => {
             k.stats.syscalls += 1;
+            if k.plat.syscall_patch_entry().is_some() {
+                let (rip, nr) = (k.cur().regs.rip, k.cur().regs.orig_rax);
+                let (mm, frames, plat) = k.mm_parts();
+                if mm.patch_syscall(plat, frames, rip, nr) {
+                    k.stats.patched_sites += 1;
+                }
+            }
             syscalls::dispatch(k);
         }
         Trap::PageFault {
@@ -325,6 +333,25 @@ fn handle_trap<P: Platform>(k: &mut Kernel<'_, P>, trap: Trap, raced: bool) {
             }
         }
         Trap::Exception { signo, code, addr } => {
+            if signo == SIGILL {
+                let mut regs = k.cur().regs;
+                let (mm, frames, plat) = k.mm_parts();
+                match mm.patched_fault(plat, frames, &mut regs) {
+                    PatchedFault::No => {}
+                    PatchedFault::Restart => {
+                        k.cur_mut().regs = regs;
+                        k.stats.patch_restarts += 1;
+                        return;
+                    }
+                    PatchedFault::Syscall => {
+                        k.cur_mut().regs = regs;
+                        k.stats.patch_restarts += 1;
+                        k.stats.syscalls += 1;
+                        syscalls::dispatch(k);
+                        return;
+                    }
+                }
+            }
             let rip = k.cur().regs.rip;
             debug!(
                 "tid {}: exception: signal {signo} at {addr:#x} rip {rip:#x}",

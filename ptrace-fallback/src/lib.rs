@@ -85,6 +85,9 @@ pub struct PtracePlatform {
     /// Where the stubs' sysmsg regions come from; `None`: every stub runs
     /// under `PTRACE_SYSEMU`.
     sysmsg: Option<std::sync::Arc<sysmsg::Area>>,
+    /// Where patched system call sites jump (see `sysmsg`); `None`: sites
+    /// are not patched.
+    patch_entry: Option<u64>,
 }
 
 impl PtracePlatform {
@@ -126,6 +129,8 @@ impl PtracePlatform {
         let stub_page = std::sync::Arc::new(stub_page);
         let running = std::sync::Arc::new(ticker::Running::new(cpus));
         ticker::start(&running).map_err(|e| PtraceError::Ticker(e.to_string()))?;
+        let patch_entry =
+            (sysmsg.is_some() && sysmsg::enable_patching()).then(|| stub_page.patch_entry());
         Ok(PtracePlatform {
             mem,
             host,
@@ -137,6 +142,7 @@ impl PtracePlatform {
             host_cpus,
             cpus,
             template: std::sync::Mutex::new(None),
+            patch_entry,
             sysmsg,
         })
     }
@@ -425,6 +431,10 @@ impl Platform for PtracePlatform {
 
     fn set_fpu_state(&self, thread: &mut StubThread, state: &[u8; 512]) {
         thread.set_fpu_state(state);
+    }
+
+    fn syscall_patch_entry(&self) -> Option<u64> {
+        self.patch_entry
     }
 
     fn host(&self) -> &HostServices {

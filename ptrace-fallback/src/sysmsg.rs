@@ -20,7 +20,7 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use guest_kernel::abi::UserRegs;
@@ -50,6 +50,21 @@ pub const SPIN_N: u64 = 84;
 const MODE: u64 = 88;
 /// Evidence for the other mode, in switches.
 const STREAK: u64 = 92;
+/// The slot's own address, which a patched call's code checks GS against.
+pub const SELF: u64 = 96;
+/// A kick came while a patched call was on its way back (see the stub's
+/// handler).
+pub const KICK: u64 = 104;
+/// The sentry wrote the FPU state of the slot's own frame: a patched call
+/// loads it on its way back.
+pub const FPU_DIRTY: u64 = 108;
+/// The slot's own frame, laid out as a signal's (`ucontext`, then the
+/// XSAVE area): patched calls save the registers there, below the part of
+/// the signal stack that signal frames use.
+pub const FAKE: u64 = STACK;
+pub const FAKE_FP: u64 = STACK + 0x400;
+/// Room a signal frame needs at the top of the slot, besides the XSAVE area.
+const FRAME_ROOM: u64 = 0x1000;
 // What setting a thread up reads, in the stub's read-only batch page (see
 // `setup_data`): the application could rewrite anything in its slots
 // between the sentry's writing it and the kernel's reading it.
@@ -108,6 +123,33 @@ const STUBS_MAX: usize = 1024;
 /// every stub on `PTRACE_SYSEMU`).
 pub fn enabled() -> bool {
     std::env::var_os("RINGFENCE_PTRACE_SYSEMU").is_none_or(|v| v.is_empty() || v == "0")
+}
+
+/// Whether system call sites are patched to jump into the stub (see the
+/// sentry's `mm::usertrap`): set once, when the platform starts.
+static PATCHING: AtomicBool = AtomicBool::new(false);
+/// The XSAVE area's size, for the slot's own frame.
+static XSAVE_SIZE: AtomicU32 = AtomicU32::new(0);
+
+/// Turn patching on if this machine allows it: the patched path reads
+/// and writes FS and GS in user mode (`FSGSBASE`, which Linux exposes as
+/// `HWCAP2_FSGSBASE`), and its frame must fit below the signal frames.
+/// `RINGFENCE_PTRACE_PATCH=0` keeps every call trapping.
+pub fn enable_patching() -> bool {
+    let off = std::env::var_os("RINGFENCE_PTRACE_PATCH").is_some_and(|v| v == "0");
+    // SAFETY: getauxval only reads the process's auxiliary vector.
+    let hwcap2 = unsafe { libc::getauxval(libc::AT_HWCAP2) };
+    // Leaf 0xd's EBX: the XSAVE area's size for the features enabled now.
+    let size = std::arch::x86_64::__cpuid_count(0xd, 0).ebx;
+    let fits = size >= 576 && FAKE_FP + u64::from(size) + FRAME_ROOM + u64::from(size) <= SLOT;
+    let on = !off && enabled() && hwcap2 & 2 != 0 && fits;
+    XSAVE_SIZE.store(size, Ordering::Relaxed);
+    PATCHING.store(on, Ordering::Relaxed);
+    on
+}
+
+fn patching() -> bool {
+    PATCHING.load(Ordering::Relaxed)
 }
 
 /// The memfd area the stubs' regions come from, mapped in the sentry.
@@ -296,6 +338,15 @@ impl Slot {
     pub fn prepare(&self) {
         self.write(0, &[0u8; STACK as usize]);
         self.forget_segments();
+        self.set(SELF, self.va);
+        // The own frame's XSAVE area described as the kernel describes a
+        // signal frame's (`fpstate` reads it so); XSAVE leaves these bytes.
+        let size = XSAVE_SIZE.load(Ordering::Relaxed);
+        let mut sw = [0u8; 20];
+        sw[0..4].copy_from_slice(&FP_XSTATE_MAGIC1.to_le_bytes());
+        sw[4..8].copy_from_slice(&(size + 4).to_le_bytes());
+        sw[16..20].copy_from_slice(&size.to_le_bytes());
+        self.write(FAKE_FP + 464, &sw);
     }
 
     /// Make the thread set both segment bases before it next runs.
@@ -459,6 +510,7 @@ impl Slot {
         if n > 512 {
             self.write(off + 512, &x[512..n]);
         }
+        self.word(FPU_DIRTY).store(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -537,7 +589,13 @@ impl Slot {
         self.update(uc + 32, SLOT - STACK);
         self.update(uc + UC_SIGMASK, 0);
         self.update(FS_WANT, regs.fs_base);
-        self.update(GS_WANT, regs.gs_base);
+        // GS is the slot where the application has none of its own (as
+        // almost none has): patched calls find their slot through it.
+        let gs = match regs.gs_base {
+            0 if patching() => self.va,
+            gs => gs,
+        };
+        self.update(GS_WANT, gs);
         self.release();
         Ok(())
     }
@@ -561,7 +619,8 @@ impl Slot {
             // stub), for x86-64 calls only (the filter answers the others
             // ENOSYS); the kernel left the number in rax. As
             // PTRACE_SYSEMU leaves them:
-            libc::SIGSYS => {
+            // 0: a patched call's own frame (nobody else writes 0 there).
+            0 | libc::SIGSYS => {
                 regs.orig_rax = regs.rax;
                 regs.rax = (-(libc::ENOSYS as i64)) as u64;
                 Trap::Syscall
@@ -601,7 +660,7 @@ impl Slot {
 }
 
 /// `struct ucontext` (the kernel's): `uc_mcontext` and `uc_sigmask`.
-const UC_MCONTEXT: u64 = 40;
+pub const UC_MCONTEXT: u64 = 40;
 const UC_SIGMASK: u64 = UC_MCONTEXT + 32 * 8;
 const UC_SIZE: u64 = UC_SIGMASK + 8;
 

@@ -257,3 +257,42 @@ fn msync_and_mincore_match_native() {
             .expect_stdout(&expected);
     });
 }
+
+/// On ptrace, a call site `mov $nr, %eax; syscall` is patched on its
+/// first call into a jump to the stub, which hands the call over with no
+/// kernel entry (`guest_kernel::mm::usertrap`). Through such sites, static
+/// and dynamic: every register but rax, rcx and r11 kept (and ymm7), rcx
+/// the return address; threads racing on sites being patched; calls
+/// restarted after handled signals and after a stop; children forked
+/// around patches (a child's patch must not reach its parent's page); and
+/// a thread with a GS base of its own. KVM patches nothing.
+#[test]
+fn patched_call_sites_behave_as_syscall_instructions() {
+    for link in [Link::Static, Link::Dynamic] {
+        let prog = compile("patched", link);
+        let bundle = Bundle::builder(&prog).build();
+        let native = bundle.run_native();
+        native.expect_code(0);
+        assert!(
+            native.stdout_str().ends_with("gs: ok\n"),
+            "native run{}",
+            native.context()
+        );
+        for_each_platform(|p| {
+            let rf = ringfence_tests::Ringfence::new(p);
+            let (out, log) = rf.run_debug(&bundle, "rf-patched");
+            out.expect_no_panic()
+                .expect_code(0)
+                .expect_same_as_native(&native);
+            let n = ringfence_tests::log_numbers(&log, "system call sites patched: ");
+            match p {
+                ringfence_tests::Platform::Ptrace => {
+                    assert!(n[0] >= 10, "{} sites patched ({link:?})", n[0]);
+                    // wait4 after each alarm, nanosleep after its stop.
+                    assert!(n[1] >= 3, "{} calls restarted ({link:?})", n[1]);
+                }
+                _ => assert_eq!(n[0], 0, "{} sites patched on {p}", n[0]),
+            }
+        });
+    }
+}

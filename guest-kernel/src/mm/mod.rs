@@ -15,6 +15,7 @@ pub mod prefault;
 mod remap;
 pub mod shmem;
 pub mod sync;
+pub mod usertrap;
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -132,6 +133,8 @@ pub struct MmStruct<P: Platform> {
     files: BTreeMap<u64, (Arc<File>, usize, Option<pagecache::FileId>)>,
     /// Faults that mapped or unshared a page (see `FaultAccess::raced`).
     pub faults_served: u64,
+    /// Patched system call sites.
+    pub usertrap: usertrap::UserTrap,
 }
 
 impl<P: Platform> MmStruct<P> {
@@ -143,6 +146,7 @@ impl<P: Platform> MmStruct<P> {
             vmas: BTreeMap::new(),
             pages: BTreeMap::new(),
             faults_served: 0,
+            usertrap: usertrap::UserTrap::default(),
             brk_start: 0,
             brk: 0,
             mmap_base: 0,
@@ -367,6 +371,7 @@ impl<P: Platform> MmStruct<P> {
             vmas: self.vmas.clone(),
             pages: BTreeMap::new(),
             faults_served: 0,
+            usertrap: self.usertrap.clone(),
             brk_start: self.brk_start,
             brk: self.brk,
             mmap_base: self.mmap_base,
@@ -394,7 +399,10 @@ impl<P: Platform> MmStruct<P> {
     ) -> KResult<()> {
         let vmas: Vec<Vma> = self.vmas.values().copied().collect();
         for v in vmas {
-            let make_cow = v.prot.write && !v.shared;
+            // Read-only private pages too: an `mprotect` or a forced write
+            // (a patched call site, see `usertrap`) must not reach the other
+            // side's copy later.
+            let make_cow = !v.shared;
             let entries: Vec<(u64, Pte)> = self
                 .pages
                 .range(v.start..v.end)
@@ -414,7 +422,7 @@ impl<P: Platform> MmStruct<P> {
                     );
                 }
             }
-            if make_cow {
+            if make_cow && v.prot.write {
                 for (va, len, _) in self.present_runs(v.start, v.end) {
                     plat.protect(&mut self.space, va, len, mapped_prot(v.prot, true))?;
                 }

@@ -226,27 +226,37 @@ impl Stub {
 
     /// Run `regs` on a sysmsg thread until the next trap.
     pub(super) fn switch_fast(
-        pid: Pid,
+        space: &super::SpaceRef,
         (slot, tid): (Slot, Pid),
-        places: Option<(usize, usize)>,
         thread: &mut StubThread,
         regs: &mut UserRegs,
         running: &Running,
         cpu: usize,
     ) -> Result<Trap, PlatformError> {
+        let pid = space.pid;
         thread.load_frame(tid, slot)?;
         if !running.enter(cpu, pid.as_raw(), tid.as_raw()) {
             return Ok(Trap::Interrupt);
         }
         let t0 = Instant::now();
-        let r = slot
-            .run(regs)
-            .and_then(|()| slot.wait_trap(pid, tid, slot.far()))
-            .and_then(|()| slot.trap(regs));
+        let r = (|| loop {
+            slot.run(regs)?;
+            slot.wait_trap(pid, tid, slot.far())?;
+            let mut got = *regs;
+            let trap = slot.trap(&mut got)?;
+            // A patched call's way out wants a real frame (a GS of the
+            // application's): the thread is in one now, with the FPU state
+            // loaded; the same registers go into it.
+            if space.patch.converts(&trap, got.rip) {
+                continue;
+            }
+            *regs = got;
+            return Ok(space.patch.fix(trap, regs));
+        })();
         let took = t0.elapsed();
         running.leave(cpu);
         running.take_kick(cpu);
-        if let (Ok(trap), Some(p)) = (&r, places) {
+        if let (Ok(trap), Some(p)) = (&r, space.places) {
             slot.adapt(tid, trap, took, p);
         }
         r

@@ -133,6 +133,8 @@ pub struct SpaceRef {
     fast: Option<(crate::sysmsg::Slot, Pid)>,
     /// Where the CPU runs its sysmsg threads near and far.
     places: Option<(usize, usize)>,
+    /// Where patched calls enter the stub code.
+    patch: page::PatchSites,
 }
 
 fn lost(what: &'static str, e: nix::Error) -> PlatformError {
@@ -493,6 +495,7 @@ impl Stub {
             tid,
             fast,
             places,
+            patch: self.page.patch,
         }
     }
 
@@ -508,7 +511,7 @@ impl Stub {
     ) -> Result<Trap, PlatformError> {
         if let Some(f) = space.fast {
             running.count_trap(cpu, true);
-            return Self::switch_fast(space.pid, f, space.places, thread, regs, running, cpu);
+            return Self::switch_fast(&space, f, thread, regs, running, cpu);
         }
         running.count_trap(cpu, false);
         let Some(tid) = space.tid else {
@@ -520,7 +523,7 @@ impl Stub {
             // Kicked on the way here: look at the kernel again first.
             return Ok(Trap::Interrupt);
         }
-        let r = run_until_trap(tid, regs);
+        let r = run_until_trap(tid, regs).map(|t| space.patch.fix(t, regs));
         running.leave(cpu);
         // The CPU now goes to the kernel, and looks at its state there: a
         // kick left meanwhile has done its work (it must not turn the next

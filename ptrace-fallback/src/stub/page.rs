@@ -4,7 +4,8 @@
 //! threads, stop), the injected-call sequence `syscall; int3`, the batch
 //! loop, and the parked threads' `pause()` loop.
 
-use guest_kernel::abi::PAGE_SIZE;
+use guest_kernel::abi::{UserRegs, PAGE_SIZE};
+use guest_kernel::platform::Trap;
 use guest_kernel::sched::MAX_CPUS;
 
 use crate::sysmsg;
@@ -147,17 +148,148 @@ std::arch::global_asm!(
     "xor edi, edi",
     "syscall",
     // The handler of every signal of a sysmsg thread, on its slot's stack
-    // (rdi signo, rsi siginfo, rdx ucontext): publish the frame, wake the
-    // sentry if it sleeps, wait for RUN (spin as long as the sentry says,
-    // then sleep), set the
+    // (rdi signo, rsi siginfo, rdx ucontext). A kick (SIGURG) that finds
+    // the thread in the patched-call code below is no trap of the
+    // application's: before the way out, it is noted for the way out to
+    // report; on the way out, the frame gets the registers the way out
+    // loads (the FPU is loaded by then), and reports as a kick from there.
+    // Otherwise: publish the frame, wait for RUN (see below), set the
     // segment bases it asks for, and return into rt_sigreturn.
     ".globl ringfence_sysmsg_handler",
     "ringfence_sysmsg_handler:",
     "mov r12, rsp",
     "and r12, -{slot}",
+    "cmp edi, {sigurg}",
+    "jne 50f",
+    "mov rax, [rdx + {uc_mc} + 16 * 8]",
+    "lea rcx, [rip + ringfence_sysmsg_patched]",
+    "cmp rax, rcx",
+    "jb 50f",
+    "lea rcx, [rip + ringfence_sysmsg_patched_exit]",
+    "cmp rax, rcx",
+    "jb 51f",
+    "lea rcx, [rip + ringfence_sysmsg_patched_end]",
+    "cmp rax, rcx",
+    "jae 50f",
+    "xor ecx, ecx",
+    "52:",
+    "mov rax, [r12 + {g} + rcx * 8]",
+    "mov [rdx + {uc_mc} + rcx * 8], rax",
+    "inc ecx",
+    "cmp ecx, 18",
+    "jb 52b",
+    "jmp 50f",
+    "51:",
+    "mov dword ptr [r12 + {kick}], 1",
+    "ret",
+    "50:",
     "mov [r12 + {signo}], rdi",
     "mov [r12 + {info}], rsi",
     "mov [r12 + {uctx}], rdx",
+    "call ringfence_sysmsg_wait",
+    "mov rsi, [r12 + {fs_want}]",
+    "cmp rsi, [r12 + {fs_cur}]",
+    "je 23f",
+    "mov [r12 + {fs_cur}], rsi",
+    "mov eax, 158",
+    "mov edi, 0x1002",
+    "syscall",
+    "23:",
+    "mov rsi, [r12 + {gs_want}]",
+    "cmp rsi, [r12 + {gs_cur}]",
+    "je 24f",
+    "mov [r12 + {gs_cur}], rsi",
+    "mov eax, 158",
+    "mov edi, 0x1001",
+    "syscall",
+    "24:",
+    "ret",
+    // A patched call site's jump (see the sentry's `mm::usertrap`) comes
+    // here: eax the call's number, rcx its return address, r11 free (the
+    // kernel clobbers both), GS this thread's slot unless the application
+    // set its own. The registers go into the slot's own frame, laid out as
+    // a signal's, and back out of it without a signal: no kernel entry on
+    // the way. The check faults where GS is not a slot (a traced thread):
+    // that, and a GS of the application's, take the call as trapped there.
+    ".globl ringfence_sysmsg_patched",
+    "ringfence_sysmsg_patched:",
+    "rdgsbase r11",
+    ".globl ringfence_sysmsg_patched_check",
+    "ringfence_sysmsg_patched_check:",
+    "cmp r11, qword ptr gs:[{self_}]",
+    "jne ringfence_sysmsg_unpatched",
+    "mov [r11 + {g} + 15 * 8], rsp",
+    "lea rsp, [r11 + {stack}]",
+    "pushfq",
+    "pop qword ptr [r11 + {g} + 17 * 8]",
+    "mov [r11 + {g} + 0 * 8], r8",
+    "mov [r11 + {g} + 1 * 8], r9",
+    "mov [r11 + {g} + 2 * 8], r10",
+    "mov [r11 + {g} + 4 * 8], r12",
+    "mov [r11 + {g} + 5 * 8], r13",
+    "mov [r11 + {g} + 6 * 8], r14",
+    "mov [r11 + {g} + 7 * 8], r15",
+    "mov [r11 + {g} + 8 * 8], rdi",
+    "mov [r11 + {g} + 9 * 8], rsi",
+    "mov [r11 + {g} + 10 * 8], rbp",
+    "mov [r11 + {g} + 11 * 8], rbx",
+    "mov [r11 + {g} + 12 * 8], rdx",
+    "mov [r11 + {g} + 13 * 8], rax",
+    "mov [r11 + {g} + 14 * 8], rcx",
+    "mov [r11 + {g} + 16 * 8], rcx",
+    "mov r12, r11",
+    // r11 as the kernel leaves it: the flags.
+    "mov rax, [r12 + {g} + 17 * 8]",
+    "mov [r12 + {g} + 3 * 8], rax",
+    "mov eax, -1",
+    "mov edx, -1",
+    "xsave64 [r12 + {fp}]",
+    "mov dword ptr [r12 + {fpu_dirty}], 0",
+    "lea rax, [r12 + {fp}]",
+    "mov [r12 + {g} + 23 * 8], rax",
+    "lea rax, [r12 + {fake}]",
+    "mov [r12 + {uctx}], rax",
+    "mov qword ptr [r12 + {signo}], 0",
+    "mov qword ptr [r12 + {info}], 0",
+    "mov dword ptr [r12 + {kick}], 0",
+    "call ringfence_sysmsg_wait",
+    // Back out: the FPU and FS first. A GS of the application's cannot be
+    // had here (the way out reads the slot through GS): that takes a real
+    // signal frame (`convert`), where the handler sets it.
+    "40:",
+    "cmp dword ptr [r12 + {fpu_dirty}], 0",
+    "je 41f",
+    "mov eax, -1",
+    "mov edx, -1",
+    "xrstor64 [r12 + {fp}]",
+    "mov dword ptr [r12 + {fpu_dirty}], 0",
+    "41:",
+    "mov rsi, [r12 + {fs_want}]",
+    "cmp rsi, [r12 + {fs_cur}]",
+    "je 42f",
+    "wrfsbase rsi",
+    "mov [r12 + {fs_cur}], rsi",
+    "42:",
+    "cmp [r12 + {gs_want}], r12",
+    "jne ringfence_sysmsg_convert",
+    "jmp ringfence_sysmsg_patched_exit",
+    // Kicked since the sentry let the thread go: report that, with the
+    // registers it wrote.
+    "43:",
+    "mov dword ptr [r12 + {kick}], 0",
+    "mov qword ptr [r12 + {signo}], {sigurg}",
+    "call ringfence_sysmsg_wait",
+    "jmp 40b",
+    ".globl ringfence_sysmsg_convert",
+    "ringfence_sysmsg_convert:",
+    "ud2",
+    ".globl ringfence_sysmsg_unpatched",
+    "ringfence_sysmsg_unpatched:",
+    "ud2",
+    // Publish the slot's frame (r12 the slot), wake the sentry if it
+    // sleeps, and wait for RUN: spin as long as the sentry says, then
+    // sleep on the futex.
+    "ringfence_sysmsg_wait:",
     "mov eax, {trapped}",
     "xchg [r12 + {state}], eax",
     "cmp dword ptr [r12 + {sentry_sleeps}], 0",
@@ -192,23 +324,34 @@ std::arch::global_asm!(
     "mov dword ptr [r12 + {stub_sleeps}], 0",
     "jmp 7b",
     "22:",
-    "mov rsi, [r12 + {fs_want}]",
-    "cmp rsi, [r12 + {fs_cur}]",
-    "je 23f",
-    "mov [r12 + {fs_cur}], rsi",
-    "mov eax, 158",
-    "mov edi, 0x1002",
-    "syscall",
-    "23:",
-    "mov rsi, [r12 + {gs_want}]",
-    "cmp rsi, [r12 + {gs_cur}]",
-    "je 24f",
-    "mov [r12 + {gs_cur}], rsi",
-    "mov eax, 158",
-    "mov edi, 0x1001",
-    "syscall",
-    "24:",
     "ret",
+    // The way out proper: from its first instruction on, a kick rewrites
+    // the handler's frame (see above) instead of being noted.
+    ".globl ringfence_sysmsg_patched_exit",
+    "ringfence_sysmsg_patched_exit:",
+    "cmp dword ptr [r12 + {kick}], 0",
+    "jne 43b",
+    "push qword ptr [r12 + {g} + 17 * 8]",
+    "popfq",
+    "mov r8, [r12 + {g} + 0 * 8]",
+    "mov r9, [r12 + {g} + 1 * 8]",
+    "mov r10, [r12 + {g} + 2 * 8]",
+    "mov r13, [r12 + {g} + 5 * 8]",
+    "mov r14, [r12 + {g} + 6 * 8]",
+    "mov r15, [r12 + {g} + 7 * 8]",
+    "mov rdi, [r12 + {g} + 8 * 8]",
+    "mov rsi, [r12 + {g} + 9 * 8]",
+    "mov rbp, [r12 + {g} + 10 * 8]",
+    "mov rbx, [r12 + {g} + 11 * 8]",
+    "mov rdx, [r12 + {g} + 12 * 8]",
+    "mov rax, [r12 + {g} + 13 * 8]",
+    "mov rcx, [r12 + {g} + 14 * 8]",
+    "mov rsp, [r12 + {g} + 15 * 8]",
+    "mov r11, [r12 + {g} + 3 * 8]",
+    "mov r12, gs:[{g} + 4 * 8]",
+    "jmp qword ptr gs:[{g} + 16 * 8]",
+    ".globl ringfence_sysmsg_patched_end",
+    "ringfence_sysmsg_patched_end:",
     ".globl ringfence_sysmsg_restorer",
     "ringfence_sysmsg_restorer:",
     "mov eax, 15",
@@ -233,6 +376,15 @@ std::arch::global_asm!(
     fs_cur = const sysmsg::FS_CUR,
     gs_want = const sysmsg::GS_WANT,
     gs_cur = const sysmsg::GS_CUR,
+    sigurg = const libc::SIGURG,
+    uc_mc = const sysmsg::UC_MCONTEXT,
+    g = const sysmsg::FAKE + sysmsg::UC_MCONTEXT,
+    kick = const sysmsg::KICK,
+    self_ = const sysmsg::SELF,
+    stack = const sysmsg::STACK,
+    fp = const sysmsg::FAKE_FP,
+    fake = const sysmsg::FAKE,
+    fpu_dirty = const sysmsg::FPU_DIRTY,
 );
 
 extern "C" {
@@ -244,6 +396,10 @@ extern "C" {
     static ringfence_sysmsg_handler: u8;
     static ringfence_sysmsg_started: u8;
     static ringfence_sysmsg_restorer: u8;
+    static ringfence_sysmsg_patched: u8;
+    static ringfence_sysmsg_patched_check: u8;
+    static ringfence_sysmsg_unpatched: u8;
+    static ringfence_sysmsg_convert: u8;
     static ringfence_stub_end: u8;
 }
 
@@ -261,9 +417,50 @@ pub struct StubPage {
     pub(super) sysmsg_handler_off: u64,
     pub(super) sysmsg_started_off: u64,
     pub(super) sysmsg_restorer_off: u64,
+    /// Where patched calls come in (see `PatchSites`).
+    pub(super) patch: PatchSites,
     /// Held while the batch page is written and run (always under the
     /// sentry's kernel lock too; this keeps the page sound on its own).
     batch: std::sync::Mutex<()>,
+}
+
+/// Where patched calls enter the stub code (see the sentry's
+/// `mm::usertrap`), and the places where a trap means something else than
+/// it says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatchSites {
+    /// The entry a patched site jumps to.
+    pub entry: u64,
+    /// Its check of GS: faults on a thread without a slot there.
+    check: u64,
+    /// Where it goes when GS is no slot.
+    unpatched: u64,
+    /// Where its way out asks for a real signal frame.
+    convert: u64,
+}
+
+impl PatchSites {
+    /// `trap`, with `regs`, as the application sees it: a fault at the
+    /// entry's check or at `unpatched` is the patched call itself, trapped
+    /// there (eax its number, rcx its return address).
+    pub fn fix(&self, trap: Trap, regs: &mut UserRegs) -> Trap {
+        if matches!(trap, Trap::Syscall | Trap::Interrupt)
+            || (regs.rip != self.check && regs.rip != self.unpatched)
+        {
+            return trap;
+        }
+        regs.orig_rax = regs.rax;
+        regs.rax = (-(libc::ENOSYS as i64)) as u64;
+        regs.rip = regs.rcx;
+        Trap::Syscall
+    }
+
+    /// Whether `trap` at `rip` is the way out of a patched call asking for
+    /// a real signal frame: the registers are to be written again, there.
+    pub fn converts(&self, trap: &Trap, rip: u64) -> bool {
+        rip == self.convert
+            && matches!(trap, Trap::Exception { signo, .. } if *signo == libc::SIGILL)
+    }
 }
 
 /// Entries of the batch page: a count, then 7 words each.
@@ -288,6 +485,13 @@ impl StubPage {
             std::ptr::addr_of!(ringfence_sysmsg_started) as usize,
             std::ptr::addr_of!(ringfence_sysmsg_restorer) as usize,
         );
+        let off = |p: *const u8| p as u64 - start as u64;
+        let patch = PatchSites {
+            entry: off(std::ptr::addr_of!(ringfence_sysmsg_patched)),
+            check: off(std::ptr::addr_of!(ringfence_sysmsg_patched_check)),
+            unpatched: off(std::ptr::addr_of!(ringfence_sysmsg_unpatched)),
+            convert: off(std::ptr::addr_of!(ringfence_sysmsg_convert)),
+        };
         assert!(
             end - start <= PAGE_SIZE as usize,
             "the stub code outgrew its page"
@@ -339,8 +543,19 @@ impl StubPage {
             sysmsg_handler_off: (sm_handler - start) as u64,
             sysmsg_started_off: (sm_started - start) as u64,
             sysmsg_restorer_off: (sm_restorer - start) as u64,
+            patch: PatchSites {
+                entry: want + patch.entry,
+                check: want + patch.check,
+                unpatched: want + patch.unpatched,
+                convert: want + patch.convert,
+            },
             batch: std::sync::Mutex::new(()),
         })
+    }
+
+    /// Where patched system call sites jump.
+    pub fn patch_entry(&self) -> u64 {
+        self.patch.entry
     }
 
     /// The first address the application may not map: the stubs' sysmsg
