@@ -62,6 +62,8 @@ pub enum PtraceError {
 thread_local! {
     /// The sentry CPU this host thread is (see `run_cpus`).
     static THIS_CPU: Cell<usize> = const { Cell::new(0) };
+    /// Whether this CPU's last switch ran on a sysmsg thread.
+    static LAST_FAST: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The ptrace platform.
@@ -416,6 +418,7 @@ impl Platform for PtracePlatform {
         regs: &mut UserRegs,
     ) -> Result<Trap, PlatformError> {
         self.gate.park_while_paused();
+        LAST_FAST.with(|f| f.set(space.is_fast()));
         Stub::switch(space, thread, regs, &self.running, self.this_cpu())
     }
 
@@ -434,7 +437,11 @@ impl Platform for PtracePlatform {
     }
 
     fn syscall_patch_entry(&self) -> Option<u64> {
-        self.patch_entry
+        // Only for a call that came from a sysmsg thread: a space still
+        // under PTRACE_SYSEMU (the first switches of every process: most
+        // of a fork+exec) would pay a private copy of each code page it
+        // patches, and gain nothing (a patched site traps there as before).
+        self.patch_entry.filter(|_| LAST_FAST.with(|f| f.get()))
     }
 
     fn host(&self) -> &HostServices {

@@ -533,6 +533,13 @@ impl Stub {
     }
 }
 
+impl SpaceRef {
+    /// Whether the CPU runs this space on a sysmsg thread.
+    pub fn is_fast(&self) -> bool {
+        self.fast.is_some()
+    }
+}
+
 /// Which CPU threads have ended (see `run_cpus`): the threads they traced
 /// were detached from us then, and a blocking wait for one could hang.
 pub static CPU_GONE: [std::sync::atomic::AtomicBool; MAX_CPUS] =
