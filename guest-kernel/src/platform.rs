@@ -229,6 +229,18 @@ impl HostSignal {
     pub const FOREGROUND: i32 = -1;
 }
 
+/// A platform's entry for patched system call sites (`mm::usertrap`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallPatch {
+    /// The code a patched site jumps to, with the call's number in `eax`,
+    /// its return address in `rcx`, and every other register the
+    /// application's (flags included).
+    pub entry: u64,
+    /// The entry may be taken only by a thread whose GS base holds its own
+    /// address at this offset; others trap the call as before.
+    pub gs_self: u32,
+}
+
 /// What the sentry needs from the machine.
 pub trait Platform: Sync {
     /// A user address space (page tables on KVM, a stub process on ptrace).
@@ -291,11 +303,10 @@ pub trait Platform: Sync {
     /// Linux's `TASK_SIZE`; a platform may keep the top for itself (the
     /// ptrace stub's code page).
     fn max_user_address(&self) -> u64;
-    /// Where a patched system call site jumps (see `mm::usertrap`): the
-    /// platform's entry that takes a call with its number in `eax` and its
-    /// return address in `rcx`. `None`: calls are not worth patching here
+    /// Where a patched system call site jumps (see `mm::usertrap`), for
+    /// a call trapped just now. `None`: calls are not worth patching here
     /// (on KVM a `syscall` reaches the sentry without leaving the guest).
-    fn syscall_patch_entry(&self) -> Option<u64> {
+    fn syscall_patch(&self) -> Option<SyscallPatch> {
         None
     }
     /// Copy out of physical memory. `pa..pa+buf.len()` lies within `phys_range`.

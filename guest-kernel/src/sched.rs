@@ -295,12 +295,16 @@ fn handle_trap<P: Platform>(k: &mut Kernel<'_, P>, trap: Trap, raced: bool) {
     match trap {
         Trap::Syscall => {
             k.stats.syscalls += 1;
-            if k.plat.syscall_patch_entry().is_some() {
-                let (rip, nr) = (k.cur().regs.rip, k.cur().regs.orig_rax);
-                let (mm, frames, plat) = k.mm_parts();
-                if mm.patch_syscall(plat, frames, rip, nr) {
-                    k.stats.patched_sites += 1;
-                }
+            let mut regs = k.cur().regs;
+            let (mm, frames, plat) = k.mm_parts();
+            let moved = mm.from_table(plat, frames, &mut regs);
+            let patched = plat.syscall_patch().is_some()
+                && mm.patch_syscall(plat, frames, regs.rip, regs.orig_rax);
+            if moved {
+                k.cur_mut().regs = regs;
+            }
+            if patched {
+                k.stats.patched_sites += 1;
             }
             syscalls::dispatch(k);
         }
@@ -319,6 +323,9 @@ fn handle_trap<P: Platform>(k: &mut Kernel<'_, P>, trap: Trap, raced: bool) {
                 raced,
             };
             if let Err(e) = mm.handle_fault(plat, frames, addr, access) {
+                if patched_check_fault(k) {
+                    return;
+                }
                 let rip = k.cur().regs.rip;
                 debug!(
                     "tid {}: fault at {addr:#x} (write {write:?}) rip {rip:#x}: {e:?}",
@@ -352,6 +359,9 @@ fn handle_trap<P: Platform>(k: &mut Kernel<'_, P>, trap: Trap, raced: bool) {
                     }
                 }
             }
+            if patched_check_fault(k) {
+                return;
+            }
             let rip = k.cur().regs.rip;
             debug!(
                 "tid {}: exception: signal {signo} at {addr:#x} rip {rip:#x}",
@@ -373,6 +383,20 @@ fn handle_trap<P: Platform>(k: &mut Kernel<'_, P>, trap: Trap, raced: bool) {
             }
         }
     }
+}
+
+/// A fault at a patched site's check of GS that nothing else explains:
+/// the call it was about to make, made now (see `mm::usertrap`).
+fn patched_check_fault<P: Platform>(k: &mut Kernel<'_, P>) -> bool {
+    let mut regs = k.cur().regs;
+    let (mm, frames, plat) = k.mm_parts();
+    if !mm.check_fault(plat, frames, &mut regs) {
+        return false;
+    }
+    k.cur_mut().regs = regs;
+    k.stats.syscalls += 1;
+    syscalls::dispatch(k);
+    true
 }
 
 /// The next task to run: runnable and not running elsewhere already (a

@@ -436,12 +436,16 @@ impl Platform for PtracePlatform {
         thread.set_fpu_state(state);
     }
 
-    fn syscall_patch_entry(&self) -> Option<u64> {
+    fn syscall_patch(&self) -> Option<guest_kernel::platform::SyscallPatch> {
         // Only for a call that came from a sysmsg thread: a space still
         // under PTRACE_SYSEMU (the first switches of every process: most
         // of a fork+exec) would pay a private copy of each code page it
         // patches, and gain nothing (a patched site traps there as before).
-        self.patch_entry.filter(|_| LAST_FAST.with(|f| f.get()))
+        let entry = self.patch_entry.filter(|_| LAST_FAST.with(|f| f.get()))?;
+        Some(guest_kernel::platform::SyscallPatch {
+            entry,
+            gs_self: sysmsg::SELF as u32,
+        })
     }
 
     fn host(&self) -> &HostServices {

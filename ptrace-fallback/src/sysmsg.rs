@@ -550,6 +550,11 @@ impl Slot {
         streak.store(0, Ordering::Relaxed);
     }
 
+    /// Whether a kick was noted in patched-call code, forgetting it.
+    pub fn take_kick(&self) -> bool {
+        self.word(KICK).swap(0, Ordering::Relaxed) != 0
+    }
+
     /// Whether the thread said it could not set itself up (and exited).
     pub fn failed(&self) -> bool {
         self.state().load(Ordering::SeqCst) == FAILED
@@ -619,7 +624,7 @@ impl Slot {
             // stub), for x86-64 calls only (the filter answers the others
             // ENOSYS); the kernel left the number in rax. As
             // PTRACE_SYSEMU leaves them:
-            // 0: a patched call's own frame (nobody else writes 0 there).
+            // 0: a patched call, from the slot's own frame.
             0 | libc::SIGSYS => {
                 regs.orig_rax = regs.rax;
                 regs.rax = (-(libc::ENOSYS as i64)) as u64;

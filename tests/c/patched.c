@@ -7,6 +7,7 @@
 #include <asm/prctl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,7 +33,8 @@
 /* getppid as the one 7-byte sequence a site must be to be patched, with
  * every other general register given a value and checked afterwards, and
  * a vector register too. No push: the compiler may keep data below rsp. */
-uint64_t *g_in, *g_out, g_rcx, g_ra;
+uint64_t *g_in, *g_out, g_rcx, g_ra, g_r11;
+uint8_t g_cf, g_zf;
 static void registers_survive(void) {
     for (int round = 0; round < 200; round++) {
         uint64_t in[12], out[12];
@@ -57,9 +59,16 @@ static void registers_survive(void) {
             "mov 72(%%rax), %%r8\n"
             "mov 80(%%rax), %%r9\n"
             "mov 88(%%rax), %%r10\n"
+            /* ZF and CF set: the flags come back as they went in (sysret
+             * restores them from r11, which keeps them). */
+            "cmp %%rax, %%rax\n"
+            "stc\n"
             "mov $110, %%eax\n"
             "syscall\n"
             "1:\n"
+            "setc g_cf(%%rip)\n"
+            "setz g_zf(%%rip)\n"
+            "mov %%r11, g_r11(%%rip)\n"
             "lea 1b(%%rip), %%r11\n"
             "mov %%r11, g_ra(%%rip)\n"
             "mov %%rcx, g_rcx(%%rip)\n"
@@ -86,11 +95,43 @@ static void registers_survive(void) {
             CHECK(in[i] == out[i], "register %d: %#lx became %#lx", i, (unsigned long)in[i],
                   (unsigned long)out[i]);
         CHECK(memcmp(v_in, v_out, sizeof v_in) == 0, "ymm7 changed");
+        CHECK(g_cf && g_zf, "flags after the call: CF %d ZF %d", g_cf, g_zf);
+        CHECK((g_r11 & 0x41) == 0x41, "r11 %#lx: not the flags", (unsigned long)g_r11);
         /* As the kernel leaves it: rcx holds the return address. */
         CHECK(g_rcx == g_ra, "rcx %#lx, return address %#lx", (unsigned long)g_rcx,
               (unsigned long)g_ra);
     }
     printf("registers: ok\n");
+}
+
+/* A site that other code jumps into at its `syscall`, with a number of
+ * its own: once the site is patched, that jump must still make its own
+ * call, not the site's. */
+__asm__(".text\n"
+        ".p2align 6\n"
+        "site_getppid:\n"
+        "mov $110, %eax\n"
+        "site_syscall:\n"
+        "syscall\n"
+        "ret\n"
+        "getpid_via_site:\n"
+        "mov $39, %eax\n"
+        "jmp site_syscall\n");
+long site_getppid(void);
+long getpid_via_site(void);
+
+static void jump_to_syscall(void) {
+    for (int i = 0; i < 5; i++) {
+        CHECK(site_getppid() == getppid(), "site getppid");
+        CHECK(getpid_via_site() == getpid(), "getpid through the site's syscall");
+    }
+    /* A TLS base no CPU takes: clone refuses it (and no child runs). */
+    errno = 0;
+    long r = syscall(SYS_clone, SIGCHLD | CLONE_SETTLS, 0, 0, 0, 1ul << 63);
+    if (r == 0)
+        _exit(0);
+    CHECK(r == -1 && errno == EPERM, "clone with a bad TLS: %ld errno %d", r, errno);
+    printf("jump: ok\n");
 }
 
 /* Threads calling through the same sites at once, from their first call
@@ -283,6 +324,7 @@ static void own_gs(void) {
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     registers_survive();
+    jump_to_syscall();
     threads_race();
     restart_after_signals();
     restart_after_stop();

@@ -50,6 +50,10 @@ pub fn sys_clone<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64> {
     {
         return Err(Errno::EINVAL);
     }
+    // As arch_prctl(ARCH_SET_FS): a base the CPU would refuse.
+    if flags & CLONE_SETTLS != 0 && tls >= TASK_SIZE {
+        return Err(Errno::EPERM);
+    }
     if flags & CLONE_NEWNS_ETC != 0 {
         log::debug!(
             "clone: namespace flags {:#x} ignored inside the sandbox",

@@ -248,10 +248,14 @@ impl Stub {
             // application's): the thread is in one now, with the FPU state
             // loaded; the same registers go into it.
             if space.patch.converts(&trap, got.rip) {
+                // A kick on the way there was only noted.
+                if slot.take_kick() {
+                    return Ok(Trap::Interrupt);
+                }
                 continue;
             }
             *regs = got;
-            return Ok(space.patch.fix(trap, regs));
+            return Ok(trap);
         })();
         let took = t0.elapsed();
         running.leave(cpu);

@@ -523,7 +523,7 @@ impl Stub {
             // Kicked on the way here: look at the kernel again first.
             return Ok(Trap::Interrupt);
         }
-        let r = run_until_trap(tid, regs).map(|t| space.patch.fix(t, regs));
+        let r = run_until_trap(tid, regs);
         running.leave(cpu);
         // The CPU now goes to the kernel, and looks at its state there: a
         // kick left meanwhile has done its work (it must not turn the next

@@ -4,7 +4,7 @@
 //! threads, stop), the injected-call sequence `syscall; int3`, the batch
 //! loop, and the parked threads' `pause()` loop.
 
-use guest_kernel::abi::{UserRegs, PAGE_SIZE};
+use guest_kernel::abi::PAGE_SIZE;
 use guest_kernel::platform::Trap;
 use guest_kernel::sched::MAX_CPUS;
 
@@ -205,19 +205,15 @@ std::arch::global_asm!(
     "24:",
     "ret",
     // A patched call site's jump (see the sentry's `mm::usertrap`) comes
-    // here: eax the call's number, rcx its return address, r11 free (the
-    // kernel clobbers both), GS this thread's slot unless the application
-    // set its own. The registers go into the slot's own frame, laid out as
-    // a signal's, and back out of it without a signal: no kernel entry on
-    // the way. The check faults where GS is not a slot (a traced thread):
-    // that, and a GS of the application's, take the call as trapped there.
+    // here, once it has checked that GS is this thread's slot: eax the
+    // call's number, rcx its return address, r11 free (the kernel clobbers
+    // both), the flags the application's. The registers go into the
+    // slot's own frame, laid out as a signal's, and back out of it without
+    // a signal: no kernel entry on the way. Nothing changes the flags
+    // before they are saved.
     ".globl ringfence_sysmsg_patched",
     "ringfence_sysmsg_patched:",
     "rdgsbase r11",
-    ".globl ringfence_sysmsg_patched_check",
-    "ringfence_sysmsg_patched_check:",
-    "cmp r11, qword ptr gs:[{self_}]",
-    "jne ringfence_sysmsg_unpatched",
     "mov [r11 + {g} + 15 * 8], rsp",
     "lea rsp, [r11 + {stack}]",
     "pushfq",
@@ -254,8 +250,9 @@ std::arch::global_asm!(
     "mov dword ptr [r12 + {kick}], 0",
     "call ringfence_sysmsg_wait",
     // Back out: the FPU and FS first. A GS of the application's cannot be
-    // had here (the way out reads the slot through GS): that takes a real
-    // signal frame (`convert`), where the handler sets it.
+    // had here (the way out reads the slot through GS), nor a trap flag
+    // (it would trap in here): those take a real signal frame (`convert`),
+    // where the handler sets GS and rt_sigreturn the flags.
     "40:",
     "cmp dword ptr [r12 + {fpu_dirty}], 0",
     "je 41f",
@@ -272,6 +269,8 @@ std::arch::global_asm!(
     "42:",
     "cmp [r12 + {gs_want}], r12",
     "jne ringfence_sysmsg_convert",
+    "test dword ptr [r12 + {g} + 17 * 8], 0x100",
+    "jnz ringfence_sysmsg_convert",
     "jmp ringfence_sysmsg_patched_exit",
     // Kicked since the sentry let the thread go: report that, with the
     // registers it wrote.
@@ -282,9 +281,6 @@ std::arch::global_asm!(
     "jmp 40b",
     ".globl ringfence_sysmsg_convert",
     "ringfence_sysmsg_convert:",
-    "ud2",
-    ".globl ringfence_sysmsg_unpatched",
-    "ringfence_sysmsg_unpatched:",
     "ud2",
     // Publish the slot's frame (r12 the slot), wake the sentry if it
     // sleeps, and wait for RUN: spin as long as the sentry says, then
@@ -380,7 +376,6 @@ std::arch::global_asm!(
     uc_mc = const sysmsg::UC_MCONTEXT,
     g = const sysmsg::FAKE + sysmsg::UC_MCONTEXT,
     kick = const sysmsg::KICK,
-    self_ = const sysmsg::SELF,
     stack = const sysmsg::STACK,
     fp = const sysmsg::FAKE_FP,
     fake = const sysmsg::FAKE,
@@ -397,8 +392,6 @@ extern "C" {
     static ringfence_sysmsg_started: u8;
     static ringfence_sysmsg_restorer: u8;
     static ringfence_sysmsg_patched: u8;
-    static ringfence_sysmsg_patched_check: u8;
-    static ringfence_sysmsg_unpatched: u8;
     static ringfence_sysmsg_convert: u8;
     static ringfence_stub_end: u8;
 }
@@ -425,36 +418,16 @@ pub struct StubPage {
 }
 
 /// Where patched calls enter the stub code (see the sentry's
-/// `mm::usertrap`), and the places where a trap means something else than
-/// it says.
+/// `mm::usertrap`), and where their way out asks for a real signal frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PatchSites {
     /// The entry a patched site jumps to.
     pub entry: u64,
-    /// Its check of GS: faults on a thread without a slot there.
-    check: u64,
-    /// Where it goes when GS is no slot.
-    unpatched: u64,
-    /// Where its way out asks for a real signal frame.
+    /// The way out's `ud2` for a real frame.
     convert: u64,
 }
 
 impl PatchSites {
-    /// `trap`, with `regs`, as the application sees it: a fault at the
-    /// entry's check or at `unpatched` is the patched call itself, trapped
-    /// there (eax its number, rcx its return address).
-    pub fn fix(&self, trap: Trap, regs: &mut UserRegs) -> Trap {
-        if matches!(trap, Trap::Syscall | Trap::Interrupt)
-            || (regs.rip != self.check && regs.rip != self.unpatched)
-        {
-            return trap;
-        }
-        regs.orig_rax = regs.rax;
-        regs.rax = (-(libc::ENOSYS as i64)) as u64;
-        regs.rip = regs.rcx;
-        Trap::Syscall
-    }
-
     /// Whether `trap` at `rip` is the way out of a patched call asking for
     /// a real signal frame: the registers are to be written again, there.
     pub fn converts(&self, trap: &Trap, rip: u64) -> bool {
@@ -488,8 +461,6 @@ impl StubPage {
         let off = |p: *const u8| p as u64 - start as u64;
         let patch = PatchSites {
             entry: off(std::ptr::addr_of!(ringfence_sysmsg_patched)),
-            check: off(std::ptr::addr_of!(ringfence_sysmsg_patched_check)),
-            unpatched: off(std::ptr::addr_of!(ringfence_sysmsg_unpatched)),
             convert: off(std::ptr::addr_of!(ringfence_sysmsg_convert)),
         };
         assert!(
@@ -545,8 +516,6 @@ impl StubPage {
             sysmsg_restorer_off: (sm_restorer - start) as u64,
             patch: PatchSites {
                 entry: want + patch.entry,
-                check: want + patch.check,
-                unpatched: want + patch.unpatched,
                 convert: want + patch.convert,
             },
             batch: std::sync::Mutex::new(()),
