@@ -46,12 +46,56 @@ pub fn map_shared(fd: BorrowedFd<'_>, off: u64, len: u64) -> nix::Result<NonNull
     Ok(base.cast())
 }
 
+/// An unnamed file of `total` bytes on a tmpfs of its own that backs it
+/// with huge pages (`huge=always`). A memfd lives on the kernel's internal
+/// tmpfs, which follows `shmem_enabled` (`never` here): there, the host's
+/// first touch of each 4 KiB page costs about 2.7 µs under PVM, against
+/// 0.2 µs a page with 2 MiB pages, and a `python3 -c pass` touches 2,200
+/// of them (KVM's guest RAM is anonymous memory with `MADV_HUGEPAGE`, for
+/// the same reason). The mount is detached (`fsmount` without
+/// `move_mount`): nobody else sees it, and it goes with the file. It needs
+/// `CAP_SYS_ADMIN`; without it, a memfd.
+fn huge_file(total: u64) -> rustix::io::Result<OwnedFd> {
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_string, fsmount, fsopen, FsMountFlags, FsOpenFlags,
+        MountAttrFlags,
+    };
+    if std::env::var_os("RINGFENCE_HUGE_MEMORY").is_some_and(|v| v == "0") {
+        return Err(rustix::io::Errno::NOSYS);
+    }
+    let fs = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    fsconfig_set_string(&fs, "huge", "always")?;
+    // Room for the file, rounded up to whole huge pages.
+    let size = total.div_ceil(2 << 20) * (2 << 20);
+    fsconfig_set_string(&fs, "size", size.to_string())?;
+    fsconfig_set_string(&fs, "mode", "0700")?;
+    fsconfig_create(&fs)?;
+    let mnt = fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        // Not noexec: the stubs map application code from it.
+        MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
+    )?;
+    rustix::fs::openat(
+        &mnt,
+        ".",
+        rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+    )
+}
+
 impl PhysMemory {
     /// `len` bytes of memory, and `extra` bytes of the file after them
     /// that the platform keeps for itself (not mapped here).
     pub fn new(len: u64, extra: u64) -> nix::Result<Self> {
-        let fd = memfd_create(c"ringfence-memory", MFdFlags::MFD_CLOEXEC)?;
         let total = len.checked_add(extra).ok_or(nix::Error::EINVAL)?;
+        let fd = match huge_file(total) {
+            Ok(fd) => fd,
+            Err(e) => {
+                log::debug!("no huge-page tmpfs for sandbox memory ({e}): a memfd");
+                memfd_create(c"ringfence-memory", MFdFlags::MFD_CLOEXEC)?
+            }
+        };
         nix::unistd::ftruncate(&fd, i64::try_from(total).map_err(|_| nix::Error::EINVAL)?)?;
         let base = map_shared(fd.as_fd(), 0, len)?;
         Ok(PhysMemory { fd, base, len })
