@@ -30,6 +30,8 @@ pub use frames::FrameAllocator;
 /// Pages populated around a fault: faults are costly on both platforms
 /// (about 10 µs each under PVM shadow paging, an injected syscall on ptrace).
 pub const FAULT_AROUND_PAGES: u64 = 16;
+/// The window for anonymous memory next to present pages.
+pub const ANON_GROWING_PAGES: u64 = 64;
 /// The same for root-image file mappings (program text and data, shared
 /// libraries): their misses are read from the host in one call each, and
 /// a host call costs more than reading 256 KiB more.
@@ -540,7 +542,19 @@ impl<P: Platform> MmStruct<P> {
             let start = page & !(w - 1);
             (start.max(vma.start), start.saturating_add(w).min(vma.end))
         };
-        let (win_start, win_end) = window(FAULT_AROUND_PAGES);
+        let (mut win_start, mut win_end) = window(FAULT_AROUND_PAGES);
+        // Anonymous memory filled window after window (a heap, an arena, a
+        // stack going down) gets bigger windows: a fault costs a host call
+        // or an exit whatever its size. A first touch (a new thread's stack)
+        // keeps the small one.
+        if vma.backing.is_none() {
+            let below = win_start.checked_sub(PAGE_SIZE);
+            if below.is_some_and(|b| self.pages.contains_key(&b))
+                || self.pages.contains_key(&win_end)
+            {
+                (win_start, win_end) = window(ANON_GROWING_PAGES);
+            }
+        }
         if let (Some(b), true) = (vma.backing, vma.shared) {
             let data = match self.files.get(&b.key).map(|e| &*e.0) {
                 Some(File::Tmpfs(t)) => t.fs.data(t.ino).ok(),
