@@ -90,9 +90,12 @@ impl PhysMemory {
     pub fn new(len: u64, extra: u64) -> nix::Result<Self> {
         let total = len.checked_add(extra).ok_or(nix::Error::EINVAL)?;
         let fd = match huge_file(total) {
-            Ok(fd) => fd,
+            Ok(fd) => {
+                log::debug!("sandbox memory: a file on a huge-page tmpfs");
+                fd
+            }
             Err(e) => {
-                log::debug!("no huge-page tmpfs for sandbox memory ({e}): a memfd");
+                log::debug!("sandbox memory: a memfd (no huge-page tmpfs: {e})");
                 memfd_create(c"ringfence-memory", MFdFlags::MFD_CLOEXEC)?
             }
         };

@@ -296,3 +296,47 @@ fn patched_call_sites_behave_as_syscall_instructions() {
         });
     }
 }
+
+/// The ptrace platform's memory is a file on a huge-page tmpfs of its own
+/// when it may mount one (CAP_SYS_ADMIN, as the tests run as root), else a memfd: both run
+/// the same program the same.
+#[test]
+fn ptrace_memory_on_huge_pages_or_a_memfd() {
+    if !ringfence_tests::platforms().contains(&ringfence_tests::Platform::Ptrace) {
+        eprintln!("SKIPPED: the ptrace platform is not among the requested platforms");
+        return;
+    }
+    let prog = compile("patched", Link::Static);
+    let bundle = Bundle::builder(&prog).build();
+    let native = bundle.run_native();
+    native.expect_code(0);
+    let root = may_mount();
+    for huge in [true, false] {
+        let mut rf = ringfence_tests::Ringfence::new(ringfence_tests::Platform::Ptrace);
+        if !huge {
+            rf = rf.env("RINGFENCE_HUGE_MEMORY", "0");
+        }
+        let (out, log) = rf.run_debug(&bundle, "rf-mem");
+        out.expect_no_panic()
+            .expect_code(0)
+            .expect_same_as_native(&native);
+        let want = if huge && root {
+            "sandbox memory: a file on a huge-page tmpfs"
+        } else {
+            "sandbox memory: a memfd"
+        };
+        assert!(log.contains(want), "no {want:?} in the log:\n{log}");
+    }
+}
+
+/// Whether this process has CAP_SYS_ADMIN (which mounting needs).
+fn may_mount() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|c| u64::from_str_radix(c.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << 21) != 0)
+}
