@@ -467,6 +467,30 @@ impl KvmVm {
     }
 
     /// Run until the sentry exits; host calls go to `host`.
+    /// Close the VM without waiting for the host to destroy it. Dropping
+    /// the last reference to a VM costs 0.5-9 ms here (PVM; the close of
+    /// the VM's fd, likely waiting for an RCU grace period), which was most
+    /// of a short container's teardown. A forked child takes copies of
+    /// every descriptor and so the last references, closes them all and
+    /// exits; this process's own closes are then cheap. The child is
+    /// reaped by whoever reaps this process's orphans (it ends long before
+    /// this process would wait for it, if ever).
+    pub fn close_detached(self) {
+        // SAFETY: the child only calls close_range and _exit, which are
+        // async-signal-safe: the locks other threads may hold at the fork
+        // do not matter to it. The parent goes on as after any fork.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: closing every descriptor of this child, then exiting
+            // without running anything of the parent's.
+            unsafe {
+                libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+                libc::_exit(0);
+            }
+        }
+        drop(self);
+    }
+
     pub fn run(&mut self, host: SharedHost) -> Result<RunReport, VcpuError> {
         let vm = self.vm.clone();
         let nr = self.vcpus.len() as u32;
@@ -515,9 +539,12 @@ impl KvmVm {
             ctx.stop_all();
             // The kick is a signal that only interrupts KVM_RUN: one that
             // lands just before a thread enters it is lost. Kick until
-            // every AP has left its loop.
+            // every AP has left its loop: look again soon (a kicked AP is
+            // out within tens of microseconds), then less often.
+            let mut nap = std::time::Duration::from_micros(20);
             while !handles.iter().all(|h| h.is_finished()) {
-                std::thread::sleep(std::time::Duration::from_millis(2));
+                std::thread::sleep(nap);
+                nap = (nap * 2).min(std::time::Duration::from_millis(2));
                 ctx.stop_all();
             }
             let mut result = r;

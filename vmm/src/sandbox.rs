@@ -540,6 +540,7 @@ fn run_kvm(
     let host: vcpu::SharedHost = services;
     let report = vm.run(host);
     port.detach();
+    vm.close_detached();
     let report = report.map_err(SandboxError::KvmRun)?;
     debug!(
         "kvm start-up: VM created in {created:.2?}, sentry loaded at {loaded:.2?}, run ended at {:.2?}",
