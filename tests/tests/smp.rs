@@ -151,3 +151,24 @@ fn ptrace_keeps_fpu_state_on_sysmsg_threads_and_under_sysemu() {
         }
     }
 }
+
+/// Four threads mixing user-mode work, patched system calls (on ptrace,
+/// `mm::usertrap`) and signals to each other, on one CPU and on two:
+/// preemption kicks and signal deliveries land anywhere, inside the code
+/// that hands a patched call over too. Every call returns its own thread's
+/// id and every register it checks survives.
+#[test]
+fn patched_calls_survive_kicks_and_signals_between_threads() {
+    let prog = compile("patchstress", Link::Static);
+    let bundle = Bundle::builder(&prog).build();
+    let native = bundle.run_native();
+    native.expect_exit(Exit::Code(0));
+    native.expect_stdout("stress: ok\n");
+    for_each_platform(|p| {
+        for vcpus in ["1", "2"] {
+            let out = run_with_vcpus(p, &bundle, vcpus);
+            out.expect_exit(Exit::Code(0));
+            out.expect_stdout("stress: ok\n");
+        }
+    });
+}
