@@ -19,7 +19,28 @@ import subprocess
 import time
 
 
+def settle():
+    """Wait (200 ms at most) until no live `ringfence` process is left: on KVM a
+    finished sandbox leaves a short-lived child that closes the VM, which
+    must not run beside the next sample."""
+    deadline = time.perf_counter() + 0.2
+    while time.perf_counter() < deadline:
+        busy = False
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        _, _, rest = f.read().partition(" (ringfence) ")
+                        busy = busy or (rest != "" and not rest.startswith("Z"))
+                except OSError:
+                    pass
+        if not busy:
+            return
+        time.sleep(0.0005)
+
+
 def timed(argv, env=None):
+    settle()
     t = time.perf_counter()
     subprocess.run(argv, env=env, check=False)
     return time.perf_counter() - t

@@ -72,6 +72,7 @@ fn wall_ms(mut cmd: Command) -> Result<f64, String> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    ringfence_tests::settle();
     let start = Instant::now();
     let out = cmd.output().map_err(|e| e.to_string())?;
     let ms = start.elapsed().as_secs_f64() * 1e3;

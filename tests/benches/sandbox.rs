@@ -418,6 +418,7 @@ fn run(
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let watchdog = thread::spawn(move || watchdog(&pid_rx, &done_rx, timeout, sample_rss));
 
+    ringfence_tests::settle();
     let start = Instant::now();
     let mut child = match cmd.spawn() {
         Ok(child) => child,

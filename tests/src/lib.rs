@@ -57,3 +57,36 @@ pub fn log_numbers(log: &str, label: &str) -> Vec<u64> {
         .filter_map(|w| w.trim_end_matches(',').parse().ok())
         .collect()
 }
+
+/// Wait (at most 200 ms) until no live `ringfence` process is left: on KVM a
+/// finished sandbox leaves a short-lived child that closes the VM (see
+/// `vcpu::KvmVm::close_detached`); a benchmark's next sample must not run
+/// beside it.
+pub fn settle() {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+    while std::time::Instant::now() < deadline && ringfence_processes() > 0 {
+        std::thread::sleep(std::time::Duration::from_micros(500));
+    }
+}
+
+/// Live (not zombie) processes named `ringfence` now: `/proc/PID/stat`
+/// is "PID (comm) STATE ...".
+fn ringfence_processes() -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| {
+                s.split_once(" (ringfence) ")
+                    .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+            })
+        })
+        .count()
+}
