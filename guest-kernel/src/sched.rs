@@ -13,8 +13,6 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use alloc::format;
-
 use log::debug;
 
 use crate::abi::linux::{SIGILL, SIGKILL, SIGSEGV};
@@ -227,7 +225,21 @@ impl<'p, P: Platform> Sentry<'p, P> {
             let trap = match trap {
                 Ok(trap) => trap,
                 Err(e) => {
-                    k.init_exit = Some(ExitStatus::PlatformFailed(format!("{e}")));
+                    // The process's host-side vessel is lost or misbehaved
+                    // (on ptrace, a stub whose shared slots the program
+                    // itself scribbled over): the process ends as if
+                    // SIGKILLed, the sandbox goes on.
+                    let tgid = k.tasks.get(&tid).map(|t| t.tgid);
+                    log::warn!(
+                        "tid {tid}: the platform cannot run it ({e}): its process is killed"
+                    );
+                    if let Some(tgid) = tgid {
+                        crate::task::exit::group_exit(
+                            &mut k,
+                            tgid,
+                            crate::task::GroupExit::Signaled(SIGKILL),
+                        );
+                    }
                     return k;
                 }
             };

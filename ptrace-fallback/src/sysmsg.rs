@@ -443,10 +443,12 @@ impl Slot {
         }
         match st.load(Ordering::Acquire) {
             TRAPPED => Ok(()),
-            _ => Err(PlatformError::Lost(
+            FAILED => Err(PlatformError::Lost(
                 "stub thread failed to start",
                 (self.get(ERR) as i64).wrapping_neg() as i32,
             )),
+            // Only the application writes anything else there.
+            _ => Err(PlatformError::Lost("stub message corrupted", 0)),
         }
     }
 

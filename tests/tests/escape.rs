@@ -591,3 +591,31 @@ fn jumps_into_the_stub_code_make_no_host_calls() {
         }
     });
 }
+
+/// On ptrace a program can write the sysmsg slots it shares with the
+/// sentry (its GS base points at one). `c/slotscribble.c` forks a child
+/// that scribbles random words over them while its other threads make
+/// system calls: the sentry neither panics nor gives up the sandbox; the
+/// child ends by itself or is killed (SIGKILL when the sentry cannot make
+/// sense of its slot, or a fault of its own), and the parent lives on. On
+/// KVM, where GS is 0, the child scribbles over a buffer of its own.
+#[test]
+fn scribbling_over_the_shared_slots_kills_only_the_scribbler() {
+    let prog = compile("slotscribble", Link::Static);
+    let bundle = Bundle::builder(&prog).args(["300000"]).build();
+    let native = bundle.run_native();
+    native.expect_exit(Exit::Code(0));
+    for_each_platform(|p| {
+        for _ in 0..3 {
+            let out = Ringfence::new(p).run(&bundle, "rf-test");
+            out.expect_no_panic();
+            out.expect_exit(Exit::Code(0));
+            out.expect_stdout("parent alive\n");
+            assert!(
+                !out.stderr_str().contains("sandbox failed"),
+                "{}",
+                out.context()
+            );
+        }
+    });
+}
