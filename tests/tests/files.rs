@@ -246,3 +246,26 @@ fn a_directory_of_a_hundred_thousand_names() {
         });
     }
 }
+
+/// `/dev` takes new entries beside the sentry's devices, as runc's `/dev`
+/// (a tmpfs) does: a directory, a file in it, a rename, a symlink, a
+/// listing with both kinds; the devices' names stay taken, and a rename
+/// out of `/dev` is cross-device. Sandboxed only: natively it would write
+/// the host's `/dev`.
+#[test]
+fn dev_takes_new_entries_beside_the_devices() {
+    let prog = compile("devdir", Link::Static);
+    let bundle = Bundle::builder(&prog).build();
+    let expected = "mkdir: 0\nmkdir again: File exists\nwrite: 3\nrename: 0\nread: 3 hi\n\
+rename to /tmp: Invalid cross-device link\nsymlink: 0\nreadlink: 7 foo/baz\n\
+listed: foo 1 link 1 null 1 shm 1\nmkdir /dev/null: File exists\nmkdir /dev/shm: File exists\n\
+creat /dev/zero/x: Not a directory\nnull still: 1\nrmdir non-empty: Directory not empty\n\
+unlink: 0 0\nrmdir: 0\ngone: 0\n";
+    for_each_platform(|p| {
+        bundle
+            .run(p)
+            .expect_no_panic()
+            .expect_code(0)
+            .expect_stdout(expected);
+    });
+}

@@ -6,7 +6,8 @@
 //!   deletions (whiteouts) and renames stay in the sandbox; a file of the
 //!   lower layer is copied up when it is first opened for writing.
 //! - `/tmp` and `/dev/shm` are tmpfs of their own.
-//! - `/dev` holds the sentry's devices.
+//! - `/dev` holds the sentry's devices, over a tmpfs of its own for
+//!   anything else made there (as runc's `/dev` is a tmpfs).
 //!
 //! Paths arrive normalized and absolute. Symlinks of the upper layer and of
 //! tmpfs are followed here; those of the lower layer by the host, beneath
@@ -78,6 +79,8 @@ pub struct Vfs {
     pub upper: Arc<Tmpfs>,
     pub tmp: Arc<Tmpfs>,
     pub shm: Arc<Tmpfs>,
+    /// What is made in `/dev` beside the devices.
+    pub dev: Arc<Tmpfs>,
     /// The spec's tmpfs mounts: (path components, filesystem), longest first.
     pub mounts: Vec<(Vec<Vec<u8>>, Arc<Tmpfs>)>,
     /// The spec's bind mounts the host serves: (path components,
@@ -125,6 +128,7 @@ impl Default for Vfs {
             upper: Arc::new(Tmpfs::new(0x30, 0o755)),
             tmp: Arc::new(Tmpfs::new(0x31, 0o1777)),
             shm: Arc::new(Tmpfs::new(0x32, 0o1777)),
+            dev: Arc::new(Tmpfs::new(0x33, 0o755)),
             mounts: Vec::new(),
             binds: Vec::new(),
             ptys: Default::default(),
@@ -146,6 +150,7 @@ impl Vfs {
             upper: Arc::new(Tmpfs::new(dev, 0o755)),
             tmp: Arc::new(Tmpfs::new(dev + 1, 0o1777)),
             shm: Arc::new(Tmpfs::new(dev + 2, 0o1777)),
+            dev: Arc::new(Tmpfs::new(dev + 3, 0o755)),
             ..Vfs::default()
         }
     }
@@ -236,6 +241,7 @@ impl Vfs {
         match parts {
             [b"tmp", rest @ ..] => Some((self.tmp.clone(), rest)),
             [b"dev", b"shm", rest @ ..] => Some((self.shm.clone(), rest)),
+            [b"dev", name, ..] if !dev_reserved(name) => Some((self.dev.clone(), &parts[1..])),
             _ => None,
         }
     }
@@ -304,7 +310,7 @@ impl Vfs {
                 }
                 return Ok(Step::Restart(next));
             }
-            [b"dev", ..] => return Err(Errno::ENOENT),
+            [b"dev", name, ..] if dev_reserved(name) => return Err(Errno::ENOENT),
             // The sentry's own procfs; the lower layer's /proc and /sys
             // (the host's, under `do`) are never reached.
             [b"proc", ..] | [b"sys", ..] => return Ok(Step::Done(Node::Proc(path.to_vec()))),
@@ -527,7 +533,10 @@ impl Vfs {
                 let ino = self.copy_up_dir(plat, &p, now)?;
                 Ok((self.upper.clone(), ino, name, true))
             }
-            Node::DevDir | Node::PtsDir | Node::Proc(_) => Err(Errno::EACCES),
+            // The devices' names are taken.
+            Node::DevDir if dev_reserved(&name) => Err(Errno::EEXIST),
+            Node::DevDir => Ok((self.dev.clone(), ROOT_INO, name, false)),
+            Node::PtsDir | Node::Proc(_) => Err(Errno::EACCES),
             Node::Dev(_) | Node::Symlink(_) => Err(Errno::ENOTDIR),
         }
     }
@@ -566,8 +575,10 @@ impl Vfs {
                 ..
             } => {
                 let (d, name) = split_last(path)?;
-                let Node::Tmp { ino: parent, .. } = self.lookup(plat, &d, true)? else {
-                    return Err(Errno::ENOENT);
+                let parent = match self.lookup(plat, &d, true)? {
+                    Node::Tmp { ino, .. } => ino,
+                    Node::DevDir => ROOT_INO,
+                    _ => return Err(Errno::ENOENT),
                 };
                 fs.remove(parent, &name)
             }
@@ -628,6 +639,12 @@ impl Vfs {
                     };
                     out.push((name.to_vec(), 2 + i as u64, dtype));
                 }
+                let made = Node::Tmp {
+                    fs: self.dev.clone(),
+                    ino: ROOT_INO,
+                    overlay_path: None,
+                };
+                out.extend(self.list(plat, &made)?);
                 return Ok(out);
             }
             Node::Symlink(_) => return Err(Errno::ENOTDIR),
@@ -666,6 +683,16 @@ impl Vfs {
 }
 
 /// The symlinks of the sentry's `/dev`, as a container's `/dev` has them.
+/// Whether `/dev/NAME` is one of the sentry's own (a device, `pts`,
+/// `shm`, a symlink): nothing else can be made there under that name.
+fn dev_reserved(name: &[u8]) -> bool {
+    let mut path = b"/dev/".to_vec();
+    path.extend_from_slice(name);
+    DevKind::lookup(&path).is_some()
+        || matches!(name, b"pts" | b"shm")
+        || dev_symlink(name).is_some()
+}
+
 fn dev_symlink(name: &[u8]) -> Option<&'static [u8]> {
     Some(match name {
         b"fd" => b"/proc/self/fd",

@@ -245,6 +245,8 @@ pub fn sys_renameat2<P: Platform>(k: &mut Kernel<'_, P>, a: Args) -> KResult<u64
     let src_parent = match k.vfs.lookup(k.plat, &src_dir, true)? {
         Node::Tmp { ino, .. } => ino,
         Node::Host(p) => k.vfs.copy_up_dir(k.plat, &p, stamp)?,
+        // What was made in /dev.
+        Node::DevDir => crate::fs::tmpfs::ROOT_INO,
         _ => return Err(Errno::ENOENT),
     };
     // Replacing a lower-only target: it must be hidden after the move.
