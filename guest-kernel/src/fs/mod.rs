@@ -3,6 +3,7 @@
 //! Until the VFS arrives, a file is a host stream (the container's stdio),
 //! a read-only host file from the container root, or a pipe.
 
+mod devfs;
 pub mod epoll;
 pub mod eventfd;
 pub mod filedata;

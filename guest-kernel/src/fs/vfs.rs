@@ -17,6 +17,7 @@ use alloc::borrow::Cow;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use super::devfs::{dev_reserved, dev_symlink, pty_number};
 use super::tmpfs::{InodeKind, Tmpfs, ROOT_INO};
 use super::DevKind;
 use crate::abi::linux::{Stat, S_IFDIR, S_IFMT};
@@ -682,38 +683,6 @@ impl Vfs {
     }
 }
 
-/// The symlinks of the sentry's `/dev`, as a container's `/dev` has them.
-/// Whether `/dev/NAME` is one of the sentry's own (a device, `pts`,
-/// `shm`, a symlink): nothing else can be made there under that name.
-fn dev_reserved(name: &[u8]) -> bool {
-    let mut path = b"/dev/".to_vec();
-    path.extend_from_slice(name);
-    DevKind::lookup(&path).is_some()
-        || matches!(name, b"pts" | b"shm")
-        || dev_symlink(name).is_some()
-}
-
-fn dev_symlink(name: &[u8]) -> Option<&'static [u8]> {
-    Some(match name {
-        b"fd" => b"/proc/self/fd",
-        b"stdin" => b"/proc/self/fd/0",
-        b"stdout" => b"/proc/self/fd/1",
-        b"stderr" => b"/proc/self/fd/2",
-        _ => return None,
-    })
-}
-
-/// The number a `/dev/pts` name spells: decimal digits, no leading zero.
-fn pty_number(name: &[u8]) -> Option<u32> {
-    if name.is_empty()
-        || !name.iter().all(u8::is_ascii_digit)
-        || (name.len() > 1 && name[0] == b'0')
-    {
-        return None;
-    }
-    core::str::from_utf8(name).ok()?.parse().ok()
-}
-
 enum Step {
     Done(Node),
     Restart(Vec<u8>),
@@ -761,37 +730,6 @@ fn host_list<P: Platform>(plat: &P, path: &[u8]) -> KResult<Vec<(Vec<u8>, u64, u
 }
 
 impl Vfs {
-    /// A new pseudo-terminal with the lowest free number; `ENOSPC` past
-    /// [`PTY_MAX`](super::pty::PTY_MAX).
-    pub fn new_pty(&self) -> KResult<Arc<super::pty::Pty>> {
-        let mut ptys = self.ptys.lock();
-        ptys.retain(|_, p| p.strong_count() > 0);
-        let n = (0..super::pty::PTY_MAX)
-            .find(|n| !ptys.contains_key(n))
-            .ok_or(Errno::ENOSPC)?;
-        let pty = Arc::new(super::pty::Pty::new(n));
-        ptys.insert(n, Arc::downgrade(&pty));
-        Ok(pty)
-    }
-
-    /// Pseudo-terminal `n`, while its master is open.
-    pub fn pty(&self, n: u32) -> Option<Arc<super::pty::Pty>> {
-        self.ptys
-            .lock()
-            .get(&n)
-            .and_then(|p| p.upgrade())
-            .filter(|p| p.master_open())
-    }
-
-    /// The numbers `/dev/pts` lists.
-    fn pty_numbers(&self) -> Vec<u32> {
-        let ptys = self.ptys.lock();
-        ptys.iter()
-            .filter(|(_, p)| p.upgrade().is_some_and(|p| p.master_open()))
-            .map(|(n, _)| *n)
-            .collect()
-    }
-
     /// Serve the host's bind mount at `path` (normalized, absolute).
     pub fn mount_bind(&mut self, path: &[u8], writable: bool) {
         let parts: Vec<Vec<u8>> = components(path).into_iter().map(|c| c.to_vec()).collect();
