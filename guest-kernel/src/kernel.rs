@@ -102,6 +102,8 @@ pub struct Kernel<'p, P: Platform> {
     pub cpu_mm: [Option<MmId>; crate::sched::MAX_CPUS],
     /// CPUs idling for want of work (woken when some turns up).
     pub idle_cpus: u64,
+    /// Whether the platform was asked to bring up the other CPUs.
+    pub cpus_started: bool,
     /// A task was created since the last look for an idle CPU.
     pub new_work: bool,
     /// Since when the run queue has not been empty (monotonic ns).
@@ -169,6 +171,7 @@ impl<'p, P: Platform> Kernel<'p, P> {
             cpu: 0,
             cpu_mm: [None; crate::sched::MAX_CPUS],
             idle_cpus: 0,
+            cpus_started: false,
             new_work: false,
             runq_since: None,
         }

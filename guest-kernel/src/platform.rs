@@ -268,6 +268,9 @@ pub trait Platform: Sync {
     /// Make CPU `cpu` (not the caller) leave user mode or idle soon, so it
     /// looks at the kernel's state again.
     fn kick_cpu(&self, _cpu: usize) {}
+    /// Bring up the CPUs other than the first, which a platform may hold
+    /// back until the sentry first has work for them (see `sched`).
+    fn start_cpus(&self) {}
     /// The CPU this code runs on.
     fn this_cpu(&self) -> usize {
         0

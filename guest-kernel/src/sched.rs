@@ -196,7 +196,7 @@ impl<'p, P: Platform> Sentry<'p, P> {
             let Some((mut thread, mut regs, space)) = take_for_switch(&mut k, cpu, tid) else {
                 return k;
             };
-            if k.idle_cpus != 0 {
+            if k.idle_cpus != 0 || !k.cpus_started {
                 kick_idle(&mut k, false);
             }
             k.stats.switches += 1;
@@ -385,7 +385,7 @@ fn handle_trap<P: Platform>(k: &mut Kernel<'_, P>, trap: Trap, raced: bool) {
             k.stats.interrupts += 1;
             k.fire_timers();
             k.take_host_signals();
-            if k.idle_cpus != 0 {
+            if k.idle_cpus != 0 || !k.cpus_started {
                 kick_idle(k, true);
             }
             if !k.runq.is_empty() {
@@ -457,6 +457,12 @@ fn kick_idle<P: Platform>(k: &mut Kernel<'_, P>, slice_over: bool) {
         || k.runq.len() >= 2
         || now.saturating_sub(since) >= WAKE_IDLE_AFTER_NS;
     let others = k.idle_cpus & !(1 << k.cpu);
+    if urgent && others == 0 && !k.cpus_started && k.plat.cpus() > 1 {
+        // The first work for a second CPU: the others come up now and
+        // take it from the run queue when they go idle.
+        k.cpus_started = true;
+        k.plat.start_cpus();
+    }
     if !urgent || others == 0 {
         return;
     }

@@ -516,6 +516,8 @@ impl KvmVm {
             pause: &self.pause,
             stop: AtomicBool::new(false),
             threads: std::sync::Mutex::new(Vec::new()),
+            aps_go: std::sync::Mutex::new(false),
+            aps_cv: std::sync::Condvar::new(),
         };
         let (bsp, aps) = self.vcpus.split_at_mut(1);
         let (result, exits) = std::thread::scope(|scope| {
@@ -525,6 +527,9 @@ impl KvmVm {
                 .map(|vcpu| {
                     scope.spawn(move || {
                         let mut exits = ExitStats::default();
+                        if !ctx.wait_for_start() {
+                            return (Err(VcpuError::Stopped), exits);
+                        }
                         let r = vcpu_loop(ctx, vcpu, &mut exits, None);
                         if r.is_err() {
                             // A broken AP ends the VM.
@@ -593,11 +598,42 @@ struct LoopCtx<'a> {
     stop: AtomicBool,
     /// The vCPU threads, for `stop_all`'s kicks.
     threads: std::sync::Mutex<Vec<libc::pthread_t>>,
+    /// Whether the APs may enter the guest: the sentry asks for them
+    /// (`port::START_CPUS`) when it first has work for a second CPU, so a
+    /// single-task container never pays for them (about 1 ms here).
+    aps_go: std::sync::Mutex<bool>,
+    aps_cv: std::sync::Condvar,
 }
 
 impl LoopCtx<'_> {
+    /// Let the APs enter the guest.
+    fn start_aps(&self) {
+        if let Ok(mut go) = self.aps_go.lock() {
+            *go = true;
+        }
+        self.aps_cv.notify_all();
+    }
+
+    /// An AP's wait before its first entry: true once it may go, false if
+    /// the VM stops first.
+    fn wait_for_start(&self) -> bool {
+        let Ok(mut go) = self.aps_go.lock() else {
+            return false;
+        };
+        while !*go && !self.stop.load(Ordering::SeqCst) {
+            match self.aps_cv.wait(go) {
+                Ok(g) => go = g,
+                Err(_) => return false,
+            }
+        }
+        *go && !self.stop.load(Ordering::SeqCst)
+    }
+
     fn stop_all(&self) {
         self.stop.store(true, Ordering::SeqCst);
+        // Under the lock: an AP between its check and its wait sees it.
+        drop(self.aps_go.lock());
+        self.aps_cv.notify_all();
         if let Ok(threads) = self.threads.lock() {
             for t in threads.iter() {
                 // SAFETY: `t` is a vCPU thread still in its loop (it leaves
@@ -706,6 +742,7 @@ fn vcpu_loop_inner(
                         let _ = ctx.doorbell.write(1);
                     }
                     port::SERVE => ctx.hostcalls.serve_files(),
+                    port::START_CPUS => ctx.start_aps(),
                     0x80 => {}
                     _ => {
                         return Err(VcpuError::UnexpectedExit(

@@ -278,6 +278,10 @@ impl Platform for PvmPlatform {
         arch::kick(cpu);
     }
 
+    fn start_cpus(&self) {
+        crate::arch::x86_64::pvm::outl(crate::abi::hostcall::port::START_CPUS, 0);
+    }
+
     fn this_cpu(&self) -> usize {
         arch::this_cpu()
     }

@@ -180,6 +180,9 @@ pub mod port {
     /// operations at the head of the queue itself, if the I/O thread is
     /// not serving (an exit to the VMM, about 25 µs; the value is unused).
     pub const SERVE: u16 = 0x514;
+    /// The sentry has work for a second CPU: the VMM lets the other vCPUs
+    /// enter the guest (they wait until then; an exit, once).
+    pub const START_CPUS: u16 = 0x515;
 }
 
 /// The host-call queue at [`gpa::QUEUE`].
