@@ -549,6 +549,10 @@ struct race {
     const char *benign;
     const char *evil[3];
     volatile int stop;
+    /* What the flipper did, for the report: flips, and the errno that
+     * ended it early (0: it was stopped). */
+    unsigned flips;
+    int broke;
 };
 
 static void *flipper(void *arg) {
@@ -562,10 +566,13 @@ static void *flipper(void *arg) {
         /* and sometimes a plain unlink + symlink, leaving a window */
         if (i % 7 == 0) {
             unlink(rc->link);
-            if (symlink(rc->evil[i % 3], rc->link) != 0)
+            if (symlink(rc->evil[i % 3], rc->link) != 0) {
+                rc->broke = errno;
                 break;
+            }
         }
         i++;
+        rc->flips = i;
         sched_yield();
     }
     return NULL;
@@ -576,7 +583,7 @@ static void race(const char *tag, const char *dir, const char *benign, const cha
     snprintf(link, sizeof link, "%s/race", dir);
     snprintf(tmp, sizeof tmp, "%s/race.new", dir);
     snprintf(evil2, sizeof evil2, "%s", ups(30, canary_c));
-    struct race rc = {link, tmp, benign, {canary_v, evil2, "/upup"}, 0};
+    struct race rc = {link, tmp, benign, {canary_v, evil2, "/upup"}, 0, 0, 0};
     if (suffix[0]) {
         /* a directory component flips: benign dir vs the canary's dir */
         rc.evil[0] = dir_v;
@@ -594,7 +601,9 @@ static void race(const char *tag, const char *dir, const char *benign, const cha
     }
     struct timeval start, now;
     gettimeofday(&start, NULL);
-    for (int i = 0; i < 20000; i++) {
+    /* 20,000 opens, and on until both outcomes were seen (a loaded host
+     * may leave the flipper no CPU for a while), within the time bound. */
+    for (int i = 0; i < 20000 || benign_opens == 0 || failed_opens == 0; i++) {
         int fd = open(opened, O_RDONLY);
         if (fd >= 0) {
             if (fd_is_canary(fd)) {
@@ -626,7 +635,9 @@ static void race(const char *tag, const char *dir, const char *benign, const cha
     pthread_join(t, NULL);
     unlink(link);
     unlink(tmp);
-    fprintf(stderr, "race %s: %d benign opens, %d failed\n", tag, benign_opens, failed_opens);
+    fprintf(stderr, "race %s: %d benign opens, %d failed; %u flips%s%s\n", tag, benign_opens,
+            failed_opens, rc.flips, rc.broke ? ", flipper stopped by " : "",
+            rc.broke ? strerror(rc.broke) : "");
     snprintf(name, sizeof name, "symlink-race-%s", tag);
     if (!r && (benign_opens == 0 || failed_opens == 0))
         fail(name, "the link did not flip while it was opened");
