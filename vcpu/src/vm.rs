@@ -472,18 +472,21 @@ impl KvmVm {
     /// the VM's fd, likely waiting for an RCU grace period), which was most
     /// of a short container's teardown. A forked child takes copies of
     /// every descriptor and so the last references, closes them all and
-    /// exits; this process's own closes are then cheap. The child is
-    /// reaped by whoever reaps this process's orphans (it ends long before
-    /// this process would wait for it, if ever).
+    /// exits; this process's own closes are then cheap. The child leaves
+    /// this process's session and process group first: whoever waits for
+    /// those (a shell, a runtime's caller) must not wait for it, nor see
+    /// it as a leftover while it is a zombie; it is reaped by whoever
+    /// reaps this process's orphans.
     pub fn close_detached(self) {
-        // SAFETY: the child only calls close_range and _exit, which are
-        // async-signal-safe: the locks other threads may hold at the fork
-        // do not matter to it. The parent goes on as after any fork.
+        // SAFETY: the child only calls setsid, close_range and _exit, which
+        // are async-signal-safe: the locks other threads may hold at the
+        // fork do not matter to it. The parent goes on as after any fork.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            // SAFETY: closing every descriptor of this child, then exiting
-            // without running anything of the parent's.
+            // SAFETY: leaving the session, closing every descriptor of this
+            // child, then exiting without running anything of the parent's.
             unsafe {
+                libc::setsid();
                 libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
                 libc::_exit(0);
             }
