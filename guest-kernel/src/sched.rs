@@ -307,16 +307,14 @@ fn handle_trap<P: Platform>(k: &mut Kernel<'_, P>, trap: Trap, raced: bool) {
     match trap {
         Trap::Syscall => {
             k.stats.syscalls += 1;
-            let mut regs = k.cur().regs;
-            let (mm, frames, plat) = k.mm_parts();
-            let moved = mm.from_table(plat, frames, &mut regs);
-            let patched = plat.syscall_patch().is_some()
-                && mm.patch_syscall(plat, frames, regs.rip, regs.orig_rax);
-            if moved {
-                k.cur_mut().regs = regs;
-            }
-            if patched {
-                k.stats.patched_sites += 1;
+            // Patched sites: only where the platform patches, or where the
+            // call came from a table (a thread that had to trap there). The
+            // KVM platform's every call passes here: it pays neither the
+            // address space's lookup nor a copy of the registers.
+            if crate::mm::usertrap::in_table_window(k.cur().regs.rip)
+                || k.plat.syscall_patch().is_some()
+            {
+                patch_syscall_site(k);
             }
             syscalls::dispatch(k);
         }
@@ -394,6 +392,22 @@ fn handle_trap<P: Platform>(k: &mut Kernel<'_, P>, trap: Trap, raced: bool) {
                 k.yield_now = true;
             }
         }
+    }
+}
+
+/// The current task trapped at a `syscall`: send a call made from a patch
+/// table back to its site, and patch the site if it is worth it.
+fn patch_syscall_site<P: Platform>(k: &mut Kernel<'_, P>) {
+    let mut regs = k.cur().regs;
+    let (mm, frames, plat) = k.mm_parts();
+    let moved = mm.from_table(plat, frames, &mut regs);
+    let patched =
+        plat.syscall_patch().is_some() && mm.patch_syscall(plat, frames, regs.rip, regs.orig_rax);
+    if moved {
+        k.cur_mut().regs = regs;
+    }
+    if patched {
+        k.stats.patched_sites += 1;
     }
 }
 

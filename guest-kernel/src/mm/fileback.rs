@@ -150,7 +150,7 @@ impl<P: Platform> MmStruct<P> {
             return self.break_cow(plat, frames, vma, page);
         }
         // A library's data: small, and written all over at start-up.
-        let window = super::ANON_GROWING_PAGES * PAGE_SIZE;
+        let window = super::FILLING_PAGES * PAGE_SIZE;
         let win_start = (page & !(window - 1)).max(vma.start);
         let win_end = (page & !(window - 1)).saturating_add(window).min(vma.end);
         let mut buf = alloc::vec![0u8; PAGE_SIZE as usize];

@@ -31,8 +31,9 @@ pub use frames::FrameAllocator;
 /// Pages populated around a fault: faults are costly on both platforms
 /// (about 10 µs each under PVM shadow paging, an injected syscall on ptrace).
 pub const FAULT_AROUND_PAGES: u64 = 16;
-/// The window for anonymous memory next to present pages.
-pub const ANON_GROWING_PAGES: u64 = 64;
+/// The window where memory is being filled up: anonymous memory next to
+/// present pages, and the first write to a private file mapping's data.
+pub const FILLING_PAGES: u64 = 64;
 /// The same for root-image file mappings (program text and data, shared
 /// libraries): their misses are read from the host in one call each, and
 /// a host call costs more than reading 256 KiB more.
@@ -438,7 +439,7 @@ impl<P: Platform> MmStruct<P> {
             if below.is_some_and(|b| self.pages.contains_key(&b))
                 || self.pages.contains_key(&win_end)
             {
-                (win_start, win_end) = window(ANON_GROWING_PAGES);
+                (win_start, win_end) = window(FILLING_PAGES);
             }
         }
         if let (Some(b), true) = (vma.backing, vma.shared) {

@@ -70,6 +70,12 @@ pub enum PatchedFault {
     Syscall,
 }
 
+/// Whether `va` may lie in a patch table: tables take a 64 KiB window at
+/// `(w << 24) | 0x06_0000`, below 2 GiB (see `trap_entry`).
+pub fn in_table_window(va: u64) -> bool {
+    va < 1 << 31 && va & 0x00ff_0000 == 0x06_0000
+}
+
 /// The 7 bytes a site holds before it is patched, for call `nr`.
 fn unpatched(nr: u32) -> [u8; 7] {
     let n = nr.to_le_bytes();
@@ -308,5 +314,21 @@ impl<P: Platform> MmStruct<P> {
         regs.rax = Errno::ENOSYS.as_ret();
         regs.rip += 2;
         PatchedFault::Syscall
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_window_address_is_recognised_and_nothing_else() {
+        for w in 0..0x80u64 {
+            let t = (w << 24) | 0x06_0000;
+            assert!(in_table_window(t) && in_table_window(t + TABLE_LEN - 1));
+            assert!(!in_table_window(t - 1) && !in_table_window(t + TABLE_LEN));
+        }
+        assert!(!in_table_window(0x8006_0000));
+        assert!(!in_table_window(0x7fff_f7a0_1234));
     }
 }
