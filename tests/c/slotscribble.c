@@ -6,7 +6,9 @@
  * the program writes into a buffer of its own instead.
  *
  * The scribbler is a child: the parent, untouched, must live on and see
- * it end (by itself, or killed), then print "parent alive". */
+ * it end (by itself, or killed), then print "parent alive". On stderr it
+ * says whether the child wrote over a slot at all ("scribbled over: GS"),
+ * or over its own buffer ("scribbled over: own buffer"). */
 #define _GNU_SOURCE
 #include <immintrin.h>
 #include <pthread.h>
@@ -14,12 +16,15 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static volatile int stop;
 static uint64_t own[8192];
+/* Shared with the parent: set once the child wrote through a GS base. */
+static volatile int *through_gs;
 
 static void *caller(void *arg) {
     (void)arg;
@@ -53,6 +58,8 @@ static int scribble(long rounds) {
         size_t words = base ? 1024 : 8192;
         size_t i = (seed >> 8) % words;
         uint64_t v = (seed & 3) == 0 ? seed : (seed & 3) == 1 ? base + (seed % 0x8000) : seed & 7;
+        if (base)
+            *through_gs = 1;
         p[i] = v;
         if (r % 64 == 0)
             getppid();
@@ -65,6 +72,9 @@ static int scribble(long rounds) {
 
 int main(int argc, char **argv) {
     long rounds = argc > 1 ? atol(argv[1]) : 200000;
+    through_gs = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (through_gs == MAP_FAILED)
+        return 1;
     pid_t c = fork();
     if (c == 0)
         _exit(scribble(rounds));
@@ -75,6 +85,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "scribbler: exit %d\n", WEXITSTATUS(status));
     else
         fprintf(stderr, "scribbler: signal %d\n", WTERMSIG(status));
+    fprintf(stderr, "scribbled over: %s\n", *through_gs ? "GS" : "own buffer");
     /* It ended by itself, or was killed for what it did: nothing else. */
     int ok = (WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
              (WIFSIGNALED(status) && (WTERMSIG(status) == SIGKILL || WTERMSIG(status) == SIGSEGV ||

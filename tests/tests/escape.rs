@@ -616,6 +616,12 @@ fn scribbling_over_the_shared_slots_kills_only_the_scribbler() {
                 "{}",
                 out.context()
             );
+            // On ptrace the child must really have hit its slots.
+            let want = match p {
+                Platform::Ptrace => "scribbled over: GS",
+                Platform::Kvm => "scribbled over: own buffer",
+            };
+            assert!(out.stderr_str().contains(want), "{}", out.context());
         }
     });
 }
