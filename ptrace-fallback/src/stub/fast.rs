@@ -245,8 +245,8 @@ impl Stub {
             let mut got = *regs;
             let trap = slot.trap(&mut got)?;
             // A patched call's way out wants a real frame (a GS of the
-            // application's): the thread is in one now, with the FPU state
-            // loaded; the same registers go into it.
+            // application's, or the trap flag): the thread is in one now,
+            // with the FPU state loaded; the same registers go into it.
             if space.patch.converts(&trap, got.rip) {
                 // A kick on the way there was only noted.
                 if slot.take_kick() {
